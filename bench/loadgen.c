@@ -1,0 +1,533 @@
+/*
+ * loadgen.c — closed-loop TCP echo load generator for the ringline benchmarks.
+ *
+ * Independent of the runtime under test: plain C, epoll, non-blocking
+ * sockets, one thread. Every byte that comes back is compared with what was
+ * sent, so a server that drops, duplicates, reorders or corrupts data shows
+ * up as errors instead of as a suspiciously good number.
+ *
+ * Build:  gcc -O2 -Wall -o bench/bin/loadgen bench/loadgen.c
+ *         (bench/run.mjs does this automatically)
+ * Run:    loadgen --port 9000 [--host 127.0.0.1] [--conns 50] [--size 64]
+ *                 [--depth 1] [--warmup 1] [--duration 5] [--mode rr|bulk]
+ *                 [--idle 0] [--label name]
+ *
+ * Modes
+ *   rr    request/response: each connection keeps --depth requests of --size
+ *         bytes in flight (pipelined). A request completes when its --size
+ *         bytes have been echoed back; only then is the next one issued.
+ *   bulk  streaming: each connection keeps up to --depth * --size bytes
+ *         un-echoed and tops the window up at byte granularity as soon as
+ *         echoed bytes arrive, writing in chunks of at most --size bytes.
+ *         "requests" are then --size-byte chunks, which is what rps and the
+ *         latency percentiles refer to.
+ *   --idle N opens N extra connections first, proves each one with a 1-byte
+ *         echo, then leaves them idle for the rest of the run (used to
+ *         measure server memory per connection).
+ *
+ * Output
+ *   stdout: exactly one JSON line with the results (nothing else).
+ *   stderr: phase markers for the orchestrator, each on its own line —
+ *           "#idle-ready N", "#warmup-start", "#measure-start",
+ *           "#measure-end" — followed by a human-readable summary.
+ *   Exit status: 0 when the run completed (check "errors"), 1 on a setup
+ *   failure (bad options, could not connect). The JSON line is printed in
+ *   both cases once options were parsed.
+ *
+ * Latency is recorded in nanoseconds in a log-linear histogram (128
+ * sub-buckets per power of two, <0.8% relative error) and reported in µs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---------- expected-data pattern ----------------------------------------
+ * Byte k of connection c's stream is pattern[(c_off + k) % PAT_PERIOD]. The
+ * period is prime so request boundaries never line up with it, and about
+ * 1 MiB so that a misplaced block of data (stale or early bytes, up to
+ * ±512 KiB away) is identified unambiguously by explain_mismatch. The
+ * buffer carries MAX_IO extra bytes so any read/write of up to MAX_IO bytes
+ * is one contiguous slice (no wrap-around handling in the hot path). */
+#define PAT_PERIOD 1048573u
+#define MAX_IO (256u * 1024u)
+static unsigned char pattern[PAT_PERIOD + MAX_IO];
+
+static void pattern_init(void)
+{
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (unsigned i = 0; i < PAT_PERIOD; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;   /* xorshift64 */
+        pattern[i] = (unsigned char)(x >> 24);
+    }
+    memcpy(pattern + PAT_PERIOD, pattern, MAX_IO);
+}
+
+static inline const unsigned char *pat_at(uint32_t off, uint64_t k)
+{
+    return pattern + (uint32_t)((off + k) % PAT_PERIOD);
+}
+
+/* ---------- latency histogram (ns) --------------------------------------- */
+#define SUB_BITS 7
+#define SUB (1u << SUB_BITS)
+#define NBUCKETS ((64 - SUB_BITS + 1) * SUB)
+static uint64_t hist[NBUCKETS];
+static uint64_t hist_total, hist_max;
+static double hist_sum;
+
+static inline unsigned bucket_of(uint64_t v)
+{
+    if (v < SUB) return (unsigned)v;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+    unsigned shift = msb - SUB_BITS;
+    return (shift + 1) * SUB + (unsigned)(v >> shift) - SUB;
+}
+
+static double bucket_mid(unsigned b)
+{
+    if (b < 2 * SUB) return (double)b;
+    unsigned shift = b / SUB - 1;
+    uint64_t mant = b % SUB + SUB;
+    double lo = (double)(mant << shift), hi = (double)(((mant + 1) << shift) - 1);
+    return (lo + hi) / 2;
+}
+
+static inline void hist_add(uint64_t ns)
+{
+    hist[bucket_of(ns)]++;
+    hist_total++;
+    hist_sum += (double)ns;
+    if (ns > hist_max) hist_max = ns;
+}
+
+static double hist_pct_us(double p)
+{
+    if (!hist_total) return 0;
+    uint64_t rank = (uint64_t)ceil(p * (double)hist_total), cum = 0;
+    if (rank < 1) rank = 1;
+    for (unsigned b = 0; b < NBUCKETS; b++) {
+        cum += hist[b];
+        if (cum >= rank) {
+            double v = bucket_mid(b);
+            return (v > (double)hist_max ? (double)hist_max : v) / 1000.0;
+        }
+    }
+    return (double)hist_max / 1000.0;
+}
+
+/* ---------- options ------------------------------------------------------ */
+static const char *opt_host = "127.0.0.1";
+static const char *opt_port = NULL;
+static const char *opt_label = "";
+static const char *opt_mode = "rr";
+static int opt_conns = 50, opt_depth = 1, opt_idle = 0;
+static long opt_size = 64;
+static double opt_warmup = 1.0, opt_duration = 5.0;
+static int mode_bulk;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: loadgen --port P [--host H] [--conns N] [--size S] [--depth D]\n"
+        "               [--warmup SECS] [--duration SECS] [--mode rr|bulk]\n"
+        "               [--idle N] [--label NAME]\n");
+}
+
+/* ---------- connections --------------------------------------------------- */
+struct conn {
+    int fd;
+    int alive;
+    int want_out;          /* EPOLLOUT currently registered */
+    int idle;
+    uint32_t pat_off;      /* where this connection's stream starts in pattern */
+    uint64_t target;       /* bytes we want to have written so far */
+    uint64_t sent;         /* bytes written */
+    uint64_t recvd;        /* bytes read back (and verified) */
+    uint64_t *ts;          /* issue time of chunk j at ts[j % ring] */
+    uint64_t last_rx;      /* time of the last read that returned data */
+};
+
+static struct conn *conns;
+static int nconns_total;
+static unsigned ts_ring;
+static int epfd;
+
+/* Counters; the measured ones are only bumped during the measure phase. */
+static uint64_t m_requests, m_bytes;
+static uint64_t err_corrupt, err_conn, err_stalled;
+static int measuring, running = 1;
+static volatile sig_atomic_t interrupted;
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void on_signal(int sig) { (void)sig; interrupted = 1; }
+
+static struct addrinfo *resolve(void)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(opt_host, opt_port, &hints, &res);
+    if (rc) {
+        fprintf(stderr, "loadgen: cannot resolve %s:%s: %s\n", opt_host, opt_port, gai_strerror(rc));
+        return NULL;
+    }
+    return res;
+}
+
+/* Blocking connect; connections are opened one after another before the
+ * load starts, so the server's accept backlog never overflows (an overflow
+ * would cost a 1 s SYN retransmit and skew the idle-memory case). */
+static int connect_one(struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = { .tv_sec = 5 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) { close(fd); return -1; }
+    /* Small pipelined requests must not sit in Nagle's buffer. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/* One-byte echo on a fresh connection: proves the server accepted it and
+ * set up its read path, which is what we want counted in its RSS. */
+static int ping_one(int fd, uint32_t off)
+{
+    unsigned char b;
+    if (write(fd, pat_at(off, 0), 1) != 1) return -1;
+    if (read(fd, &b, 1) != 1) return -1;
+    return b == *pat_at(off, 0) ? 0 : -2;
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void conn_kill(struct conn *c)
+{
+    if (!c->alive) return;
+    c->alive = 0;
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+}
+
+static void set_out(struct conn *c, int on)
+{
+    if (c->want_out == on) return;
+    struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->want_out = on;
+}
+
+/* Raise the send target and stamp the issue time of every chunk whose first
+ * byte becomes eligible for sending. A chunk's latency runs from here until
+ * its last byte has been echoed, so client-side queueing (socket buffer
+ * full) is included, as it would be for a real client. */
+static void raise_target(struct conn *c, uint64_t new_target, uint64_t t)
+{
+    uint64_t S = (uint64_t)opt_size;
+    uint64_t j = (c->target + S - 1) / S;  /* first chunk starting at >= old target */
+    for (; j * S < new_target; j++) c->ts[j % ts_ring] = t;
+    c->target = new_target;
+}
+
+static void pump_out(struct conn *c)
+{
+    while (c->sent < c->target) {
+        uint64_t want = c->target - c->sent;
+        if (want > MAX_IO) want = MAX_IO;
+        if (mode_bulk && want > (uint64_t)opt_size) want = (uint64_t)opt_size;
+        ssize_t n = write(c->fd, pat_at(c->pat_off, c->sent), want);
+        if (n > 0) { c->sent += (uint64_t)n; continue; }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { set_out(c, 1); return; }
+        if (n < 0 && errno == EINTR) continue;
+        err_conn++;
+        conn_kill(c);
+        return;
+    }
+    set_out(c, 0);
+}
+
+static unsigned char rbuf[MAX_IO];
+
+/* Describe the first few bad reads on stderr. Besides the offset, look the
+ * wrong bytes up in the pattern: if they are this stream's bytes from
+ * another offset, the distance says whether data came back stale (a reused
+ * buffer), duplicated or skipped, which points at the server bug. */
+static void explain_mismatch(struct conn *c, uint64_t from, size_t n)
+{
+    static int reported;
+    if (reported >= 5) return;
+    reported++;
+    size_t i = 0, limit = from >= c->sent ? 0 : (size_t)(c->sent - from);
+    const unsigned char *want = pat_at(c->pat_off, from);
+    if (limit > n) limit = n;
+    while (i < limit && rbuf[i] == want[i]) i++;
+    uint64_t at = from + i;
+    fprintf(stderr, "loadgen: conn %d: bad echo at stream offset %llu (read of %zu bytes at %llu, sent %llu)",
+            (int)(c - conns), (unsigned long long)at, n, (unsigned long long)from,
+            (unsigned long long)c->sent);
+    if (i == limit) { fprintf(stderr, ": more bytes came back than were sent\n"); return; }
+    size_t probe = n - i < 16 ? n - i : 16;
+    fprintf(stderr, ": expected %02x got %02x", want[i], rbuf[i]);
+    if (probe >= 8) {
+        for (uint32_t k = 0; k < PAT_PERIOD; k++) {
+            if (memcmp(pattern + k, rbuf + i, probe) == 0) {
+                long long d = (long long)k - (long long)((c->pat_off + at) % PAT_PERIOD);
+                if (d > (long long)PAT_PERIOD / 2) d -= PAT_PERIOD;
+                if (d < -(long long)PAT_PERIOD / 2) d += PAT_PERIOD;
+                fprintf(stderr, "; they are the bytes %+lld from there in the stream"
+                        " (or another connection's)", d);
+                break;
+            }
+        }
+    }
+    fputc('\n', stderr);
+}
+
+static void on_readable(struct conn *c, uint64_t t)
+{
+    ssize_t n = read(c->fd, rbuf, sizeof rbuf);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+        if (running) err_conn++;
+        conn_kill(c);
+        return;
+    }
+    if (n == 0) {                          /* server closed on us */
+        if (running) err_conn++;
+        conn_kill(c);
+        return;
+    }
+    if (c->idle) {                         /* idle connections never get data */
+        err_corrupt++;
+        return;
+    }
+    /* More bytes back than we ever sent, or different bytes: the echo is
+     * wrong. Count one error per read so a desynchronised stream doesn't
+     * produce millions of errors, and keep going. */
+    uint64_t from = c->recvd, to = c->recvd + (uint64_t)n;
+    if (to > c->sent || memcmp(rbuf, pat_at(c->pat_off, from), (size_t)n) != 0) {
+        err_corrupt++;
+        explain_mismatch(c, from, (size_t)n);
+    }
+    c->recvd = to;
+    c->last_rx = t;
+
+    uint64_t S = (uint64_t)opt_size;
+    for (uint64_t j = from / S; (j + 1) * S <= to; j++) {   /* completed chunks */
+        if (measuring) {
+            hist_add(t - c->ts[j % ts_ring]);
+            m_requests++;
+        }
+    }
+    if (measuring) m_bytes += (uint64_t)n;
+    if (!running) return;
+
+    uint64_t window = (uint64_t)opt_depth * S;
+    uint64_t base = mode_bulk ? to : (to / S) * S;   /* rr: whole requests only */
+    if (base + window > c->target) {
+        raise_target(c, base + window, t);
+        pump_out(c);
+    }
+}
+
+/* ---------- main ------------------------------------------------------- */
+static double now_s(void) { return (double)now_ns() / 1e9; }
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
+        else fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void report(double elapsed, int setup_failed)
+{
+    double rps = elapsed > 0 ? (double)m_requests / elapsed : 0;
+    double mbps = elapsed > 0 ? (double)m_bytes / elapsed / 1e6 : 0;
+    uint64_t errors = err_corrupt + err_conn + err_stalled + (setup_failed ? 1 : 0);
+    double mean = hist_total ? hist_sum / (double)hist_total / 1000.0 : 0;
+
+    printf("{\"label\":");
+    json_str(stdout, opt_label);
+    printf(",\"mode\":\"%s\",\"host\":", mode_bulk ? "bulk" : "rr");
+    json_str(stdout, opt_host);
+    printf(",\"port\":%s,\"conns\":%d,\"idle\":%d,\"size\":%ld,\"depth\":%d"
+           ",\"warmup_s\":%g,\"duration_s\":%g,\"elapsed_s\":%.4f"
+           ",\"requests\":%llu,\"bytes\":%llu,\"rps\":%.1f,\"mbps\":%.3f"
+           ",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f"
+           ",\"max_us\":%.1f,\"mean_us\":%.1f"
+           ",\"errors\":%llu,\"corrupt\":%llu,\"conn_errors\":%llu,\"stalled\":%llu}\n",
+           opt_port, opt_conns, opt_idle, opt_size, opt_depth,
+           opt_warmup, opt_duration, elapsed,
+           (unsigned long long)m_requests, (unsigned long long)m_bytes, rps, mbps,
+           hist_pct_us(0.50), hist_pct_us(0.90), hist_pct_us(0.99), hist_pct_us(0.999),
+           (double)hist_max / 1000.0, mean,
+           (unsigned long long)errors, (unsigned long long)err_corrupt,
+           (unsigned long long)err_conn, (unsigned long long)err_stalled);
+    fflush(stdout);
+
+    fprintf(stderr,
+        "loadgen %s: %s conns=%d idle=%d size=%ld depth=%d  %.0f req/s  %.2f MB/s  "
+        "p50=%.1fus p99=%.1fus p999=%.1fus  errors=%llu (corrupt=%llu conn=%llu stalled=%llu)\n",
+        opt_label, mode_bulk ? "bulk" : "rr", opt_conns, opt_idle, opt_size, opt_depth,
+        rps, mbps, hist_pct_us(0.50), hist_pct_us(0.99), hist_pct_us(0.999),
+        (unsigned long long)errors, (unsigned long long)err_corrupt,
+        (unsigned long long)err_conn, (unsigned long long)err_stalled);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"host", required_argument, 0, 'h'},   {"port", required_argument, 0, 'p'},
+        {"conns", required_argument, 0, 'c'},  {"size", required_argument, 0, 's'},
+        {"depth", required_argument, 0, 'd'},  {"warmup", required_argument, 0, 'w'},
+        {"duration", required_argument, 0, 't'}, {"mode", required_argument, 0, 'm'},
+        {"idle", required_argument, 0, 'i'},   {"label", required_argument, 0, 'l'},
+        {"help", no_argument, 0, 'H'},         {0, 0, 0, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (o) {
+        case 'h': opt_host = optarg; break;
+        case 'p': opt_port = optarg; break;
+        case 'c': opt_conns = atoi(optarg); break;
+        case 's': opt_size = atol(optarg); break;
+        case 'd': opt_depth = atoi(optarg); break;
+        case 'w': opt_warmup = atof(optarg); break;
+        case 't': opt_duration = atof(optarg); break;
+        case 'm': opt_mode = optarg; break;
+        case 'i': opt_idle = atoi(optarg); break;
+        case 'l': opt_label = optarg; break;
+        case 'H': usage(stdout); return 0;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (!opt_port || opt_conns < 0 || opt_size < 1 || opt_depth < 1 || opt_idle < 0 ||
+        opt_duration <= 0 || opt_warmup < 0 || (opt_conns == 0 && opt_idle == 0) ||
+        (strcmp(opt_mode, "rr") && strcmp(opt_mode, "bulk"))) {
+        usage(stderr);
+        return 1;
+    }
+    mode_bulk = !strcmp(opt_mode, "bulk");
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    pattern_init();
+
+    struct addrinfo *ai = resolve();
+    if (!ai) { report(0, 1); return 1; }
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    nconns_total = opt_idle + opt_conns;
+    conns = calloc((size_t)nconns_total, sizeof *conns);
+    ts_ring = (unsigned)opt_depth + 2;   /* at most depth+1 chunks are ever open */
+
+    /* Idle connections first, so the orchestrator can read the server's RSS
+     * with exactly N idle connections and no traffic. */
+    for (int i = 0; i < nconns_total; i++) {
+        struct conn *c = &conns[i];
+        c->idle = i < opt_idle;
+        /* Spread connections ~100 KiB apart in the pattern. */
+        c->pat_off = (uint32_t)(((uint64_t)i * 104729u) % PAT_PERIOD);
+        c->fd = connect_one(ai);
+        if (c->fd < 0 || (c->idle && ping_one(c->fd, c->pat_off) != 0)) {
+            fprintf(stderr, "loadgen: connection %d to %s:%s failed: %s\n", i, opt_host,
+                    opt_port, strerror(errno));
+            if (c->fd >= 0) close(c->fd);
+            report(0, 1);
+            return 1;
+        }
+        set_nonblock(c->fd);
+        c->alive = 1;
+        if (!c->idle) c->ts = calloc(ts_ring, sizeof *c->ts);
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+        epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+        if (i + 1 == opt_idle) fprintf(stderr, "#idle-ready %d\n", opt_idle);
+    }
+    freeaddrinfo(ai);
+
+    /* Start the load: every active connection fills its window. */
+    fprintf(stderr, "#warmup-start\n");
+    uint64_t t0 = now_ns();
+    for (int i = opt_idle; i < nconns_total; i++) {
+        raise_target(&conns[i], (uint64_t)opt_depth * (uint64_t)opt_size, t0);
+        pump_out(&conns[i]);
+    }
+
+    double t_measure = now_s() + opt_warmup, t_end = t_measure + opt_duration;
+    double m_start = 0, m_end = 0;
+    if (opt_warmup == 0) { measuring = 1; m_start = now_s(); fprintf(stderr, "#measure-start\n"); }
+
+    struct epoll_event evs[512];
+    while (running && !interrupted) {
+        double now = now_s();
+        if (!measuring && now >= t_measure) {
+            measuring = 1;
+            m_start = now;
+            fprintf(stderr, "#measure-start\n");
+        }
+        if (measuring && now >= t_end) break;
+        double deadline = measuring ? t_end : t_measure;
+        int timeout = (int)((deadline - now) * 1000.0) + 1;
+        int n = epoll_wait(epfd, evs, 512, timeout);
+        if (n < 0) { if (errno == EINTR) continue; perror("epoll_wait"); break; }
+        uint64_t t = now_ns();
+        for (int i = 0; i < n; i++) {
+            struct conn *c = evs[i].data.ptr;
+            if (!c->alive) continue;
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c, t);
+            if (c->alive && (evs[i].events & EPOLLOUT)) pump_out(c);
+        }
+    }
+    m_end = now_s();
+    running = 0;
+    if (measuring) fprintf(stderr, "#measure-end\n");
+    /* An interrupted run reports what it measured so far. */
+    double elapsed = measuring ? m_end - m_start : 0;
+
+    /* A server that silently swallows bytes leaves a connection waiting
+     * forever without ever producing a wrong byte; catch that as a stall:
+     * data outstanding and nothing received for a whole second. */
+    uint64_t t_stop = now_ns();
+    for (int i = opt_idle; i < nconns_total; i++) {
+        struct conn *c = &conns[i];
+        uint64_t since = c->last_rx ? c->last_rx : t0;
+        if (c->alive && c->recvd < c->sent && t_stop - since > 1000000000ull) err_stalled++;
+    }
+    int alive = 0;
+    for (int i = 0; i < nconns_total; i++) alive += conns[i].alive;
+    if (alive < nconns_total)
+        fprintf(stderr, "loadgen: %d of %d connections were lost\n", nconns_total - alive, nconns_total);
+    for (int i = 0; i < nconns_total; i++) conn_kill(&conns[i]);
+    report(elapsed, 0);
+    return 0;
+}

@@ -1,0 +1,623 @@
+#!/usr/bin/env node
+// run.mjs — orchestrator for the ringline echo benchmark suite.
+//
+// Builds the C programs (bench/bin/, gitignored), then for every server and
+// case: starts the server pinned to CPU 0, waits for its "listening on" line,
+// drives it with bench/bin/loadgen pinned to CPU 1, and samples the server's
+// CPU time and RSS from /proc at the loadgen's phase markers. Prints a
+// progress line per run on stderr, a summary table on stdout, and writes
+// bench/results/<YYYY-MM-DD>.json (raw runs + summary) and .svg (ratio chart).
+//
+// Run:  node bench/run.mjs [--quick] [--servers a,b] [--cases x,y]
+//                          [--reps N] [--warmup S] [--duration S]
+//       (or `pnpm bench` from the workspace root). See bench/README.md.
+//
+// Plain Node ESM with no dependencies, so it runs before `pnpm install`.
+import { execFileSync, spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(BENCH, "..");
+const BIN = path.join(BENCH, "bin");
+const RESULTS = path.join(BENCH, "results");
+const ECHO_JS = path.join(ROOT, "packages/core/dist/bin/echo.js");
+const SERVER_CPU = "0";
+const CLIENT_CPU = "1";
+
+// ---------------------------------------------------------------- options --
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    servers: { type: "string" },
+    cases: { type: "string" },
+    reps: { type: "string" },
+    warmup: { type: "string" },
+    duration: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+
+// ------------------------------------------------------------------ cases --
+// primary: the throughput metric ratios are computed on (requests/s for
+// request/response, MB/s for streaming).
+const CASES = [
+  { name: "echo64-c50-d1", title: "64 B echo, 50 conns, depth 1", mode: "rr", size: 64, conns: 50, depth: 1, primary: "rps" },
+  { name: "echo64-c50-d16", title: "64 B echo, 50 conns, depth 16", mode: "rr", size: 64, conns: 50, depth: 16, primary: "rps" },
+  { name: "echo16k-c16-d1", title: "16 KiB echo, 16 conns, depth 1", mode: "rr", size: 16384, conns: 16, depth: 1, primary: "rps" },
+  // Bulk: 64 KiB writes, at most 4 writes (256 KiB) un-echoed per connection.
+  { name: "bulk-c1", title: "bulk stream, 1 conn, 64 KiB writes", mode: "bulk", size: 65536, conns: 1, depth: 4, primary: "mbps" },
+  { name: "bulk-c16", title: "bulk stream, 16 conns, 64 KiB writes", mode: "bulk", size: 65536, conns: 16, depth: 4, primary: "mbps" },
+  // Always a fresh server: memory per connection needs a clean baseline.
+  { name: "idle1000", title: "1000 idle conns + 50 active 64 B, depth 1", mode: "rr", size: 64, conns: 50, depth: 1, idle: 1000, primary: "rps", fresh: true },
+];
+
+// ---------------------------------------------------------------- servers --
+const resolveFrom = createRequire(path.join(BENCH, "servers", "x.mjs"));
+const missingModules = (names) =>
+  names.filter((n) => {
+    try {
+      resolveFrom.resolve(n);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+const ringlineCheck = () =>
+  fs.existsSync(ECHO_JS) ? null : `${path.relative(ROOT, ECHO_JS)} not found (build packages/core first)`;
+
+const SERVERS = [
+  { name: "ringline", cmd: (p) => [process.execPath, ECHO_JS, "--port", p], check: ringlineCheck },
+  { name: "ringline-parse", cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "parse"], check: ringlineCheck },
+  { name: "node-net", cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-net-echo.mjs"), "--port", p], check: () => null },
+  {
+    name: "platform-node",
+    cmd: (p) => [process.execPath, path.join(BENCH, "servers/platform-node-echo.mjs"), "--port", p],
+    check: () => {
+      const miss = missingModules(["effect", "@effect/platform", "@effect/platform-node"]);
+      return miss.length ? `cannot resolve ${miss.join(", ")} (root devDependencies; run pnpm install)` : null;
+    },
+  },
+  { name: "c-uring", cmd: (p) => [path.join(BIN, "uring-echo"), p], check: () => null },
+];
+const RINGLINES = ["ringline", "ringline-parse"];
+const BASELINES = ["node-net", "platform-node", "c-uring"];
+
+if (opts.help) {
+  console.log(`usage: node bench/run.mjs [--quick] [--servers a,b] [--cases x,y] [--reps N]
+                         [--warmup SECS] [--duration SECS]
+servers: ${SERVERS.map((s) => s.name).join(", ")}
+cases:   ${CASES.map((c) => c.name).join(", ")}`);
+  process.exit(0);
+}
+
+const pickList = (arg, all, what) => {
+  if (!arg) return all;
+  const want = arg.split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = want.filter((w) => !all.some((x) => x.name === w));
+  if (unknown.length) {
+    console.error(`unknown ${what}: ${unknown.join(", ")} (known: ${all.map((x) => x.name).join(", ")})`);
+    process.exit(2);
+  }
+  return all.filter((x) => want.includes(x.name));
+};
+const servers = pickList(opts.servers, SERVERS, "server");
+const cases = pickList(opts.cases, CASES, "case");
+const num = (v, d) => (v === undefined ? d : Number(v));
+const cfg = {
+  quick: opts.quick,
+  reps: num(opts.reps, opts.quick ? 1 : 3),
+  warmup: num(opts.warmup, opts.quick ? 0.3 : 1),
+  duration: num(opts.duration, opts.quick ? 1 : 5),
+  // Full mode restarts the server for every run so runs are independent;
+  // quick mode keeps one process per server (except for `fresh` cases) to
+  // stay within a minute — Node servers take a second or more to start/stop.
+  freshEveryRun: !opts.quick,
+};
+for (const k of ["reps", "warmup", "duration"])
+  if (!Number.isFinite(cfg[k]) || cfg[k] < 0 || (k !== "warmup" && cfg[k] <= 0)) {
+    console.error(`bad --${k}`);
+    process.exit(2);
+  }
+
+// ------------------------------------------------------------------ build --
+function build(out, src, libs) {
+  const bin = path.join(BIN, out);
+  const source = path.join(BENCH, src);
+  if (fs.existsSync(bin) && fs.statSync(bin).mtimeMs >= fs.statSync(source).mtimeMs) return null;
+  fs.mkdirSync(BIN, { recursive: true });
+  const args = ["-O2", "-Wall", "-o", bin, source, ...libs];
+  process.stderr.write(`build: gcc ${args.map((a) => path.relative(ROOT, a) || a).join(" ")}\n`);
+  try {
+    execFileSync("gcc", args, { stdio: ["ignore", "inherit", "pipe"] });
+    return null;
+  } catch (e) {
+    return `gcc failed for ${src}: ${String(e.stderr || e.message).trim().split("\n").slice(-3).join(" | ")}`;
+  }
+}
+
+const loadgenErr = build("loadgen", "loadgen.c", ["-lm"]);
+if (loadgenErr) {
+  console.error(loadgenErr);
+  process.exit(1);
+}
+const uringErr = build("uring-echo", "uring-echo.c", ["-luring"]);
+
+const skipped = {};
+const active = [];
+for (const s of servers) {
+  const reason = s.name === "c-uring" && uringErr ? uringErr : s.check();
+  if (reason) {
+    skipped[s.name] = reason;
+    process.stderr.write(`skip ${s.name}: ${reason}\n`);
+  } else active.push(s);
+}
+
+// Pinning server and client to different cores keeps them from competing
+// for one CPU; without taskset or a second core we run unpinned and say so.
+const haveTaskset = (() => {
+  try {
+    execFileSync("taskset", ["-c", "0", "true"], { stdio: "ignore" });
+    return os.cpus().length >= 2;
+  } catch {
+    return false;
+  }
+})();
+if (!haveTaskset) process.stderr.write("warning: taskset or a second CPU is missing; running unpinned\n");
+const pinned = (cpu, argv) => (haveTaskset ? ["taskset", "-c", cpu, ...argv] : argv);
+
+// ------------------------------------------------------------ /proc utils --
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"]).toString()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+// utime + stime of the whole process (all threads), in seconds. taskset
+// execs the real program, so the spawned pid is the program's pid.
+function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // fields 14, 15
+  } catch {
+    return NaN;
+  }
+}
+function rssKiB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Calls onLine for every complete line written to a stream.
+function lines(stream, onLine) {
+  let buf = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      onLine(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- servers --
+async function startServer(server) {
+  const port = await freePort();
+  const argv = pinned(SERVER_CPU, server.cmd(String(port)));
+  const proc = spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const h = { server, proc, pid: proc.pid, port, exited: false, log: [] };
+  const keep = (l) => {
+    h.log.push(l);
+    if (h.log.length > 20) h.log.shift();
+  };
+  lines(proc.stderr, keep);
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no 'listening on' line within 30 s")), 30000);
+    lines(proc.stdout, (l) => {
+      keep(l);
+      if (/listening on /.test(l)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    proc.on("exit", (code, sig) => {
+      h.exited = true;
+      clearTimeout(timer);
+      reject(new Error(`exited (${sig ?? code}) before listening`));
+    });
+  });
+  h.exitPromise = new Promise((r) => proc.on("exit", r));
+  try {
+    await ready;
+  } catch (e) {
+    if (!h.exited) proc.kill("SIGKILL");
+    throw new Error(`${server.name}: ${e.message}\n  ${h.log.join("\n  ")}`);
+  }
+  return h;
+}
+
+// SIGTERM first (all servers are expected to exit on it); SIGKILL after a
+// grace period so a hung shutdown can't stall the suite.
+async function stopServer(h) {
+  if (h.exited) return;
+  h.proc.kill("SIGTERM");
+  const t = setTimeout(() => h.proc.kill("SIGKILL"), 3000);
+  await h.exitPromise;
+  clearTimeout(t);
+}
+
+// ------------------------------------------------------------------- runs --
+function runLoadgen(h, c) {
+  const args = [
+    "--host", "127.0.0.1", "--port", String(h.port), "--mode", c.mode,
+    "--conns", String(c.conns), "--size", String(c.size), "--depth", String(c.depth),
+    "--idle", String(c.idle ?? 0), "--warmup", String(cfg.warmup), "--duration", String(cfg.duration),
+    "--label", `${h.server.name}/${c.name}`,
+  ];
+  const argv = pinned(CLIENT_CPU, [path.join(BIN, "loadgen"), ...args]);
+  const lg = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  const m = { rssBase: rssKiB(h.pid) };
+  const errLog = [];
+  let out = "";
+  lg.stdout.setEncoding("utf8");
+  lg.stdout.on("data", (d) => (out += d));
+  // Sample at the loadgen's own phase boundaries so CPU time covers exactly
+  // the measured window (not connection setup or warm-up).
+  lines(lg.stderr, (l) => {
+    if (l.startsWith("#idle-ready")) m.rssIdle = rssKiB(h.pid);
+    else if (l === "#measure-start") {
+      m.t0 = performance.now();
+      m.cpu0 = cpuSeconds(h.pid);
+      m.lgCpu0 = cpuSeconds(lg.pid);
+    } else if (l === "#measure-end") {
+      m.t1 = performance.now();
+      m.cpu1 = cpuSeconds(h.pid);
+      m.lgCpu1 = cpuSeconds(lg.pid);
+      m.rssLoad = rssKiB(h.pid);
+    } else if (!l.startsWith("#")) errLog.push(l);
+  });
+  const limit = (cfg.warmup + cfg.duration + 60) * 1000;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => lg.kill("SIGKILL"), limit);
+    lg.on("exit", (code, sig) => {
+      clearTimeout(timer);
+      let res = null;
+      try {
+        res = JSON.parse(out.trim().split("\n").pop());
+      } catch {}
+      resolve({ code, sig, res, m, errLog });
+    });
+  });
+}
+
+function makeRecord(h, c, rep, lr) {
+  const { res, m } = lr;
+  const r = { server: h.server.name, case: c.name, rep, port: h.port, ok: false };
+  if (!res || m.t1 === undefined) {
+    r.failure = `loadgen exit ${lr.sig ?? lr.code}: ${lr.errLog.slice(-3).join(" | ")}`;
+    return r;
+  }
+  const windowS = (m.t1 - m.t0) / 1000;
+  const cpuS = m.cpu1 - m.cpu0;
+  Object.assign(r, {
+    ok: res.errors === 0 && lr.code === 0,
+    rps: res.rps, mbps: res.mbps,
+    p50_us: res.p50_us, p99_us: res.p99_us, p999_us: res.p999_us, max_us: res.max_us,
+    requests: res.requests, errors: res.errors,
+    window_s: +windowS.toFixed(4),
+    server_cpu_pct: +((cpuS / windowS) * 100).toFixed(1),
+    server_cpu_us_per_req: res.requests ? +((cpuS * 1e6) / res.requests).toFixed(3) : null,
+    loadgen_cpu_pct: +(((m.lgCpu1 - m.lgCpu0) / windowS) * 100).toFixed(1),
+    rss_base_kib: m.rssBase, rss_load_kib: m.rssLoad,
+    loadgen: res,
+  });
+  if (c.idle) {
+    r.rss_idle_kib = m.rssIdle;
+    r.mem_per_conn_kib = +((m.rssIdle - m.rssBase) / c.idle).toFixed(2);
+  }
+  if (!r.ok) r.failure = `loadgen reported ${res.errors} errors (corrupt ${res.corrupt}, conn ${res.conn_errors}, stalled ${res.stalled})`;
+  return r;
+}
+
+const fmtInt = (v) => (v == null || Number.isNaN(v) ? "-" : Math.round(v).toLocaleString("en-US"));
+const fmt = (v, d = 1) => (v == null || Number.isNaN(v) ? "-" : v.toFixed(d));
+
+function progress(i, n, r, c) {
+  const tag = `[${String(i).padStart(String(n).length)}/${n}] ${c.name.padEnd(15)} rep ${r.rep}/${cfg.reps} ${r.server.padEnd(14)}`;
+  if (r.rps === undefined) return process.stderr.write(`${tag} FAILED: ${r.failure}\n`);
+  const mem = c.idle ? `  mem/conn ${fmt(r.mem_per_conn_kib, 2)} KiB` : "";
+  process.stderr.write(
+    `${tag} ${fmtInt(r.rps).padStart(10)} req/s ${fmt(r.mbps).padStart(8)} MB/s  p99 ${fmt(r.p99_us).padStart(8)} µs` +
+      `  cpu ${fmt(r.server_cpu_pct, 0)}% lg ${fmt(r.loadgen_cpu_pct, 0)}%  errors ${r.errors}${mem}\n`,
+  );
+}
+
+// ------------------------------------------------------------------- main --
+// Full mode interleaves servers within each case/repetition so slow drift
+// (thermal, noisy neighbours) hits every server alike; quick mode groups by
+// server so one process can serve all its cases.
+const plan = [];
+if (cfg.freshEveryRun) {
+  for (const c of cases) for (let rep = 1; rep <= cfg.reps; rep++) for (const s of active) plan.push({ s, c, rep });
+} else {
+  for (const s of active) for (const c of cases) for (let rep = 1; rep <= cfg.reps; rep++) plan.push({ s, c, rep });
+}
+
+const started = new Date();
+const runs = [];
+let live = null;
+process.on("SIGINT", async () => {
+  if (live) await stopServer(live);
+  process.exit(130);
+});
+for (let i = 0; i < plan.length; i++) {
+  const { s, c, rep } = plan[i];
+  const reuse = live && live.server === s && !live.exited && !cfg.freshEveryRun && !c.fresh;
+  if (!reuse) {
+    if (live) await stopServer(live);
+    live = null;
+    try {
+      live = await startServer(s);
+    } catch (e) {
+      const r = { server: s.name, case: c.name, rep, ok: false, failure: e.message };
+      runs.push(r);
+      progress(i + 1, plan.length, r, c);
+      continue;
+    }
+    await sleep(200); // let start-up allocation settle before the RSS baseline
+  }
+  const lr = await runLoadgen(live, c);
+  const r = makeRecord(live, c, rep, lr);
+  if (live.exited) r.failure = `${r.failure ? r.failure + "; " : ""}server died: ${live.log.slice(-3).join(" | ")}`;
+  runs.push(r);
+  progress(i + 1, plan.length, r, c);
+  // A fresh-server case must not leave its 1000 connections' worth of state
+  // to the next case in quick mode.
+  if (c.fresh || cfg.freshEveryRun) {
+    await stopServer(live);
+    live = null;
+  }
+}
+if (live) await stopServer(live);
+
+// ---------------------------------------------------------------- summary --
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === "number" && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const stat = (xs) => {
+  const v = xs.filter((x) => typeof x === "number" && !Number.isNaN(x));
+  return v.length ? { median: median(v), min: Math.min(...v), max: Math.max(...v) } : null;
+};
+const METRICS = ["rps", "mbps", "p50_us", "p99_us", "p999_us", "server_cpu_pct", "server_cpu_us_per_req", "loadgen_cpu_pct", "rss_load_kib", "mem_per_conn_kib"];
+
+const summary = {};
+for (const c of cases) {
+  summary[c.name] = {};
+  for (const s of active) {
+    const rs = runs.filter((r) => r.server === s.name && r.case === c.name && r.rps !== undefined);
+    if (!rs.length) continue;
+    const e = { runs: rs.length, errors: rs.reduce((a, r) => a + r.errors, 0) };
+    for (const k of METRICS) {
+      const st = stat(rs.map((r) => r[k]));
+      if (st) e[k] = st;
+    }
+    summary[c.name][s.name] = e;
+  }
+}
+
+// Ratios of medians. throughput: >1 means ringline is faster. p99: <1 means
+// ringline has the lower tail. mem_per_conn: <1 means ringline uses less.
+const ratios = {};
+for (const c of cases) {
+  ratios[c.name] = {};
+  const S = summary[c.name];
+  const get = (srv, k) => S[srv]?.[k]?.median;
+  for (const a of RINGLINES)
+    for (const b of BASELINES) {
+      const ta = get(a, c.primary), tb = get(b, c.primary);
+      if (ta == null || tb == null || tb === 0) continue;
+      const r = { throughput: ta / tb };
+      const pa = get(a, "p99_us"), pb = get(b, "p99_us");
+      if (pa != null && pb) r.p99 = pa / pb;
+      const ma = get(a, "mem_per_conn_kib"), mb = get(b, "mem_per_conn_kib");
+      if (ma != null && mb) r.mem_per_conn = ma / mb;
+      ratios[c.name][`${a}÷${b}`] = r;
+    }
+}
+
+// ------------------------------------------------------------------ table --
+const out = [];
+const W = { name: 15, num: 10 };
+out.push("");
+out.push(`ringline echo benchmark — ${started.toISOString()} — ${cfg.quick ? "QUICK" : "full"} mode, ` +
+  `${cfg.reps} rep(s), ${cfg.warmup}s warm-up + ${cfg.duration}s measured, server on CPU ${SERVER_CPU}, loadgen on CPU ${CLIENT_CPU}`);
+for (const [n, why] of Object.entries(skipped)) out.push(`skipped ${n}: ${why}`);
+for (const c of cases) {
+  const S = summary[c.name];
+  out.push("");
+  out.push(`== ${c.name}: ${c.title} (${c.mode}; ${cfg.reps > 1 ? `median of ${cfg.reps}, min–max of ${c.primary === "rps" ? "req/s" : "MB/s"}` : "single run"})`);
+  const idle = !!c.idle;
+  out.push(
+    "server".padEnd(W.name) + "req/s".padStart(W.num + 1) + "MB/s".padStart(9) + (cfg.reps > 1 ? "  min–max".padEnd(22) : "") +
+      "p50 µs".padStart(9) + "p99 µs".padStart(9) + "p999 µs".padStart(9) + "CPU%".padStart(6) + "µsCPU/req".padStart(10) +
+      "lg CPU%".padStart(8) + (idle ? "KiB/conn".padStart(9) : "") + "÷c-uring".padStart(9) + "errors".padStart(7),
+  );
+  const ceiling = S["c-uring"]?.[c.primary]?.median;
+  for (const s of active) {
+    const e = S[s.name];
+    if (!e) {
+      out.push(s.name.padEnd(W.name) + "  (no successful run)");
+      continue;
+    }
+    const p = e[c.primary];
+    const range = cfg.reps > 1 ? `  ${c.primary === "rps" ? `${fmtInt(p.min)}–${fmtInt(p.max)}` : `${fmt(p.min)}–${fmt(p.max)}`}`.padEnd(22) : "";
+    // "*" marks a client-bound run: the loadgen used ~all of its core, so
+    // the server may be faster than the number shows.
+    const clientBound = (e.loadgen_cpu_pct?.median ?? 0) >= 95 ? "*" : " ";
+    out.push(
+      s.name.padEnd(W.name) + fmtInt(e.rps?.median).padStart(W.num) + clientBound + fmt(e.mbps?.median).padStart(9) + range +
+        fmt(e.p50_us?.median).padStart(9) + fmt(e.p99_us?.median).padStart(9) + fmt(e.p999_us?.median).padStart(9) +
+        fmt(e.server_cpu_pct?.median, 0).padStart(6) + fmt(e.server_cpu_us_per_req?.median, 2).padStart(10) +
+        fmt(e.loadgen_cpu_pct?.median, 0).padStart(8) + (idle ? fmt(e.mem_per_conn_kib?.median, 2).padStart(9) : "") +
+        (ceiling ? fmt(p.median / ceiling, 2) : "-").padStart(9) + String(e.errors).padStart(7),
+    );
+  }
+  const rs = Object.entries(ratios[c.name]);
+  if (rs.length) {
+    for (const a of RINGLINES) {
+      const mine = rs.filter(([k]) => k.startsWith(`${a}÷`));
+      if (!mine.length) continue;
+      out.push(`  ${a} throughput ratio: ` + mine.map(([k, v]) => `÷${k.split("÷")[1]} ${fmt(v.throughput, 2)}`).join("  ") +
+        (idle ? "   mem/conn ratio: " + mine.map(([k, v]) => `÷${k.split("÷")[1]} ${fmt(v.mem_per_conn, 2)}`).join("  ") : ""));
+    }
+  } else {
+    out.push(`  ringline ratios: n/a (${RINGLINES.map((n) => skipped[n] ? `${n} skipped` : summary[c.name][n] ? null : `${n} not run`).filter(Boolean).join(", ") || "no baseline"})`);
+  }
+}
+out.push("");
+out.push("req/s marked * = loadgen used ≥95% of its core (client-bound: the server may have headroom).");
+out.push("CPU% = server CPU time (all threads) / measured wall time; µsCPU/req = server CPU per request (bulk: per 64 KiB chunk).");
+const failed = runs.filter((r) => !r.ok);
+if (failed.length) {
+  out.push(`${failed.length} run(s) had errors or failed:`);
+  for (const r of failed) out.push(`  ${r.server}/${r.case} rep ${r.rep}: ${r.failure}`);
+}
+console.log(out.join("\n"));
+
+// -------------------------------------------------------------------- svg --
+const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+function chart() {
+  // Series: ringline ratios if ringline ran; otherwise (so the file is still
+  // useful before ringline builds) every server relative to the C ceiling.
+  let series = [];
+  let title, ylabel;
+  for (const a of RINGLINES) for (const b of BASELINES) {
+    const key = `${a}÷${b}`;
+    if (cases.some((c) => ratios[c.name][key])) series.push({ key, get: (c) => ratios[c.name][key]?.throughput });
+  }
+  if (series.length) {
+    title = "ringline throughput ratios (median; >1 = ringline faster)";
+    ylabel = "throughput ratio";
+  } else {
+    const ref = active.some((s) => s.name === "c-uring") ? "c-uring" : active[0]?.name;
+    series = active.filter((s) => s.name !== ref).map((s) => ({
+      key: `${s.name}÷${ref}`,
+      get: (c) => {
+        const a = summary[c.name][s.name]?.[c.primary]?.median, b = summary[c.name][ref]?.[c.primary]?.median;
+        return a != null && b ? a / b : undefined;
+      },
+    }));
+    title = `throughput relative to ${ref} (ringline not run)`;
+    ylabel = `throughput ÷ ${ref}`;
+  }
+  const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728", "#e377c2", "#7f7f7f"];
+  const barW = 20, gap = 4, groupGap = 36, left = 70, top = 60, plotH = 300;
+  const groupW = Math.max(1, series.length) * (barW + gap) - gap;
+  const width = Math.max(560, left + cases.length * (groupW + groupGap) + 20);
+  const legendRows = Math.ceil(series.length / 3);
+  const height = top + plotH + 70 + legendRows * 18 + 20;
+  const vals = cases.flatMap((c) => series.map((s) => s.get(c))).filter((v) => v != null && Number.isFinite(v));
+  const vmax = Math.max(1.2, ...vals) * 1.1;
+  const step = vmax > 8 ? 2 : vmax > 4 ? 1 : vmax > 2 ? 0.5 : 0.25;
+  const y = (v) => top + plotH - (v / vmax) * plotH;
+  const p = [];
+  p.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  p.push(`<rect width="100%" height="100%" fill="white"/>`);
+  p.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">${esc(title)}</text>`);
+  p.push(`<text x="${width / 2}" y="40" text-anchor="middle" fill="#555">${esc(`${started.toISOString().slice(0, 10)} · ${cfg.quick ? "quick" : "full"} mode · ${cfg.reps} rep(s) · ${cfg.duration}s runs · rr cases: req/s, bulk cases: MB/s`)}</text>`);
+  for (let v = 0; v <= vmax + 1e-9; v += step) {
+    p.push(`<line x1="${left}" x2="${width - 10}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e5e5"/>`);
+    p.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" fill="#555">${+v.toFixed(2)}</text>`);
+  }
+  p.push(`<text transform="translate(18 ${top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="#333">${esc(ylabel)}</text>`);
+  cases.forEach((c, ci) => {
+    const gx = left + groupGap / 2 + ci * (groupW + groupGap);
+    series.forEach((s, si) => {
+      const v = s.get(c);
+      const x = gx + si * (barW + gap);
+      if (v == null || !Number.isFinite(v)) {
+        p.push(`<text x="${x + barW / 2}" y="${y(0) - 4}" text-anchor="middle" fill="#999" font-size="10">n/a</text>`);
+        return;
+      }
+      p.push(`<rect x="${x}" y="${y(v)}" width="${barW}" height="${y(0) - y(v)}" fill="${colors[si % colors.length]}"><title>${esc(`${c.name} ${s.key}: ${v.toFixed(3)}`)}</title></rect>`);
+      p.push(`<text transform="translate(${x + barW / 2 + 3} ${y(v) - 4}) rotate(-90)" font-size="10" fill="#333">${v.toFixed(2)}</text>`);
+    });
+    p.push(`<text x="${gx + groupW / 2}" y="${top + plotH + 18}" text-anchor="middle">${esc(c.name)}</text>`);
+  });
+  // Parity line: at 1.0 both sides of a ratio are equally fast.
+  p.push(`<line x1="${left}" x2="${width - 10}" y1="${y(1)}" y2="${y(1)}" stroke="#d62728" stroke-dasharray="6 4"/>`);
+  p.push(`<text x="${width - 12}" y="${y(1) - 4}" text-anchor="end" fill="#d62728" font-size="10">1.0 = parity</text>`);
+  p.push(`<line x1="${left}" x2="${width - 10}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`);
+  const ly = top + plotH + 44;
+  series.forEach((s, si) => {
+    const lx = left + (si % 3) * 200, yy = ly + Math.floor(si / 3) * 18;
+    p.push(`<rect x="${lx}" y="${yy - 10}" width="12" height="12" fill="${colors[si % colors.length]}"/>`);
+    p.push(`<text x="${lx + 18}" y="${yy}">${esc(s.key)}</text>`);
+  });
+  if (!series.length) p.push(`<text x="${width / 2}" y="${top + plotH / 2}" text-anchor="middle" fill="#999">no data</text>`);
+  p.push(`</svg>`);
+  return p.join("\n") + "\n";
+}
+
+// ---------------------------------------------------------------- results --
+const pad = (n) => String(n).padStart(2, "0");
+const day = `${started.getFullYear()}-${pad(started.getMonth() + 1)}-${pad(started.getDate())}`;
+const git = (() => {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+  } catch {
+    return null;
+  }
+})();
+const doc = {
+  started: started.toISOString(),
+  finished: new Date().toISOString(),
+  config: { ...cfg, servers: servers.map((s) => s.name), cases: cases.map((c) => c.name), pinned: haveTaskset, server_cpu: SERVER_CPU, client_cpu: CLIENT_CPU },
+  machine: { node: process.version, kernel: os.release(), cpu: os.cpus()[0]?.model, cpus: os.cpus().length, mem_gib: +(os.totalmem() / 2 ** 30).toFixed(1), git },
+  cases: Object.fromEntries(cases.map((c) => [c.name, c])),
+  skipped,
+  summary,
+  ratios,
+  runs,
+};
+fs.mkdirSync(RESULTS, { recursive: true });
+// Write-then-rename so an interrupted run never leaves a half-written file.
+const write = (file, text) => {
+  fs.writeFileSync(file + ".tmp", text);
+  fs.renameSync(file + ".tmp", file);
+};
+const jsonFile = path.join(RESULTS, `${day}.json`);
+const svgFile = path.join(RESULTS, `${day}.svg`);
+write(jsonFile, JSON.stringify(doc, null, 2) + "\n");
+write(svgFile, chart());
+process.stderr.write(`wrote ${path.relative(ROOT, jsonFile)} and ${path.relative(ROOT, svgFile)}\n`);
+process.exitCode = failed.length ? 1 : 0;

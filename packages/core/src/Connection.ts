@@ -1,0 +1,235 @@
+/**
+ * A stream connection (TCP or Unix) whose every read, write and close is an io_uring operation.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Option, Sink, Stream } from "effect"
+import type { Address } from "./Address.js"
+import type { ConnectionClosed, EndOfStream, SocketError } from "./RinglineError.js"
+import type { Callbacks, Conn, ReadResult as InternalReadResult } from "./internal/connection.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("@ringline/core/Connection")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * What a `read` parser answers: `done(consumed, value)` or `needMore(atLeast?)`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ReadResult<A> = InternalReadResult<A>
+
+/**
+ * A parser for {@link Connection.read}. It sees every buffered byte as one `Uint8Array` and must
+ * be pure: it may be called again on the same bytes once more arrive.
+ *
+ * **The bytes may be a view into a kernel-provided receive buffer that goes back to the kernel as
+ * soon as the parser returns.** Anything kept past the call (including in the returned value)
+ * must be copied, e.g. with `bytes.slice(start, end)`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Parser<A> = (bytes: Uint8Array) => ReadResult<A>
+
+/**
+ * The parser consumed `consumed` bytes and produced `value`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const done = <A>(consumed: number, value: A): ReadResult<A> => ({ _tag: "Done", consumed, value })
+
+const needMoreAny: ReadResult<never> = { _tag: "NeedMore", atLeast: 0 }
+
+/**
+ * The buffered bytes are not a whole message yet. With `atLeast`, the parser is not called again
+ * until that many bytes are buffered.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const needMore = (atLeast?: number): ReadResult<never> =>
+  atLeast === undefined ? needMoreAny : { _tag: "NeedMore", atLeast }
+
+/**
+ * Errors of the receive side.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ReadError = EndOfStream | SocketError | ConnectionClosed
+
+/**
+ * Errors of the send side.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type WriteError = SocketError | ConnectionClosed
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Connection {
+  readonly [TypeId]: TypeId
+  /** Unique within the process. */
+  readonly id: number
+  /**
+   * Runs `parse` over the buffered bytes until it produces a value; see {@link Parser}.
+   * At end of stream with nothing buffered the parser is called once with an empty view (so it
+   * can return a final value); otherwise the read fails with `EndOfStream` carrying the leftover.
+   * Interrupting a read withdraws it; no byte is lost.
+   */
+  readonly read: <A>(parse: Parser<A>) => Effect.Effect<A, ReadError>
+  /** The next chunk of bytes (an owned copy), or `None` at end of stream. */
+  readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed>
+  /** Every received chunk until end of stream. */
+  readonly stream: Stream.Stream<Uint8Array, SocketError | ConnectionClosed>
+  /** Writes every chunk it receives, with `write`'s backpressure. */
+  readonly sink: Sink.Sink<void, Uint8Array, never, WriteError>
+  /**
+   * Queues `bytes` and completes when the kernel has taken all of them (short sends are
+   * continued; zero-copy sends complete when the kernel released the memory).
+   * Do not modify `bytes` until it completes. Interrupting it stops the wait, not the bytes:
+   * they still go out in order, since dropping them would corrupt the stream.
+   */
+  readonly send: (bytes: Uint8Array) => Effect.Effect<void, WriteError>
+  /**
+   * Queues `bytes` behind earlier writes and returns at once, unless more than
+   * `sendQueueHighWater` bytes are queued: then it waits until the queue drains to
+   * `sendQueueLowWater` (backpressure). Errors surface on a later operation or on close.
+   * Small writes are copied into the send pool; large ones (at least `sendZeroCopyThreshold`)
+   * are sent from `bytes` itself, so do not modify them until the queue has drained.
+   */
+  readonly write: (bytes: Uint8Array) => Effect.Effect<void, WriteError>
+  /**
+   * `write` without Effect, for use inside a `read` parser (e.g. echoing the parsed view: views of
+   * receive buffers are copied). Returns false when the connection cannot take writes any more.
+   * Does not apply backpressure itself: check {@link Connection.queuedBytes}.
+   */
+  readonly unsafeWrite: (bytes: Uint8Array) => boolean
+  /**
+   * Completes at once unless more than `sendQueueHighWater` bytes are queued; then waits until the
+   * queue drained to `sendQueueLowWater`. For code that writes with `unsafeWrite`.
+   */
+  readonly writable: Effect.Effect<void, WriteError>
+  /** Scatter-gather send: all parts in order, completing when the kernel has taken them all. */
+  readonly sendv: (parts: ReadonlyArray<Uint8Array>) => Effect.Effect<void, WriteError>
+  /** Half-close: sends FIN after everything queued has been sent. Reads continue to work. */
+  readonly shutdownWrite: Effect.Effect<void, WriteError>
+  /**
+   * Drains queued sends (at most `shutdownTimeout`), cancels the receive, and closes the socket;
+   * completes after the kernel confirmed every operation of this connection. Idempotent.
+   */
+  readonly close: Effect.Effect<void>
+  readonly localAddress: Effect.Effect<Address, SocketError | ConnectionClosed>
+  readonly peerAddress: Effect.Effect<Address, SocketError | ConnectionClosed>
+  /** Bytes queued for sending and not yet taken by the kernel. */
+  readonly queuedBytes: number
+  readonly bytesReceived: number
+  readonly bytesSent: number
+}
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isConnection = (u: unknown): u is Connection => typeof u === "object" && u !== null && TypeId in u
+
+const fromCallbacks = <A, E>(register: (cb: Callbacks<A>) => (() => void) | void): Effect.Effect<A, E> =>
+  Effect.async<A, E>((resume) => {
+    const withdraw = register({
+      ok: (a) => resume(Effect.succeed(a)),
+      fail: (e, defect) => resume(defect ? Effect.die(e) : Effect.fail(e as E))
+    })
+    return withdraw === undefined ? undefined : Effect.sync(withdraw)
+  })
+
+const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
+  bytes.length === 0 ? done(0, Option.none()) : done(bytes.length, Option.some(bytes.slice()))
+
+/** @internal */
+export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void): Connection => {
+  const read = <A>(parse: Parser<A>) => fromCallbacks<A, ReadError>((cb) => conn.read(parse, cb))
+  const recv = read(takeChunk) as Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed>
+  const enqueue = (bytes: Uint8Array) =>
+    Effect.suspend(() => {
+      const r = conn.enqueue(bytes)
+      return typeof r === "number" ? Effect.succeed(r) : Effect.fail(r)
+    })
+  const waitSent = (target: number) =>
+    fromCallbacks<void, WriteError>((cb) => conn.whenSent(target, cb.ok, cb.fail))
+  const writable = Effect.suspend(() =>
+    conn.overHighWater
+      ? fromCallbacks<void, WriteError>((cb) => conn.whenDrained(conn.lowWaterMark, cb.ok, cb.fail))
+      : Effect.void
+  )
+  const write = (bytes: Uint8Array) => Effect.zipRight(enqueue(bytes), writable)
+  const waitClosed = fromCallbacks<void, never>((cb) => conn.onClosed(() => cb.ok()))
+  const close = Effect.suspend(() => {
+    conn.beginClose()
+    return waitClosed.pipe(
+      Effect.timeoutOption(shutdownTimeoutMs),
+      Effect.flatMap((o) => {
+        if (Option.isSome(o)) return Effect.void
+        conn.force()
+        return waitClosed
+      }),
+      Effect.ensuring(Effect.sync(() => onClose(conn)))
+    )
+  }).pipe(Effect.uninterruptible)
+  const addresses = fromCallbacks<{ local: Address; peer: Address }, SocketError | ConnectionClosed>((cb) =>
+    conn.addressesOf(cb)
+  )
+  return {
+    [TypeId]: TypeId,
+    id: conn.id,
+    read,
+    recv,
+    stream: Stream.repeatEffectOption(
+      recv.pipe(
+        Effect.mapError(Option.some),
+        Effect.flatMap(Option.match({ onNone: () => Effect.fail(Option.none()), onSome: Effect.succeed }))
+      )
+    ),
+    sink: Sink.forEach(write),
+    send: (bytes) => Effect.flatMap(enqueue(bytes), waitSent),
+    write,
+    writable,
+    unsafeWrite: (bytes) => typeof conn.enqueue(bytes) === "number",
+    sendv: (parts) =>
+      Effect.suspend(() => {
+        let target = 0
+        for (const part of parts) {
+          const r = conn.enqueue(part)
+          if (typeof r !== "number") return Effect.fail(r)
+          target = r
+        }
+        return waitSent(target)
+      }),
+    shutdownWrite: fromCallbacks<void, WriteError>((cb) => conn.shutdownWrite(cb)),
+    close,
+    localAddress: Effect.map(addresses, (a) => a.local),
+    peerAddress: Effect.map(addresses, (a) => a.peer),
+    get queuedBytes() {
+      return conn.queuedBytes
+    },
+    get bytesReceived() {
+      return conn.bytesIn
+    },
+    get bytesSent() {
+      return conn.bytesOut
+    }
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * The ringline driver as an Effect service: one io_uring owned by the current JS thread.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Context, Effect, Layer } from "effect"
+import type { Duration, Scope } from "effect"
+import type { UnixAddress } from "./Address.js"
+import type { Connection } from "./Connection.js"
+import { make as makeIoUring } from "./internal/service.js"
+import type { Listener } from "./Listener.js"
+import * as RinglineConfig from "./RinglineConfig.js"
+import type { ConnectError, RinglineConfigError, RinglineUnavailable, SocketError } from "./RinglineError.js"
+
+/**
+ * Where to listen.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ListenOptions =
+  | {
+    readonly _tag: "Tcp"
+    /** Numeric address or host name; default `127.0.0.1`. */
+    readonly host?: string
+    /** 0 (the default) lets the kernel pick a free port; see `Listener.address`. */
+    readonly port?: number
+    readonly backlog?: number
+    /** SO_REUSEPORT, for several listeners (e.g. one per worker) on one port. */
+    readonly reusePort?: boolean
+  }
+  | {
+    readonly _tag: "Unix"
+    /** Socket file path; a stale socket file there is removed first (never a regular file). */
+    readonly path: string
+    readonly backlog?: number
+  }
+
+/**
+ * Where to connect: a host (numeric or a name, resolved first) and port, or a Unix path.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ConnectTarget = { readonly _tag?: "TcpAddress"; readonly host: string; readonly port: number } | UnixAddress
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConnectOptions {
+  /** Fails with `ConnectError` (reason `Timeout`) if not connected within this time. */
+  readonly timeout?: Duration.DurationInput
+}
+
+/**
+ * Counters of the driver, for tests, metrics and the curious.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RinglineStats {
+  /** Ring set-up that the kernel accepted: `defer-taskrun`, `coop-taskrun`, `sqpoll` or `plain`. */
+  readonly mode: string
+  /** Operations submitted whose terminal CQE has not arrived yet. */
+  readonly inFlight: number
+  readonly submitted: number
+  readonly sqFull: number
+  readonly wakeups: number
+  readonly emptyWakeups: number
+  readonly cqOverflows: number
+  readonly cqes: number
+  readonly staleCqes: number
+  /** Times a multishot recv stopped because the provided-buffer ring was empty. */
+  readonly enobufs: number
+  readonly sendPoolExhausted: number
+  readonly sendSlotsFree: number
+  readonly zeroCopySends: number
+  readonly backpressurePauses: number
+  readonly connections: number
+  readonly listeners: number
+  /** Provided buffers currently owned by the kernel (all of them when JS holds none). */
+  readonly buffers: { readonly head: number; readonly tail: number; readonly available: number } | undefined
+}
+
+/**
+ * What the Ringline service offers. A second implementation (an in-memory test driver, a portable
+ * fallback) satisfies the same interface.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RinglineService {
+  readonly config: RinglineConfig.RinglineConfig
+  /** `defer-taskrun`, `coop-taskrun`, `sqpoll`, `plain`, or the name of another driver. */
+  readonly mode: string
+  readonly listen: (options: ListenOptions) => Effect.Effect<Listener, SocketError, Scope.Scope>
+  readonly connect: (target: ConnectTarget, options?: ConnectOptions) => Effect.Effect<Connection, ConnectError, Scope.Scope>
+  readonly stats: Effect.Effect<RinglineStats>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Ringline extends Context.Tag("@ringline/core/Ringline")<Ringline, RinglineService>() {}
+
+/**
+ * Builds the io_uring driver in the current scope. Fails with `RinglineUnavailable` (naming the
+ * cause and the fix) when io_uring cannot be used, or `RinglineConfigError` naming a bad field.
+ * Closing the scope stops listeners, drains and closes every connection (bounded by
+ * `shutdownTimeoutMs`), waits for every in-flight op and exits the ring.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  config?: RinglineConfig.RinglineConfigInput
+): Effect.Effect<RinglineService, RinglineUnavailable | RinglineConfigError, Scope.Scope> =>
+  Effect.flatMap(RinglineConfig.validate(config), makeIoUring)
+
+/**
+ * The io_uring driver as a Layer.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Ringline, Tcp } from "@ringline/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const listener = yield* Tcp.listen({ port: 7878 })
+ *   yield* listener.serve((conn) => conn.stream.pipe(Stream.run(conn.sink)))
+ * })
+ * Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(Ringline.layer())))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  config?: RinglineConfig.RinglineConfigInput
+): Layer.Layer<Ringline, RinglineUnavailable | RinglineConfigError> => Layer.scoped(Ringline, make(config))
+
+/**
+ * The io_uring driver configured from Effect `Config` (environment variables by default; see
+ * `RinglineConfig.config` for the keys).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<Ringline, RinglineUnavailable | RinglineConfigError | import("effect").ConfigError.ConfigError> =
+  Layer.scoped(Ringline, Effect.flatMap(RinglineConfig.config, make))
+
+/**
+ * The driver's counters.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const stats: Effect.Effect<RinglineStats, never, Ringline> = Effect.flatMap(Ringline, (r) => r.stats)
+
+/**
+ * Runs `program` as the process's main program: SIGINT or SIGTERM interrupts it, so every
+ * finalizer runs (listeners stop accepting, connections drain and close, the ring exits), and
+ * the process exits with code 0 after such a clean stop, 1 if the program failed. A second
+ * signal exits at once with code 130.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const runMain = <E>(program: Effect.Effect<unknown, E>): void => {
+  const fiber = Effect.runFork(program)
+  let signalled = false
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) process.exit(130)
+    signalled = true
+    void signal
+    fiber.unsafeInterruptAsFork(fiber.id())
+  }
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+  fiber.addObserver((exit) => {
+    process.off("SIGINT", onSignal)
+    process.off("SIGTERM", onSignal)
+    if (exit._tag === "Success" || (signalled && Cause.isInterruptedOnly(exit.cause))) {
+      process.exitCode = 0
+    } else {
+      Effect.runSync(Effect.logError("ringline: program failed", exit.cause))
+      process.exitCode = 1
+    }
+  })
+}

@@ -1,0 +1,141 @@
+/**
+ * Typed errors of ringline. Each one says which operation failed, with the errno and its name
+ * where the kernel gave one, in a message that reads as a sentence.
+ *
+ * @since 0.1.0
+ */
+import { Data } from "effect"
+import { errnoName } from "./internal/errno.js"
+
+/**
+ * Why io_uring cannot be used here.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type UnavailableReason =
+  | "KernelTooOld"
+  | "Disabled"
+  | "MemoryLimit"
+  | "MissingOpcode"
+  | "NativeAddon"
+  | "Other"
+
+/**
+ * io_uring is not usable on this machine or in this process. The message names the cause and
+ * the fix (kernel version, `kernel.io_uring_disabled`, seccomp, memlock limit, missing opcode).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RinglineUnavailable extends Data.TaggedError("RinglineUnavailable")<{
+  readonly reason: UnavailableReason
+  readonly errno?: number
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `io_uring is unavailable (${this.reason}): ${this.detail}`
+  }
+}
+
+/**
+ * A configuration value broke its rule. `field` is the config key, e.g. `recvBuffer.ringSize`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RinglineConfigError extends Data.TaggedError("RinglineConfigError")<{
+  readonly field: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `invalid ringline config: ${this.field}: ${this.detail}`
+  }
+}
+
+/**
+ * A socket operation failed in the kernel (`res < 0` in its CQE) or could not be set up.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SocketError extends Data.TaggedError("SocketError")<{
+  readonly operation: string
+  readonly errno: number
+  readonly code: string
+  readonly address?: string
+}> {
+  override get message(): string {
+    const where = this.address === undefined ? "" : ` (${this.address})`
+    return `${this.operation} failed: ${this.code} (errno ${this.errno})${where}`
+  }
+}
+
+/**
+ * Builds a {@link SocketError} from a negative CQE result or a positive errno.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const socketError = (operation: string, errno: number, address?: string): SocketError =>
+  new SocketError({ operation, errno: Math.abs(errno), code: errnoName(errno), ...(address === undefined ? {} : { address }) })
+
+/**
+ * How a connect failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ConnectFailure = "Refused" | "Unreachable" | "Timeout" | "NotFound" | "Other"
+
+/**
+ * `Tcp.connect` / `Unix.connect` failed: refused, unreachable, timed out, name not found, or
+ * another errno.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectError extends Data.TaggedError("ConnectError")<{
+  readonly reason: ConnectFailure
+  readonly address: string
+  readonly errno: number
+  readonly code: string
+}> {
+  override get message(): string {
+    return this.reason === "Timeout"
+      ? `connect to ${this.address} timed out`
+      : `connect to ${this.address} failed (${this.reason}): ${this.code} (errno ${this.errno})`
+  }
+}
+
+/**
+ * The peer ended the stream before `read`'s parser produced a value. `leftover` holds the bytes
+ * that were buffered but not consumed (empty when the stream ended cleanly between messages).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class EndOfStream extends Data.TaggedError("EndOfStream")<{
+  readonly leftover: Uint8Array
+}> {
+  override get message(): string {
+    return this.leftover.length === 0
+      ? "end of stream"
+      : `end of stream with ${this.leftover.length} unconsumed bytes`
+  }
+}
+
+/**
+ * An operation was attempted on a connection that is closing or closed, or whose write side
+ * was shut down.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
+  readonly operation: string
+}> {
+  override get message(): string {
+    return `${this.operation} on a closed connection`
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Unix-domain stream sockets on the ring.
+ *
+ * @since 0.1.0
+ */
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import * as Addr from "./Address.js"
+import type { Connection } from "./Connection.js"
+import type { Listener } from "./Listener.js"
+import { type ConnectOptions, Ringline } from "./Ringline.js"
+import type { ConnectError, SocketError } from "./RinglineError.js"
+
+/**
+ * Listens on a Unix socket path. A stale socket file at `path` is removed first (a regular file
+ * is not: that fails with EADDRINUSE); the file is removed again when the listener closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const listen = (options: {
+  readonly path: string
+  readonly backlog?: number
+}): Effect.Effect<Listener, SocketError, Ringline | Scope.Scope> =>
+  Effect.flatMap(Ringline, (r) => r.listen({ _tag: "Unix", ...options }))
+
+/**
+ * Connects to the Unix socket at `path`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connect = (path: string, options?: ConnectOptions): Effect.Effect<Connection, ConnectError, Ringline | Scope.Scope> =>
+  Effect.flatMap(Ringline, (r) => r.connect(Addr.unix(path), options))

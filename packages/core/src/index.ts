@@ -1,0 +1,22 @@
+/**
+ * ringline: io_uring-native networking for Effect.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Address from "./Address.js"
+/** @since 0.1.0 */
+export * as Connection from "./Connection.js"
+/** @since 0.1.0 */
+export * as Listener from "./Listener.js"
+/** @since 0.1.0 */
+export * as Ringline from "./Ringline.js"
+/** @since 0.1.0 */
+export * as RinglineConfig from "./RinglineConfig.js"
+/** @since 0.1.0 */
+export * as RinglineError from "./RinglineError.js"
+/** @since 0.1.0 */
+export * as Tcp from "./Tcp.js"
+/** @since 0.1.0 */
+export * as Unix from "./Unix.js"

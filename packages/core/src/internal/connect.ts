@@ -1,0 +1,154 @@
+/**
+ * An outbound connect: SOCKET into the fixed-file table, then (TCP) TCP_NODELAY through a socket
+ * URING_CMD hard-linked to CONNECT, itself linked to a LINK_TIMEOUT when a timeout is given.
+ *
+ * The sockaddr and timespec live in the CONNECT slot's argument area and the option value in the
+ * URING_CMD slot's, so they stay valid until those slots' terminal CQEs. If the connect fails or is
+ * interrupted, the fixed slot is closed before the caller hears back: a slot is released once.
+ */
+import type { Address } from "../Address.js"
+import * as Addr from "../Address.js"
+import { ConnectError, type ConnectFailure } from "../RinglineError.js"
+import { Conn, type Callbacks } from "./connection.js"
+import { ARG_TIMESPEC, type Driver, type OpOwner, TAG_LINK_TIMEOUT } from "./driver.js"
+import { Errno, errnoName } from "./errno.js"
+import { AF_INET, AF_INET6, AF_UNIX, encode, SOCK_STREAM } from "./sockaddr.js"
+import { FILE_INDEX_ALLOC, Op, SOCKET_URING_OP_SETSOCKOPT, SqeFlag, W } from "./sqe.js"
+
+const TAG_SOCKET = 1
+const TAG_SOCKOPT = 2
+const TAG_CONNECT = 3
+const TAG_CLOSE = 4
+const IPPROTO_TCP = 6
+const TCP_NODELAY = 1
+
+export class ConnectOp implements OpOwner {
+  private fixed = -1
+  private ops = 0
+  private connectSlot = -1
+  private result = 1
+  private timedOut = false
+  private interrupted = false
+  private closing = false
+  private settled = false
+  private onSettled: Array<() => void> = []
+
+  constructor(
+    private readonly driver: Driver,
+    private readonly target: Address,
+    private readonly timeoutMs: number | undefined,
+    private readonly cb: Callbacks<Conn>
+  ) {
+    const d = driver
+    const slot = d.alloc(this, TAG_SOCKET)
+    this.ops++
+    const domain = target._tag === "UnixAddress" ? AF_UNIX : target.family === 6 ? AF_INET6 : AF_INET
+    const w = d.sqe(Op.SOCKET, 0, domain, slot)
+    d.words[w + W.off] = SOCK_STREAM
+    d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
+  }
+
+  onCqe(slot: number, tag: number, res: number): void {
+    this.ops--
+    switch (tag) {
+      case TAG_SOCKET:
+        if (res < 0) this.result = res
+        else {
+          this.fixed = res
+          if (!this.interrupted) this.submitConnect()
+        }
+        break
+      case TAG_CONNECT:
+        this.result = res
+        this.connectSlot = -1
+        break
+      case TAG_LINK_TIMEOUT:
+        if (res === -Errno.ETIME) this.timedOut = true
+        break
+      case TAG_SOCKOPT:
+        // Best effort: a kernel without socket URING_CMDs connects without TCP_NODELAY.
+        break
+      case TAG_CLOSE:
+        break
+    }
+    if (this.ops === 0) this.finish()
+  }
+
+  private submitConnect(): void {
+    const d = this.driver
+    const tcp = this.target._tag === "TcpAddress"
+    if (tcp && d.config.tcpNoDelay) {
+      const slot = d.alloc(this, TAG_SOCKOPT)
+      this.ops++
+      new DataView(d.args.buffer, d.args.byteOffset).setInt32(slot * 128, 1, true)
+      const w = d.sqe(Op.URING_CMD, SqeFlag.FIXED_FILE | SqeFlag.IO_HARDLINK, this.fixed, slot)
+      d.words[w + W.off] = SOCKET_URING_OP_SETSOCKOPT
+      d.words[w + W.addr] = IPPROTO_TCP
+      d.words[w + W.addr + 1] = TCP_NODELAY
+      d.words[w + W.fileIndex] = 4
+      d.setAddr(w, W.addr3, d.argAddress(slot))
+    }
+    const withTimeout = this.timeoutMs !== undefined
+    const slot = d.alloc(this, TAG_CONNECT, withTimeout ? 2 : 1)
+    this.ops += withTimeout ? 2 : 1
+    this.connectSlot = slot
+    const len = encode(this.target, d.argView(slot))
+    const w = d.sqe(Op.CONNECT, SqeFlag.FIXED_FILE | (withTimeout ? SqeFlag.IO_LINK : 0), this.fixed, slot)
+    d.setAddr(w, W.addr, d.argAddress(slot))
+    d.words[w + W.off] = len
+    if (withTimeout) {
+      const ms = Math.max(0, this.timeoutMs!)
+      const ts = new DataView(d.args.buffer, d.args.byteOffset + slot * 128 + ARG_TIMESPEC, 16)
+      ts.setBigInt64(0, BigInt(Math.floor(ms / 1000)), true)
+      ts.setBigInt64(8, BigInt(Math.round((ms % 1000) * 1e6)), true)
+      const lw = d.sqe(Op.LINK_TIMEOUT, 0, -1, slot, true)
+      d.setAddr(lw, W.addr, d.argAddress(slot) + ARG_TIMESPEC)
+      d.words[lw + W.len] = 1
+    }
+  }
+
+  /** Interruption: cancel what is in flight; `done` runs once every CQE (and the close) is in. */
+  interrupt(done: () => void): void {
+    if (this.settled) return done()
+    this.onSettled.push(done)
+    this.interrupted = true
+    if (this.connectSlot !== -1) this.driver.cancel(this.connectSlot)
+  }
+
+  private finish(): void {
+    if (this.result === 0 && !this.interrupted) {
+      this.settle(false)
+      const peer = this.target
+      const conn = new Conn(this.driver, this.fixed, peer._tag === "UnixAddress" ? "unix" : "tcp", peer,
+        peer._tag === "UnixAddress" ? Addr.unix("") : undefined)
+      return this.cb.ok(conn)
+    }
+    if (this.fixed >= 0 && !this.closing) {
+      // Release the socket before reporting, so that a retry never races this slot.
+      this.closing = true
+      this.ops++
+      this.driver.closeFixed(this.fixed, this, TAG_CLOSE)
+      return
+    }
+    this.settle(this.fixed >= 0)
+    if (this.interrupted) return
+    const errno = this.timedOut ? Errno.ETIMEDOUT : -this.result
+    this.cb.fail(
+      new ConnectError({ reason: failure(errno, this.timedOut), address: Addr.format(this.target), errno, code: errnoName(errno) })
+    )
+  }
+
+  private settle(slotReleased: boolean): void {
+    this.settled = true
+    if (slotReleased) this.driver.fixedSlotReleased()
+    for (const f of this.onSettled.splice(0)) f()
+  }
+}
+
+const failure = (errno: number, timedOut: boolean): ConnectFailure => {
+  if (timedOut || errno === Errno.ETIMEDOUT) return "Timeout"
+  if (errno === Errno.ECONNREFUSED) return "Refused"
+  if (errno === Errno.ENETUNREACH || errno === Errno.EHOSTUNREACH) return "Unreachable"
+  if (errno === Errno.ENOENT) return "NotFound"
+  return "Other"
+}

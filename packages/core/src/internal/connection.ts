@@ -1,0 +1,639 @@
+/**
+ * One stream connection (TCP or Unix) on a fixed-file slot: multishot recv into provided buffers,
+ * an ordered send queue with one SQE in flight, half-close and close. Callback-based; the
+ * Effect-facing object is built in ../Connection.ts.
+ *
+ * What outlives an op, and why:
+ * - multishot recv: nothing of ours (the kernel picks buffers from the provided ring); each
+ *   buffer goes back to the ring right after its bytes were parsed or copied.
+ * - send: the segment (pool slot or caller's bytes) stays in `driver.holds[slot]` until the CQE;
+ *   zero-copy segments until their notification CQE.
+ */
+import type { Address } from "../Address.js"
+import * as Addr from "../Address.js"
+import { ConnectionClosed, EndOfStream, socketError, type SocketError } from "../RinglineError.js"
+import { type Driver, type OpOwner } from "./driver.js"
+import { Errno } from "./errno.js"
+import { load } from "./native.js"
+import { decode } from "./sockaddr.js"
+import { CqeFlag, IOPRIO_RECV_MULTISHOT, MSG_NOSIGNAL, Op, SqeFlag, W } from "./sqe.js"
+
+const TAG_RECV = 1
+const TAG_SEND = 2
+const TAG_SEND_ZC = 3
+const TAG_CLOSE = 4
+const TAG_SHUTDOWN = 5
+const TAG_INSTALL = 6
+
+const SHUT_WR = 1
+const EMPTY = new Uint8Array(0)
+
+/** What a `read` parser answers. */
+export type ReadResult<A> =
+  | { readonly _tag: "Done"; readonly consumed: number; readonly value: A }
+  | { readonly _tag: "NeedMore"; readonly atLeast: number }
+
+export interface Callbacks<A> {
+  ok(value: A): void
+  fail(error: unknown, defect?: boolean): void
+}
+
+interface Reader<A = unknown> extends Callbacks<A> {
+  readonly parse: (bytes: Uint8Array) => ReadResult<A>
+  /** Bytes needed before the parser is worth calling again. */
+  need: number
+}
+
+interface Segment {
+  /** Caller's (or a private copy's) bytes; null for a send-pool segment. */
+  data: Uint8Array | null
+  /** Send-pool slot, or -1. */
+  pool: number
+  addr: number
+  len: number
+  sent: number
+  /** Cumulative stream offset of this segment's first byte. */
+  start: number
+  /** Zero-copy notifications still expected; the memory is the kernel's until they arrive. */
+  notifs: number
+}
+
+interface Waiter {
+  readonly target: number
+  readonly ok: () => void
+  readonly fail: (e: unknown) => void
+}
+
+const enum Phase {
+  Open,
+  Draining,
+  Cancelling,
+  Closing,
+  Closed
+}
+
+let nextId = 1
+
+export class Conn implements OpOwner {
+  readonly id = nextId++
+  private readonly driver: Driver
+  private readonly highWater: number
+  private readonly lowWater: number
+  private readonly zcThreshold: number
+
+  // receive side
+  private recvSlot = -1
+  private recvCancelled = false
+  private parkedNoBufs = false
+  private eof = false
+  private recvError: SocketError | undefined
+  private readPaused = false
+  private inbuf: Uint8Array = EMPTY
+  private inStart = 0
+  private inEnd = 0
+  private readers: Array<Reader> = []
+
+  // send side
+  private queue: Array<Segment> = []
+  private sendSlot = -1
+  private enqueued = 0
+  private sent = 0
+  private zcHeld: Array<Segment> = []
+  private sendError: SocketError | ConnectionClosed | undefined
+  private sendPaused = false
+  private writeShut = false
+  private sendWaiters: Array<Waiter> = []
+  private drainWaiters: Array<Waiter> = []
+
+  // lifecycle
+  private ops = 0
+  private phase = Phase.Open
+  private closeSubmitted = false
+  private closeDone = false
+  private closeWaiters: Array<() => void> = []
+  private addresses: { local: Address; peer: Address } | undefined
+  bytesIn = 0
+  bytesOut = 0
+
+  constructor(
+    driver: Driver,
+    readonly fixed: number,
+    readonly kind: "tcp" | "unix",
+    private readonly knownPeer: Address | undefined,
+    private readonly knownLocal: Address | undefined
+  ) {
+    this.driver = driver
+    const c = driver.config
+    this.highWater = c.sendQueueHighWater
+    this.lowWater = c.sendQueueLowWater
+    this.zcThreshold = c.sendZeroCopyThreshold
+    this.syncRecv()
+  }
+
+  get isClosed(): boolean {
+    return this.phase === Phase.Closed
+  }
+
+  /** Bytes queued and not yet taken by the kernel. */
+  get queuedBytes(): number {
+    return this.enqueued - this.sent
+  }
+
+  onCqe(slot: number, tag: number, res: number, flags: number): void {
+    if ((flags & CqeFlag.MORE) === 0) this.ops--
+    switch (tag) {
+      case TAG_RECV:
+        this.onRecv(res, flags)
+        break
+      case TAG_SEND:
+      case TAG_SEND_ZC:
+        this.onSend(slot, tag, res, flags)
+        break
+      case TAG_CLOSE:
+        this.closeDone = true
+        break
+      case TAG_SHUTDOWN:
+      case TAG_INSTALL: {
+        const done = this.driver.holds[slot] as ((res: number) => void) | undefined
+        done?.(res)
+        break
+      }
+    }
+    if (this.phase !== Phase.Open) this.advanceClose()
+  }
+
+  // ---- receive --------------------------------------------------------------------------------
+
+  private get recvWanted(): boolean {
+    return !this.eof && this.recvError === undefined && this.phase === Phase.Open && !this.sendPaused &&
+      !this.readPaused
+  }
+
+  /** Arms multishot recv when it is wanted and not armed; cancels it when armed and not wanted. */
+  private syncRecv(): void {
+    if (this.recvWanted) {
+      if (this.recvSlot === -1 && !this.parkedNoBufs) this.armRecv()
+    } else if (this.recvSlot !== -1 && !this.recvCancelled) {
+      this.recvCancelled = true
+      this.driver.cancel(this.recvSlot)
+    }
+  }
+
+  private armRecv(): void {
+    const d = this.driver
+    const slot = d.alloc(this, TAG_RECV)
+    this.ops++
+    const w = d.sqe(Op.RECV, SqeFlag.FIXED_FILE | SqeFlag.BUFFER_SELECT, this.fixed, slot)
+    d.words[w] |= IOPRIO_RECV_MULTISHOT << 16
+    this.recvSlot = slot
+    this.recvCancelled = false
+  }
+
+  /** Called by the driver after a batch in which buffers went back to the ring. */
+  rearm(): void {
+    this.parkedNoBufs = false
+    this.syncRecv()
+  }
+
+  private onRecv(res: number, flags: number): void {
+    const terminal = (flags & CqeFlag.MORE) === 0
+    if (res > 0) {
+      const bid = flags >>> 16
+      const d = this.driver
+      this.bytesIn += res
+      const view = new Uint8Array(d.recvBuffers, bid * d.bufferSize, res)
+      if (this.inEnd === this.inStart && this.readers.length > 0) {
+        const used = this.offer(view)
+        if (used < res) this.append(used === 0 ? view : view.subarray(used))
+      } else {
+        this.append(view)
+        if (this.readers.length > 0) this.drainInbuf()
+      }
+      // The view must not be used past this point: the buffer is the kernel's again.
+      d.recycle(bid)
+      if (this.inEnd - this.inStart > this.highWater && !this.readPaused) {
+        this.readPaused = true
+        this.syncRecv()
+      }
+    } else if (res === 0) {
+      this.eof = true
+    } else if (res === -Errno.ENOBUFS) {
+      this.driver.counters.enobufs++
+    } else if (res !== -Errno.ECANCELED) {
+      this.recvError = socketError("recv", res)
+    }
+    if (terminal) {
+      this.recvSlot = -1
+      if (res === -Errno.ENOBUFS && this.recvWanted) {
+        // Park: never re-arm in the same batch, or we would spin on an empty ring.
+        this.parkedNoBufs = true
+        this.driver.parked.add(this)
+      } else {
+        this.syncRecv()
+      }
+    }
+    if ((this.eof || this.recvError !== undefined) && this.readers.length > 0) this.drainInbuf()
+  }
+
+  private append(bytes: Uint8Array): void {
+    const len = bytes.length
+    if (this.inEnd + len > this.inbuf.length) {
+      const live = this.inEnd - this.inStart
+      if (this.inStart > 0 && live + len <= this.inbuf.length) {
+        this.inbuf.copyWithin(0, this.inStart, this.inEnd)
+      } else {
+        const grown = new Uint8Array(Math.max(live + len, this.inbuf.length * 2, 4096))
+        grown.set(this.inbuf.subarray(this.inStart, this.inEnd))
+        this.inbuf = grown
+      }
+      this.inStart = 0
+      this.inEnd = live
+    }
+    this.inbuf.set(bytes, this.inEnd)
+    this.inEnd += len
+  }
+
+  /**
+   * Runs waiting parsers over `bytes` (zero-copy: may be a provided buffer) and returns how many
+   * bytes they consumed.
+   */
+  private offer(bytes: Uint8Array): number {
+    let off = 0
+    const readers = this.readers
+    while (readers.length > 0) {
+      const r = readers[0]!
+      const avail = bytes.length - off
+      if (avail < r.need) break
+      let result: ReadResult<unknown>
+      try {
+        result = r.parse(off === 0 ? bytes : bytes.subarray(off))
+      } catch (e) {
+        readers.shift()
+        r.fail(e, true)
+        continue
+      }
+      if (result._tag === "NeedMore") {
+        r.need = Math.max(avail + 1, result.atLeast)
+        break
+      }
+      if (!(result.consumed >= 0 && result.consumed <= avail)) {
+        readers.shift()
+        r.fail(new RangeError(`read parser consumed ${result.consumed} of ${avail} bytes`), true)
+        continue
+      }
+      off += result.consumed
+      readers.shift()
+      r.ok(result.value)
+    }
+    return off
+  }
+
+  private drainInbuf(): void {
+    if (this.inEnd > this.inStart) {
+      this.inStart += this.offer(this.inbuf.subarray(this.inStart, this.inEnd))
+      if (this.inStart === this.inEnd) this.inStart = this.inEnd = 0
+    }
+    if (this.readPaused && this.inEnd - this.inStart <= this.lowWater) {
+      this.readPaused = false
+      this.syncRecv()
+    }
+    const ended = this.eof || this.recvError !== undefined || this.phase === Phase.Closed
+    while (ended && this.readers.length > 0) {
+      const r = this.readers[0]!
+      if (this.phase === Phase.Closed) {
+        this.readers.shift()
+        r.fail(new ConnectionClosed({ operation: "read" }))
+      } else if (this.recvError !== undefined) {
+        this.readers.shift()
+        r.fail(this.recvError)
+      } else if (this.inEnd > this.inStart) {
+        // The parser already said these bytes are not a whole message.
+        this.readers.shift()
+        r.fail(new EndOfStream({ leftover: this.inbuf.slice(this.inStart, this.inEnd) }))
+      } else {
+        // A clean end: the parser gets one look at the empty stream to produce a final value.
+        r.need = 0
+        this.offer(EMPTY)
+        if (this.readers[0] === r) {
+          this.readers.shift()
+          r.fail(new EndOfStream({ leftover: EMPTY }))
+        }
+      }
+    }
+  }
+
+  /** Queues a parser; `cb` hears its value or error. Returns a function that withdraws it. */
+  read<A>(parse: (bytes: Uint8Array) => ReadResult<A>, cb: Callbacks<A>): () => void {
+    const reader: Reader<any> = { parse, need: 0, ok: cb.ok, fail: cb.fail }
+    if (this.phase === Phase.Closed) {
+      cb.fail(new ConnectionClosed({ operation: "read" }))
+      return noop
+    }
+    this.readers.push(reader)
+    if (this.readers.length === 1) this.drainInbuf()
+    return () => {
+      const i = this.readers.indexOf(reader)
+      if (i >= 0) this.readers.splice(i, 1)
+    }
+  }
+
+  // ---- send -----------------------------------------------------------------------------------
+
+  /**
+   * Queues `bytes` behind everything queued before. Small writes are copied into the send pool
+   * (and coalesced); large ones are sent from the caller's memory, zero-copy above the threshold.
+   * Returns the stream offset at which these bytes are all sent, or an error.
+   */
+  enqueue(bytes: Uint8Array): number | SocketError | ConnectionClosed {
+    if (this.sendError !== undefined) return this.sendError
+    if (this.writeShut || this.phase !== Phase.Open) {
+      return new ConnectionClosed({ operation: this.writeShut ? "write after shutdownWrite" : "write" })
+    }
+    const len = bytes.length
+    if (len === 0) return this.enqueued
+    const d = this.driver
+    // Views into provided buffers are recycled when the read callback returns: always copy them.
+    const borrowed = bytes.buffer === d.recvBuffers
+    const small = this.zcThreshold === 0 || len < this.zcThreshold
+    const slotSize = d.sendSlotSize
+    if ((small || borrowed) && len <= slotSize) {
+      const tail = this.queue[this.queue.length - 1]
+      const tailInFlight = tail !== undefined && tail === this.queue[0] && this.sendSlot !== -1
+      if (tail !== undefined && tail.pool >= 0 && !tailInFlight && tail.len + len <= slotSize) {
+        d.sendPool.set(bytes, tail.pool * slotSize + tail.len)
+        tail.len += len
+      } else {
+        const pool = d.takeSendSlot()
+        if (pool >= 0) {
+          d.sendPool.set(bytes, pool * slotSize)
+          this.queue.push({ data: null, pool, addr: d.sendPoolBase + pool * slotSize, len, sent: 0, start: this.enqueued, notifs: 0 })
+        } else {
+          this.queue.push({ data: bytes.slice(), pool: -1, addr: 0, len, sent: 0, start: this.enqueued, notifs: 0 })
+        }
+      }
+    } else {
+      const data = borrowed ? bytes.slice() : bytes
+      this.queue.push({ data, pool: -1, addr: 0, len, sent: 0, start: this.enqueued, notifs: 0 })
+    }
+    this.enqueued += len
+    if (!this.sendPaused && this.enqueued - this.sent > this.highWater) {
+      this.sendPaused = true
+      d.counters.backpressurePauses++
+      this.syncRecv()
+    }
+    this.pumpSend()
+    return this.enqueued
+  }
+
+  private pumpSend(): void {
+    if (this.sendSlot !== -1 || this.queue.length === 0 || this.sendError !== undefined) return
+    if (this.phase >= Phase.Cancelling) return
+    const seg = this.queue[0]!
+    const d = this.driver
+    if (seg.addr === 0) seg.addr = load().addressOf(seg.data!)
+    const zc = seg.pool < 0 && this.zcThreshold > 0 && seg.len >= this.zcThreshold
+    const slot = d.alloc(this, zc ? TAG_SEND_ZC : TAG_SEND)
+    this.ops++
+    d.holds[slot] = seg
+    const w = d.sqe(zc ? Op.SEND_ZC : Op.SEND, SqeFlag.FIXED_FILE, this.fixed, slot)
+    d.setAddr(w, W.addr, seg.addr + seg.sent)
+    d.words[w + W.len] = seg.len - seg.sent
+    d.words[w + W.opFlags] = MSG_NOSIGNAL
+    this.sendSlot = slot
+  }
+
+  private onSend(slot: number, tag: number, res: number, flags: number): void {
+    const seg = this.driver.holds[slot] as Segment
+    if (flags & CqeFlag.NOTIF) {
+      // The kernel no longer references the pages of this zero-copy send.
+      if (--seg.notifs === 0 && seg.sent === seg.len) this.zcHeld.splice(this.zcHeld.indexOf(seg), 1)
+      this.settleSends()
+      return
+    }
+    this.sendSlot = -1
+    if (tag === TAG_SEND_ZC && (flags & CqeFlag.MORE)) {
+      if (seg.notifs++ === 0) this.zcHeld.push(seg)
+      this.driver.counters.zeroCopySends++
+    }
+    if (this.sendError !== undefined) {
+      // The queue was already failed while this send was in flight: only its pool slot is left.
+      if (seg.pool >= 0) this.driver.giveSendSlot(seg.pool)
+      return
+    }
+    if (res < 0) {
+      this.failSends(res === -Errno.ECANCELED && this.phase !== Phase.Open
+        ? new ConnectionClosed({ operation: "send" })
+        : socketError("send", res))
+      return
+    }
+    // A short send is normal under pressure: continue from where the kernel stopped.
+    seg.sent += res
+    this.sent += res
+    this.bytesOut += res
+    if (seg.sent === seg.len) {
+      this.queue.shift()
+      if (seg.pool >= 0) this.driver.giveSendSlot(seg.pool)
+      if (seg.notifs === 0) {
+        const i = this.zcHeld.indexOf(seg)
+        if (i >= 0) this.zcHeld.splice(i, 1)
+      }
+    }
+    this.settleSends()
+    this.pumpSend()
+  }
+
+  /** Stream offset up to which the kernel has taken the bytes and released their memory. */
+  private get completed(): number {
+    let c = this.sent
+    for (const seg of this.zcHeld) if (seg.start < c) c = seg.start
+    return c
+  }
+
+  private settleSends(): void {
+    const completed = this.completed
+    while (this.sendWaiters.length > 0 && this.sendWaiters[0]!.target <= completed) this.sendWaiters.shift()!.ok()
+    const queued = this.enqueued - completed
+    if (this.sendPaused && queued <= this.lowWater) {
+      this.sendPaused = false
+      this.syncRecv()
+    }
+    if (this.drainWaiters.length > 0) {
+      const keep: Array<Waiter> = []
+      for (const w of this.drainWaiters) {
+        if (queued <= w.target) w.ok()
+        else keep.push(w)
+      }
+      this.drainWaiters = keep
+    }
+  }
+
+  private failSends(error: SocketError | ConnectionClosed): void {
+    this.sendError ??= error
+    // The segment in flight (queue[0]) keeps its pool slot until its CQE.
+    for (let i = this.sendSlot === -1 ? 0 : 1; i < this.queue.length; i++) {
+      const seg = this.queue[i]!
+      if (seg.pool >= 0) this.driver.giveSendSlot(seg.pool)
+    }
+    this.queue = []
+    this.sent = this.enqueued
+    const waiters = [...this.sendWaiters, ...this.drainWaiters]
+    this.sendWaiters = []
+    this.drainWaiters = []
+    for (const w of waiters) w.fail(this.sendError)
+    if (this.sendPaused) {
+      this.sendPaused = false
+      this.syncRecv()
+    }
+  }
+
+  /** Calls back once the kernel has taken (and released) every byte up to `target`. */
+  whenSent(target: number, ok: () => void, fail: (e: unknown) => void): () => void {
+    if (this.completed >= target) {
+      ok()
+      return noop
+    }
+    if (this.sendError !== undefined) {
+      fail(this.sendError)
+      return noop
+    }
+    const w: Waiter = { target, ok, fail }
+    this.sendWaiters.push(w)
+    return () => remove(this.sendWaiters, w)
+  }
+
+  /** Calls back once at most `threshold` bytes remain queued (0: everything sent). */
+  whenDrained(threshold: number, ok: () => void, fail: (e: unknown) => void): () => void {
+    if (this.enqueued - this.completed <= threshold) {
+      ok()
+      return noop
+    }
+    if (this.sendError !== undefined) {
+      fail(this.sendError)
+      return noop
+    }
+    const w: Waiter = { target: threshold, ok, fail }
+    this.drainWaiters.push(w)
+    return () => remove(this.drainWaiters, w)
+  }
+
+  get overHighWater(): boolean {
+    return this.sendPaused
+  }
+
+  get lowWaterMark(): number {
+    return this.lowWater
+  }
+
+  /** Half-close once everything queued is sent; `cb` hears the SHUTDOWN result. */
+  shutdownWrite(cb: Callbacks<void>): void {
+    if (this.phase !== Phase.Open) return cb.fail(new ConnectionClosed({ operation: "shutdownWrite" }))
+    this.writeShut = true
+    this.whenDrained(0, () => {
+      if (this.phase !== Phase.Open) return cb.fail(new ConnectionClosed({ operation: "shutdownWrite" }))
+      const d = this.driver
+      const slot = d.alloc(this, TAG_SHUTDOWN)
+      this.ops++
+      d.holds[slot] = (res: number) => (res < 0 ? cb.fail(socketError("shutdown", res)) : cb.ok())
+      const w = d.sqe(Op.SHUTDOWN, SqeFlag.FIXED_FILE, this.fixed, slot)
+      d.words[w + W.len] = SHUT_WR
+    }, (e) => cb.fail(e))
+  }
+
+  // ---- addresses ------------------------------------------------------------------------------
+
+  /**
+   * Local and peer addresses. A direct descriptor has no fd number that getsockname accepts, so it
+   * is installed into the fd table for a moment (IORING_OP_FIXED_FD_INSTALL) and closed again.
+   */
+  addressesOf(cb: Callbacks<{ local: Address; peer: Address }>): void {
+    if (this.addresses !== undefined) return cb.ok(this.addresses)
+    if (this.knownLocal !== undefined && this.knownPeer !== undefined) {
+      this.addresses = { local: this.knownLocal, peer: this.knownPeer }
+      return cb.ok(this.addresses)
+    }
+    if (this.phase === Phase.Closed) return cb.fail(new ConnectionClosed({ operation: "address" }))
+    const d = this.driver
+    const slot = d.alloc(this, TAG_INSTALL)
+    this.ops++
+    d.holds[slot] = (res: number) => {
+      if (res < 0) return cb.fail(socketError("fixed_fd_install", res))
+      const native = load()
+      try {
+        const local = this.knownLocal ?? decode(native.sockName(res, false))
+        const peer = this.knownPeer ?? decode(native.sockName(res, true))
+        this.addresses = { local: normaliseUnix(local, this.kind), peer: normaliseUnix(peer, this.kind) }
+        cb.ok(this.addresses)
+      } catch (e: any) {
+        cb.fail(socketError("getsockname", e?.errno ?? Errno.EINVAL))
+      } finally {
+        native.closeFd(res)
+      }
+    }
+    d.sqe(Op.FIXED_FD_INSTALL, SqeFlag.FIXED_FILE, this.fixed, slot)
+  }
+
+  // ---- close ----------------------------------------------------------------------------------
+
+  /** Starts closing: queued sends drain first (until `force`), then recv is cancelled and the slot closed. */
+  beginClose(): void {
+    if (this.phase !== Phase.Open) return
+    this.phase = Phase.Draining
+    this.syncRecv()
+    this.advanceClose()
+  }
+
+  /** Stops waiting for queued sends (drain timeout): cancels the send in flight and drops the rest. */
+  force(): void {
+    if (this.phase === Phase.Open) this.beginClose()
+    if (this.phase !== Phase.Draining) return
+    this.phase = Phase.Cancelling
+    if (this.sendSlot !== -1) this.driver.cancel(this.sendSlot)
+    else this.failSends(new ConnectionClosed({ operation: "send" }))
+    this.advanceClose()
+  }
+
+  onClosed(f: () => void): void {
+    if (this.phase === Phase.Closed) f()
+    else this.closeWaiters.push(f)
+  }
+
+  private advanceClose(): void {
+    if (this.phase === Phase.Draining) {
+      if (this.sendError === undefined && (this.queue.length > 0 || this.sendSlot !== -1)) return
+      this.phase = Phase.Cancelling
+    }
+    if (this.phase === Phase.Cancelling) {
+      if (this.recvSlot !== -1 || this.sendSlot !== -1) return
+      this.phase = Phase.Closing
+    }
+    if (this.phase === Phase.Closing) {
+      if (!this.closeSubmitted) {
+        this.closeSubmitted = true
+        this.ops++
+        this.driver.closeFixed(this.fixed, this, TAG_CLOSE)
+        if (this.queue.length > 0 || this.sendWaiters.length > 0) this.failSends(new ConnectionClosed({ operation: "send" }))
+      }
+      if (!this.closeDone || this.ops > 0) return
+      this.phase = Phase.Closed
+      this.inbuf = EMPTY
+      this.inStart = this.inEnd = 0
+      this.driver.parked.delete(this)
+      this.drainInbuf()
+      this.failSends(new ConnectionClosed({ operation: "send" }))
+      this.driver.fixedSlotReleased()
+      const waiters = this.closeWaiters
+      this.closeWaiters = []
+      for (const f of waiters) f()
+    }
+  }
+}
+
+const noop = () => {}
+
+const remove = <A>(list: Array<A>, item: A): void => {
+  const i = list.indexOf(item)
+  if (i >= 0) list.splice(i, 1)
+}
+
+const normaliseUnix = (a: Address, kind: "tcp" | "unix"): Address =>
+  kind === "unix" && a._tag !== "UnixAddress" ? Addr.unix("") : a

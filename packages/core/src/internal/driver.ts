@@ -1,0 +1,346 @@
+/**
+ * The JS half of the ring: op slots, SQE staging, completion dispatch and buffer recycling.
+ * Plain TypeScript with no Effect on the hot path.
+ *
+ * Every in-flight SQE owns an op slot. Its user_data is (slot, generation): a CQE whose generation
+ * does not match the slot's current one belongs to an op that is already finished (it can only be
+ * a stray after a bug or a ring reset), so it is ignored and any buffer it carries is recycled.
+ * A slot is freed only when its last terminal CQE (no IORING_CQE_F_MORE) arrives, which is what
+ * makes "interruption completes after the terminal CQE" and "buffers released exactly once" hold:
+ * the memory an op points at (argument area, send data) is pinned by its slot until then.
+ */
+import type { RinglineConfig } from "../RinglineConfig.js"
+import { Ctl, type Native } from "./native.js"
+import { CqeFlag, Op, putU64, SqeFlag, W } from "./sqe.js"
+
+/** Receives the CQEs of the ops it submitted. `tag` is whatever the owner chose at alloc time. */
+export interface OpOwner {
+  onCqe(slot: number, tag: number, res: number, flags: number): void
+}
+
+/** Tag delivered for the CQE of a LINK_TIMEOUT attached to an op (same slot, marked user_data). */
+export const TAG_LINK_TIMEOUT = -1
+const LINK_TIMEOUT_BIT = 0x80000000 | 0
+const GEN_MASK = 0x7fffffff
+/** Bytes of per-slot argument memory (sockaddr up to 110 bytes, then a timespec at 112). */
+export const ARG_BYTES = 128
+export const ARG_TIMESPEC = 112
+
+const ignore: OpOwner = { onCqe() {} }
+
+/** Counters kept by the driver; cheap integers, read by stats/metrics. */
+export interface DriverCounters {
+  cqes: number
+  staleCqes: number
+  enobufs: number
+  sendPoolExhausted: number
+  zeroCopySends: number
+  backpressurePauses: number
+}
+
+export class Driver {
+  readonly ring: Native.Ring
+  readonly config: RinglineConfig
+  readonly bufferSize: number
+  readonly recvBuffers: ArrayBuffer
+  readonly sendPool: Uint8Array
+  readonly sendPoolBase: number
+  readonly args: Uint8Array
+  readonly argsBase: number
+  readonly capacity: number
+  readonly mode: string
+  readonly opcodes: Uint8Array
+
+  private readonly ctl: Int32Array
+  private readonly stage: Int32Array
+  private readonly stageCap: number
+  private readonly cqes: Int32Array
+  private readonly recycleList: Int32Array
+
+  private readonly gens: Uint32Array
+  private readonly pending: Int32Array
+  private readonly tags: Int32Array
+  private readonly owners: Array<OpOwner | undefined>
+  /** What an op must keep alive until its terminal CQE (send data, for instance). */
+  readonly holds: Array<unknown>
+  private readonly freeSlots: Int32Array
+  private freeTop: number
+  private inflight = 0
+
+  private readonly freeSendSlots: Int32Array
+  private freeSendTop: number
+  readonly sendSlotSize: number
+
+  /** Connections whose multishot recv stopped on -ENOBUFS; re-armed once buffers went back. */
+  readonly parked = new Set<{ rearm(): void }>()
+  /** Called when a connection's fixed slot is released (an accept stopped on -ENFILE may retry). */
+  readonly slotReleased = new Set<() => void>()
+  private idleWaiters: Array<() => void> = []
+  private deferredError: unknown = undefined
+  closed = false
+  readonly counters: DriverCounters = {
+    cqes: 0,
+    staleCqes: 0,
+    enobufs: 0,
+    sendPoolExhausted: 0,
+    zeroCopySends: 0,
+    backpressurePauses: 0
+  }
+
+  constructor(native: typeof Native, config: RinglineConfig) {
+    this.config = config
+    this.bufferSize = config.recvBuffer.bufferSize
+    // Each connection needs at most: multishot recv, one send (+ zero-copy notifications), a
+    // cancel and a close; listeners and connects a few more. Unused slots cost 13 bytes each.
+    this.capacity = Math.min(config.maxConnections * 4 + 4096, GEN_MASK)
+    this.sendSlotSize = config.sendPool.slotSize
+    this.ring = new native.Ring(
+      {
+        sqEntries: config.sqEntries,
+        cqEntries: config.sqEntries * 4,
+        bufferCount: config.recvBuffer.ringSize,
+        bufferSize: config.recvBuffer.bufferSize,
+        files: config.maxConnections,
+        sendPoolBytes: config.sendPool.slots * config.sendPool.slotSize,
+        argBytes: this.capacity * ARG_BYTES,
+        sqpoll: config.sqpoll,
+        sqpollIdleMs: config.sqpollIdleMs
+      },
+      (count) => this.dispatch(count)
+    )
+    const info = this.ring.info()
+    const r = info.regions
+    this.mode = info.mode
+    this.opcodes = info.opcodes
+    this.ctl = new Int32Array(r.ctl)
+    this.stage = new Int32Array(r.stage)
+    this.stageCap = r.stage.byteLength / 64
+    this.cqes = new Int32Array(r.cqes)
+    this.recycleList = new Int32Array(r.recycle)
+    this.recvBuffers = r.recvBuffers
+    this.sendPool = new Uint8Array(r.sendPool)
+    this.sendPoolBase = r.sendPoolBase
+    this.args = new Uint8Array(r.args)
+    this.argsBase = r.argsBase
+
+    this.gens = new Uint32Array(this.capacity)
+    this.pending = new Int32Array(this.capacity)
+    this.tags = new Int32Array(this.capacity)
+    this.owners = new Array(this.capacity).fill(undefined)
+    this.holds = new Array(this.capacity).fill(undefined)
+    this.freeSlots = new Int32Array(this.capacity)
+    for (let i = 0; i < this.capacity; i++) this.freeSlots[i] = this.capacity - 1 - i
+    this.freeTop = this.capacity
+
+    const sendSlots = config.sendPool.slots
+    this.freeSendSlots = new Int32Array(sendSlots)
+    for (let i = 0; i < sendSlots; i++) this.freeSendSlots[i] = sendSlots - 1 - i
+    this.freeSendTop = sendSlots
+  }
+
+  // ---- op slots -------------------------------------------------------------------------------
+
+  /** Ops in flight (slots allocated). Zero means the ring holds nothing of ours. */
+  get inFlight(): number {
+    return this.inflight
+  }
+
+  /**
+   * Takes a slot for an op owned by `owner`. `terminals` is how many terminal CQEs the slot
+   * waits for (2 when a LINK_TIMEOUT shares it).
+   */
+  alloc(owner: OpOwner, tag: number, terminals = 1): number {
+    if (this.freeTop === 0) throw new RangeError(`ringline op table full (${this.capacity} ops in flight)`)
+    const slot = this.freeSlots[--this.freeTop]!
+    this.owners[slot] = owner
+    this.tags[slot] = tag
+    this.pending[slot] = terminals
+    this.gens[slot] = (this.gens[slot]! + 1) & GEN_MASK
+    if (this.inflight++ === 0) this.ring.ref()
+    return slot
+  }
+
+  private release(slot: number): void {
+    this.owners[slot] = undefined
+    this.holds[slot] = undefined
+    this.gens[slot] = (this.gens[slot]! + 1) & GEN_MASK
+    this.freeSlots[this.freeTop++] = slot
+    if (--this.inflight === 0) {
+      this.ring.unref()
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+
+  /** Address of a slot's argument area (valid until the slot's terminal CQE). */
+  argAddress(slot: number): number {
+    return this.argsBase + slot * ARG_BYTES
+  }
+
+  argView(slot: number): Uint8Array {
+    return this.args.subarray(slot * ARG_BYTES, slot * ARG_BYTES + ARG_BYTES)
+  }
+
+  /** Calls `f` once no op is in flight. */
+  whenIdle(f: () => void): void {
+    if (this.inflight === 0) f()
+    else this.idleWaiters.push(f)
+  }
+
+  // ---- submission -----------------------------------------------------------------------------
+
+  /**
+   * Stages a zeroed SQE for `slot` and returns the word index where its fields start.
+   * The addon copies it into the SQ before the loop next blocks (or now, if staging is full).
+   */
+  sqe(op: number, flags: number, fd: number, slot: number, linkTimeout = false): number {
+    let n = this.ctl[Ctl.staged]!
+    if (n === this.stageCap) {
+      this.ring.flush()
+      n = this.ctl[Ctl.staged]!
+      if (n === this.stageCap) throw new RangeError("ringline submission queue is full and the kernel refuses more")
+    }
+    const s = this.stage
+    const w = n * 16
+    s.fill(0, w, w + 16)
+    s[w] = op | (flags << 8)
+    s[w + W.fd] = fd
+    s[w + W.userData] = slot
+    s[w + W.userData + 1] = (this.gens[slot]! | (linkTimeout ? LINK_TIMEOUT_BIT : 0))
+    this.ctl[Ctl.staged] = n + 1
+    return w
+  }
+
+  get words(): Int32Array {
+    return this.stage
+  }
+
+  setAddr(w: number, field: number, address: number): void {
+    putU64(this.stage, w + field, address)
+  }
+
+  /** ASYNC_CANCEL of the op in `target`, matched by user_data (never by fd: fds get reused). */
+  cancel(target: number): void {
+    const slot = this.alloc(ignore, 0)
+    const w = this.sqe(Op.ASYNC_CANCEL, 0, -1, slot)
+    this.stage[w + W.addr] = target
+    this.stage[w + W.addr + 1] = this.gens[target]!
+  }
+
+  /** Closes a fixed-file slot. `owner` hears the CQE (tag) if given. */
+  closeFixed(index: number, owner: OpOwner = ignore, tag = 0): number {
+    const slot = this.alloc(owner, tag)
+    const w = this.sqe(Op.CLOSE, 0, 0, slot)
+    this.stage[w + W.fileIndex] = index + 1
+    return slot
+  }
+
+  /** Closes a regular fd through the ring. */
+  closeFd(fd: number, owner: OpOwner = ignore, tag = 0): number {
+    const slot = this.alloc(owner, tag)
+    this.sqe(Op.CLOSE, 0, fd, slot)
+    return slot
+  }
+
+  /** Tells accept loops waiting for a free fixed slot to try again. */
+  fixedSlotReleased(): void {
+    if (this.slotReleased.size === 0) return
+    for (const f of [...this.slotReleased]) f()
+  }
+
+  // ---- buffers --------------------------------------------------------------------------------
+
+  /** Gives a provided buffer back; the addon returns it to the kernel ring before the next submit. */
+  recycle(bid: number): void {
+    const n = this.ctl[Ctl.recycled]!
+    this.recycleList[n] = bid
+    this.ctl[Ctl.recycled] = n + 1
+  }
+
+  /** A send-pool slot index, or -1 when the pool is exhausted. */
+  takeSendSlot(): number {
+    if (this.freeSendTop === 0) {
+      this.counters.sendPoolExhausted++
+      return -1
+    }
+    return this.freeSendSlots[--this.freeSendTop]!
+  }
+
+  giveSendSlot(index: number): void {
+    this.freeSendSlots[this.freeSendTop++] = index
+  }
+
+  get sendSlotsFree(): number {
+    return this.freeSendTop
+  }
+
+  // ---- completions ----------------------------------------------------------------------------
+
+  private dispatch(count: number): void {
+    const q = this.cqes
+    this.counters.cqes += count
+    for (let i = 0; i < count; i++) {
+      const base = i * 4
+      const slot = q[base]!
+      const hi = q[base + 1]!
+      const res = q[base + 2]!
+      const flags = q[base + 3]!
+      const gen = hi & GEN_MASK
+      if (slot < 0 || slot >= this.capacity || this.gens[slot] !== gen || this.owners[slot] === undefined) {
+        this.counters.staleCqes++
+        if (flags & CqeFlag.BUFFER) this.recycle(flags >>> 16)
+        continue
+      }
+      const owner = this.owners[slot]!
+      try {
+        owner.onCqe(slot, (hi & LINK_TIMEOUT_BIT) !== 0 ? TAG_LINK_TIMEOUT : this.tags[slot]!, res, flags)
+      } catch (e) {
+        // Owners never throw by design; if one does, finish the batch and rethrow afterwards so
+        // the error reaches uncaughtException instead of corrupting the op table.
+        this.deferredError ??= e
+      }
+      if ((flags & CqeFlag.MORE) === 0 && --this.pending[slot]! === 0) this.release(slot)
+    }
+    if (this.parked.size > 0) {
+      // Buffers recycled in this batch reach the kernel before these re-arms (same flush).
+      const parked = [...this.parked]
+      this.parked.clear()
+      for (const c of parked) c.rearm()
+    }
+    if (this.deferredError !== undefined) {
+      const e = this.deferredError
+      this.deferredError = undefined
+      throw e
+    }
+  }
+
+  // ---- introspection --------------------------------------------------------------------------
+
+  stats() {
+    const ctl = this.ctl
+    return {
+      mode: this.mode,
+      inFlight: this.inflight,
+      submitted: ctl[Ctl.submitted]! >>> 0,
+      sqFull: ctl[Ctl.sqFull]!,
+      wakeups: ctl[Ctl.wakeups]!,
+      emptyWakeups: ctl[Ctl.emptyWakeups]!,
+      cqOverflows: ctl[Ctl.overflow]!,
+      sendSlotsFree: this.freeSendTop,
+      ...this.counters
+    }
+  }
+
+  bufferStatus() {
+    return this.ring.bufferStatus()
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    this.ring.close()
+  }
+}
+
+export { CqeFlag, Op, SqeFlag, W }

@@ -1,0 +1,246 @@
+/**
+ * The io_uring implementation of the Ringline service: builds the driver, hands out listeners
+ * and connections, and at release stops accepting, drains and closes everything, waits for every
+ * in-flight op's terminal CQE and only then exits the ring.
+ */
+import { Cause, Duration, Effect, FiberSet, Scope } from "effect"
+import { lookup } from "node:dns/promises"
+import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs"
+import type { Address } from "../Address.js"
+import * as Addr from "../Address.js"
+import * as Connection from "../Connection.js"
+import type { Listener } from "../Listener.js"
+import type { ConnectOptions, ConnectTarget, ListenOptions, RinglineService, RinglineStats } from "../Ringline.js"
+import type { RinglineConfig } from "../RinglineConfig.js"
+import { ConnectError, ConnectionClosed, RinglineUnavailable, socketError, type SocketError } from "../RinglineError.js"
+import { ConnectOp } from "./connect.js"
+import { type Conn } from "./connection.js"
+import { Driver } from "./driver.js"
+import { Errno, errnoName } from "./errno.js"
+import { Lst } from "./listener.js"
+import { load } from "./native.js"
+import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
+import { Op, OpName } from "./sqe.js"
+
+const REQUIRED_OPS: Array<number> = [
+  Op.ACCEPT, Op.RECV, Op.SEND, Op.ASYNC_CANCEL, Op.LINK_TIMEOUT, Op.CONNECT, Op.CLOSE, Op.SHUTDOWN,
+  Op.SOCKET, Op.FIXED_FD_INSTALL
+]
+
+/** Turns a failed ring set-up into a message that says what is wrong and how to fix it. */
+export const unavailable = (e: any, config: RinglineConfig): RinglineUnavailable => {
+  const errno: number | undefined = e?.errno
+  const syscall: string = e?.syscall ?? ""
+  if (errno === undefined) {
+    return new RinglineUnavailable({ reason: "NativeAddon", detail: String(e?.message ?? e) })
+  }
+  if (syscall === "io_uring_setup") {
+    if (errno === Errno.ENOSYS) {
+      return new RinglineUnavailable({
+        reason: "KernelTooOld",
+        errno,
+        detail: "io_uring_setup returned ENOSYS: this kernel has no io_uring (needs Linux 6.0+ built with CONFIG_IO_URING=y)"
+      })
+    }
+    if (errno === Errno.EPERM) {
+      let sysctl = ""
+      try {
+        sysctl = readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8").trim()
+      } catch {
+        // Not readable: the kernel predates the sysctl or /proc is hidden.
+      }
+      const detail = sysctl === "2"
+        ? "io_uring_setup returned EPERM because sysctl kernel.io_uring_disabled=2 disables io_uring for every process; run `sysctl -w kernel.io_uring_disabled=0`"
+        : sysctl === "1"
+        ? "io_uring_setup returned EPERM because sysctl kernel.io_uring_disabled=1 limits io_uring to root and the group in kernel.io_uring_group; add this user to that group or run `sysctl -w kernel.io_uring_disabled=0`"
+        : "io_uring_setup returned EPERM, most likely a seccomp filter (e.g. Docker's or systemd's default profile) blocks io_uring_setup/io_uring_enter/io_uring_register; allow them (e.g. `--security-opt seccomp=unconfined`)"
+      return new RinglineUnavailable({ reason: "Disabled", errno, detail })
+    }
+    if (errno === Errno.ENOMEM) {
+      return new RinglineUnavailable({
+        reason: "MemoryLimit",
+        errno,
+        detail: `io_uring_setup returned ENOMEM for ${config.sqEntries} entries: raise the locked-memory limit (ulimit -l / LimitMEMLOCK=) or lower sqEntries`
+      })
+    }
+  }
+  if (syscall === "io_uring_register_files_sparse" && (errno === Errno.EMFILE || errno === Errno.ENFILE)) {
+    return new RinglineUnavailable({
+      reason: "Other",
+      errno,
+      detail: `cannot register a fixed-file table of maxConnections=${config.maxConnections}: it exceeds the open-file limit (ulimit -n); raise the limit or lower maxConnections`
+    })
+  }
+  if (syscall === "io_uring_register_buf_ring") {
+    return new RinglineUnavailable({
+      reason: errno === Errno.EINVAL ? "KernelTooOld" : "Other",
+      errno,
+      detail: `cannot register the provided-buffer ring (${errnoName(errno)}): needs Linux 5.19+; with ENOMEM lower recvBuffer.ringSize or bufferSize`
+    })
+  }
+  return new RinglineUnavailable({ reason: "Other", errno, detail: `${syscall} failed: ${errnoName(errno)} (errno ${errno})` })
+}
+
+const resolve = (host: string, port: number): Effect.Effect<Address, ConnectError> => {
+  const lit = literal(host, port)
+  if (lit !== undefined) return Effect.succeed(lit)
+  return Effect.tryPromise({
+    try: () => lookup(host),
+    catch: (e: any) =>
+      new ConnectError({ reason: "NotFound", address: `${host}:${port}`, errno: 0, code: String(e?.code ?? "ENOTFOUND") })
+  }).pipe(Effect.map((r) => Addr.tcp(r.address, port, r.family === 6 ? 6 : 4)))
+}
+
+export const make = (config: RinglineConfig): Effect.Effect<RinglineService, RinglineUnavailable, Scope.Scope> =>
+  Effect.gen(function*() {
+    const driver = yield* Effect.try({
+      try: () => new Driver(load(), config),
+      catch: (e) => unavailable(e, config)
+    })
+    const missing = REQUIRED_OPS.concat(config.sendZeroCopyThreshold > 0 ? [Op.SEND_ZC] : []).filter((op) =>
+      driver.opcodes[op] !== 1
+    )
+    if (missing.length > 0) {
+      driver.close()
+      return yield* new RinglineUnavailable({
+        reason: "MissingOpcode",
+        detail: `the kernel lacks ${missing.map((op) => `IORING_OP_${OpName[op]}`).join(", ")}; ringline needs Linux 6.8+` +
+          (missing.length === 1 && missing[0] === Op.SEND_ZC ? " (or set sendZeroCopyThreshold: 0)" : "")
+      })
+    }
+
+    const conns = new Set<Conn>()
+    const listeners = new Set<Lst>()
+    const wrap = (conn: Conn) => Connection.make(conn, config.shutdownTimeoutMs, (c) => conns.delete(c))
+    const closeConn = (conn: Conn) => wrap(conn).close
+
+    const waitIdle = Effect.async<void>((resume) => driver.whenIdle(() => resume(Effect.void)))
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        // Stop accepting first, so that a shutdown never takes in new work.
+        yield* Effect.forEach([...listeners], (l) => Effect.async<void>((resume) => l.close(() => resume(Effect.void))), {
+          concurrency: "unbounded",
+          discard: true
+        })
+        yield* Effect.forEach([...conns], closeConn, { concurrency: "unbounded", discard: true })
+        // Every op must have reached its terminal CQE before the ring goes away.
+        yield* waitIdle.pipe(Effect.timeoutOption(config.shutdownTimeoutMs + 1000))
+        driver.close()
+      }).pipe(Effect.withSpan("ringline.shutdown"))
+    )
+
+    const listen = (options: ListenOptions): Effect.Effect<Listener, SocketError, Scope.Scope> =>
+      Effect.gen(function*() {
+        const kind = options._tag === "Unix" ? "unix" as const : "tcp" as const
+        const wanted: Address = options._tag === "Unix"
+          ? Addr.unix(options.path)
+          : literal(options.host ?? "127.0.0.1", options.port ?? 0) ??
+            (yield* Effect.mapError(resolve(options.host!, options.port ?? 0), (e) => socketError("listen", Errno.ENOENT, e.address)))
+        const backlog = options.backlog ?? config.backlog
+        const native = load()
+        const fd = yield* Effect.try({
+          try: () => {
+            if (wanted._tag === "UnixAddress") removeStaleSocket(wanted.path)
+            return native.listen(encodeToBytes(wanted), backlog, options._tag === "Tcp" && options.reusePort === true, SOCK_STREAM)
+          },
+          catch: (e: any) => socketError(e?.syscall ?? "listen", e?.errno ?? Errno.EINVAL, Addr.format(wanted))
+        })
+        const address = wanted._tag === "UnixAddress" ? wanted : decode(native.sockName(fd, false))
+        const scope = yield* Effect.scope
+        const lst = new Lst(driver, fd, address, kind, backlog, (c) => conns.add(c))
+        listeners.add(lst)
+        yield* Scope.addFinalizer(
+          scope,
+          Effect.async<void>((resume) => lst.close(() => resume(Effect.void))).pipe(
+            Effect.ensuring(Effect.sync(() => listeners.delete(lst)))
+          )
+        )
+        // Handler fibers live in the listener's scope; added after the close finalizer, so they
+        // are interrupted (and their connections closed) before the socket goes away.
+        const handlers = yield* FiberSet.make()
+        const acceptRaw = Effect.async<Conn, ConnectionClosed>((resume) => {
+          const withdraw = lst.accept({ ok: (c) => resume(Effect.succeed(c)), fail: (e) => resume(Effect.fail(e as ConnectionClosed)) })
+          return Effect.sync(withdraw)
+        })
+        const accept = Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(restore(acceptRaw), (conn) => {
+            const c = wrap(conn)
+            return Effect.as(Effect.addFinalizer(() => c.close), c)
+          })
+        )
+        const serve = <E, R>(handler: (c: Connection.Connection) => Effect.Effect<unknown, E, R>) =>
+          Effect.gen(function*() {
+            const run = yield* FiberSet.runtime(handlers)<R>()
+            while (true) {
+              yield* Effect.uninterruptibleMask((restore) =>
+                Effect.flatMap(restore(acceptRaw), (conn) =>
+                  Effect.sync(() => {
+                    const c = wrap(conn)
+                    run(
+                      handler(c).pipe(
+                        Effect.catchAllCause((cause) =>
+                          Cause.isInterruptedOnly(cause)
+                            ? Effect.void
+                            : Effect.logWarning("ringline: connection handler failed", cause)
+                        ),
+                        Effect.ensuring(c.close)
+                      )
+                    )
+                  })
+                )
+              ).pipe(
+                Effect.catchTag("ConnectionClosed", () => Effect.never)
+              )
+            }
+          }) as Effect.Effect<never, never, R>
+        return {
+          address,
+          accept,
+          serve,
+          get accepted() {
+            return lst.accepted
+          }
+        } satisfies Listener
+      }).pipe(Effect.withSpan("ringline.listen"))
+
+    const connect = (target: ConnectTarget, options?: ConnectOptions) =>
+      Effect.gen(function*() {
+        const address: Address = target._tag === "UnixAddress" ? target : yield* resolve(target.host, target.port)
+        const timeoutMs = options?.timeout === undefined ? undefined : toMillis(options.timeout)
+        const raw = Effect.async<Conn, ConnectError>((resume) => {
+          const op = new ConnectOp(driver, address, timeoutMs, {
+            ok: (c) => {
+              conns.add(c)
+              resume(Effect.succeed(c))
+            },
+            fail: (e) => resume(Effect.fail(e as ConnectError))
+          })
+          return Effect.async<void>((done) => op.interrupt(() => done(Effect.void)))
+        })
+        return yield* Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(restore(raw), (conn) => {
+            const c = wrap(conn)
+            return Effect.as(Effect.addFinalizer(() => c.close), c)
+          })
+        )
+      }).pipe(Effect.withSpan("ringline.connect"))
+
+    const stats: Effect.Effect<RinglineStats> = Effect.sync(() => ({
+      ...driver.stats(),
+      connections: conns.size,
+      listeners: listeners.size,
+      buffers: driver.closed ? undefined : driver.bufferStatus()
+    }))
+
+    return { config, listen, connect, stats, mode: driver.mode } satisfies RinglineService
+  })
+
+const toMillis = (d: Duration.DurationInput): number => Duration.toMillis(Duration.decode(d))
+
+const removeStaleSocket = (path: string): void => {
+  if (path === "" || path[0] === "\0" || !existsSync(path)) return
+  // Only a socket file is fair game: never delete a regular file someone mistyped.
+  if (lstatSync(path).isSocket()) unlinkSync(path)
+}
+

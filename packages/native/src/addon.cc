@@ -1,0 +1,16 @@
+// Entry point of the ringline addon. Context-aware: every JS thread (main or worker) gets its own
+// exports and its own rings; nothing is shared between threads.
+#include <napi.h>
+
+#include "ring.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Ring", ringline::Ring::Init(env));
+  return ringline::InitSockets(env, exports);
+}
+
+}  // namespace
+
+NODE_API_MODULE(ringline, Init)

@@ -1,0 +1,116 @@
+// Synchronous socket set-up helpers: done once per listener, never per packet.
+// Listening sockets are created with plain syscalls because liburing 2.3 has no BIND/LISTEN
+// helpers; every byte of traffic still goes through the ring.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "ring.h"
+
+namespace ringline {
+
+namespace {
+
+socklen_t CopyAddr(const Napi::Value& v, sockaddr_storage* ss) {
+  if (!v.IsTypedArray()) throw Napi::TypeError::New(v.Env(), "address must be a Uint8Array");
+  Napi::Uint8Array bytes = v.As<Napi::Uint8Array>();
+  if (bytes.ByteLength() > sizeof(sockaddr_storage) || bytes.ByteLength() < 2) {
+    throw Napi::RangeError::New(v.Env(), "bad sockaddr length");
+  }
+  memset(ss, 0, sizeof *ss);
+  memcpy(ss, bytes.Data(), bytes.ByteLength());
+  return static_cast<socklen_t>(bytes.ByteLength());
+}
+
+// listen(sockaddr: Uint8Array, backlog, reusePort, type) -> fd
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  sockaddr_storage ss;
+  socklen_t len = CopyAddr(info[0], &ss);
+  const int backlog = info[1].As<Napi::Number>().Int32Value();
+  const bool reuse_port = info[2].ToBoolean();
+  const int type = info.Length() > 3 ? info[3].As<Napi::Number>().Int32Value() : SOCK_STREAM;
+  const int family = ss.ss_family;
+  int fd = socket(family, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowErrno(env, "socket", errno);
+  auto fail = [&](const char* what) {
+    int err = errno;
+    ::close(fd);
+    ThrowErrno(env, what, err);
+  };
+  int one = 1;
+  if (family != AF_UNIX) {
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) fail("setsockopt(SO_REUSEADDR)");
+    // Accepted sockets inherit TCP_NODELAY from the listener, which saves a setsockopt per
+    // connection (impossible anyway on a direct descriptor).
+    if (type == SOCK_STREAM && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
+      fail("setsockopt(TCP_NODELAY)");
+    }
+  }
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    fail("setsockopt(SO_REUSEPORT)");
+  }
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0) fail("bind");
+  if (type == SOCK_STREAM && listen(fd, backlog) < 0) fail("listen");
+  return Napi::Number::New(env, fd);
+}
+
+// sockName(fd, peer: boolean) -> Uint8Array (raw sockaddr)
+Napi::Value SockName(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  const bool peer = info[1].ToBoolean();
+  sockaddr_storage ss {};
+  socklen_t len = sizeof ss;
+  int r = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+               : getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  if (r < 0) ThrowErrno(env, peer ? "getpeername" : "getsockname", errno);
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, len);
+  memcpy(out.Data(), &ss, len);
+  return out;
+}
+
+// getIntOpt(fd, level, name) -> number; used to check inherited options in tests.
+Napi::Value GetIntOpt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+                 info[2].As<Napi::Number>().Int32Value(), &v, &len) < 0) {
+    ThrowErrno(env, "getsockopt", errno);
+  }
+  return Napi::Number::New(env, v);
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  if (::close(info[0].As<Napi::Number>().Int32Value()) < 0) ThrowErrno(info.Env(), "close", errno);
+  return info.Env().Undefined();
+}
+
+// addressOf(view) -> number: where a JS buffer's bytes live, for sends that do not go through
+// the send pool. Reading the info materialises on-heap typed arrays off-heap, so the address
+// stays valid while JS holds the view.
+Napi::Value AddressOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "addressOf expects a Uint8Array");
+  Napi::TypedArray t = info[0].As<Napi::TypedArray>();
+  uint8_t* base = static_cast<uint8_t*>(t.ArrayBuffer().Data());
+  return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(base + t.ByteOffset())));
+}
+
+}  // namespace
+
+Napi::Object InitSockets(Napi::Env env, Napi::Object exports) {
+  exports.Set("listen", Napi::Function::New<Listen>(env, "listen"));
+  exports.Set("sockName", Napi::Function::New<SockName>(env, "sockName"));
+  exports.Set("getIntOpt", Napi::Function::New<GetIntOpt>(env, "getIntOpt"));
+  exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
+  exports.Set("addressOf", Napi::Function::New<AddressOf>(env, "addressOf"));
+  return exports;
+}
+
+}  // namespace ringline

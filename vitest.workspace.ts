@@ -1,0 +1,1 @@
+export default ["packages/core", "packages/tls", "packages/storage"]
