@@ -1,0 +1,108 @@
+/** Shared test helpers: a ring per test, node:net peers, fd and op-table accounting. */
+import { Effect, Layer, Option } from "effect"
+import { readdirSync } from "node:fs"
+import * as net from "node:net"
+import type { Connection, Listener } from "../src/index.js"
+import { Ringline } from "../src/index.js"
+import type { RinglineConfigInput } from "../src/RinglineConfig.js"
+
+export const layer = (config?: RinglineConfigInput) => Ringline.layer(config)
+
+/** Open file descriptors of this process. */
+export const fdCount = (): number => readdirSync("/proc/self/fd").length
+
+/** Echo handler: everything back, then half-close after the peer's EOF. */
+export const echo = (conn: Connection.Connection) =>
+  Effect.gen(function*() {
+    while (true) {
+      const chunk = yield* conn.recv
+      if (Option.isNone(chunk)) break
+      yield* conn.write(chunk.value)
+    }
+    yield* conn.shutdownWrite
+  })
+
+export const echoServer = (options: { port?: number; backlog?: number } = {}) =>
+  Effect.gen(function*() {
+    const listener = yield* (yield* Effect.promise(() => import("../src/Tcp.js"))).listen({ port: 0, ...options })
+    yield* Effect.forkScoped(listener.serve(echo))
+    return listener
+  })
+
+export const portOf = (listener: Listener.Listener): number =>
+  listener.address._tag === "TcpAddress" ? listener.address.port : -1
+
+/** node:net client: connects, writes `payload`, half-closes, and collects everything until EOF. */
+export const exchange = (port: number, payload: Uint8Array, host = "127.0.0.1"): Promise<Buffer> =>
+  new Promise((resolve, reject) => {
+    const chunks: Array<Buffer> = []
+    const s = net.connect(port, host, () => s.end(payload))
+    s.on("data", (d) => chunks.push(d))
+    s.on("end", () => resolve(Buffer.concat(chunks)))
+    s.on("error", reject)
+  })
+
+/** A connected node:net socket, ready to use. */
+export const nodeClient = (port: number, host = "127.0.0.1"): Promise<net.Socket> =>
+  new Promise((resolve, reject) => {
+    const s = net.connect(port, host, () => resolve(s))
+    s.once("error", reject)
+  })
+
+/** Reads exactly `n` bytes from a node:net socket. */
+export const readN = (s: net.Socket, n: number): Promise<Buffer> =>
+  new Promise((resolve, reject) => {
+    const chunks: Array<Buffer> = []
+    let got = 0
+    const onData = (d: Buffer) => {
+      chunks.push(d)
+      got += d.length
+      if (got >= n) {
+        s.off("data", onData)
+        s.pause()
+        const all = Buffer.concat(chunks)
+        if (all.length > n) s.unshift(all.subarray(n))
+        resolve(all.subarray(0, n))
+      }
+    }
+    s.on("data", onData)
+    s.once("error", reject)
+    s.resume()
+  })
+
+export const random = (n: number): Buffer => {
+  const b = Buffer.alloc(n)
+  for (let i = 0; i < n; i += 4) b.writeUInt32LE((Math.random() * 0xffffffff) >>> 0, Math.min(i, n - 4))
+  return b
+}
+
+/** A node:net server for outbound tests; returns its port and a close function. */
+export const nodeServer = (onConn: (s: net.Socket) => void): Promise<{ port: number; server: net.Server }> =>
+  new Promise((resolve) => {
+    const server = net.createServer(onConn)
+    server.listen(0, "127.0.0.1", () => resolve({ port: (server.address() as net.AddressInfo).port, server }))
+  })
+
+/**
+ * Runs `body` with a fresh ring, then checks that releasing the ring left no op in flight and no
+ * fd behind.
+ */
+export const withRing = <A, E>(
+  body: Effect.Effect<A, E, Ringline.Ringline | import("effect").Scope.Scope>,
+  config?: RinglineConfigInput
+): Effect.Effect<A, E | import("../src/RinglineError.js").RinglineUnavailable | import("../src/RinglineError.js").RinglineConfigError> =>
+  Effect.gen(function*() {
+    const before = fdCount()
+    const result = yield* Effect.scoped(
+      Effect.gen(function*() {
+        const a = yield* Effect.scoped(body)
+        // Everything the body opened was closed with its scope: the op table is empty again.
+        const stats = yield* Ringline.stats
+        if (stats.inFlight !== 0) return yield* Effect.die(new Error(`${stats.inFlight} ops still in flight after the test body`))
+        return a
+      }).pipe(Effect.provide(Layer.fresh(layer(config))))
+    )
+    const after = fdCount()
+    if (after > before) return yield* Effect.die(new Error(`fd leak: ${before} open before, ${after} after`))
+    return result
+  })

@@ -1,0 +1,84 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { Tcp } from "../src/index.js"
+import { nodeClient, portOf, random, readN, withRing } from "./helpers.js"
+
+describe("sends", () => {
+  for (const size of [13, 8 * 1024 * 1024]) {
+    it.live(`send resolves after all ${size} bytes were taken by the kernel`, () =>
+      withRing(Effect.gen(function*() {
+        const l = yield* Tcp.listen({ port: 0 })
+        const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+        const c = yield* l.accept
+        const payload = random(size)
+        const reading = readN(s, size)
+        yield* c.send(payload)
+        expect(c.queuedBytes).toBe(0)
+        expect(c.bytesSent).toBe(size)
+        const got = yield* Effect.promise(() => reading)
+        expect(got.equals(payload)).toBe(true)
+        s.destroy()
+      })))
+  }
+
+  it.live("sendv: SCATTER + - + GATHER arrives as one ordered stream", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      const c = yield* l.accept
+      yield* c.sendv([Buffer.from("SCATTER"), Buffer.from("-"), Buffer.from("GATHER")])
+      expect((yield* Effect.promise(() => readN(s, 14))).toString()).toBe("SCATTER-GATHER")
+      // Large parts go zero-copy, small ones through the pool, still in order.
+      const big = random(256 * 1024)
+      const reading = readN(s, big.length + 2)
+      yield* c.sendv([Buffer.from("<"), big, Buffer.from(">")])
+      const got = yield* Effect.promise(() => reading)
+      expect(got[0]).toBe(60)
+      expect(got.subarray(1, big.length + 1).equals(big)).toBe(true)
+      expect(got[big.length + 1]).toBe(62)
+      s.destroy()
+    })))
+
+  it.live("many small writes are coalesced and arrive in order", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      const c = yield* l.accept
+      let expected = ""
+      for (let i = 0; i < 5000; i++) {
+        const part = `${i},`
+        expected += part
+        yield* c.write(Buffer.from(part))
+      }
+      yield* c.send(new Uint8Array(0))
+      const got = yield* Effect.promise(() => readN(s, expected.length))
+      expect(got.toString()).toBe(expected)
+      s.destroy()
+    })))
+
+  it.live("zero-copy sends are used at the threshold and complete after the notification", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      const c = yield* l.accept
+      const payload = random(1024 * 1024)
+      const reading = readN(s, payload.length)
+      yield* c.send(payload)
+      const { Ringline } = yield* Effect.promise(() => import("../src/index.js"))
+      expect((yield* Ringline.stats).zeroCopySends).toBeGreaterThan(0)
+      expect((yield* Effect.promise(() => reading)).equals(payload)).toBe(true)
+      s.destroy()
+    })))
+
+  it.live("a send on a connection the peer reset fails with a typed SocketError", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      const c = yield* l.accept
+      s.resetAndDestroy()
+      yield* Effect.sleep(50)
+      const err = yield* Effect.flip(Effect.repeatN(c.send(random(64 * 1024)), 50))
+      expect(err._tag).toBe("SocketError")
+      expect(["EPIPE", "ECONNRESET"]).toContain(err._tag === "SocketError" ? err.code : "")
+    })))
+})
