@@ -134,13 +134,15 @@ export class Conn implements OpOwner {
     return this.phase === Phase.Closed
   }
 
-  /** Bytes queued and not yet taken by the kernel. */
+  /** Bytes queued and not yet taken by the kernel (or still pinned by a zero-copy send). */
   get queuedBytes(): number {
-    return this.enqueued - this.sent
+    return this.enqueued - this.completed
   }
 
   onCqe(slot: number, tag: number, res: number, flags: number): void {
-    if ((flags & CqeFlag.MORE) === 0) this.ops--
+    // A zero-copy send's notification is not waited for by close: the driver keeps its memory
+    // pinned in the slot until it arrives, which (on loopback) can be when the peer reads.
+    if (tag === TAG_SEND_ZC ? (flags & CqeFlag.NOTIF) === 0 : (flags & CqeFlag.MORE) === 0) this.ops--
     switch (tag) {
       case TAG_RECV:
         this.onRecv(res, flags)
@@ -376,7 +378,7 @@ export class Conn implements OpOwner {
       this.queue.push({ data, pool: -1, addr: 0, len, sent: 0, start: this.enqueued, notifs: 0 })
     }
     this.enqueued += len
-    if (!this.sendPaused && this.enqueued - this.sent > this.highWater) {
+    if (!this.sendPaused && this.enqueued - this.completed > this.highWater) {
       this.sendPaused = true
       d.counters.backpressurePauses++
       this.syncRecv()
@@ -406,7 +408,7 @@ export class Conn implements OpOwner {
     const seg = this.driver.holds[slot] as Segment
     if (flags & CqeFlag.NOTIF) {
       // The kernel no longer references the pages of this zero-copy send.
-      if (--seg.notifs === 0 && seg.sent === seg.len) this.zcHeld.splice(this.zcHeld.indexOf(seg), 1)
+      if (--seg.notifs === 0) remove(this.zcHeld, seg)
       this.settleSends()
       return
     }
@@ -433,10 +435,6 @@ export class Conn implements OpOwner {
     if (seg.sent === seg.len) {
       this.queue.shift()
       if (seg.pool >= 0) this.driver.giveSendSlot(seg.pool)
-      if (seg.notifs === 0) {
-        const i = this.zcHeld.indexOf(seg)
-        if (i >= 0) this.zcHeld.splice(i, 1)
-      }
     }
     this.settleSends()
     this.pumpSend()
@@ -476,6 +474,8 @@ export class Conn implements OpOwner {
     }
     this.queue = []
     this.sent = this.enqueued
+    // Pinned zero-copy memory stays in the driver's slots; this connection has nothing to wait for.
+    this.zcHeld = []
     const waiters = [...this.sendWaiters, ...this.drainWaiters]
     this.sendWaiters = []
     this.drainWaiters = []

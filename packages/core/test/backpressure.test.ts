@@ -1,0 +1,100 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import * as net from "node:net"
+import { Ringline, Tcp } from "../src/index.js"
+import { echo, nodeClient, portOf, random, withRing } from "./helpers.js"
+
+describe("backpressure and buffers", () => {
+  it.live("a non-reading client makes write wait at the high-water mark instead of growing memory", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      s.pause() // never reads
+      const c = yield* l.accept
+      const chunk = random(64 * 1024)
+      let written = 0
+      const writer = yield* Effect.fork(Effect.forever(Effect.tap(c.write(chunk), () => Effect.sync(() => (written += chunk.length)))))
+      yield* Effect.sleep(500)
+      // The kernel's socket buffers took some, then write stopped returning: the queue is bounded.
+      const stuckAt = written
+      yield* Effect.sleep(200)
+      expect(written).toBe(stuckAt)
+      expect(c.queuedBytes).toBeGreaterThan(256 * 1024)
+      expect(c.queuedBytes).toBeLessThanOrEqual(1024 * 1024 + chunk.length)
+      expect((yield* Ringline.stats).backpressurePauses).toBeGreaterThan(0)
+      // Reading on the client side drains the queue and the writer resumes.
+      s.resume()
+      yield* Effect.sleep(300)
+      expect(written).toBeGreaterThan(stuckAt)
+      yield* Fiber.interrupt(writer)
+      s.destroy()
+    })))
+
+  it.live("an echo server stays bounded while a client writes 256 MiB without reading", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      yield* Effect.forkScoped(l.serve(echo))
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      s.pause()
+      const block = Buffer.alloc(1024 * 1024, 7)
+      let sent = 0
+      const target = 256 * 1024 * 1024
+      const rssBefore = process.memoryUsage().rss
+      // Write as fast as the kernel lets us; stop when the sockets are full (server paused recv).
+      const progress = yield* Effect.promise(() =>
+        new Promise<number>((resolve) => {
+          let lastChange = Date.now()
+          const pump = () => {
+            while (sent < target) {
+              sent += block.length
+              lastChange = Date.now()
+              if (!s.write(block)) return s.once("drain", pump)
+            }
+          }
+          pump()
+          const check = setInterval(() => {
+            if (sent >= target || Date.now() - lastChange > 700) {
+              clearInterval(check)
+              resolve(sent)
+            }
+          }, 100)
+        })
+      )
+      const stats = yield* Ringline.stats
+      // The server stopped reading long before 256 MiB: memory stayed bounded.
+      expect(progress).toBeLessThan(target)
+      expect(stats.backpressurePauses).toBeGreaterThan(0)
+      const rssGrowth = process.memoryUsage().rss - rssBefore
+      // Node's own client-side buffering is in this process too; the server side adds at most
+      // ~highWater per connection. Allow generous slack, far below 256 MiB.
+      expect(rssGrowth).toBeLessThan(96 * 1024 * 1024)
+      s.destroy()
+    })))
+
+  it.live("a ring of 4 buffers serves 8 concurrent clients (ENOBUFS recovery)", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      yield* Effect.forkScoped(l.serve(echo))
+      const payloads = Array.from({ length: 8 }, () => random(256 * 1024))
+      const { exchange } = yield* Effect.promise(() => import("./helpers.js"))
+      const results = yield* Effect.promise(() => Promise.all(payloads.map((p) => exchange(portOf(l), p))))
+      results.forEach((r, i) => expect(r.equals(payloads[i]!)).toBe(true))
+      const stats = yield* Ringline.stats
+      expect(stats.enobufs).toBeGreaterThan(0)
+      // Every provided buffer went back to the kernel.
+      expect(stats.buffers?.available).toBe(4)
+    }), { recvBuffer: { ringSize: 4, bufferSize: 4096 } }))
+
+  it.live("every provided buffer is returned after heavy traffic", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      yield* Effect.forkScoped(l.serve(echo))
+      const { exchange } = yield* Effect.promise(() => import("./helpers.js"))
+      yield* Effect.promise(() => Promise.all(Array.from({ length: 16 }, () => exchange(portOf(l), random(1024 * 1024)))))
+      const stats = yield* Ringline.stats
+      expect(stats.buffers?.available).toBe(64)
+      expect(stats.staleCqes).toBe(0)
+    }), { recvBuffer: { ringSize: 64, bufferSize: 16384 } }))
+
+  void net
+})

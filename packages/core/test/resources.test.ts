@@ -1,0 +1,88 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Scope } from "effect"
+import * as net from "node:net"
+import { Ringline, Tcp } from "../src/index.js"
+import { echo, fdCount, nodeClient, portOf, random, withRing } from "./helpers.js"
+
+describe("resource safety", () => {
+  it.live("releasing the Layer with live connections closes every fd and op", () =>
+    Effect.gen(function*() {
+      const baseline = fdCount()
+      const scope = yield* Scope.make()
+      const ctx = yield* Layer.buildWithScope(Ringline.layer(), scope)
+      const run = <A, E>(eff: Effect.Effect<A, E, Ringline.Ringline | Scope.Scope>) =>
+        eff.pipe(Effect.provide(ctx), Scope.extend(scope))
+      const l = yield* run(Tcp.listen({ port: 0 }))
+      yield* run(Effect.forkIn(l.serve(echo), scope))
+      // Live inbound connections, mid-conversation, plus live outbound ones.
+      const clients: Array<net.Socket> = []
+      for (let i = 0; i < 20; i++) clients.push(yield* Effect.promise(() => nodeClient(portOf(l))))
+      const outbound = []
+      for (let i = 0; i < 10; i++) outbound.push(yield* run(Tcp.connect({ host: "127.0.0.1", port: portOf(l) })))
+      for (const c of outbound) yield* run(c.write(random(1000)))
+      clients.forEach((c) => c.write("in flight"))
+      yield* Effect.sleep(50)
+      expect((yield* run(Ringline.stats)).connections).toBe(40)
+      expect(fdCount()).toBeGreaterThan(baseline)
+      yield* Scope.close(scope, Exit.void)
+      // The server side saw every connection close: each client gets EOF.
+      yield* Effect.promise(() => Promise.all(clients.map((c) => new Promise((r) => (c.readableEnded ? r(0) : c.on("end", r).resume())))))
+      clients.forEach((c) => c.destroy())
+      yield* Effect.sleep(50)
+      expect(fdCount()).toBe(baseline)
+    }))
+
+  it.live("1000 connect/close cycles leak nothing", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      yield* Effect.forkScoped(l.serve(echo))
+      const fds = fdCount()
+      const ops = (yield* Ringline.stats).inFlight
+      for (let i = 0; i < 1000; i++) {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const c = yield* Tcp.connect({ host: "127.0.0.1", port: portOf(l) })
+          if (i % 10 === 0) yield* c.send(Buffer.from("ping"))
+        }))
+      }
+      // Server-side closes may trail the client's by a moment.
+      for (let i = 0; i < 100 && (yield* Ringline.stats).connections > 0; i++) yield* Effect.sleep(10)
+      const stats = yield* Ringline.stats
+      expect(stats.connections).toBe(0)
+      expect(stats.inFlight).toBe(ops)
+      expect(fdCount()).toBe(fds)
+      expect(l.accepted).toBe(1000)
+    })))
+
+  it.live("the op table is empty after a listener, connections and their scopes are closed", () =>
+    withRing(Effect.gen(function*() {
+      yield* Effect.scoped(Effect.gen(function*() {
+        const l = yield* Tcp.listen({ port: 0 })
+        yield* Effect.forkScoped(l.serve(echo))
+        const c = yield* Tcp.connect({ host: "127.0.0.1", port: portOf(l) })
+        yield* c.send(Buffer.from("x"))
+        expect((yield* Ringline.stats).inFlight).toBeGreaterThan(0)
+      }))
+      expect((yield* Ringline.stats).inFlight).toBe(0)
+    })))
+
+  it.live("a closed listener refuses new connects at once", () =>
+    withRing(Effect.gen(function*() {
+      const port = yield* Effect.scoped(Effect.map(Tcp.listen({ port: 0 }), portOf))
+      const err = yield* Effect.flip(Tcp.connect({ host: "127.0.0.1", port }))
+      expect(err.reason).toBe("Refused")
+    })))
+
+  it.live("the fixed-file table bounds connections; a freed slot lets accept continue", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      yield* Effect.forkScoped(l.serve(echo))
+      const clients: Array<net.Socket> = []
+      for (let i = 0; i < 6; i++) clients.push(net.connect(portOf(l), "127.0.0.1").on("error", () => {}))
+      yield* Effect.sleep(200)
+      expect(l.accepted).toBe(4)
+      clients[0]!.destroy()
+      yield* Effect.sleep(200)
+      expect(l.accepted).toBe(5)
+      clients.forEach((c) => c.destroy())
+    }), { maxConnections: 4 }))
+})
