@@ -521,7 +521,11 @@ int main(int argc, char **argv)
     for (int i = opt_idle; i < nconns_total; i++) {
         struct conn *c = &conns[i];
         uint64_t since = c->last_rx ? c->last_rx : t0;
-        if (c->alive && c->recvd < c->sent && t_stop - since > 1000000000ull) err_stalled++;
+        if (c->alive && c->recvd < c->sent && t_stop - since > 1000000000ull) {
+            err_stalled++;
+            fprintf(stderr, "loadgen: conn %d stalled: %llu bytes un-echoed, nothing received for %.2f s\n",
+                    i, (unsigned long long)(c->sent - c->recvd), (double)(t_stop - since) / 1e9);
+        }
     }
     int alive = 0;
     for (int i = 0; i < nconns_total; i++) alive += conns[i].alive;

@@ -158,6 +158,13 @@ for (const s of servers) {
   } else active.push(s);
 }
 
+// io_uring can be switched off machine-wide (tests of ringline's fallback
+// path do this); every io_uring server would then fail to start.
+try {
+  const v = fs.readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8").trim();
+  if (v !== "0") process.stderr.write(`warning: kernel.io_uring_disabled=${v}; ringline and c-uring will probably fail to start\n`);
+} catch {}
+
 // Pinning server and client to different cores keeps them from competing
 // for one CPU; without taskset or a second core we run unpinned and say so.
 const haveTaskset = (() => {
@@ -186,6 +193,18 @@ function cpuSeconds(pid) {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // fields 14, 15
+  } catch {
+    return NaN;
+  }
+}
+// Busy CPU seconds of the whole machine (all cores). Whatever the server and
+// loadgen did not use of it was someone else: a build or test run sharing
+// this 2-core box skews every number, so it is reported per run.
+function machineBusySeconds() {
+  try {
+    const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK;
   } catch {
     return NaN;
   }
@@ -295,10 +314,12 @@ function runLoadgen(h, c) {
       m.t0 = performance.now();
       m.cpu0 = cpuSeconds(h.pid);
       m.lgCpu0 = cpuSeconds(lg.pid);
+      m.busy0 = machineBusySeconds();
     } else if (l === "#measure-end") {
       m.t1 = performance.now();
       m.cpu1 = cpuSeconds(h.pid);
       m.lgCpu1 = cpuSeconds(lg.pid);
+      m.busy1 = machineBusySeconds();
       m.rssLoad = rssKiB(h.pid);
     } else if (!l.startsWith("#")) errLog.push(l);
   });
@@ -334,6 +355,7 @@ function makeRecord(h, c, rep, lr) {
     server_cpu_pct: +((cpuS / windowS) * 100).toFixed(1),
     server_cpu_us_per_req: res.requests ? +((cpuS * 1e6) / res.requests).toFixed(3) : null,
     loadgen_cpu_pct: +(((m.lgCpu1 - m.lgCpu0) / windowS) * 100).toFixed(1),
+    other_cpu_pct: +(((m.busy1 - m.busy0 - cpuS - (m.lgCpu1 - m.lgCpu0)) / windowS) * 100).toFixed(1),
     rss_base_kib: m.rssBase, rss_load_kib: m.rssLoad,
     loadgen: res,
   });
@@ -345,6 +367,9 @@ function makeRecord(h, c, rep, lr) {
   return r;
 }
 
+// Above this much CPU used by other processes during a window, a run is
+// flagged as disturbed (tick granularity alone gives a few percent).
+const OTHER_CPU_WARN = 15;
 const fmtInt = (v) => (v == null || Number.isNaN(v) ? "-" : Math.round(v).toLocaleString("en-US"));
 const fmt = (v, d = 1) => (v == null || Number.isNaN(v) ? "-" : v.toFixed(d));
 
@@ -352,21 +377,24 @@ function progress(i, n, r, c) {
   const tag = `[${String(i).padStart(String(n).length)}/${n}] ${c.name.padEnd(15)} rep ${r.rep}/${cfg.reps} ${r.server.padEnd(14)}`;
   if (r.rps === undefined) return process.stderr.write(`${tag} FAILED: ${r.failure}\n`);
   const mem = c.idle ? `  mem/conn ${fmt(r.mem_per_conn_kib, 2)} KiB` : "";
+  const other = r.other_cpu_pct >= OTHER_CPU_WARN ? `  DISTURBED: other processes used ${fmt(r.other_cpu_pct, 0)}% CPU` : "";
   process.stderr.write(
     `${tag} ${fmtInt(r.rps).padStart(10)} req/s ${fmt(r.mbps).padStart(8)} MB/s  p99 ${fmt(r.p99_us).padStart(8)} µs` +
-      `  cpu ${fmt(r.server_cpu_pct, 0)}% lg ${fmt(r.loadgen_cpu_pct, 0)}%  errors ${r.errors}${mem}\n`,
+      `  cpu ${fmt(r.server_cpu_pct, 0)}% lg ${fmt(r.loadgen_cpu_pct, 0)}%  errors ${r.errors}${mem}${other}\n`,
   );
 }
 
 // ------------------------------------------------------------------- main --
 // Full mode interleaves servers within each case/repetition so slow drift
 // (thermal, noisy neighbours) hits every server alike; quick mode groups by
-// server so one process can serve all its cases.
+// server so one process can serve all its cases, running the cases that
+// need a never-used process first so that process can then be reused.
 const plan = [];
 if (cfg.freshEveryRun) {
   for (const c of cases) for (let rep = 1; rep <= cfg.reps; rep++) for (const s of active) plan.push({ s, c, rep });
 } else {
-  for (const s of active) for (const c of cases) for (let rep = 1; rep <= cfg.reps; rep++) plan.push({ s, c, rep });
+  const ordered = [...cases.filter((c) => c.fresh), ...cases.filter((c) => !c.fresh)];
+  for (const s of active) for (const c of ordered) for (let rep = 1; rep <= cfg.reps; rep++) plan.push({ s, c, rep });
 }
 
 const started = new Date();
@@ -378,7 +406,7 @@ process.on("SIGINT", async () => {
 });
 for (let i = 0; i < plan.length; i++) {
   const { s, c, rep } = plan[i];
-  const reuse = live && live.server === s && !live.exited && !cfg.freshEveryRun && !c.fresh;
+  const reuse = live && live.server === s && !live.exited && !cfg.freshEveryRun && !(c.fresh && live.used);
   if (!reuse) {
     if (live) await stopServer(live);
     live = null;
@@ -392,14 +420,16 @@ for (let i = 0; i < plan.length; i++) {
     }
     await sleep(200); // let start-up allocation settle before the RSS baseline
   }
+  live.used = true;
   const lr = await runLoadgen(live, c);
   const r = makeRecord(live, c, rep, lr);
-  if (live.exited) r.failure = `${r.failure ? r.failure + "; " : ""}server died: ${live.log.slice(-3).join(" | ")}`;
+  if (live.exited) {
+    r.ok = false;
+    r.failure = `${r.failure ? r.failure + "; " : ""}server died: ${live.log.slice(-3).join(" | ")}`;
+  }
   runs.push(r);
   progress(i + 1, plan.length, r, c);
-  // A fresh-server case must not leave its 1000 connections' worth of state
-  // to the next case in quick mode.
-  if (c.fresh || cfg.freshEveryRun) {
+  if (cfg.freshEveryRun) {
     await stopServer(live);
     live = null;
   }
@@ -417,15 +447,19 @@ const stat = (xs) => {
   const v = xs.filter((x) => typeof x === "number" && !Number.isNaN(x));
   return v.length ? { median: median(v), min: Math.min(...v), max: Math.max(...v) } : null;
 };
-const METRICS = ["rps", "mbps", "p50_us", "p99_us", "p999_us", "server_cpu_pct", "server_cpu_us_per_req", "loadgen_cpu_pct", "rss_load_kib", "mem_per_conn_kib"];
+const METRICS = ["rps", "mbps", "p50_us", "p99_us", "p999_us", "server_cpu_pct", "server_cpu_us_per_req", "loadgen_cpu_pct", "other_cpu_pct", "rss_load_kib", "mem_per_conn_kib"];
 
 const summary = {};
 for (const c of cases) {
   summary[c.name] = {};
   for (const s of active) {
-    const rs = runs.filter((r) => r.server === s.name && r.case === c.name && r.rps !== undefined);
-    if (!rs.length) continue;
-    const e = { runs: rs.length, errors: rs.reduce((a, r) => a + r.errors, 0) };
+    const all = runs.filter((r) => r.server === s.name && r.case === c.name && r.rps !== undefined);
+    if (!all.length) continue;
+    // Disturbed runs stay in the raw data but are left out of the summary
+    // whenever an undisturbed run of the same server and case exists.
+    const quiet = all.filter((r) => !(r.other_cpu_pct >= OTHER_CPU_WARN));
+    const rs = quiet.length ? quiet : all;
+    const e = { runs: rs.length, disturbed_excluded: all.length - rs.length, errors: all.reduce((a, r) => a + r.errors, 0) };
     for (const k of METRICS) {
       const st = stat(rs.map((r) => r[k]));
       if (st) e[k] = st;
@@ -506,6 +540,12 @@ for (const c of cases) {
 out.push("");
 out.push("req/s marked * = loadgen used ≥95% of its core (client-bound: the server may have headroom).");
 out.push("CPU% = server CPU time (all threads) / measured wall time; µsCPU/req = server CPU per request (bulk: per 64 KiB chunk).");
+const disturbed = runs.filter((r) => r.other_cpu_pct >= OTHER_CPU_WARN);
+if (disturbed.length) {
+  out.push(`WARNING: ${disturbed.length} run(s) shared the CPUs with other processes (≥${OTHER_CPU_WARN}% of a core); their numbers are unreliable — rerun on a quiet machine:`);
+  for (const r of disturbed) out.push(`  ${r.server}/${r.case} rep ${r.rep}: other ${fmt(r.other_cpu_pct, 0)}%`);
+  out.push("  (left out of the medians above where an undisturbed repetition of the same server and case exists)");
+}
 const failed = runs.filter((r) => !r.ok);
 if (failed.length) {
   out.push(`${failed.length} run(s) had errors or failed:`);
@@ -518,11 +558,15 @@ const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replac
 function chart() {
   // Series: ringline ratios if ringline ran; otherwise (so the file is still
   // useful before ringline builds) every server relative to the C ceiling.
+  // A ratio involving a server that echoed wrong data is meaningless; such
+  // bars are drawn faded and flagged.
+  const hadErrors = (c, srv) => (summary[c.name][srv]?.errors ?? 0) > 0;
   let series = [];
   let title, ylabel;
   for (const a of RINGLINES) for (const b of BASELINES) {
     const key = `${a}÷${b}`;
-    if (cases.some((c) => ratios[c.name][key])) series.push({ key, get: (c) => ratios[c.name][key]?.throughput });
+    if (cases.some((c) => ratios[c.name][key]))
+      series.push({ key, get: (c) => ratios[c.name][key]?.throughput, bad: (c) => hadErrors(c, a) || hadErrors(c, b) });
   }
   if (series.length) {
     title = "ringline throughput ratios (median; >1 = ringline faster)";
@@ -531,20 +575,24 @@ function chart() {
     const ref = active.some((s) => s.name === "c-uring") ? "c-uring" : active[0]?.name;
     series = active.filter((s) => s.name !== ref).map((s) => ({
       key: `${s.name}÷${ref}`,
+      bad: (c) => hadErrors(c, s.name) || hadErrors(c, ref),
       get: (c) => {
         const a = summary[c.name][s.name]?.[c.primary]?.median, b = summary[c.name][ref]?.[c.primary]?.median;
         return a != null && b ? a / b : undefined;
       },
     }));
-    title = `throughput relative to ${ref} (ringline not run)`;
+    title = `throughput relative to ${ref} (no ringline results)`;
     ylabel = `throughput ÷ ${ref}`;
   }
   const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728", "#e377c2", "#7f7f7f"];
-  const barW = 20, gap = 4, groupGap = 36, left = 70, top = 60, plotH = 300;
+  const barW = 20, gap = 4, groupGap = 36, left = 70, right = 90, top = 60, plotH = 300, legendW = 260;
   const groupW = Math.max(1, series.length) * (barW + gap) - gap;
-  const width = Math.max(560, left + cases.length * (groupW + groupGap) + 20);
-  const legendRows = Math.ceil(series.length / 3);
-  const height = top + plotH + 70 + legendRows * 18 + 20;
+  const width = Math.max(640, left + cases.length * (groupW + groupGap) + right);
+  const perRow = Math.max(1, Math.floor((width - left) / legendW));
+  const legendRows = Math.ceil(series.length / perRow);
+  const anyBad = cases.some((c) => series.some((s) => s.bad(c) && s.get(c) != null));
+  const height = top + plotH + 56 + legendRows * 18 + (anyBad ? 22 : 0) + 10;
+  const plotRight = width - right;
   const vals = cases.flatMap((c) => series.map((s) => s.get(c))).filter((v) => v != null && Number.isFinite(v));
   const vmax = Math.max(1.2, ...vals) * 1.1;
   const step = vmax > 8 ? 2 : vmax > 4 ? 1 : vmax > 2 ? 0.5 : 0.25;
@@ -555,7 +603,7 @@ function chart() {
   p.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="16" font-weight="bold">${esc(title)}</text>`);
   p.push(`<text x="${width / 2}" y="40" text-anchor="middle" fill="#555">${esc(`${started.toISOString().slice(0, 10)} · ${cfg.quick ? "quick" : "full"} mode · ${cfg.reps} rep(s) · ${cfg.duration}s runs · rr cases: req/s, bulk cases: MB/s`)}</text>`);
   for (let v = 0; v <= vmax + 1e-9; v += step) {
-    p.push(`<line x1="${left}" x2="${width - 10}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e5e5"/>`);
+    p.push(`<line x1="${left}" x2="${plotRight}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e5e5"/>`);
     p.push(`<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end" fill="#555">${+v.toFixed(2)}</text>`);
   }
   p.push(`<text transform="translate(18 ${top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="#333">${esc(ylabel)}</text>`);
@@ -568,21 +616,25 @@ function chart() {
         p.push(`<text x="${x + barW / 2}" y="${y(0) - 4}" text-anchor="middle" fill="#999" font-size="10">n/a</text>`);
         return;
       }
-      p.push(`<rect x="${x}" y="${y(v)}" width="${barW}" height="${y(0) - y(v)}" fill="${colors[si % colors.length]}"><title>${esc(`${c.name} ${s.key}: ${v.toFixed(3)}`)}</title></rect>`);
-      p.push(`<text transform="translate(${x + barW / 2 + 3} ${y(v) - 4}) rotate(-90)" font-size="10" fill="#333">${v.toFixed(2)}</text>`);
+      const bad = s.bad(c);
+      const tip = `${c.name} ${s.key}: ${v.toFixed(3)}${bad ? " (a server in this ratio returned wrong echoes)" : ""}`;
+      p.push(`<rect x="${x}" y="${y(v)}" width="${barW}" height="${y(0) - y(v)}" fill="${colors[si % colors.length]}"${bad ? ` fill-opacity="0.3" stroke="#d62728" stroke-dasharray="3 2"` : ""}><title>${esc(tip)}</title></rect>`);
+      p.push(`<text transform="translate(${x + barW / 2 + 3} ${y(v) - 4}) rotate(-90)" font-size="10" fill="${bad ? "#d62728" : "#333"}">${v.toFixed(2)}${bad ? " ✗" : ""}</text>`);
     });
     p.push(`<text x="${gx + groupW / 2}" y="${top + plotH + 18}" text-anchor="middle">${esc(c.name)}</text>`);
   });
   // Parity line: at 1.0 both sides of a ratio are equally fast.
-  p.push(`<line x1="${left}" x2="${width - 10}" y1="${y(1)}" y2="${y(1)}" stroke="#d62728" stroke-dasharray="6 4"/>`);
-  p.push(`<text x="${width - 12}" y="${y(1) - 4}" text-anchor="end" fill="#d62728" font-size="10">1.0 = parity</text>`);
-  p.push(`<line x1="${left}" x2="${width - 10}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`);
+  p.push(`<line x1="${left}" x2="${plotRight}" y1="${y(1)}" y2="${y(1)}" stroke="#d62728" stroke-dasharray="6 4"/>`);
+  p.push(`<text x="${plotRight + 6}" y="${y(1) + 4}" fill="#d62728" font-size="11">1.0 = parity</text>`);
+  p.push(`<line x1="${left}" x2="${plotRight}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`);
   const ly = top + plotH + 44;
   series.forEach((s, si) => {
-    const lx = left + (si % 3) * 200, yy = ly + Math.floor(si / 3) * 18;
+    const lx = left + (si % perRow) * legendW, yy = ly + Math.floor(si / perRow) * 18;
     p.push(`<rect x="${lx}" y="${yy - 10}" width="12" height="12" fill="${colors[si % colors.length]}"/>`);
     p.push(`<text x="${lx + 18}" y="${yy}">${esc(s.key)}</text>`);
   });
+  if (anyBad)
+    p.push(`<text x="${left}" y="${ly + legendRows * 18 + 6}" fill="#d62728">✗ faded: a server in the ratio returned wrong echoes, so it means nothing</text>`);
   if (!series.length) p.push(`<text x="${width / 2}" y="${top + plotH / 2}" text-anchor="middle" fill="#999">no data</text>`);
   p.push(`</svg>`);
   return p.join("\n") + "\n";
@@ -602,7 +654,7 @@ const doc = {
   started: started.toISOString(),
   finished: new Date().toISOString(),
   config: { ...cfg, servers: servers.map((s) => s.name), cases: cases.map((c) => c.name), pinned: haveTaskset, server_cpu: SERVER_CPU, client_cpu: CLIENT_CPU },
-  machine: { node: process.version, kernel: os.release(), cpu: os.cpus()[0]?.model, cpus: os.cpus().length, mem_gib: +(os.totalmem() / 2 ** 30).toFixed(1), git },
+  machine: { io_uring_disabled: (() => { try { return Number(fs.readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8")); } catch { return null; } })(), node: process.version, kernel: os.release(), cpu: os.cpus()[0]?.model, cpus: os.cpus().length, mem_gib: +(os.totalmem() / 2 ** 30).toFixed(1), git },
   cases: Object.fromEntries(cases.map((c) => [c.name, c])),
   skipped,
   summary,

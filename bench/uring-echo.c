@@ -41,8 +41,13 @@
 #define RING_ENTRIES 4096
 #define CQ_ENTRIES (RING_ENTRIES * 4)   /* multishot ops post many CQEs per SQE */
 #define BGID 0
+/* Overridable so tests can build a tiny pool and force -ENOBUFS. */
+#ifndef NBUFS
 #define NBUFS 1024                      /* power of two: buffer ring requirement */
+#endif
+#ifndef BUF_SIZE
 #define BUF_SIZE (16 * 1024)            /* 16 MiB pool, shared by all connections */
+#endif
 
 /* user_data = pointer | op; struct conn is 8-byte aligned so the low bits
  * are free. The accept has no connection and uses a NULL pointer. */
@@ -70,7 +75,9 @@ static struct io_uring ring;
 static struct io_uring_buf_ring *br;
 static unsigned char *bufs;
 static int returned_pending;      /* buffers added but not yet published */
-static struct conn *rearm_list;   /* connections waiting for buffers */
+/* Connections waiting for buffers, FIFO so that under buffer exhaustion
+ * the longest-starved connection is re-armed first. */
+static struct conn *rearm_head, **rearm_tail = &rearm_head;
 static volatile sig_atomic_t stop;
 static int listen_fd;
 
@@ -140,10 +147,11 @@ static void conn_fail(struct conn *c)
         c->dead = 1;
         shutdown(c->fd, SHUT_RDWR);
     }
-    if (c->need_rearm) {                  /* drop it from the re-arm list */
-        struct conn **pp = &rearm_list;
+    if (c->need_rearm) {                  /* drop it from the re-arm queue */
+        struct conn **pp = &rearm_head;
         while (*pp && *pp != c) pp = &(*pp)->rearm_next;
         if (*pp) *pp = c->rearm_next;
+        if (rearm_tail == &c->rearm_next) rearm_tail = pp;
         c->need_rearm = 0;
     }
     conn_maybe_free(c);
@@ -195,8 +203,9 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
          * fail again; wait until sends complete and return buffers. */
         if (!c->dead && !c->need_rearm) {
             c->need_rearm = 1;
-            c->rearm_next = rearm_list;
-            rearm_list = c;
+            c->rearm_next = NULL;
+            *rearm_tail = c;
+            rearm_tail = &c->rearm_next;
         }
         conn_maybe_free(c);
         return;
@@ -316,9 +325,10 @@ int main(int argc, char **argv)
             io_uring_buf_ring_advance(br, returned_pending);
             returned_pending = 0;
             /* Buffers are back: resume connections that ran dry. */
-            while (rearm_list) {
-                struct conn *c = rearm_list;
-                rearm_list = c->rearm_next;
+            while (rearm_head) {
+                struct conn *c = rearm_head;
+                rearm_head = c->rearm_next;
+                if (!rearm_head) rearm_tail = &rearm_head;
                 c->need_rearm = 0;
                 if (c->eof || c->dead) conn_maybe_free(c);
                 else arm_recv(c);

@@ -354,8 +354,9 @@ export class Conn implements OpOwner {
     const len = bytes.length
     if (len === 0) return this.enqueued
     const d = this.driver
-    // Views into provided buffers are recycled when the read callback returns: always copy them.
-    const borrowed = bytes.buffer === d.recvBuffers
+    // A parser's view (a provided buffer, or this connection's reassembly buffer) is reused as
+    // soon as the read callback returns: always copy it.
+    const borrowed = bytes.buffer === d.recvBuffers || bytes.buffer === this.inbuf.buffer
     const small = this.zcThreshold === 0 || len < this.zcThreshold
     const slotSize = d.sendSlotSize
     if ((small || borrowed) && len <= slotSize) {
