@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One entry point from a fresh machine: installs whatever is missing, builds, then runs something.
+#
+#   bash scripts/dev.sh demo [--port 7878] [--host 127.0.0.1]   # the io_uring echo server
+#   bash scripts/dev.sh test                                      # the whole test suite
+#   bash scripts/dev.sh bench [--quick]                           # the benchmark suite
+#   bash scripts/dev.sh setup                                     # only install and build
+#
+# Idempotent: a second run skips what is already there. Needs Linux with io_uring, Node >= 20,
+# and apt (Debian/Ubuntu) for the system packages when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[ringline] %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+[ "$(uname -s)" = Linux ] || die "ringline needs Linux (io_uring); this is $(uname -s)"
+command -v node >/dev/null || die "Node.js >= 20 is required (https://nodejs.org)"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Node.js >= 20 is required, found $(node --version)"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root to run: $*"; fi; }
+
+# System packages: liburing (the addon links it), a C++ toolchain and python3 for node-gyp,
+# strace for the test that proves socket I/O goes through the ring.
+missing=()
+[ -f /usr/include/liburing.h ] || missing+=(liburing-dev)
+command -v g++ >/dev/null || missing+=(g++)
+command -v make >/dev/null || missing+=(make)
+command -v python3 >/dev/null || missing+=(python3)
+command -v strace >/dev/null || missing+=(strace)
+command -v gcc >/dev/null || missing+=(gcc)
+if [ ${#missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
+  say "installing ${missing[*]} (apt)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+[ -f "$(node -p 'require("path").resolve(process.execPath, "../../include/node/node.h")')" ] ||
+  die "Node's headers are missing next to $(command -v node) (include/node/node.h); install the Node.js dev headers"
+
+# pnpm: prefer an installed one, else install it with npm (corepack's signature checks can fail).
+if command -v pnpm >/dev/null && pnpm --version 2>/dev/null | grep -q '^10\.'; then
+  PNPM=(pnpm)
+else
+  say "installing pnpm@10 with npm"
+  if npm install -g pnpm@10 >/dev/null 2>&1 && command -v pnpm >/dev/null; then PNPM=(pnpm); else PNPM=(npx -y pnpm@10); fi
+fi
+
+say "installing dependencies"
+"${PNPM[@]}" install --frozen-lockfile --reporter=silent
+
+addon=packages/native/build/Release/ringline.node
+if [ ! -f "$addon" ] || [ -n "$(find packages/native/src packages/native/binding.gyp -newer "$addon" 2>/dev/null)" ]; then
+  say "building the native addon (node-gyp + liburing)"
+  "${PNPM[@]}" --filter @ringline/native run build
+fi
+say "building TypeScript"
+"${PNPM[@]}" exec tsc -b
+
+action=${1:-setup}
+[ $# -gt 0 ] && shift
+case "$action" in
+  setup) say "ready" ;;
+  demo) exec "${PNPM[@]}" run echo "$@" ;;
+  test) exec "${PNPM[@]}" test "$@" ;;
+  bench) exec "${PNPM[@]}" run bench "$@" ;;
+  *) die "unknown action '$action' (demo | test | bench | setup)" ;;
+esac
