@@ -5,6 +5,7 @@
  * Every byte received is sent back in order; when the client half-closes, the server finishes
  * sending and then closes. SIGINT/SIGTERM stop it cleanly (connections drained, exit code 0).
  * `--mode stream` (default) uses recv/write; `--mode parse` the zero-copy read(parse) path.
+ * The driver reads its configuration from RINGLINE_* environment variables (see RinglineConfig).
  */
 import { Effect, Option } from "effect"
 import { parseArgs } from "node:util"
@@ -61,6 +62,6 @@ const program = Effect.gen(function*() {
   console.log(`listening on ${Address.format(listener.address)}`)
   // Resets and vanished clients are routine for an echo server: end that connection quietly.
   return yield* listener.serve((conn) => Effect.ignore(handler(conn)))
-}).pipe(Effect.scoped, Effect.provide(Ringline.layer()))
+}).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig))
 
 Ringline.runMain(program)

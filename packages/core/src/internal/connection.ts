@@ -354,12 +354,13 @@ export class Conn implements OpOwner {
     const len = bytes.length
     if (len === 0) return this.enqueued
     const d = this.driver
-    // A parser's view (a provided buffer, or this connection's reassembly buffer) is reused as
-    // soon as the read callback returns: always copy it.
-    const borrowed = bytes.buffer === d.recvBuffers || bytes.buffer === this.inbuf.buffer
-    const small = this.zcThreshold === 0 || len < this.zcThreshold
     const slotSize = d.sendSlotSize
-    if ((small || borrowed) && len <= slotSize) {
+    const small = len <= slotSize && (this.zcThreshold === 0 || len < this.zcThreshold)
+    // A parser's view (a provided buffer, or this connection's reassembly buffer) is reused as
+    // soon as the read callback returns, so it is always copied. Small writes are copied anyway;
+    // only large ones need the check (and `.buffer` would materialise small on-heap arrays).
+    const borrowed = !small && (bytes.buffer === d.recvBuffers || bytes.buffer === this.inbuf.buffer)
+    if (small || (borrowed && len <= slotSize)) {
       const tail = this.queue[this.queue.length - 1]
       const tailInFlight = tail !== undefined && tail === this.queue[0] && this.sendSlot !== -1
       if (tail !== undefined && tail.pool >= 0 && !tailInFlight && tail.len + len <= slotSize) {
@@ -375,8 +376,7 @@ export class Conn implements OpOwner {
         }
       }
     } else {
-      const data = borrowed ? bytes.slice() : bytes
-      this.queue.push({ data, pool: -1, addr: 0, len, sent: 0, start: this.enqueued, notifs: 0 })
+      this.queue.push({ data: borrowed ? bytes.slice() : bytes, pool: -1, addr: 0, len, sent: 0, start: this.enqueued, notifs: 0 })
     }
     this.enqueued += len
     if (!this.sendPaused && this.enqueued - this.completed > this.highWater) {
