@@ -22,6 +22,7 @@ export interface RingRegions {
   readonly args: ArrayBuffer
   readonly sendPoolBase: number
   readonly argsBase: number
+  readonly recvBuffersBase: number
 }
 
 export interface RingInfo {

@@ -164,6 +164,7 @@ void Ring::Setup(Napi::Env env, const Napi::Object& opts) {
   // JS writes absolute addresses into SQEs; x86-64/arm64 user addresses fit in 2^53.
   exposed.Set("sendPoolBase", Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(send.ptr))));
   exposed.Set("argsBase", Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(args.ptr))));
+  exposed.Set("recvBuffersBase", Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(bufs.ptr))));
   exposed_ = Napi::Persistent(exposed);
 
   // Provided-buffer ring, mapped and registered by hand (liburing 2.3 has no setup helper).

@@ -60,6 +60,18 @@ const handler = values.mode === "parse" ? viaParse : viaRecv
 const program = Effect.gen(function*() {
   const listener = yield* Tcp.listen({ host: values.host, port })
   console.log(`listening on ${Address.format(listener.address)}`)
+  // A one-line summary of the driver's counters when the server stops (on stderr).
+  yield* Effect.addFinalizer(() =>
+    Effect.flatMap(Ringline.stats, (s) =>
+      Effect.sync(() =>
+        console.error(
+          `ringline: accepted=${listener.accepted} cqes=${s.cqes} wakeups=${s.wakeups} (empty ${s.emptyWakeups}) ` +
+            `submitted=${s.submitted} sqFull=${s.sqFull} enobufs=${s.enobufs} zeroCopySends=${s.zeroCopySends} ` +
+            `backpressurePauses=${s.backpressurePauses} sendPoolExhausted=${s.sendPoolExhausted} mode=${s.mode}`
+        )
+      )
+    )
+  )
   // Resets and vanished clients are routine for an echo server: end that connection quietly.
   return yield* listener.serve((conn) => Effect.ignore(handler(conn)))
 }).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig))

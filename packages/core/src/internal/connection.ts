@@ -49,6 +49,8 @@ interface Segment {
   data: Uint8Array | null
   /** Send-pool slot, or -1. */
   pool: number
+  /** Provided buffer lent to this send (echo of a parsed view), or -1. */
+  bid: number
   addr: number
   len: number
   sent: number
@@ -360,7 +362,12 @@ export class Conn implements OpOwner {
     // soon as the read callback returns, so it is always copied. Small writes are copied anyway;
     // only large ones need the check (and `.buffer` would materialise small on-heap arrays).
     const borrowed = !small && (bytes.buffer === d.recvBuffers || bytes.buffer === this.inbuf.buffer)
-    if (small || (borrowed && len <= slotSize)) {
+    if (len >= LEND_MIN && bytes.buffer === d.recvBuffers && d.lend(Math.floor(bytes.byteOffset / d.bufferSize))) {
+      // Echoing a parsed view: send straight from the provided buffer, which goes back to the
+      // kernel once this send completes (no copy at all).
+      const bid = Math.floor(bytes.byteOffset / d.bufferSize)
+      this.queue.push(segment(null, -1, bid, d.recvBuffersBase + bytes.byteOffset, len, this.enqueued))
+    } else if (small || (borrowed && len <= slotSize)) {
       const tail = this.queue[this.queue.length - 1]
       const tailInFlight = tail !== undefined && tail === this.queue[0] && this.sendSlot !== -1
       if (tail !== undefined && tail.pool >= 0 && !tailInFlight && tail.len + len <= slotSize) {
@@ -370,13 +377,13 @@ export class Conn implements OpOwner {
         const pool = d.takeSendSlot()
         if (pool >= 0) {
           d.sendPool.set(bytes, pool * slotSize)
-          this.queue.push({ data: null, pool, addr: d.sendPoolBase + pool * slotSize, len, sent: 0, start: this.enqueued, notifs: 0 })
+          this.queue.push(segment(null, pool, -1, d.sendPoolBase + pool * slotSize, len, this.enqueued))
         } else {
-          this.queue.push({ data: bytes.slice(), pool: -1, addr: 0, len, sent: 0, start: this.enqueued, notifs: 0 })
+          this.queue.push(segment(bytes.slice(), -1, -1, 0, len, this.enqueued))
         }
       }
     } else {
-      this.queue.push({ data: borrowed ? bytes.slice() : bytes, pool: -1, addr: 0, len, sent: 0, start: this.enqueued, notifs: 0 })
+      this.queue.push(segment(borrowed ? bytes.slice() : bytes, -1, -1, 0, len, this.enqueued))
     }
     this.enqueued += len
     if (!this.sendPaused && this.enqueued - this.completed > this.highWater) {
@@ -409,7 +416,10 @@ export class Conn implements OpOwner {
     const seg = this.driver.holds[slot] as Segment
     if (flags & CqeFlag.NOTIF) {
       // The kernel no longer references the pages of this zero-copy send.
-      if (--seg.notifs === 0) remove(this.zcHeld, seg)
+      if (--seg.notifs === 0) {
+        remove(this.zcHeld, seg)
+        if (seg.sent === seg.len || this.sendError !== undefined) this.releaseSegment(seg)
+      }
       this.settleSends()
       return
     }
@@ -419,8 +429,8 @@ export class Conn implements OpOwner {
       this.driver.counters.zeroCopySends++
     }
     if (this.sendError !== undefined) {
-      // The queue was already failed while this send was in flight: only its pool slot is left.
-      if (seg.pool >= 0) this.driver.giveSendSlot(seg.pool)
+      // The queue was already failed while this send was in flight: only its memory is left.
+      if (seg.notifs === 0) this.releaseSegment(seg)
       return
     }
     if (res < 0) {
@@ -435,10 +445,18 @@ export class Conn implements OpOwner {
     this.bytesOut += res
     if (seg.sent === seg.len) {
       this.queue.shift()
-      if (seg.pool >= 0) this.driver.giveSendSlot(seg.pool)
+      if (seg.notifs === 0) this.releaseSegment(seg)
     }
     this.settleSends()
     this.pumpSend()
+  }
+
+  /** The kernel is done with this segment's memory: return its pool slot or lent buffer. */
+  private releaseSegment(seg: Segment): void {
+    if (seg.pool >= 0) this.driver.giveSendSlot(seg.pool)
+    if (seg.bid >= 0) this.driver.giveBack(seg.bid)
+    seg.pool = -1
+    seg.bid = -1
   }
 
   /** Stream offset up to which the kernel has taken the bytes and released their memory. */
@@ -468,10 +486,11 @@ export class Conn implements OpOwner {
 
   private failSends(error: SocketError | ConnectionClosed): void {
     this.sendError ??= error
-    // The segment in flight (queue[0]) keeps its pool slot until its CQE.
+    // The segment in flight (queue[0]) keeps its memory until its CQE, zero-copy ones until
+    // their notifications.
     for (let i = this.sendSlot === -1 ? 0 : 1; i < this.queue.length; i++) {
       const seg = this.queue[i]!
-      if (seg.pool >= 0) this.driver.giveSendSlot(seg.pool)
+      if (seg.notifs === 0) this.releaseSegment(seg)
     }
     this.queue = []
     this.sent = this.enqueued
@@ -630,6 +649,20 @@ export class Conn implements OpOwner {
 }
 
 const noop = () => {}
+
+/** Below this size a parsed view is copied into the send pool (and coalesced) rather than lent. */
+const LEND_MIN = 4096
+
+const segment = (data: Uint8Array | null, pool: number, bid: number, addr: number, len: number, start: number): Segment => ({
+  data,
+  pool,
+  bid,
+  addr,
+  len,
+  sent: 0,
+  start,
+  notifs: 0
+})
 
 const remove = <A>(list: Array<A>, item: A): void => {
   const i = list.indexOf(item)

@@ -43,6 +43,7 @@ export class Driver {
   readonly config: RinglineConfig
   readonly bufferSize: number
   readonly recvBuffers: ArrayBuffer
+  readonly recvBuffersBase: number
   readonly sendPool: Uint8Array
   readonly sendPoolBase: number
   readonly args: Uint8Array
@@ -118,6 +119,10 @@ export class Driver {
     this.cqes = new Int32Array(r.cqes)
     this.recycleList = new Int32Array(r.recycle)
     this.recvBuffers = r.recvBuffers
+    this.recvBuffersBase = r.recvBuffersBase
+    this.loans = new Uint16Array(config.recvBuffer.ringSize)
+    this.loanDeferred = new Uint8Array(config.recvBuffer.ringSize)
+    this.maxLoans = config.recvBuffer.ringSize >>> 1
     this.sendPool = new Uint8Array(r.sendPool)
     this.sendPoolBase = r.sendPoolBase
     this.args = new Uint8Array(r.args)
@@ -251,8 +256,51 @@ export class Driver {
 
   // ---- buffers --------------------------------------------------------------------------------
 
+  /**
+   * Sends may borrow a provided buffer instead of copying out of it (echoing a parsed view):
+   * the buffer goes back to the kernel only when the last send using it has completed. At most
+   * half of the ring is ever lent, so slow peers cannot starve every other connection's recv.
+   */
+  private readonly loans: Uint16Array
+  private readonly loanDeferred: Uint8Array
+  private readonly maxLoans: number
+  private loansOut = 0
+
+  /** Lends the provided buffer `bid` to a send; false when too many are lent already. */
+  lend(bid: number): boolean {
+    if (this.loans[bid] === 0) {
+      if (this.loansOut >= this.maxLoans) return false
+      this.loansOut++
+    }
+    this.loans[bid]++
+    return true
+  }
+
+  /** A send that borrowed `bid` no longer needs it. */
+  giveBack(bid: number): void {
+    if (--this.loans[bid]! === 0) {
+      this.loansOut--
+      if (this.loanDeferred[bid] === 1) {
+        this.loanDeferred[bid] = 0
+        this.pushRecycle(bid)
+      }
+    }
+  }
+
+  get buffersLent(): number {
+    return this.loansOut
+  }
+
   /** Gives a provided buffer back; the addon returns it to the kernel ring before the next submit. */
   recycle(bid: number): void {
+    if (this.loans[bid] !== 0) {
+      this.loanDeferred[bid] = 1
+      return
+    }
+    this.pushRecycle(bid)
+  }
+
+  private pushRecycle(bid: number): void {
     const n = this.ctl[Ctl.recycled]!
     this.recycleList[n] = bid
     this.ctl[Ctl.recycled] = n + 1
@@ -328,6 +376,7 @@ export class Driver {
       emptyWakeups: ctl[Ctl.emptyWakeups]!,
       cqOverflows: ctl[Ctl.overflow]!,
       sendSlotsFree: this.freeSendTop,
+      buffersLent: this.loansOut,
       ...this.counters
     }
   }
