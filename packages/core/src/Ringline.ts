@@ -77,6 +77,10 @@ export interface RinglineStats {
   readonly sendPoolExhausted: number
   readonly sendSlotsFree: number
   readonly zeroCopySends: number
+  /** Sends that gathered several queued segments into one SENDMSG. */
+  readonly vectoredSends: number
+  /** Provided buffers currently lent to sends (echo of parsed views). */
+  readonly buffersLent: number
   readonly backpressurePauses: number
   readonly connections: number
   readonly listeners: number

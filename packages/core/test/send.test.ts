@@ -56,6 +56,25 @@ describe("sends", () => {
       s.destroy()
     })))
 
+  for (const zc of [16384, 0]) {
+    it.live(`a backlog of large writes goes out gathered in SENDMSG${zc ? "_ZC" : ""}, in order`, () =>
+      withRing(Effect.gen(function*() {
+        const l = yield* Tcp.listen({ port: 0 })
+        const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+        const c = yield* l.accept
+        const parts = Array.from({ length: 100 }, () => random(20_000))
+        const reading = readN(s, 100 * 20_000)
+        for (const p of parts) yield* c.write(p)
+        yield* c.send(new Uint8Array(0))
+        expect((yield* Effect.promise(() => reading)).equals(Buffer.concat(parts))).toBe(true)
+        const { Ringline } = yield* Effect.promise(() => import("../src/index.js"))
+        const stats = yield* Ringline.stats
+        expect(stats.vectoredSends).toBeGreaterThan(0)
+        expect(stats.zeroCopySends > 0).toBe(zc > 0)
+        s.destroy()
+      }), { sendZeroCopyThreshold: zc }))
+  }
+
   it.live("zero-copy sends are used at the threshold and complete after the notification", () =>
     withRing(Effect.gen(function*() {
       const l = yield* Tcp.listen({ port: 0 })

@@ -12,11 +12,11 @@
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
 import { ConnectionClosed, EndOfStream, socketError, type SocketError } from "../RinglineError.js"
-import { type Driver, type OpOwner } from "./driver.js"
+import { type Driver, MAX_IOV, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
 import { load } from "./native.js"
 import { decode } from "./sockaddr.js"
-import { CqeFlag, IOPRIO_RECV_MULTISHOT, MSG_NOSIGNAL, Op, SqeFlag, W } from "./sqe.js"
+import { CqeFlag, IOPRIO_RECV_MULTISHOT, MSG_NOSIGNAL, Op, putU64, SqeFlag, W } from "./sqe.js"
 
 const TAG_RECV = 1
 const TAG_SEND = 2
@@ -98,6 +98,8 @@ export class Conn implements OpOwner {
   // send side
   private queue: Array<Segment> = []
   private sendSlot = -1
+  /** Segments (queue[0..inFlight)) covered by the send in flight. */
+  private inFlight = 0
   private enqueued = 0
   private sent = 0
   private zcHeld: Array<Segment> = []
@@ -369,7 +371,7 @@ export class Conn implements OpOwner {
       this.queue.push(segment(null, -1, bid, d.recvBuffersBase + bytes.byteOffset, len, this.enqueued))
     } else if (small || (borrowed && len <= slotSize)) {
       const tail = this.queue[this.queue.length - 1]
-      const tailInFlight = tail !== undefined && tail === this.queue[0] && this.sendSlot !== -1
+      const tailInFlight = this.sendSlot !== -1 && this.queue.length <= this.inFlight
       if (tail !== undefined && tail.pool >= 0 && !tailInFlight && tail.len + len <= slotSize) {
         d.sendPool.set(bytes, tail.pool * slotSize + tail.len)
         tail.len += len
@@ -395,42 +397,80 @@ export class Conn implements OpOwner {
     return this.enqueued
   }
 
+  private zeroCopy(seg: Segment): boolean {
+    return seg.pool < 0 && this.zcThreshold > 0 && seg.len >= this.zcThreshold
+  }
+
+  /**
+   * Sends the head of the queue: one segment with SEND, or up to MAX_IOV consecutive segments of
+   * the same kind (copied or zero-copy) gathered into one SENDMSG, so that a backlog of chunks
+   * costs one SQE and one loop turn, not one per chunk.
+   */
   private pumpSend(): void {
     if (this.sendSlot !== -1 || this.queue.length === 0 || this.sendError !== undefined) return
     if (this.phase >= Phase.Cancelling) return
-    const seg = this.queue[0]!
     const d = this.driver
-    if (seg.addr === 0) seg.addr = load().addressOf(seg.data!)
-    const zc = seg.pool < 0 && this.zcThreshold > 0 && seg.len >= this.zcThreshold
+    const queue = this.queue
+    const zc = this.zeroCopy(queue[0]!)
+    let n = 1
+    while (n < queue.length && n < MAX_IOV && this.zeroCopy(queue[n]!) === zc) n++
+    const segs = queue.slice(0, n)
+    for (const seg of segs) if (seg.addr === 0) seg.addr = load().addressOf(seg.data!)
     const slot = d.alloc(this, zc ? TAG_SEND_ZC : TAG_SEND)
     this.ops++
-    d.holds[slot] = seg
-    const w = d.sqe(zc ? Op.SEND_ZC : Op.SEND, SqeFlag.FIXED_FILE, this.fixed, slot)
-    d.setAddr(w, W.addr, seg.addr + seg.sent)
-    d.words[w + W.len] = seg.len - seg.sent
-    d.words[w + W.opFlags] = MSG_NOSIGNAL
+    d.holds[slot] = segs
+    const head = segs[0]!
+    if (n === 1) {
+      const w = d.sqe(zc ? Op.SEND_ZC : Op.SEND, SqeFlag.FIXED_FILE, this.fixed, slot)
+      d.setAddr(w, W.addr, head.addr + head.sent)
+      d.words[w + W.len] = head.len - head.sent
+      d.words[w + W.opFlags] = MSG_NOSIGNAL
+    } else {
+      d.counters.vectoredSends++
+      const at = d.sendvOffset(this.fixed)
+      const base = d.argsBase + at
+      const words = d.argWords
+      const m = at >> 2
+      words.fill(0, m, m + 16)
+      putU64(words, m + 4, base + 64) // msg_iov
+      words[m + 6] = n // msg_iovlen
+      for (let i = 0; i < n; i++) {
+        const seg = segs[i]!
+        const v = m + 16 + i * 4
+        putU64(words, v, seg.addr + seg.sent)
+        putU64(words, v + 2, seg.len - seg.sent)
+      }
+      const w = d.sqe(zc ? Op.SENDMSG_ZC : Op.SENDMSG, SqeFlag.FIXED_FILE, this.fixed, slot)
+      d.setAddr(w, W.addr, base)
+      d.words[w + W.len] = 1
+      d.words[w + W.opFlags] = MSG_NOSIGNAL
+    }
     this.sendSlot = slot
+    this.inFlight = n
   }
 
   private onSend(slot: number, tag: number, res: number, flags: number): void {
-    const seg = this.driver.holds[slot] as Segment
+    const segs = this.driver.holds[slot] as Array<Segment>
     if (flags & CqeFlag.NOTIF) {
       // The kernel no longer references the pages of this zero-copy send.
-      if (--seg.notifs === 0) {
-        remove(this.zcHeld, seg)
-        if (seg.sent === seg.len || this.sendError !== undefined) this.releaseSegment(seg)
+      for (const seg of segs) {
+        if (--seg.notifs === 0) {
+          remove(this.zcHeld, seg)
+          if (seg.sent === seg.len || this.sendError !== undefined) this.releaseSegment(seg)
+        }
       }
       this.settleSends()
       return
     }
     this.sendSlot = -1
+    this.inFlight = 0
     if (tag === TAG_SEND_ZC && (flags & CqeFlag.MORE)) {
-      if (seg.notifs++ === 0) this.zcHeld.push(seg)
+      for (const seg of segs) if (seg.notifs++ === 0) this.zcHeld.push(seg)
       this.driver.counters.zeroCopySends++
     }
     if (this.sendError !== undefined) {
       // The queue was already failed while this send was in flight: only its memory is left.
-      if (seg.notifs === 0) this.releaseSegment(seg)
+      for (const seg of segs) if (seg.notifs === 0) this.releaseSegment(seg)
       return
     }
     if (res < 0) {
@@ -440,10 +480,14 @@ export class Conn implements OpOwner {
       return
     }
     // A short send is normal under pressure: continue from where the kernel stopped.
-    seg.sent += res
     this.sent += res
     this.bytesOut += res
-    if (seg.sent === seg.len) {
+    let left = res
+    for (const seg of segs) {
+      const take = Math.min(left, seg.len - seg.sent)
+      seg.sent += take
+      left -= take
+      if (seg.sent < seg.len) break
       this.queue.shift()
       if (seg.notifs === 0) this.releaseSegment(seg)
     }
@@ -486,9 +530,9 @@ export class Conn implements OpOwner {
 
   private failSends(error: SocketError | ConnectionClosed): void {
     this.sendError ??= error
-    // The segment in flight (queue[0]) keeps its memory until its CQE, zero-copy ones until
+    // The segments in flight (queue[0..inFlight)) keep their memory until their CQE, zero-copy ones until
     // their notifications.
-    for (let i = this.sendSlot === -1 ? 0 : 1; i < this.queue.length; i++) {
+    for (let i = this.sendSlot === -1 ? 0 : this.inFlight; i < this.queue.length; i++) {
       const seg = this.queue[i]!
       if (seg.notifs === 0) this.releaseSegment(seg)
     }

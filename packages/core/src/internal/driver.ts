@@ -25,6 +25,10 @@ const GEN_MASK = 0x7fffffff
 /** Bytes of per-slot argument memory (sockaddr up to 110 bytes, then a timespec at 112). */
 export const ARG_BYTES = 128
 export const ARG_TIMESPEC = 112
+/** Most send-queue segments gathered into one SENDMSG. */
+export const MAX_IOV = 32
+/** Per fixed-file slot: a msghdr (64 bytes, padded) and MAX_IOV iovecs for that connection's send. */
+const SENDV_BYTES = 64 + MAX_IOV * 16
 
 const ignore: OpOwner = { onCqe() {} }
 
@@ -35,6 +39,7 @@ export interface DriverCounters {
   enobufs: number
   sendPoolExhausted: number
   zeroCopySends: number
+  vectoredSends: number
   backpressurePauses: number
 }
 
@@ -47,6 +52,7 @@ export class Driver {
   readonly sendPool: Uint8Array
   readonly sendPoolBase: number
   readonly args: Uint8Array
+  readonly argWords: Int32Array
   readonly argsBase: number
   readonly capacity: number
   readonly mode: string
@@ -85,6 +91,7 @@ export class Driver {
     enobufs: 0,
     sendPoolExhausted: 0,
     zeroCopySends: 0,
+    vectoredSends: 0,
     backpressurePauses: 0
   }
 
@@ -103,7 +110,7 @@ export class Driver {
         bufferSize: config.recvBuffer.bufferSize,
         files: config.maxConnections,
         sendPoolBytes: config.sendPool.slots * config.sendPool.slotSize,
-        argBytes: this.capacity * ARG_BYTES,
+        argBytes: this.capacity * ARG_BYTES + config.maxConnections * SENDV_BYTES,
         sqpoll: config.sqpoll,
         sqpollIdleMs: config.sqpollIdleMs
       },
@@ -126,6 +133,7 @@ export class Driver {
     this.sendPool = new Uint8Array(r.sendPool)
     this.sendPoolBase = r.sendPoolBase
     this.args = new Uint8Array(r.args)
+    this.argWords = new Int32Array(r.args)
     this.argsBase = r.argsBase
 
     this.gens = new Uint32Array(this.capacity)
@@ -176,6 +184,15 @@ export class Driver {
       this.idleWaiters = []
       for (const w of waiters) w()
     }
+  }
+
+  /**
+   * Byte offset (in `args`) of the msghdr + iovec area of fixed-file slot `index`. One send is in
+   * flight per connection, and a fixed slot belongs to one connection at a time, so it is never
+   * shared by two live requests.
+   */
+  sendvOffset(index: number): number {
+    return this.capacity * ARG_BYTES + index * SENDV_BYTES
   }
 
   /** Address of a slot's argument area (valid until the slot's terminal CQE). */

@@ -23,7 +23,7 @@ import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
 import { Op, OpName } from "./sqe.js"
 
 const REQUIRED_OPS: Array<number> = [
-  Op.ACCEPT, Op.RECV, Op.SEND, Op.ASYNC_CANCEL, Op.LINK_TIMEOUT, Op.CONNECT, Op.CLOSE, Op.SHUTDOWN,
+  Op.ACCEPT, Op.RECV, Op.SEND, Op.SENDMSG, Op.ASYNC_CANCEL, Op.LINK_TIMEOUT, Op.CONNECT, Op.CLOSE, Op.SHUTDOWN,
   Op.SOCKET, Op.FIXED_FD_INSTALL
 ]
 
@@ -97,7 +97,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
       try: () => new Driver(load(), config),
       catch: (e) => unavailable(e, config)
     })
-    const missing = REQUIRED_OPS.concat(config.sendZeroCopyThreshold > 0 ? [Op.SEND_ZC] : []).filter((op) =>
+    const missing = REQUIRED_OPS.concat(config.sendZeroCopyThreshold > 0 ? [Op.SEND_ZC, Op.SENDMSG_ZC] : []).filter((op) =>
       driver.opcodes[op] !== 1
     )
     if (missing.length > 0) {
@@ -105,7 +105,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
       return yield* new RinglineUnavailable({
         reason: "MissingOpcode",
         detail: `the kernel lacks ${missing.map((op) => `IORING_OP_${OpName[op]}`).join(", ")}; ringline needs Linux 6.8+` +
-          (missing.length === 1 && missing[0] === Op.SEND_ZC ? " (or set sendZeroCopyThreshold: 0)" : "")
+          (missing.every((op) => op === Op.SEND_ZC || op === Op.SENDMSG_ZC) ? " (or set sendZeroCopyThreshold: 0)" : "")
       })
     }
 

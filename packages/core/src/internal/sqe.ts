@@ -31,6 +31,7 @@ export const W = {
 /** IORING_OP_* values (uapi io_uring.h); liburing 2.3 lacks names past SENDMSG_ZC. */
 export const Op = {
   NOP: 0,
+  SENDMSG: 9,
   TIMEOUT: 11,
   ACCEPT: 13,
   ASYNC_CANCEL: 14,
@@ -43,6 +44,7 @@ export const Op = {
   SOCKET: 45,
   URING_CMD: 46,
   SEND_ZC: 47,
+  SENDMSG_ZC: 48,
   FIXED_FD_INSTALL: 54
 } as const
 
