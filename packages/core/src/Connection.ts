@@ -126,6 +126,13 @@ export interface Connection {
   readonly writable: Effect.Effect<void, WriteError>
   /** Scatter-gather send: all parts in order, completing when the kernel has taken them all. */
   readonly sendv: (parts: ReadonlyArray<Uint8Array>) => Effect.Effect<void, WriteError>
+  /**
+   * Sends `parts` as one chain of linked SQEs (IOSQE_IO_LINK): submitted together, executed in
+   * order by the kernel, completing once with the total number of bytes sent. At most
+   * `maxChainLength` parts per chain (longer lists are split); each part is copied into the send
+   * pool when it fits a slot.
+   */
+  readonly chain: (parts: ReadonlyArray<Uint8Array>) => Effect.Effect<number, WriteError>
   /** Half-close: sends FIN after everything queued has been sent. Reads continue to work. */
   readonly shutdownWrite: Effect.Effect<void, WriteError>
   /**
@@ -217,6 +224,12 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
           target = r
         }
         return waitSent(target)
+      }),
+    chain: (parts) =>
+      Effect.suspend(() => {
+        const start = conn.queuedTotal
+        const r = conn.enqueueChain(parts)
+        return typeof r === "number" ? Effect.as(waitSent(r), r - start) : Effect.fail(r)
       }),
     shutdownWrite: fromCallbacks<void, WriteError>((cb) => conn.shutdownWrite(cb)),
     close,

@@ -79,6 +79,8 @@ export interface RinglineStats {
   readonly zeroCopySends: number
   /** Sends that gathered several queued segments into one SENDMSG. */
   readonly vectoredSends: number
+  /** Linked send chains submitted (`Connection.chain`). */
+  readonly chains: number
   /** Provided buffers currently lent to sends (echo of parsed views). */
   readonly buffersLent: number
   readonly backpressurePauses: number

@@ -39,6 +39,30 @@ describe("sends", () => {
       s.destroy()
     })))
 
+  it.live("chain: HELLO + WORLD as linked SQEs, one completion of 10", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      const c = yield* l.accept
+      const { Ringline } = yield* Effect.promise(() => import("../src/index.js"))
+      const n = yield* c.chain([Buffer.from("HELLO"), Buffer.from("WORLD")])
+      expect(n).toBe(10)
+      expect((yield* Effect.promise(() => readN(s, 10))).toString()).toBe("HELLOWORLD")
+      expect((yield* Ringline.stats).chains).toBe(1)
+      // Chains keep their place among ordinary writes; 40 parts split into chains of 16.
+      yield* c.write(Buffer.from("<"))
+      const parts = Array.from({ length: 40 }, (_, i) => Buffer.from(`${i};`))
+      const sent = yield* c.chain([...parts, random(100_000)])
+      yield* c.write(Buffer.from(">"))
+      expect(sent).toBe(Buffer.concat(parts).length + 100_000)
+      const expected = Buffer.concat([Buffer.from("<"), ...parts])
+      const got = yield* Effect.promise(() => readN(s, expected.length + 100_001))
+      expect(got.subarray(0, expected.length).toString()).toBe(expected.toString())
+      expect(got[got.length - 1]).toBe(62)
+      expect((yield* Ringline.stats).chains).toBe(1 + 3)
+      s.destroy()
+    })))
+
   it.live("many small writes are coalesced and arrive in order", () =>
     withRing(Effect.gen(function*() {
       const l = yield* Tcp.listen({ port: 0 })

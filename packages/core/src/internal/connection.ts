@@ -24,6 +24,8 @@ const TAG_SEND_ZC = 3
 const TAG_CLOSE = 4
 const TAG_SHUTDOWN = 5
 const TAG_INSTALL = 6
+const TAG_CHAIN = 7
+const MSG_WAITALL = 0x100
 
 const SHUT_WR = 1
 const EMPTY = new Uint8Array(0)
@@ -58,6 +60,8 @@ interface Segment {
   start: number
   /** Zero-copy notifications still expected; the memory is the kernel's until they arrive. */
   notifs: number
+  /** Id of the linked chain this segment belongs to, or 0. */
+  chain: number
 }
 
 interface Waiter {
@@ -138,6 +142,11 @@ export class Conn implements OpOwner {
     return this.phase === Phase.Closed
   }
 
+  /** Bytes ever queued on this connection (a stream offset). */
+  get queuedTotal(): number {
+    return this.enqueued
+  }
+
   /** Bytes queued and not yet taken by the kernel (or still pinned by a zero-copy send). */
   get queuedBytes(): number {
     return this.enqueued - this.completed
@@ -154,6 +163,9 @@ export class Conn implements OpOwner {
       case TAG_SEND:
       case TAG_SEND_ZC:
         this.onSend(slot, tag, res, flags)
+        break
+      case TAG_CHAIN:
+        this.onChainLink(slot, res)
         break
       case TAG_CLOSE:
         this.closeDone = true
@@ -372,7 +384,7 @@ export class Conn implements OpOwner {
     } else if (small || (borrowed && len <= slotSize)) {
       const tail = this.queue[this.queue.length - 1]
       const tailInFlight = this.sendSlot !== -1 && this.queue.length <= this.inFlight
-      if (tail !== undefined && tail.pool >= 0 && !tailInFlight && tail.len + len <= slotSize) {
+      if (tail !== undefined && tail.pool >= 0 && tail.chain === 0 && !tailInFlight && tail.len + len <= slotSize) {
         d.sendPool.set(bytes, tail.pool * slotSize + tail.len)
         tail.len += len
       } else {
@@ -387,18 +399,59 @@ export class Conn implements OpOwner {
     } else {
       this.queue.push(segment(borrowed ? bytes.slice() : bytes, -1, -1, 0, len, this.enqueued))
     }
+    return this.queued(len)
+  }
+
+  private queued(len: number): number {
     this.enqueued += len
     if (!this.sendPaused && this.enqueued - this.completed > this.highWater) {
       this.sendPaused = true
-      d.counters.backpressurePauses++
+      this.driver.counters.backpressurePauses++
       this.syncRecv()
     }
     this.pumpSend()
     return this.enqueued
   }
 
+  /**
+   * Queues `parts` as linked SENDs (IOSQE_IO_LINK, MSG_WAITALL): the kernel runs them back to
+   * back, in order, from one submission. Longer lists are split into chains of `maxChainLength`
+   * (0 disables linking: the parts go out as ordinary gathered sends). Each part is its own
+   * segment, never coalesced. Returns the stream offset after the last part.
+   */
+  enqueueChain(parts: ReadonlyArray<Uint8Array>): number | SocketError | ConnectionClosed {
+    if (this.sendError !== undefined) return this.sendError
+    if (this.writeShut || this.phase !== Phase.Open) return new ConnectionClosed({ operation: "chain" })
+    const d = this.driver
+    const max = d.config.maxChainLength
+    let total = 0
+    let inChain = 0
+    let id = 0
+    for (const part of parts) {
+      if (part.length === 0) continue
+      if (max > 0 && (inChain === 0 || inChain === max)) {
+        id = nextChain++
+        inChain = 0
+      }
+      inChain++
+      const pool = part.length <= d.sendSlotSize ? d.takeSendSlot() : -1
+      let seg: Segment
+      if (pool >= 0) {
+        d.sendPool.set(part, pool * d.sendSlotSize)
+        seg = segment(null, pool, -1, d.sendPoolBase + pool * d.sendSlotSize, part.length, this.enqueued + total)
+      } else {
+        const owned = part.buffer === d.recvBuffers || part.buffer === this.inbuf.buffer ? part.slice() : part
+        seg = segment(owned, -1, -1, 0, part.length, this.enqueued + total)
+      }
+      seg.chain = max > 0 ? id : 0
+      this.queue.push(seg)
+      total += part.length
+    }
+    return this.queued(total)
+  }
+
   private zeroCopy(seg: Segment): boolean {
-    return seg.pool < 0 && this.zcThreshold > 0 && seg.len >= this.zcThreshold
+    return seg.pool < 0 && seg.chain === 0 && this.zcThreshold > 0 && seg.len >= this.zcThreshold
   }
 
   /**
@@ -411,9 +464,10 @@ export class Conn implements OpOwner {
     if (this.phase >= Phase.Cancelling) return
     const d = this.driver
     const queue = this.queue
+    if (queue[0]!.chain !== 0) return this.submitChain()
     const zc = this.zeroCopy(queue[0]!)
     let n = 1
-    while (n < queue.length && n < MAX_IOV && this.zeroCopy(queue[n]!) === zc) n++
+    while (n < queue.length && n < MAX_IOV && queue[n]!.chain === 0 && this.zeroCopy(queue[n]!) === zc) n++
     const segs = queue.slice(0, n)
     for (const seg of segs) if (seg.addr === 0) seg.addr = load().addressOf(seg.data!)
     const slot = d.alloc(this, zc ? TAG_SEND_ZC : TAG_SEND)
@@ -447,6 +501,64 @@ export class Conn implements OpOwner {
     }
     this.sendSlot = slot
     this.inFlight = n
+  }
+
+  private chainLeft = 0
+  private chainError = 0
+  private chainSegs: Array<Segment> = []
+
+  private submitChain(): void {
+    const d = this.driver
+    const id = this.queue[0]!.chain
+    let n = 0
+    while (n < this.queue.length && this.queue[n]!.chain === id) n++
+    this.chainSegs = this.queue.slice(0, n)
+    for (let i = 0; i < n; i++) {
+      const seg = this.chainSegs[i]!
+      if (seg.addr === 0) seg.addr = load().addressOf(seg.data!)
+      const slot = d.alloc(this, TAG_CHAIN)
+      this.ops++
+      d.holds[slot] = seg
+      // MSG_WAITALL: the kernel retries a short send itself instead of breaking the chain.
+      const w = d.sqe(Op.SEND, SqeFlag.FIXED_FILE | (i < n - 1 ? SqeFlag.IO_LINK : 0), this.fixed, slot)
+      d.setAddr(w, W.addr, seg.addr + seg.sent)
+      d.words[w + W.len] = seg.len - seg.sent
+      d.words[w + W.opFlags] = MSG_NOSIGNAL | MSG_WAITALL
+      if (i === 0) this.sendSlot = slot
+    }
+    d.counters.chains++
+    this.inFlight = n
+    this.chainLeft = n
+    this.chainError = 0
+  }
+
+  private onChainLink(slot: number, res: number): void {
+    const seg = this.driver.holds[slot] as Segment
+    if (res >= 0) {
+      seg.sent += res
+      this.sent += res
+      this.bytesOut += res
+    } else if (this.chainError === 0 && (res !== -Errno.ECANCELED || this.phase !== Phase.Open)) {
+      // Links after a failed (or short) one end with -ECANCELED; the first real error is the one.
+      this.chainError = res
+    }
+    if (--this.chainLeft > 0) return
+    this.sendSlot = -1
+    this.inFlight = 0
+    const segs = this.chainSegs
+    this.chainSegs = []
+    if (this.sendError !== undefined) {
+      for (const seg of segs) this.releaseSegment(seg)
+      return
+    }
+    if (this.chainError !== 0) {
+      this.failSends(this.chainError === -Errno.ECANCELED ? new ConnectionClosed({ operation: "send" }) : socketError("send", this.chainError))
+      return
+    }
+    // Links cancelled after a short one keep their chain id and are re-submitted as a chain.
+    while (this.queue.length > 0 && this.queue[0]!.sent === this.queue[0]!.len) this.releaseSegment(this.queue.shift()!)
+    this.settleSends()
+    this.pumpSend()
   }
 
   private onSend(slot: number, tag: number, res: number, flags: number): void {
@@ -693,6 +805,7 @@ export class Conn implements OpOwner {
 }
 
 const noop = () => {}
+let nextChain = 1
 
 /** Below this size a parsed view is copied into the send pool (and coalesced) rather than lent. */
 const LEND_MIN = 4096
@@ -705,7 +818,8 @@ const segment = (data: Uint8Array | null, pool: number, bid: number, addr: numbe
   len,
   sent: 0,
   start,
-  notifs: 0
+  notifs: 0,
+  chain: 0
 })
 
 const remove = <A>(list: Array<A>, item: A): void => {

@@ -40,6 +40,7 @@ export interface DriverCounters {
   sendPoolExhausted: number
   zeroCopySends: number
   vectoredSends: number
+  chains: number
   backpressurePauses: number
 }
 
@@ -92,6 +93,7 @@ export class Driver {
     sendPoolExhausted: 0,
     zeroCopySends: 0,
     vectoredSends: 0,
+    chains: 0,
     backpressurePauses: 0
   }
 
