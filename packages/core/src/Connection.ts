@@ -141,6 +141,11 @@ export interface Connection {
    */
   readonly close: Effect.Effect<void>
   readonly localAddress: Effect.Effect<Address, SocketError | ConnectionClosed>
+  /**
+   * An integer socket option (e.g. `getIntOption(6, 1)` for IPPROTO_TCP/TCP_NODELAY). The socket
+   * lives only in the fixed-file table, so this installs a temporary fd: not for hot paths.
+   */
+  readonly getIntOption: (level: number, name: number) => Effect.Effect<number, SocketError | ConnectionClosed>
   readonly peerAddress: Effect.Effect<Address, SocketError | ConnectionClosed>
   /** Bytes queued for sending and not yet taken by the kernel. */
   readonly queuedBytes: number
@@ -234,6 +239,8 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
     shutdownWrite: fromCallbacks<void, WriteError>((cb) => conn.shutdownWrite(cb)),
     close,
     localAddress: Effect.map(addresses, (a) => a.local),
+    getIntOption: (level, name) =>
+      fromCallbacks<number, SocketError | ConnectionClosed>((cb) => conn.intOption(level, name, cb)),
     peerAddress: Effect.map(addresses, (a) => a.peer),
     get queuedBytes() {
       return conn.queuedBytes

@@ -48,7 +48,7 @@ export declare class Ring {
   bufferStatus(): { head: number; tail: number; available: number }
 }
 
-export declare function listen(sockaddr: Uint8Array, backlog: number, reusePort: boolean, type?: number): number
+export declare function listen(sockaddr: Uint8Array, backlog: number, reusePort: boolean, type?: number, noDelay?: boolean): number
 export declare function sockName(fd: number, peer: boolean): Uint8Array
 export declare function getIntOpt(fd: number, level: number, name: number): number
 export declare function closeFd(fd: number): void

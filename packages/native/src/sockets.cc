@@ -26,7 +26,7 @@ socklen_t CopyAddr(const Napi::Value& v, sockaddr_storage* ss) {
   return static_cast<socklen_t>(bytes.ByteLength());
 }
 
-// listen(sockaddr: Uint8Array, backlog, reusePort, type) -> fd
+// listen(sockaddr: Uint8Array, backlog, reusePort, type, noDelay) -> fd
 Napi::Value Listen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   sockaddr_storage ss;
@@ -34,6 +34,7 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   const int backlog = info[1].As<Napi::Number>().Int32Value();
   const bool reuse_port = info[2].ToBoolean();
   const int type = info.Length() > 3 ? info[3].As<Napi::Number>().Int32Value() : SOCK_STREAM;
+  const bool no_delay = info.Length() > 4 ? info[4].ToBoolean().Value() : true;
   const int family = ss.ss_family;
   int fd = socket(family, type | SOCK_CLOEXEC, 0);
   if (fd < 0) ThrowErrno(env, "socket", errno);
@@ -47,7 +48,7 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) fail("setsockopt(SO_REUSEADDR)");
     // Accepted sockets inherit TCP_NODELAY from the listener, which saves a setsockopt per
     // connection (impossible anyway on a direct descriptor).
-    if (type == SOCK_STREAM && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
+    if (type == SOCK_STREAM && no_delay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {
       fail("setsockopt(TCP_NODELAY)");
     }
   }

@@ -727,22 +727,37 @@ export class Conn implements OpOwner {
       this.addresses = { local: this.knownLocal, peer: this.knownPeer }
       return cb.ok(this.addresses)
     }
-    if (this.phase === Phase.Closed) return cb.fail(new ConnectionClosed({ operation: "address" }))
+    this.withFd("getsockname", (fd) => {
+      const native = load()
+      const local = this.knownLocal ?? decode(native.sockName(fd, false))
+      const peer = this.knownPeer ?? decode(native.sockName(fd, true))
+      this.addresses = { local: normaliseUnix(local, this.kind), peer: normaliseUnix(peer, this.kind) }
+      return this.addresses
+    }, cb)
+  }
+
+  /** An integer socket option (getsockopt), read through a momentarily installed fd. */
+  intOption(level: number, name: number, cb: Callbacks<number>): void {
+    this.withFd("getsockopt", (fd) => load().getIntOpt(fd, level, name), cb)
+  }
+
+  /**
+   * Runs `f` with an ordinary fd for this direct descriptor (IORING_OP_FIXED_FD_INSTALL), then
+   * closes that fd: syscalls such as getsockname have no io_uring opcode on this kernel.
+   */
+  private withFd<A>(what: string, f: (fd: number) => A, cb: Callbacks<A>): void {
+    if (this.phase === Phase.Closed) return cb.fail(new ConnectionClosed({ operation: what }))
     const d = this.driver
     const slot = d.alloc(this, TAG_INSTALL)
     this.ops++
     d.holds[slot] = (res: number) => {
       if (res < 0) return cb.fail(socketError("fixed_fd_install", res))
-      const native = load()
       try {
-        const local = this.knownLocal ?? decode(native.sockName(res, false))
-        const peer = this.knownPeer ?? decode(native.sockName(res, true))
-        this.addresses = { local: normaliseUnix(local, this.kind), peer: normaliseUnix(peer, this.kind) }
-        cb.ok(this.addresses)
+        cb.ok(f(res))
       } catch (e: any) {
-        cb.fail(socketError("getsockname", e?.errno ?? Errno.EINVAL))
+        cb.fail(socketError(what, e?.errno ?? Errno.EINVAL))
       } finally {
-        native.closeFd(res)
+        load().closeFd(res)
       }
     }
     d.sqe(Op.FIXED_FD_INSTALL, SqeFlag.FIXED_FILE, this.fixed, slot)

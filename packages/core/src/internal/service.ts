@@ -142,7 +142,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
         const fd = yield* Effect.try({
           try: () => {
             if (wanted._tag === "UnixAddress") removeStaleSocket(wanted.path)
-            return native.listen(encodeToBytes(wanted), backlog, options._tag === "Tcp" && options.reusePort === true, SOCK_STREAM)
+            return native.listen(encodeToBytes(wanted), backlog, options._tag === "Tcp" && options.reusePort === true, SOCK_STREAM, config.tcpNoDelay)
           },
           catch: (e: any) => socketError(e?.syscall ?? "listen", e?.errno ?? Errno.EINVAL, Addr.format(wanted))
         })
