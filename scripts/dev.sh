@@ -6,8 +6,9 @@
 #   bash scripts/dev.sh bench [--quick]                           # the benchmark suite
 #   bash scripts/dev.sh setup                                     # only install and build
 #
-# Idempotent: a second run skips what is already there. Needs Linux with io_uring, Node >= 20,
-# and apt (Debian/Ubuntu) for the system packages when they are missing.
+# Idempotent: a second run skips what is already there. `pnpm install` builds the addon through
+# @ringline/native's install script, against the running node's own headers (no download).
+# Needs Linux with io_uring, Node >= 20, and apt (Debian/Ubuntu) for missing system packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
