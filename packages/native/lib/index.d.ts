@@ -46,6 +46,9 @@ export declare class Ring {
   close(): void
   info(): RingInfo
   bufferStatus(): { head: number; tail: number; available: number }
+  /** The ring closes `fd` when it is torn down (e.g. worker termination) unless disowned first. */
+  own(fd: number): void
+  disown(fd: number): void
 }
 
 export declare function listen(sockaddr: Uint8Array, backlog: number, reusePort: boolean, type?: number, noDelay?: boolean): number

@@ -66,6 +66,8 @@ Napi::Function Ring::Init(Napi::Env env) {
                          InstanceMethod<&Ring::Close>("close"),
                          InstanceMethod<&Ring::Info>("info"),
                          InstanceMethod<&Ring::BufferStatus>("bufferStatus"),
+                         InstanceMethod<&Ring::Own>("own"),
+                         InstanceMethod<&Ring::Disown>("disown"),
                      });
 }
 
@@ -253,6 +255,8 @@ void Ring::Teardown() {
     ::close(event_fd_);
     event_fd_ = -1;
   }
+  for (int fd : owned_fds_) ::close(fd);
+  owned_fds_.clear();
   delete async_ctx_;
   async_ctx_ = nullptr;
 }
@@ -326,8 +330,12 @@ void Ring::OnReadable() {
   while (read(event_fd_, &v, sizeof v) > 0) {
   }
   ctl_[kCtlWakeups]++;
-  Napi::Env env(env_);
-  Napi::HandleScope scope(env);
+  // Plain N-API here, no C++ wrappers: while a worker is being terminated JS cannot run, and the
+  // wrappers would try to build Error objects for that, which aborts the process.
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
+  napi_value fn = on_completions_.Value();
+  napi_value self = Value();
   // Bounded so that a peer flooding us cannot starve the rest of the event loop.
   for (int round = 0; round < 64 && !closed_; round++) {
     // Under DEFER_TASKRUN/COOP_TASKRUN completions are posted only when this thread enters the
@@ -343,14 +351,22 @@ void Ring::OnReadable() {
       break;
     }
     ctl_[kCtlCqes] += n;
-    try {
-      on_completions_.MakeCallback(Value(), {Napi::Number::New(env, n)}, *async_ctx_);
-    } catch (const Napi::Error& e) {
-      // Same path as an exception thrown by any other event-loop callback.
-      napi_fatal_exception(env_, e.Value());
-      return;
+    napi_value count;
+    napi_value result;
+    if (napi_create_uint32(env_, n, &count) != napi_ok) break;
+    if (napi_make_callback(env_, *async_ctx_, self, fn, 1, &count, &result) != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env_, &pending);
+      if (pending) {
+        // Same path as an exception thrown by any other event-loop callback.
+        napi_value error;
+        napi_get_and_clear_last_exception(env_, &error);
+        napi_fatal_exception(env_, error);
+      }
+      break;
     }
   }
+  napi_close_handle_scope(env_, scope);
 }
 
 void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
@@ -412,6 +428,16 @@ Napi::Value Ring::Info(const Napi::CallbackInfo& info) {
   }
   o.Set("opcodes", ops);
   return o;
+}
+
+Napi::Value Ring::Own(const Napi::CallbackInfo& info) {
+  owned_fds_.insert(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value Ring::Disown(const Napi::CallbackInfo& info) {
+  owned_fds_.erase(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
 }
 
 // How many provided buffers the kernel has consumed (IORING_REGISTER_PBUF_STATUS); lets tests

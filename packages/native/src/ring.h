@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <set>
 
 namespace ringline {
 
@@ -56,6 +57,8 @@ class Ring : public Napi::ObjectWrap<Ring> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value BufferStatus(const Napi::CallbackInfo& info);
+  Napi::Value Own(const Napi::CallbackInfo& info);
+  Napi::Value Disown(const Napi::CallbackInfo& info);
 
   void Setup(Napi::Env env, const Napi::Object& opts);
   void FlushStaged();
@@ -96,6 +99,10 @@ class Ring : public Napi::ObjectWrap<Ring> {
   struct io_uring_buf_ring* buf_ring_ = nullptr;
   bool buf_ring_registered_ = false;
   unsigned files_ = 0;
+
+  // Ordinary fds (listening sockets) that die with the ring, so that a worker terminated with a
+  // listener open leaks nothing.
+  std::set<int> owned_fds_;
 
   Napi::FunctionReference on_completions_;
   Napi::ObjectReference exposed_;  // the regions handed to JS, kept for Info()

@@ -35,6 +35,7 @@ export class Lst implements OpOwner {
     private readonly backlog: number,
     private readonly onConn: (conn: Conn) => void
   ) {
+    driver.ring.own(fd)
     this.sync()
   }
 
@@ -63,6 +64,7 @@ export class Lst implements OpOwner {
 
   onCqe(_slot: number, tag: number, res: number, flags: number): void {
     if (tag === TAG_CLOSE) {
+      this.driver.ring.disown(this.fd)
       this.fdClosed = true
       return this.finish()
     }

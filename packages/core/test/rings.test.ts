@@ -1,0 +1,64 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { Worker } from "node:worker_threads"
+import { Ringline } from "../src/index.js"
+import { echoServer, exchange, fdCount, portOf, random, withRing } from "./helpers.js"
+
+describe("ring set-ups", () => {
+  it.live("a tiny ring (SQ 2, CQ 8) serves 100 clients through SQ-full flushes and CQ overflow", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* echoServer()
+      const payloads = Array.from({ length: 100 }, () => random(32 * 1024))
+      const results = yield* Effect.promise(() => Promise.all(payloads.map((p) => exchange(portOf(l), p))))
+      results.forEach((r, i) => expect(r.equals(payloads[i]!)).toBe(true))
+      const stats = yield* Ringline.stats
+      expect(stats.sqFull + stats.cqOverflows).toBeGreaterThan(0)
+    }), { sqEntries: 2 }))
+
+  it.live("an SQPOLL ring works when asked for", () =>
+    withRing(Effect.gen(function*() {
+      const ring = yield* Ringline.Ringline
+      expect(ring.mode).toBe("sqpoll")
+      const l = yield* echoServer()
+      const payload = random(256 * 1024)
+      expect((yield* Effect.promise(() => exchange(portOf(l), payload))).equals(payload)).toBe(true)
+    }), { sqpoll: true, sqpollIdleMs: 10 }))
+
+  it.live("each worker thread owns its ring; terminate() with an accept armed exits cleanly", () =>
+    Effect.gen(function*() {
+      const source = `
+        const { parentPort } = require("node:worker_threads")
+        ;(async () => {
+          const { Effect, Option } = await import("effect")
+          const { Ringline, Tcp } = await import(${JSON.stringify(new URL("../dist/index.js", import.meta.url).href)})
+          const echo = (conn) => Effect.gen(function*() {
+            while (true) {
+              const chunk = yield* conn.recv
+              if (Option.isNone(chunk)) break
+              yield* conn.write(chunk.value)
+            }
+            yield* conn.shutdownWrite
+          })
+          await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+            const l = yield* Tcp.listen({ port: 0 })
+            parentPort.postMessage({ port: l.address.port, mode: (yield* Ringline.stats).mode })
+            yield* l.serve(echo)
+          })).pipe(Effect.provide(Ringline.layer())))
+        })()
+      `
+      const baseline = fdCount()
+      const workers = [new Worker(source, { eval: true }), new Worker(source, { eval: true })]
+      const infos = yield* Effect.promise(() =>
+        Promise.all(workers.map((w) => new Promise<{ port: number; mode: string }>((r) => w.once("message", r))))
+      )
+      expect(infos[0]!.port).not.toBe(infos[1]!.port)
+      for (const info of infos) {
+        const payload = random(100_000)
+        expect((yield* Effect.promise(() => exchange(info.port, payload))).equals(payload)).toBe(true)
+      }
+      const codes = yield* Effect.promise(() => Promise.all(workers.map((w) => w.terminate())))
+      expect(codes).toEqual([1, 1])
+      // The rings, their eventfds, fixed files and the listening sockets all went with the workers.
+      expect(fdCount()).toBe(baseline)
+    }))
+})
