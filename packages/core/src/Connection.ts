@@ -149,6 +149,13 @@ export interface Connection {
   readonly peerAddress: Effect.Effect<Address, SocketError | ConnectionClosed>
   /** Bytes queued for sending and not yet taken by the kernel. */
   readonly queuedBytes: number
+  /**
+   * Bytes received and not yet consumed by a read. Above `sendQueueHighWater` the connection
+   * stops receiving (the peer's sends block in the kernel) until reads bring it to the low mark;
+   * bytes the kernel had already placed in provided buffers still arrive, so the bound is the
+   * high-water mark plus at most the receive ring.
+   */
+  readonly bufferedBytes: number
   readonly bytesReceived: number
   readonly bytesSent: number
 }
@@ -244,6 +251,9 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
     peerAddress: Effect.map(addresses, (a) => a.peer),
     get queuedBytes() {
       return conn.queuedBytes
+    },
+    get bufferedBytes() {
+      return conn.bufferedBytes
     },
     get bytesReceived() {
       return conn.bytesIn

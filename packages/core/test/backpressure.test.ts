@@ -30,6 +30,36 @@ describe("backpressure and buffers", () => {
       s.destroy()
     })))
 
+  it.live("a connection nobody reads from stops receiving at the high-water mark", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      const c = yield* l.accept
+      const payload = random(16 * 1024 * 1024)
+      s.write(payload)
+      yield* Effect.sleep(500)
+      // Receiving stopped: the count no longer grows, the rest waits in the kernel and the
+      // peer's send buffer. Bound: high water plus what the kernel had already placed in provided
+      // buffers before the cancel took effect (at most the whole ring, 256 × 16 KiB).
+      const held = c.bufferedBytes
+      yield* Effect.sleep(200)
+      expect(c.bufferedBytes).toBe(held)
+      expect(held).toBeGreaterThan(1024 * 1024)
+      expect(held).toBeLessThanOrEqual(1024 * 1024 + 256 * 16384)
+      expect(s.writableLength).toBeGreaterThan(0)
+      // Reading resumes the flow; every byte arrives in order.
+      let got = 0
+      const chunks: Array<Uint8Array> = []
+      while (got < payload.length) {
+        const chunk = yield* c.recv
+        if (chunk._tag === "None") break
+        chunks.push(chunk.value)
+        got += chunk.value.length
+      }
+      expect(Buffer.concat(chunks).equals(payload)).toBe(true)
+      s.destroy()
+    }), { sendQueueHighWater: 1024 * 1024, sendQueueLowWater: 256 * 1024 }))
+
   it.live("an echo server stays bounded while a client writes 256 MiB without reading", () =>
     withRing(Effect.gen(function*() {
       const l = yield* Tcp.listen({ port: 0 })

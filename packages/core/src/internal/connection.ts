@@ -142,6 +142,11 @@ export class Conn implements OpOwner {
     return this.phase === Phase.Closed
   }
 
+  /** Bytes received and not yet consumed by a reader. */
+  get bufferedBytes(): number {
+    return this.inEnd - this.inStart
+  }
+
   /** Bytes ever queued on this connection (a stream offset). */
   get queuedTotal(): number {
     return this.enqueued
