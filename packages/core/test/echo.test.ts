@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Deferred, Effect } from "effect"
 import * as net from "node:net"
 import { Ringline } from "../src/index.js"
 import { echoServer, exchange, nodeClient, portOf, random, readN, withRing } from "./helpers.js"
@@ -60,9 +60,10 @@ describe("echo over TCP (node:net clients)", () => {
       expect(back.toString()).toBe("still here")
     })))
 
-  it.live("server half-close: the client reads the echo, then EOF", () =>
+  it.live("server half-close: the client reads the echo, then EOF; the server still reads after its FIN", () =>
     withRing(Effect.gen(function*() {
       const l = yield* Ringline.Ringline.pipe(Effect.flatMap((r) => r.listen({ _tag: "Tcp", port: 0 })))
+      const afterFin = yield* Deferred.make<string>()
       yield* Effect.forkScoped(l.serve((conn) =>
         Effect.gen(function*() {
           const msg = yield* conn.recv
@@ -70,18 +71,25 @@ describe("echo over TCP (node:net clients)", () => {
           yield* conn.shutdownWrite
           // The write side is closed, the read side still works: the client's later bytes arrive.
           const later = yield* conn.recv
-          expect(later._tag === "Some" && Buffer.from(later.value).toString()).toBe("after FIN")
+          yield* Deferred.succeed(afterFin, later._tag === "Some" ? Buffer.from(later.value).toString() : "<eof>")
         })
       ))
-      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      // allowHalfOpen: the client keeps its write side open after the server's FIN.
+      const s = yield* Effect.promise(() =>
+        new Promise<net.Socket>((resolve) => {
+          const c = net.connect({ port: portOf(l), host: "127.0.0.1", allowHalfOpen: true }, () => resolve(c))
+        })
+      )
       const received: Array<Buffer> = []
       const ended = new Promise<void>((resolve) => s.on("end", resolve))
+      const closed = new Promise<void>((resolve) => s.on("close", () => resolve()))
       s.on("data", (d) => received.push(d))
       s.write("ping")
       yield* Effect.promise(() => ended)
       expect(Buffer.concat(received).toString()).toBe("ping")
       s.end("after FIN")
-      yield* Effect.promise(() => new Promise((r) => s.on("close", r)))
+      expect(yield* Deferred.await(afterFin)).toBe("after FIN")
+      yield* Effect.promise(() => closed)
     })))
 
   it.live("peer close: read reports end of stream", () =>

@@ -1,0 +1,290 @@
+/**
+ * ringline connections as `@effect/platform` sockets: code written against
+ * `@effect/platform/Socket` (`run`, `writer`, `Socket.toChannel`, …) runs on the ring unchanged.
+ *
+ * The semantics follow `@effect/platform-node`'s `NodeSocket` (the TCP implementation of the same
+ * interface): `run` serves one connection until the peer's end of stream, `writer` waits until
+ * `run` has opened the socket, releasing the writer half-closes the connection, and writing a
+ * `CloseEvent` closes it.
+ *
+ * @since 0.1.0
+ */
+import * as Socket from "@effect/platform/Socket"
+import { Channel, Context, Deferred, Effect, FiberSet, Layer, Option, Scope } from "effect"
+import type { Chunk, Duration } from "effect"
+import type { Connection } from "./Connection.js"
+import type { Ringline } from "./Ringline.js"
+import * as Tcp from "./Tcp.js"
+import * as Unix from "./Unix.js"
+
+/**
+ * The ringline connection behind the platform socket, provided to the effects that
+ * `Socket.run` forks for each chunk and to `RinglineSocketServer` handlers (like
+ * `NodeSocket.NetSocket` for `@effect/platform-node`). Gives access to ringline-only operations
+ * such as `peerAddress` or `queuedBytes`. The platform's `run` signatures cannot remove it from
+ * the requirements, so read it with `Effect.serviceOption(RinglineConnection)`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class RinglineConnection extends Context.Tag("@ringline/core/RinglineSocket/RinglineConnection")<
+  RinglineConnection,
+  Connection
+>() {}
+
+/**
+ * Options of {@link fromConnection}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FromConnectionOptions {
+  /**
+   * Close the connection (queued writes drained first) when `run` ends, as `NodeSocket` does
+   * with its `net.Socket`. Default `true`; with `false` the connection stays open (its scope
+   * still closes it) and `run` may be called again.
+   */
+  readonly closeWhenDone?: boolean | undefined
+}
+
+/**
+ * Where {@link makeNet} connects: a TCP host (numeric or a name) and port, or a Unix socket path.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type NetTarget =
+  | { readonly host: string; readonly port: number }
+  | { readonly path: string }
+
+/**
+ * Options of {@link makeNet}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NetOptions {
+  /** Fail the open with `SocketGenericError` (reason `Open`) if not connected within this time. */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+interface Current {
+  readonly conn: Connection
+  readonly fiberSet: FiberSet.FiberSet<any, any>
+  writeShut: boolean
+}
+
+const readError = (cause: { readonly _tag: "SocketError" | "ConnectionClosed" }): Socket.SocketError =>
+  cause._tag === "ConnectionClosed"
+    // The connection was closed on this side (like a destroyed net.Socket's "close" event).
+    ? new Socket.SocketCloseError({ reason: "Close", code: 1000 })
+    : new Socket.SocketGenericError({ reason: "Read", cause })
+
+const writeError = (cause: unknown): Socket.SocketError => new Socket.SocketGenericError({ reason: "Write", cause })
+
+/**
+ * What `run` reports after a `CloseEvent` was written: the same as `NodeSocket`, whose
+ * `net.Socket.destroy()` ends `run` with a clean `SocketCloseError` (code 1000) and whose
+ * `destroy(error)` (codes above 1000) ends it with a `Read` error.
+ */
+const closeEventError = (event: Socket.CloseEvent): Socket.SocketError =>
+  event.code > 1000
+    ? new Socket.SocketGenericError({ reason: "Read", cause: new Error(`closed with code ${event.code}`) })
+    : new Socket.SocketCloseError({ reason: "Close", code: 1000 })
+
+/**
+ * Builds a platform socket whose `run` opens a connection with `open` (in `run`'s scope) and
+ * serves it until end of stream. `openContext` supplies what `open` needs.
+ */
+const fromOpen = <RO>(
+  open: Effect.Effect<Connection, Socket.SocketError, RO>,
+  openContext: Context.Context<Exclude<RO, Scope.Scope>>
+): Socket.Socket => {
+  let current: Current | undefined
+  const latch = Effect.unsafeMakeLatch(false)
+
+  const run = <_, E = never, R = never>(
+    handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
+    opts?: { readonly onOpen?: Effect.Effect<void> | undefined }
+  ): Effect.Effect<void, Socket.SocketError | E, R> =>
+    Effect.scopedWith(Effect.fnUntraced(function*(scope) {
+      const conn = yield* Scope.extend(open, scope)
+      // Made after the connection: its finalizer (interrupting the read loop and the handler
+      // fibers) runs before the connection's, which then drains what they queued.
+      const fiberSet = yield* FiberSet.make<any, E | Socket.SocketError>().pipe(Scope.extend(scope))
+      const runFork = yield* Effect.provideService(FiberSet.runtime(fiberSet)<R>(), RinglineConnection, conn)
+
+      current = { conn, fiberSet, writeShut: false }
+      yield* latch.open
+
+      // One chunk at a time; `recv` hands out owned copies, so the handler may keep them. The
+      // effects the handler returns are forked (started at once, in order, as NodeSocket does on
+      // "data"). At end of stream `run` completes once those effects have finished: on the ring
+      // the end of stream is often seen in the same turn as the last bytes, and completing at
+      // once would interrupt the replies to them.
+      const readLoop: Effect.Effect<void, Socket.SocketError> = Effect.gen(function*() {
+        while (true) {
+          const chunk = yield* Effect.mapError(conn.recv, readError)
+          if (Option.isNone(chunk)) break
+          const result = handler(chunk.value)
+          if (Effect.isEffect(result)) runFork(result)
+        }
+        yield* FiberSet.awaitEmpty(fiberSet)
+      })
+      yield* readLoop.pipe(Effect.intoDeferred(fiberSet.deferred), Effect.forkIn(scope))
+
+      if (opts?.onOpen) yield* opts.onOpen
+      return yield* FiberSet.join(fiberSet)
+    })).pipe(
+      Effect.mapInputContext((input: Context.Context<R>) => Context.merge(openContext, input)),
+      Effect.ensuring(Effect.sync(() => {
+        latch.unsafeClose()
+        current = undefined
+      })),
+      Effect.interruptible
+    )
+
+  const encoder = new TextEncoder()
+  const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
+    latch.whenOpen(Effect.suspend(() => {
+      const cur = current
+      // Woken by a run that has ended since: wait for the next one.
+      if (cur === undefined) return write(chunk)
+      if (Socket.isCloseEvent(chunk)) {
+        Deferred.unsafeDone(cur.fiberSet.deferred, Effect.fail(closeEventError(chunk)))
+        // Start closing now (later writes fail, as on a destroyed net.Socket); `run`'s scope
+        // waits for the close to complete.
+        Effect.runFork(cur.conn.close)
+        return Effect.void
+      }
+      // `send` completes once the kernel took the bytes (a net.Socket write's callback), so the
+      // caller may reuse its buffer afterwards even when it went out zero-copy.
+      return Effect.mapError(cur.conn.send(typeof chunk === "string" ? encoder.encode(chunk) : chunk), writeError)
+    }))
+
+  const writer = Effect.acquireRelease(
+    Effect.succeed(write),
+    () =>
+      Effect.sync(() => {
+        const cur = current
+        if (cur === undefined || cur.writeShut) return
+        cur.writeShut = true
+        // Half-close (FIN once queued bytes are sent), without waiting, like net.Socket.end().
+        Effect.runFork(Effect.ignore(cur.conn.shutdownWrite))
+      })
+  )
+
+  return Socket.Socket.of({
+    [Socket.TypeId]: Socket.TypeId,
+    run,
+    runRaw: run,
+    writer
+  })
+}
+
+/**
+ * A platform `Socket` over an open ringline connection (from `Tcp.connect`, `Unix.connect` or
+ * `listener.accept`).
+ *
+ * - `run(handler)` calls `handler` with every received chunk (an owned copy) and forks the effects
+ *   it returns; it completes at the peer's end of stream (once the effects started for earlier
+ *   chunks have finished) and fails with the handler's error, `SocketGenericError`
+ *   (reason `Read`) on a receive error, or `SocketCloseError` (code 1000) when the connection
+ *   was closed on this side. When it ends the connection is closed, queued writes drained first
+ *   (see {@link FromConnectionOptions.closeWhenDone}).
+ * - `writer` waits until `run` is running; a write completes when the kernel took the bytes and
+ *   fails with reason `Write`. Releasing the writer's scope half-closes (FIN); writing a
+ *   `CloseEvent` closes the connection and ends `run` with `SocketCloseError` (code 1000), or
+ *   with a `Read` error for codes above 1000 — the same as `NodeSocket`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RinglineSocket, Tcp } from "@ringline/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const conn = yield* Tcp.connect("127.0.0.1:7878")
+ *   const socket = RinglineSocket.fromConnection(conn)
+ *   const write = yield* socket.writer
+ *   yield* socket.run((bytes) => Effect.log(`got ${bytes.length} bytes`), { onOpen: Effect.orDie(write("hello\n")) })
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromConnection = (conn: Connection, options?: FromConnectionOptions): Socket.Socket =>
+  fromOpen(
+    options?.closeWhenDone === false
+      ? Effect.succeed(conn)
+      : Effect.acquireRelease(Effect.succeed(conn), (c) => c.close),
+    Context.empty()
+  )
+
+/**
+ * A platform `Socket` that connects through ringline when `run` is called, like
+ * `NodeSocket.makeNet`: each `run` opens a new connection (TCP `{ host, port }` or Unix
+ * `{ path }`), serves it as {@link fromConnection} does and closes it when `run` ends. A failed
+ * connect (refused, not found, timed out) fails `run` with `SocketGenericError` (reason `Open`)
+ * whose `cause` is ringline's `ConnectError`.
+ *
+ * @example
+ * ```ts
+ * import { Socket } from "@effect/platform"
+ * import { Effect, Stream } from "effect"
+ * import { Ringline, RinglineSocket } from "@ringline/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const socket = yield* RinglineSocket.makeNet({ host: "127.0.0.1", port: 7878 }, { timeout: "2 seconds" })
+ *   // Send one message, half-close, collect the answer until the server closes.
+ *   return yield* Stream.make(new TextEncoder().encode("hello\n")).pipe(
+ *     Stream.pipeThroughChannel(Socket.toChannel(socket)),
+ *     Stream.decodeText(),
+ *     Stream.mkString
+ *   )
+ * })
+ * Effect.runPromise(program.pipe(Effect.provide(Ringline.layer())))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeNet = (target: NetTarget, options?: NetOptions): Effect.Effect<Socket.Socket, never, Ringline> =>
+  Effect.map(Effect.context<Ringline>(), (context) => {
+    const connect = "path" in target
+      ? Unix.connect(target.path, options)
+      : Tcp.connect({ host: target.host, port: target.port }, options)
+    return fromOpen(
+      Effect.mapError(connect, (cause) => new Socket.SocketGenericError({ reason: "Open", cause })),
+      context
+    )
+  })
+
+/**
+ * {@link makeNet} as a Layer of the platform's `Socket` service.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerNet = (target: NetTarget, options?: NetOptions): Layer.Layer<Socket.Socket, never, Ringline> =>
+  Layer.effect(Socket.Socket, makeNet(target, options))
+
+/**
+ * {@link makeNet} as a `Channel` (see `Socket.toChannel`): chunks written to it are sent, its
+ * input ending half-closes the connection, and it emits what the peer sends until end of stream.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeNetChannel = <IE = never>(
+  target: NetTarget,
+  options?: NetOptions
+): Channel.Channel<
+  Chunk.Chunk<Uint8Array>,
+  Chunk.Chunk<Uint8Array | string | Socket.CloseEvent>,
+  Socket.SocketError | IE,
+  IE,
+  void,
+  unknown,
+  Ringline
+> => Channel.unwrap(Effect.map(makeNet(target, options), Socket.toChannelWith<IE>()))

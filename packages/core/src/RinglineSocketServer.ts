@@ -1,0 +1,167 @@
+/**
+ * A ringline listener as an `@effect/platform` `SocketServer`: code written against
+ * `@effect/platform/SocketServer` (for example the RPC or cluster socket transports) accepts its
+ * connections on the ring.
+ *
+ * The semantics follow `@effect/platform-node`'s `NodeSocketServer`.
+ *
+ * @since 0.1.0
+ */
+import type * as Socket from "@effect/platform/Socket"
+import * as SocketServer from "@effect/platform/SocketServer"
+import { Effect, Exit, FiberRef, FiberSet, Layer, Scope } from "effect"
+import type { Cause } from "effect"
+import type { Address } from "./Address.js"
+import type { Connection } from "./Connection.js"
+import type { Ringline } from "./Ringline.js"
+import * as RinglineSocket from "./RinglineSocket.js"
+import * as Tcp from "./Tcp.js"
+import * as Unix from "./Unix.js"
+
+/**
+ * Listen on TCP. `host` defaults to `127.0.0.1`; `port` 0 (the default) lets the kernel pick one,
+ * read it from the server's `address`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TcpOptions {
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+  readonly backlog?: number | undefined
+  /** SO_REUSEPORT, for several servers (e.g. one per worker) on one port. */
+  readonly reusePort?: boolean | undefined
+}
+
+/**
+ * Listen on a Unix socket path (a stale socket file there is removed first; the file is removed
+ * when the server closes).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UnixOptions {
+  readonly path: string
+  readonly backlog?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Options = TcpOptions | UnixOptions
+
+/**
+ * The platform's view of a ringline address (`host` becomes `hostname`).
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const toPlatformAddress = (address: Address): SocketServer.Address =>
+  address._tag === "UnixAddress"
+    ? { _tag: "UnixAddress", path: address.path }
+    : { _tag: "TcpAddress", hostname: address.host, port: address.port }
+
+const reportUnhandledError = <E>(cause: Cause.Cause<E>) =>
+  Effect.withFiberRuntime<void>((fiber) => {
+    const level = fiber.getFiberRef(FiberRef.unhandledErrorLogLevel)
+    return level._tag === "Some"
+      ? Effect.logWithLevel(level.value, cause, "Unhandled error in SocketServer")
+      : Effect.void
+  })
+
+/**
+ * Listens (in the current scope) and returns a platform `SocketServer`:
+ *
+ * - `address` is the bound address (`TcpAddress` with the real port when you asked for 0, or
+ *   `UnixAddress`). A listen failure fails with `SocketServerError` (reason `Open`) whose `cause`
+ *   is ringline's `SocketError`.
+ * - `run(handler)` accepts forever and runs `handler` for each connection in its own fiber, with
+ *   the connection as a platform `Socket` (see `RinglineSocket.fromConnection`) and as the
+ *   `RinglineSocket.RinglineConnection` service. A failing handler is logged at
+ *   `FiberRef.unhandledErrorLogLevel` (message "Unhandled error in SocketServer") and the server
+ *   keeps serving. The connection is closed (queued writes drained first) when the socket's
+ *   `run` ends or the handler ends, whichever comes first. Interrupting `run` stops accepting,
+ *   interrupts the handlers and waits until their connections are closed. If the listener is
+ *   closed under a running `run` (its scope closed) `run` fails with `SocketServerError`
+ *   (reason `Unknown`).
+ *
+ * @example
+ * ```ts
+ * import { SocketServer } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { Ringline, RinglineSocketServer } from "@ringline/core"
+ *
+ * const echo = Effect.gen(function*() {
+ *   const server = yield* SocketServer.SocketServer
+ *   yield* server.run((socket) =>
+ *     Effect.scoped(Effect.gen(function*() {
+ *       const write = yield* socket.writer
+ *       yield* socket.run(write)
+ *     }))
+ *   )
+ * })
+ * Ringline.runMain(echo.pipe(
+ *   Effect.provide(RinglineSocketServer.layer({ port: 7878 })),
+ *   Effect.provide(Ringline.layer())
+ * ))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options
+): Effect.Effect<SocketServer.SocketServer["Type"], SocketServer.SocketServerError, Ringline | Scope.Scope> =>
+  Effect.gen(function*() {
+    const listener = yield* Effect.mapError(
+      "path" in options ? Unix.listen(options) : Tcp.listen(options),
+      (cause) => new SocketServer.SocketServerError({ reason: "Open", cause })
+    )
+
+    const handle = <R, E, _>(conn: Connection, handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>) =>
+      Effect.suspend(() => handler(RinglineSocket.fromConnection(conn))).pipe(
+        Effect.catchAllCause(reportUnhandledError),
+        Effect.provideService(RinglineSocket.RinglineConnection, conn)
+      )
+
+    const run = <R, E, _>(
+      handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>
+    ): Effect.Effect<never, SocketServer.SocketServerError, R> =>
+      Effect.scopedWith((scope) =>
+        Effect.gen(function*() {
+          // Handler fibers live in run's scope: interrupting run interrupts them (and waits for
+          // their connections to close).
+          const fiberSet = yield* FiberSet.make().pipe(Scope.extend(scope))
+          const runFork = yield* FiberSet.runtime(fiberSet)<R>()
+          while (true) {
+            yield* Effect.uninterruptibleMask((restore) =>
+              Effect.gen(function*() {
+                // Each connection gets its own scope (closing it closes the connection), so a
+                // long-running server does not accumulate finalizers.
+                const connScope = yield* Scope.make()
+                const conn = yield* restore(Scope.extend(listener.accept, connScope)).pipe(
+                  Effect.onError(() => Scope.close(connScope, Exit.void)),
+                  Effect.mapError((cause) => new SocketServer.SocketServerError({ reason: "Unknown", cause }))
+                )
+                runFork(Effect.ensuring(handle(conn, handler), Scope.close(connScope, Exit.void)))
+              })
+            )
+          }
+        })
+      )
+
+    return SocketServer.SocketServer.of({ address: toPlatformAddress(listener.address), run })
+  })
+
+/**
+ * {@link make} as a Layer of the platform's `SocketServer` service; the listener closes with the
+ * Layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<SocketServer.SocketServer, SocketServer.SocketServerError, Ringline> =>
+  Layer.scoped(SocketServer.SocketServer, make(options))
