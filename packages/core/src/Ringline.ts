@@ -8,6 +8,7 @@ import type { Duration, Scope } from "effect"
 import { setFlagsFromString } from "node:v8"
 import type { UnixAddress } from "./Address.js"
 import type { Connection } from "./Connection.js"
+import type { Driver } from "./internal/driver.js"
 import { make as makeIoUring } from "./internal/service.js"
 import type { Listener } from "./Listener.js"
 import * as RinglineConfig from "./RinglineConfig.js"
@@ -104,6 +105,12 @@ export interface RinglineService {
   readonly listen: (options: ListenOptions) => Effect.Effect<Listener, SocketError, Scope.Scope>
   readonly connect: (target: ConnectTarget, options?: ConnectOptions) => Effect.Effect<Connection, ConnectError, Scope.Scope>
   readonly stats: Effect.Effect<RinglineStats>
+  /**
+   * The io_uring driver behind this service, for ringline's own modules (UDP, timers, processes,
+   * storage) that submit their own operations. Absent in other implementations.
+   * @internal
+   */
+  readonly driver?: Driver
 }
 
 /**

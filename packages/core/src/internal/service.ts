@@ -233,7 +233,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
       buffers: driver.closed ? undefined : driver.bufferStatus()
     }))
 
-    return { config, listen, connect, stats, mode: driver.mode } satisfies RinglineService
+    return { config, listen, connect, stats, mode: driver.mode, driver } satisfies RinglineService
   })
 
 const toMillis = (d: Duration.DurationInput): number => Duration.toMillis(Duration.decode(d))
