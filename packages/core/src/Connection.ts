@@ -198,7 +198,9 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
   const waitClosed = fromCallbacks<void, never>((cb) => conn.onClosed(() => cb.ok()))
   const close = Effect.suspend(() => {
     conn.beginClose()
-    return waitClosed.pipe(
+    // Runs inside finalizers (uninterruptible): the wait itself must stay interruptible, or the
+    // timeout could never stop it.
+    return Effect.interruptible(waitClosed).pipe(
       Effect.timeoutOption(shutdownTimeoutMs),
       Effect.flatMap((o) => {
         if (Option.isSome(o)) return Effect.void

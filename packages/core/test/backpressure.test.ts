@@ -30,6 +30,23 @@ describe("backpressure and buffers", () => {
       s.destroy()
     })))
 
+  it.live("close gives queued sends at most shutdownTimeoutMs when the peer does not read", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      s.pause()
+      const c = yield* l.accept
+      for (let i = 0; i < 8; i++) yield* Effect.fork(c.write(random(512 * 1024)))
+      yield* Effect.sleep(100)
+      expect(c.queuedBytes).toBeGreaterThan(0)
+      const t0 = Date.now()
+      yield* c.close
+      const took = Date.now() - t0
+      expect(took).toBeGreaterThanOrEqual(250)
+      expect(took).toBeLessThan(2000)
+      s.destroy()
+    }), { shutdownTimeoutMs: 300 }))
+
   it.live("a connection nobody reads from stops receiving at the high-water mark", () =>
     withRing(Effect.gen(function*() {
       const l = yield* Tcp.listen({ port: 0 })

@@ -9,10 +9,10 @@ import { random, readN } from "./helpers.js"
 const bin = new URL("../dist/bin/echo.js", import.meta.url).pathname
 
 /** Starts the echo demo (optionally under a wrapper such as strace) and waits for its banner. */
-const start = (args: Array<string>, wrapper: Array<string> = []) =>
+const start = (args: Array<string>, wrapper: Array<string> = [], env: Record<string, string> = {}) =>
   new Promise<{ child: ReturnType<typeof spawn>; port: number; exited: Promise<number | null> }>((resolve, reject) => {
     const argv = [...wrapper, process.execPath, bin, "--port", "0", ...args]
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } })
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)))
     let out = ""
     child.stdout!.on("data", (d) => {
@@ -33,8 +33,8 @@ const connect = (port: number) =>
 
 describe("the echo demo (pnpm run echo)", () => {
   for (const mode of ["stream", "parse"]) {
-    it(`--mode ${mode}: echoes, then SIGTERM drains, closes every connection and exits 0`, async () => {
-      const { child, port, exited } = await start(["--mode", mode])
+    it(`--mode ${mode}: echoes; on SIGTERM idle connections get the grace period, then EOF; exit 0`, async () => {
+      const { child, port, exited } = await start(["--mode", mode], [], { RINGLINE_SHUTDOWN_TIMEOUT: "1 second" })
       const clients = await Promise.all(Array.from({ length: 5 }, () => connect(port)))
       for (const c of clients) {
         const msg = random(100_000)
@@ -43,13 +43,45 @@ describe("the echo demo (pnpm run echo)", () => {
       }
       const ends = clients.map((c) => new Promise<void>((r) => c.on("end", r).on("close", () => r())))
       clients.forEach((c) => c.resume())
+      const signalled = Date.now()
       child.kill("SIGTERM")
       await Promise.all(ends)
       expect(await exited).toBe(0)
+      // These clients never close on their own: the server waited out the grace period for them.
+      expect(Date.now() - signalled).toBeGreaterThanOrEqual(900)
+      expect(Date.now() - signalled).toBeLessThan(4000)
       // New connects are refused once it stopped.
       await expect(connect(port)).rejects.toThrow(/ECONNREFUSED/)
     })
   }
+
+  it("SIGTERM mid-transfer: listeners refuse at once, clients finish with their full echo and EOF, exit 0", async () => {
+    const { child, port, exited } = await start([], [], { RINGLINE_SHUTDOWN_TIMEOUT: "5 seconds" })
+    const transfer = async () => {
+      const s = await connect(port)
+      const payload = random(2 * 1024 * 1024)
+      const chunks: Array<Buffer> = []
+      s.on("data", (d) => chunks.push(d))
+      const ended = new Promise<void>((r) => s.on("end", r))
+      // Trickle the payload so that the signal lands in the middle of the transfer.
+      for (let off = 0; off < payload.length; off += 64 * 1024) {
+        s.write(payload.subarray(off, off + 64 * 1024))
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      s.end()
+      await ended
+      return Buffer.concat(chunks).equals(payload)
+    }
+    const transfers = Array.from({ length: 4 }, transfer)
+    await new Promise((r) => setTimeout(r, 100))
+    const signalled = Date.now()
+    child.kill("SIGTERM")
+    await new Promise((r) => setTimeout(r, 50))
+    await expect(connect(port)).rejects.toThrow(/ECONNREFUSED/)
+    expect(await Promise.all(transfers)).toEqual([true, true, true, true])
+    expect(await exited).toBe(0)
+    expect(Date.now() - signalled).toBeLessThan(5000)
+  })
 
   it("half-close: the demo finishes sending, then closes", async () => {
     const { child, port, exited } = await start([])

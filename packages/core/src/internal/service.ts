@@ -125,7 +125,8 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
         })
         yield* Effect.forEach([...conns], closeConn, { concurrency: "unbounded", discard: true })
         // Every op must have reached its terminal CQE before the ring goes away.
-        yield* waitIdle.pipe(Effect.timeoutOption(config.shutdownTimeoutMs + 1000))
+        // (Finalizers are uninterruptible; the waits are made interruptible so timeouts can end them.)
+        yield* Effect.interruptible(waitIdle).pipe(Effect.timeoutOption(config.shutdownTimeoutMs + 1000))
         driver.close()
       }).pipe(Effect.withSpan("ringline.shutdown"))
     )
@@ -156,9 +157,17 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
             Effect.ensuring(Effect.sync(() => listeners.delete(lst)))
           )
         )
-        // Handler fibers live in the listener's scope; added after the close finalizer, so they
-        // are interrupted (and their connections closed) before the socket goes away.
+        // Handler fibers live in the listener's scope. Closing it is graceful: the socket closes
+        // first (new connects are refused), running handlers get up to shutdownTimeoutMs to finish
+        // on their own, and only then are the rest interrupted (FiberSet's own finalizer, which
+        // runs after this one); each interrupted handler's connection still flushes its queue.
         const handlers = yield* FiberSet.make()
+        yield* Scope.addFinalizer(
+          scope,
+          Effect.async<void>((resume) => lst.close(() => resume(Effect.void))).pipe(
+            Effect.zipRight(Effect.timeoutOption(Effect.interruptible(FiberSet.awaitEmpty(handlers)), config.shutdownTimeoutMs))
+          )
+        )
         const acceptRaw = Effect.async<Conn, ConnectionClosed>((resume) => {
           const withdraw = lst.accept({ ok: (c) => resume(Effect.succeed(c)), fail: (e) => resume(Effect.fail(e as ConnectionClosed)) })
           return Effect.sync(withdraw)
