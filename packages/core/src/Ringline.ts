@@ -85,6 +85,13 @@ export interface RinglineStats {
   /** Provided buffers currently lent to sends (echo of parsed views). */
   readonly buffersLent: number
   readonly backpressurePauses: number
+  /** Connections accepted, connected (outbound) and closed since the ring started. */
+  readonly accepted: number
+  readonly connected: number
+  readonly closed: number
+  readonly bytesIn: number
+  readonly bytesOut: number
+  /** Open connections and listeners now. */
   readonly connections: number
   readonly listeners: number
   /** Provided buffers currently owned by the kernel (all of them when JS holds none). */

@@ -118,6 +118,7 @@ export class ConnectOp implements OpOwner {
   private finish(): void {
     if (this.result === 0 && !this.interrupted) {
       this.settle(false)
+      this.driver.counters.connected++
       const peer = this.target
       const conn = new Conn(this.driver, this.fixed, peer._tag === "UnixAddress" ? "unix" : "tcp", peer,
         peer._tag === "UnixAddress" ? Addr.unix("") : undefined)
@@ -133,6 +134,7 @@ export class ConnectOp implements OpOwner {
     this.settle(this.fixed >= 0)
     if (this.interrupted) return
     const errno = this.timedOut ? Errno.ETIMEDOUT : -this.result
+    this.driver.countError(errnoName(errno))
     this.cb.fail(
       new ConnectError({ reason: failure(errno, this.timedOut), address: Addr.format(this.target), errno, code: errnoName(errno) })
     )

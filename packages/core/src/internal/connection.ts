@@ -224,6 +224,7 @@ export class Conn implements OpOwner {
       const bid = flags >>> 16
       const d = this.driver
       this.bytesIn += res
+      d.counters.bytesIn += res
       const view = new Uint8Array(d.recvBuffers, bid * d.bufferSize, res)
       if (this.inEnd === this.inStart && this.readers.length > 0) {
         const used = this.offer(view)
@@ -244,6 +245,7 @@ export class Conn implements OpOwner {
       this.driver.counters.enobufs++
     } else if (res !== -Errno.ECANCELED) {
       this.recvError = socketError("recv", res)
+      this.driver.countError(this.recvError.code)
     }
     if (terminal) {
       this.recvSlot = -1
@@ -543,6 +545,7 @@ export class Conn implements OpOwner {
       seg.sent += res
       this.sent += res
       this.bytesOut += res
+      this.driver.counters.bytesOut += res
     } else if (this.chainError === 0 && (res !== -Errno.ECANCELED || this.phase !== Phase.Open)) {
       // Links after a failed (or short) one end with -ECANCELED; the first real error is the one.
       this.chainError = res
@@ -599,6 +602,7 @@ export class Conn implements OpOwner {
     // A short send is normal under pressure: continue from where the kernel stopped.
     this.sent += res
     this.bytesOut += res
+    this.driver.counters.bytesOut += res
     let left = res
     for (const seg of segs) {
       const take = Math.min(left, seg.len - seg.sent)
@@ -646,6 +650,7 @@ export class Conn implements OpOwner {
   }
 
   private failSends(error: SocketError | ConnectionClosed): void {
+    if (this.sendError === undefined && error._tag === "SocketError") this.driver.countError(error.code)
     this.sendError ??= error
     // The segments in flight (queue[0..inFlight)) keep their memory until their CQE, zero-copy ones until
     // their notifications.
@@ -811,6 +816,7 @@ export class Conn implements OpOwner {
       }
       if (!this.closeDone || this.ops > 0) return
       this.phase = Phase.Closed
+      this.driver.counters.closed++
       this.inbuf = EMPTY
       this.inStart = this.inEnd = 0
       this.driver.parked.delete(this)

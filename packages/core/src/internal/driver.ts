@@ -42,6 +42,11 @@ export interface DriverCounters {
   vectoredSends: number
   chains: number
   backpressurePauses: number
+  accepted: number
+  connected: number
+  closed: number
+  bytesIn: number
+  bytesOut: number
 }
 
 export class Driver {
@@ -94,7 +99,18 @@ export class Driver {
     zeroCopySends: 0,
     vectoredSends: 0,
     chains: 0,
-    backpressurePauses: 0
+    backpressurePauses: 0,
+    accepted: 0,
+    connected: 0,
+    closed: 0,
+    bytesIn: 0,
+    bytesOut: 0
+  }
+  /** Failed operations by errno code (ECONNRESET, EPIPE, ...). */
+  readonly errors = new Map<string, number>()
+
+  countError(code: string): void {
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
   }
 
   constructor(native: typeof Native, config: RinglineConfig) {

@@ -7,7 +7,7 @@ import type { Address } from "../Address.js"
 import { ConnectionClosed, socketError } from "../RinglineError.js"
 import { Conn, type Callbacks } from "./connection.js"
 import type { Driver, OpOwner } from "./driver.js"
-import { Errno } from "./errno.js"
+import { Errno, errnoName } from "./errno.js"
 import { CqeFlag, FILE_INDEX_ALLOC, IOPRIO_ACCEPT_MULTISHOT, Op, W } from "./sqe.js"
 
 const TAG_ACCEPT = 1
@@ -70,6 +70,7 @@ export class Lst implements OpOwner {
     }
     if (res >= 0) {
       this.accepted++
+      this.driver.counters.accepted++
       const conn = new Conn(this.driver, res, this.kind, undefined, this.kind === "unix" ? this.address : undefined)
       this.onConn(conn)
       if (this.closing) {
@@ -85,6 +86,7 @@ export class Lst implements OpOwner {
       this.driver.slotReleased.add(this.retry)
     } else if (res !== -Errno.ECANCELED) {
       this.acceptErrors++
+      this.driver.countError(errnoName(res))
     }
     if ((flags & CqeFlag.MORE) === 0) {
       this.acceptSlot = -1
