@@ -17,6 +17,8 @@ export * as RinglineConfig from "./RinglineConfig.js"
 /** @since 0.1.0 */
 export * as RinglineError from "./RinglineError.js"
 /** @since 0.1.0 */
+export * as RinglineMetrics from "./RinglineMetrics.js"
+/** @since 0.1.0 */
 export * as RinglineSocket from "./RinglineSocket.js"
 /** @since 0.1.0 */
 export * as RinglineSocketServer from "./RinglineSocketServer.js"
