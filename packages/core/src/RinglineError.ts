@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Data } from "effect"
+import { format, type TcpAddress } from "./Address.js"
 import { errnoName } from "./internal/errno.js"
 
 /**
@@ -137,5 +138,52 @@ export class ConnectionClosed extends Data.TaggedError("ConnectionClosed")<{
 }> {
   override get message(): string {
     return `${this.operation} on a closed connection`
+  }
+}
+
+/**
+ * Starting, waiting for, signalling or talking to a child process failed. `errno`/`code` come from
+ * the kernel: `ENOENT` for a program that does not exist (or a missing `cwd`, then `syscall` is
+ * `chdir`), `EACCES` for one that is not executable, `EPIPE` when writing to a child that closed
+ * its stdin, `EBUSY` when a stream is read by two fibers at once.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ProcessError extends Data.TaggedError("ProcessError")<{
+  /** `spawn`, `wait`, `kill`, `read stdout`, `read stderr` or `write stdin`. */
+  readonly operation: string
+  /** The program, as given. */
+  readonly command: string
+  readonly errno: number
+  readonly code: string
+  /** The failing system call when known (`execve`, `chdir`, `clone3`, ...). */
+  readonly syscall?: string
+}> {
+  override get message(): string {
+    const where = this.syscall === undefined ? "" : ` in ${this.syscall}`
+    return `${this.operation} ${this.command} failed: ${this.code} (errno ${this.errno})${where}`
+  }
+}
+
+/**
+ * A UDP datagram was larger than the room for it in a receive buffer
+ * (`recvBuffer.bufferSize` minus 44 bytes of header and address). The datagram is consumed:
+ * `data` holds the bytes that fitted (an owned copy), `length` the datagram's real size. The
+ * socket keeps receiving; the next `recvFrom` returns the next datagram.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DatagramTruncated extends Data.TaggedError("DatagramTruncated")<{
+  /** The sender. */
+  readonly address: TcpAddress
+  /** The datagram's real size in bytes. */
+  readonly length: number
+  /** The first `data.length` bytes of the datagram. */
+  readonly data: Uint8Array
+}> {
+  override get message(): string {
+    return `datagram of ${this.length} bytes from ${format(this.address)} truncated to ${this.data.length} bytes (raise recvBuffer.bufferSize)`
   }
 }

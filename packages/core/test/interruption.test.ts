@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Fiber } from "effect"
 import * as net from "node:net"
-import { Ringline, Tcp } from "../src/index.js"
+import { Ringline, RinglineClock, Tcp } from "../src/index.js"
 import { load } from "../src/internal/native.js"
 import { decode, encodeToBytes } from "../src/internal/sockaddr.js"
 import * as Address from "../src/Address.js"
@@ -59,6 +59,30 @@ describe("races and interruption", () => {
       const r = yield* Effect.either(Effect.timeout(Effect.sleep(Duration.seconds(10)), Duration.millis(20)))
       expect(Either.isLeft(r)).toBe(true)
       expect(Date.now() - t1).toBeLessThan(1000)
+    })))
+
+  it.live("Effect.timeout on the default clock withdraws a pending accept and read; ops balanced", () =>
+    withRing(Effect.gen(function*() {
+      // No RinglineClock here: these timeouts are libuv timers, the ops they stop are on the ring.
+      expect(RinglineClock.isRinglineClock(yield* Effect.clock)).toBe(false)
+      const l = yield* Tcp.listen({ port: 0 })
+      const baseline = yield* inFlight
+      const t0 = Date.now()
+      const a = yield* Effect.either(Effect.timeout(Effect.scoped(l.accept), Duration.millis(30)))
+      expect(Either.isLeft(a) && a.left._tag).toBe("TimeoutException")
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(25)
+      expect(yield* inFlight).toBe(baseline)
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      const c = yield* l.accept
+      const withConn = yield* inFlight
+      const r = yield* Effect.either(Effect.timeout(c.recv, Duration.millis(30)))
+      expect(Either.isLeft(r) && r.left._tag).toBe("TimeoutException")
+      expect(yield* inFlight).toBe(withConn)
+      // Nothing was lost to the withdrawn read.
+      s.write("late")
+      const got = yield* Effect.timeout(c.recv, Duration.seconds(5))
+      expect(got._tag === "Some" && Buffer.from(got.value).toString()).toBe("late")
+      s.destroy()
     })))
 
   it.live("an interrupted accept cancels its wait and the op table returns to the listener's own accept", () =>

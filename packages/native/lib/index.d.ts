@@ -56,3 +56,37 @@ export declare function sockName(fd: number, peer: boolean): Uint8Array
 export declare function getIntOpt(fd: number, level: number, name: number): number
 export declare function closeFd(fd: number): void
 export declare function addressOf(view: Uint8Array): number
+
+/** What a child's stdio stream is connected to: a new pipe, this process's fd, /dev/null, or a given fd. */
+export type StdioMode = "pipe" | "inherit" | "ignore" | number
+
+/** A started child: its pid, a pidfd (O_CLOEXEC) and the parent's pipe ends (-1 when not piped). */
+export interface Spawned {
+  readonly pid: number
+  readonly pidfd: number
+  readonly stdin: number
+  readonly stdout: number
+  readonly stderr: number
+}
+
+/**
+ * Starts `file` (searched in PATH of `env`, or of this process when `env` is null, unless it has a
+ * slash) with the full argv `args` (args[0] is the program name), the environment `env`
+ * ("K=V" strings; null inherits) and working directory `cwd` (null: this process's).
+ * Failures before or in execve (ENOENT, EACCES, a bad cwd...) throw an Error with `errno` and
+ * `syscall` ("execve", "chdir", "dup2", "clone3", "pipe2"); the failed child is already reaped.
+ */
+export declare function spawn(
+  file: string,
+  args: ReadonlyArray<string>,
+  env: ReadonlyArray<string> | null,
+  cwd: string | null,
+  stdio: readonly [StdioMode, StdioMode, StdioMode]
+): Spawned
+/** pidfd_send_signal(pidfd, signal). Throws with errno ESRCH once the child was reaped. */
+export declare function kill(pidfd: number, signal: number): void
+/**
+ * waitid(P_PIDFD, WEXITED | WNOHANG): null while the child runs, else its siginfo `code`
+ * (CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3) and `status` (exit code or signal number).
+ */
+export declare function reap(pidfd: number): { code: number; status: number } | null

@@ -8,6 +8,7 @@ namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Ring", ringline::Ring::Init(env));
+  ringline::InitProcess(env, exports);
   return ringline::InitSockets(env, exports);
 }
 

@@ -113,5 +113,6 @@ class Ring : public Napi::ObjectWrap<Ring> {
 [[noreturn]] void ThrowErrno(Napi::Env env, const char* syscall, int err);
 
 Napi::Object InitSockets(Napi::Env env, Napi::Object exports);
+Napi::Object InitProcess(Napi::Env env, Napi::Object exports);  // process.cc
 
 }  // namespace ringline

@@ -45,7 +45,11 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   };
   int one = 1;
   if (family != AF_UNIX) {
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) fail("setsockopt(SO_REUSEADDR)");
+    // Not for datagram sockets: there SO_REUSEADDR lets a second socket bind the same port
+    // silently (only SO_REUSEPORT, when asked for, may share a UDP port).
+    if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
+      fail("setsockopt(SO_REUSEADDR)");
+    }
     // Accepted sockets inherit TCP_NODELAY from the listener, which saves a setsockopt per
     // connection (impossible anyway on a direct descriptor).
     if (type == SOCK_STREAM && no_delay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0) {

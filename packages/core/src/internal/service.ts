@@ -4,12 +4,12 @@
  * in-flight op's terminal CQE and only then exits the ring.
  */
 import { Cause, Duration, Effect, FiberSet, Scope } from "effect"
-import { lookup } from "node:dns/promises"
 import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
 import * as Connection from "../Connection.js"
 import type { Listener } from "../Listener.js"
+import { resolveCurrent, toTcpAddress } from "../Resolver.js"
 import type { ConnectOptions, ConnectTarget, ListenOptions, RinglineService, RinglineStats } from "../Ringline.js"
 import type { RinglineConfig } from "../RinglineConfig.js"
 import { ConnectError, ConnectionClosed, RinglineUnavailable, socketError, type SocketError } from "../RinglineError.js"
@@ -84,11 +84,14 @@ export const unavailable = (e: any, config: RinglineConfig): RinglineUnavailable
 const resolve = (host: string, port: number): Effect.Effect<Address, ConnectError> => {
   const lit = literal(host, port)
   if (lit !== undefined) return Effect.succeed(lit)
-  return Effect.tryPromise({
-    try: () => lookup(host),
-    catch: (e: any) =>
-      new ConnectError({ reason: "NotFound", address: `${host}:${port}`, errno: 0, code: String(e?.code ?? "ENOTFOUND") })
-  }).pipe(Effect.map((r) => Addr.tcp(r.address, port, r.family === 6 ? 6 : 4)))
+  // The caller's Resolver service if it provides one, the system resolver (getaddrinfo on
+  // libuv's thread pool) otherwise; the first address is the one the resolver prefers.
+  return resolveCurrent(host).pipe(
+    Effect.mapError((e) =>
+      new ConnectError({ reason: e.reason === "NotFound" ? "NotFound" : "Other", address: `${host}:${port}`, errno: 0, code: e.code })
+    ),
+    Effect.map((all) => toTcpAddress(all[0], port))
+  )
 }
 
 export const make = (config: RinglineConfig): Effect.Effect<RinglineService, RinglineUnavailable, Scope.Scope> =>

@@ -31,13 +31,17 @@ export const W = {
 /** IORING_OP_* values (uapi io_uring.h); liburing 2.3 lacks names past SENDMSG_ZC. */
 export const Op = {
   NOP: 0,
+  POLL_ADD: 6,
   SENDMSG: 9,
+  RECVMSG: 10,
   TIMEOUT: 11,
   ACCEPT: 13,
   ASYNC_CANCEL: 14,
   LINK_TIMEOUT: 15,
   CONNECT: 16,
   CLOSE: 19,
+  READ: 22,
+  WRITE: 23,
   SEND: 26,
   RECV: 27,
   SHUTDOWN: 34,
@@ -45,6 +49,7 @@ export const Op = {
   URING_CMD: 46,
   SEND_ZC: 47,
   SENDMSG_ZC: 48,
+  WAITID: 50,
   FIXED_FD_INSTALL: 54
 } as const
 
