@@ -91,6 +91,9 @@ export interface RinglineStats {
   readonly closed: number
   readonly bytesIn: number
   readonly bytesOut: number
+  /** UDP datagrams received and sent. */
+  readonly datagramsIn: number
+  readonly datagramsOut: number
   /** Open connections and listeners now. */
   readonly connections: number
   readonly listeners: number

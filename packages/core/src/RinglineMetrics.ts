@@ -33,6 +33,16 @@ export const bytesReceived = Metric.counter("ringline_bytes_received", { descrip
 /** @since 0.1.0 @category metrics */
 export const bytesSent = Metric.counter("ringline_bytes_sent", { description: "Bytes taken by the kernel for sending", incremental: true })
 /** @since 0.1.0 @category metrics */
+export const udpDatagramsReceived = Metric.counter("ringline_udp_datagrams_received", {
+  description: "UDP datagrams received",
+  incremental: true
+})
+/** @since 0.1.0 @category metrics */
+export const udpDatagramsSent = Metric.counter("ringline_udp_datagrams_sent", {
+  description: "UDP datagrams taken by the kernel for sending",
+  incremental: true
+})
+/** @since 0.1.0 @category metrics */
 export const cqes = Metric.counter("ringline_cqes", { description: "Completion queue entries processed", incremental: true })
 /** @since 0.1.0 @category metrics */
 export const submissions = Metric.counter("ringline_submissions", { description: "SQEs submitted to the kernel", incremental: true })
@@ -76,6 +86,8 @@ const publish = (driver: Driver) =>
       closed: c.closed,
       bytesIn: c.bytesIn,
       bytesOut: c.bytesOut,
+      datagramsIn: c.datagramsIn,
+      datagramsOut: c.datagramsOut,
       cqes: c.cqes,
       submitted: s.submitted,
       sqFull: s.sqFull,
@@ -93,6 +105,8 @@ const publish = (driver: Driver) =>
       Metric.incrementBy(connectionsClosed, delta("closed")),
       Metric.incrementBy(bytesReceived, delta("bytesIn")),
       Metric.incrementBy(bytesSent, delta("bytesOut")),
+      Metric.incrementBy(udpDatagramsReceived, delta("datagramsIn")),
+      Metric.incrementBy(udpDatagramsSent, delta("datagramsOut")),
       Metric.incrementBy(cqes, delta("cqes")),
       Metric.incrementBy(submissions, delta("submitted")),
       Metric.incrementBy(sqFullRetries, delta("sqFull")),

@@ -83,6 +83,19 @@ describe("the echo demo (pnpm run echo)", () => {
     expect(Date.now() - signalled).toBeLessThan(5000)
   })
 
+  it("a second signal forces an immediate exit during the grace period", async () => {
+    const { child, port, exited } = await start([], [], { RINGLINE_SHUTDOWN_TIMEOUT: "30 seconds" })
+    const idle = await connect(port)
+    idle.on("error", () => {})
+    const t0 = Date.now()
+    child.kill("SIGTERM")
+    await new Promise((r) => setTimeout(r, 200))
+    child.kill("SIGTERM")
+    expect(await exited).toBe(130)
+    expect(Date.now() - t0).toBeLessThan(5000)
+    idle.destroy()
+  })
+
   it("half-close: the demo finishes sending, then closes", async () => {
     const { child, port, exited } = await start([])
     const payload = random(3 * 1024 * 1024)

@@ -39,6 +39,21 @@ describe("metrics", () => {
       expect(inflight.value).toBe(1) // the listener's multishot accept
     })))
 
+  it.live("UDP datagrams in and out are counted", () =>
+    withRing(Effect.gen(function*() {
+      const { Udp } = yield* Effect.promise(() => import("../src/index.js"))
+      yield* RinglineMetrics.update
+      const inBefore = yield* count(RinglineMetrics.udpDatagramsReceived)
+      const outBefore = yield* count(RinglineMetrics.udpDatagramsSent)
+      const a = yield* Udp.bind({ port: 0 })
+      const b = yield* Udp.bind({ port: 0 })
+      for (let i = 0; i < 10; i++) yield* a.sendTo(Buffer.from(`d${i}`), b.address)
+      for (let i = 0; i < 10; i++) yield* b.recvFrom
+      yield* RinglineMetrics.update
+      expect((yield* count(RinglineMetrics.udpDatagramsReceived)) - inBefore).toBe(10)
+      expect((yield* count(RinglineMetrics.udpDatagramsSent)) - outBefore).toBe(10)
+    })))
+
   it.live("errors are counted by errno code", () =>
     withRing(Effect.gen(function*() {
       const { Tcp } = yield* Effect.promise(() => import("../src/index.js"))

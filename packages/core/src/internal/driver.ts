@@ -47,6 +47,8 @@ export interface DriverCounters {
   closed: number
   bytesIn: number
   bytesOut: number
+  datagramsIn: number
+  datagramsOut: number
 }
 
 export class Driver {
@@ -104,7 +106,9 @@ export class Driver {
     connected: 0,
     closed: 0,
     bytesIn: 0,
-    bytesOut: 0
+    bytesOut: 0,
+    datagramsIn: 0,
+    datagramsOut: 0
   }
   /** Failed operations by errno code (ECONNRESET, EPIPE, ...). */
   readonly errors = new Map<string, number>()

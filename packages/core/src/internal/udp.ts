@@ -215,6 +215,7 @@ export class UdpSock implements OpOwner {
     const address = this.nameAt(off + OUT_BYTES, Math.min(namelen, NAME_ROOM))
     const data = new Uint8Array(this.driver.recvBuffers, off + RECV_OVERHEAD, res - RECV_OVERHEAD).slice()
     this.received++
+    this.driver.counters.datagramsIn++
     if ((mflags & MSG_TRUNC) !== 0 || payloadlen > data.length) {
       this.truncated++
       return new DatagramTruncated({ address, length: Math.max(payloadlen, data.length), data })
@@ -366,7 +367,10 @@ export class UdpSock implements OpOwner {
     const send = (Array.isArray(held) ? held[0] : held) as Send
     this.sends.delete(slot)
     if (send.pool >= 0) d.giveSendSlot(send.pool)
-    if (res >= 0) this.sent++
+    if (res >= 0) {
+      this.sent++
+      d.counters.datagramsOut++
+    }
     if (send.interrupted) {
       send.onTerminal?.()
     } else if (res >= 0) {
