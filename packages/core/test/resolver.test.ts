@@ -125,6 +125,22 @@ describe("Resolver", () => {
       expect(yield* collect(c)).toBe("hello ringline")
     })))
 
+  it.live("Tcp.connect tries every resolved address in order until one connects", () =>
+    withRing(Effect.gen(function*() {
+      const { address } = yield* nodeServerOn("127.0.0.1")
+      // 127.0.0.2 is loopback too, but nothing listens there on this port: refused, then the next.
+      const s = stub({
+        "multi.test": [{ address: "127.0.0.2", family: 4 }, { address: "127.0.0.1", family: 4 }],
+        "none.test": [{ address: "127.0.0.2", family: 4 }, { address: "127.0.0.3", family: 4 }]
+      })
+      const custom = yield* Resolver.make({ lookup: s.lookup })
+      const c = yield* Effect.provideService(Tcp.connect(`multi.test:${address.port}`), Resolver.Resolver, custom)
+      expect(yield* c.peerAddress).toEqual({ _tag: "TcpAddress", family: 4, host: "127.0.0.1", port: address.port })
+      const err = yield* Effect.flip(Effect.provideService(Tcp.connect(`none.test:${address.port}`), Resolver.Resolver, custom))
+      expect(err.reason).toBe("Refused")
+      expect(err.address).toBe(`127.0.0.3:${address.port}`)
+    })))
+
   it.live("Tcp.connect resolves through a provided Resolver service; failures are typed ConnectErrors", () =>
     withRing(Effect.gen(function*() {
       const { address } = yield* nodeServerOn("127.0.0.1")

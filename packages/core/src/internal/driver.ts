@@ -243,7 +243,11 @@ export class Driver {
     if (n === this.stageCap) {
       this.ring.flush()
       n = this.ctl[Ctl.staged]!
-      if (n === this.stageCap) throw new RangeError("ringline submission queue is full and the kernel refuses more")
+      if (n === this.stageCap) {
+        // Nothing was submitted for this slot: give it back so the op table stays exact.
+        this.release(slot)
+        throw new RangeError("ringline submission queue is full and the kernel refuses more")
+      }
     }
     const s = this.stage
     const w = n * 16

@@ -81,16 +81,16 @@ export const unavailable = (e: any, config: RinglineConfig): RinglineUnavailable
   return new RinglineUnavailable({ reason: "Other", errno, detail: `${syscall} failed: ${errnoName(errno)} (errno ${errno})` })
 }
 
-const resolve = (host: string, port: number): Effect.Effect<Address, ConnectError> => {
+const resolve = (host: string, port: number): Effect.Effect<Array<Address>, ConnectError> => {
   const lit = literal(host, port)
-  if (lit !== undefined) return Effect.succeed(lit)
+  if (lit !== undefined) return Effect.succeed([lit])
   // The caller's Resolver service if it provides one, the system resolver (getaddrinfo on
-  // libuv's thread pool) otherwise; the first address is the one the resolver prefers.
+  // libuv's thread pool) otherwise, in the order the resolver prefers.
   return resolveCurrent(host).pipe(
     Effect.mapError((e) =>
       new ConnectError({ reason: e.reason === "NotFound" ? "NotFound" : "Other", address: `${host}:${port}`, errno: 0, code: e.code })
     ),
-    Effect.map((all) => toTcpAddress(all[0], port))
+    Effect.map((all) => all.map((a) => toTcpAddress(a, port)))
   )
 }
 
@@ -140,7 +140,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
         const wanted: Address = options._tag === "Unix"
           ? Addr.unix(options.path)
           : literal(options.host ?? "127.0.0.1", options.port ?? 0) ??
-            (yield* Effect.mapError(resolve(options.host!, options.port ?? 0), (e) => socketError("listen", Errno.ENOENT, e.address)))
+            (yield* Effect.mapError(resolve(options.host!, options.port ?? 0), (e) => socketError("listen", Errno.ENOENT, e.address)))[0]!
         const backlog = options.backlog ?? config.backlog
         const native = load()
         const fd = yield* Effect.try({
@@ -218,8 +218,21 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
 
     const connect = (target: ConnectTarget, options?: ConnectOptions) =>
       Effect.gen(function*() {
-        const address: Address = target._tag === "UnixAddress" ? target : yield* resolve(target.host, target.port)
+        const addresses: Array<Address> = target._tag === "UnixAddress" ? [target] : yield* resolve(target.host, target.port)
         const timeoutMs = options?.timeout === undefined ? undefined : toMillis(options.timeout)
+        // Every address of a host name is tried in order (e.g. ::1 refused, then 127.0.0.1); the
+        // timeout applies to each attempt; the last failure is reported.
+        let failure: ConnectError | undefined
+        for (const address of addresses) {
+          const attempt = yield* Effect.either(connectTo(address, timeoutMs))
+          if (attempt._tag === "Right") return attempt.right
+          failure = attempt.left
+        }
+        return yield* Effect.fail(failure!)
+      }).pipe(Effect.withSpan("ringline.connect"))
+
+    const connectTo = (address: Address, timeoutMs: number | undefined) =>
+      Effect.gen(function*() {
         const raw = Effect.async<Conn, ConnectError>((resume) => {
           const op = new ConnectOp(driver, address, timeoutMs, {
             ok: (c) => {
@@ -236,7 +249,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
             return Effect.as(Effect.addFinalizer(() => c.close), c)
           })
         )
-      }).pipe(Effect.withSpan("ringline.connect"))
+      })
 
     const stats: Effect.Effect<RinglineStats> = Effect.sync(() => ({
       ...driver.stats(),
