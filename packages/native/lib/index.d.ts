@@ -49,6 +49,14 @@ export declare class Ring {
   /** The ring closes `fd` when it is torn down (e.g. worker termination) unless disowned first. */
   own(fd: number): void
   disown(fd: number): void
+  /**
+   * Maps a page-aligned pool of `bytes` (rounded up to pages, at most 1 GiB) and registers it as
+   * fixed buffer 0 (io_uring_register_buffers, one iovec) for READ_FIXED/WRITE_FIXED, e.g. with
+   * O_DIRECT. One pool per ring: a second call throws with errno EBUSY. Unregistered at teardown.
+   */
+  registerDirectPool(bytes: number): { readonly buffer: ArrayBuffer; readonly base: number }
+  /** Drops the registration made by registerDirectPool (no fixed-buffer op may be in flight). */
+  unregisterDirectPool(): void
 }
 
 export declare function listen(sockaddr: Uint8Array, backlog: number, reusePort: boolean, type?: number, noDelay?: boolean): number

@@ -68,6 +68,8 @@ Napi::Function Ring::Init(Napi::Env env) {
                          InstanceMethod<&Ring::BufferStatus>("bufferStatus"),
                          InstanceMethod<&Ring::Own>("own"),
                          InstanceMethod<&Ring::Disown>("disown"),
+                         InstanceMethod<&Ring::RegisterDirectPool>("registerDirectPool"),
+                         InstanceMethod<&Ring::UnregisterDirectPool>("unregisterDirectPool"),
                      });
 }
 
@@ -243,6 +245,8 @@ void Ring::Teardown() {
   if (ring_ready_) {
     if (event_fd_ >= 0) io_uring_unregister_eventfd(&ring_);
     if (buf_ring_registered_) io_uring_unregister_buf_ring(&ring_, kBufGroup);
+    if (direct_pool_registered_) io_uring_unregister_buffers(&ring_);
+    direct_pool_registered_ = false;
     // Exiting the ring cancels whatever is still in flight and drops every fixed file.
     io_uring_queue_exit(&ring_);
     ring_ready_ = false;
@@ -438,6 +442,51 @@ Napi::Value Ring::Own(const Napi::CallbackInfo& info) {
 Napi::Value Ring::Disown(const Napi::CallbackInfo& info) {
   owned_fds_.erase(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
+}
+
+// registerDirectPool(bytes) -> { buffer, base }: a page-aligned anonymous mapping (so any
+// O_DIRECT memory alignment up to the page size holds), registered as fixed buffer 0 for
+// READ_FIXED/WRITE_FIXED. One pool per ring (the kernel has one buffer table): EBUSY otherwise.
+Napi::Value Ring::RegisterDirectPool(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (closed_) throw Napi::Error::New(env, "ring is closed");
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "registerDirectPool(bytes)");
+  const double want = info[0].As<Napi::Number>().DoubleValue();
+  if (!(want >= 1 && want <= 1073741824.0)) {
+    throw Napi::RangeError::New(env, "direct pool size must be between 1 byte and 1 GiB");
+  }
+  if (direct_pool_registered_) ThrowErrno(env, "io_uring_register_buffers", EBUSY);
+  const size_t bytes = static_cast<size_t>(want);
+  Region r = MapRegion(bytes);
+  if (r.ptr == nullptr) ThrowErrno(env, "mmap", ENOMEM);
+  struct iovec iov {};
+  iov.iov_base = r.ptr;
+  iov.iov_len = r.len;
+  int err = io_uring_register_buffers(&ring_, &iov, 1);
+  if (err != 0) {
+    munmap(r.ptr, r.len);
+    ThrowErrno(env, "io_uring_register_buffers", -err);
+  }
+  direct_pool_registered_ = true;
+  Napi::ArrayBuffer buf = Expose(env, r, r.len);
+  direct_pool_ = Napi::Persistent(buf);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("buffer", buf);
+  o.Set("base", Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(r.ptr))));
+  return o;
+}
+
+// Drops the registration (no READ_FIXED/WRITE_FIXED may be in flight); the memory lives on
+// until JS lets go of the ArrayBuffer.
+Napi::Value Ring::UnregisterDirectPool(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!closed_ && direct_pool_registered_) {
+    int err = io_uring_unregister_buffers(&ring_);
+    if (err != 0) ThrowErrno(env, "io_uring_unregister_buffers", -err);
+    direct_pool_registered_ = false;
+    direct_pool_.Reset();
+  }
+  return env.Undefined();
 }
 
 // How many provided buffers the kernel has consumed (IORING_REGISTER_PBUF_STATUS); lets tests

@@ -59,6 +59,8 @@ class Ring : public Napi::ObjectWrap<Ring> {
   Napi::Value BufferStatus(const Napi::CallbackInfo& info);
   Napi::Value Own(const Napi::CallbackInfo& info);
   Napi::Value Disown(const Napi::CallbackInfo& info);
+  Napi::Value RegisterDirectPool(const Napi::CallbackInfo& info);    // storage: O_DIRECT pool
+  Napi::Value UnregisterDirectPool(const Napi::CallbackInfo& info);
 
   void Setup(Napi::Env env, const Napi::Object& opts);
   void FlushStaged();
@@ -103,6 +105,12 @@ class Ring : public Napi::ObjectWrap<Ring> {
   // Ordinary fds (listening sockets) that die with the ring, so that a worker terminated with a
   // listener open leaks nothing.
   std::set<int> owned_fds_;
+
+  // Page-aligned pool registered with io_uring_register_buffers (one iovec, buf_index 0) for
+  // READ_FIXED/WRITE_FIXED; the mapping is owned by the ArrayBuffer handed to JS, referenced here
+  // while registered.
+  bool direct_pool_registered_ = false;
+  Napi::Reference<Napi::ArrayBuffer> direct_pool_;
 
   Napi::FunctionReference on_completions_;
   Napi::ObjectReference exposed_;  // the regions handed to JS, kept for Info()

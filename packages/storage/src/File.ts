@@ -1,0 +1,422 @@
+/**
+ * Files on the ring, one SQE per operation: files are opened straight into the ring's fixed-file
+ * table (IORING_OP_OPENAT with IORING_FILE_INDEX_ALLOC), so they never exist as ordinary fds, and
+ * every read, write, sync, stat, allocate and truncate is a single io_uring op. Path operations
+ * (stat, rename, remove, makeDirectory) are single ops too.
+ *
+ * Errors are `@effect/platform` `SystemError`s (module "FileSystem") with the same reasons as
+ * `@effect/platform-node`'s FileSystem.
+ *
+ * @since 0.1.0
+ */
+import type { SystemError } from "@effect/platform/Error"
+import type { File as PlatformFile, OpenFlag } from "@effect/platform/FileSystem"
+import { Ringline } from "@ringline/core"
+import type { Driver } from "@ringline/core/internal/driver"
+import { load } from "@ringline/core/internal/native"
+import { FILE_INDEX_ALLOC, SqeFlag, W } from "@ringline/core/internal/sqe"
+import { Effect, type Scope } from "effect"
+import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_REMOVEDIR,
+  closeFdEffect,
+  closeFixed,
+  closeFixedEffect,
+  cString,
+  decodeStatx,
+  errnoError,
+  FileOp,
+  IORING_FSYNC_DATASYNC,
+  openFlags,
+  otherError,
+  STATX_MASK,
+  STATX_SIZE,
+  submit,
+  submitOwned
+} from "./internal/ops.js"
+
+/** Largest count one read/write SQE transfers (Linux MAX_RW_COUNT). */
+const MAX_RW = 0x7ffff000
+/** iovecs that fit in a slot's 128-byte argument area. */
+const ARG_IOVECS = 8
+
+/**
+ * An open file in the ring's fixed-file table. Positions are byte offsets; an omitted position
+ * means "the file's current position" (which the op then advances, as read(2)/write(2) do).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface File {
+  /** The path the file was opened with. */
+  readonly path: string
+  /** Index in the ring's fixed-file table (not an fd). */
+  readonly fixedIndex: number
+  /** One READ: the bytes read into `buffer` (0 at end of file; may be fewer than asked). */
+  readonly read: (buffer: Uint8Array, position?: number) => Effect.Effect<number, SystemError>
+  /** Reads until `buffer` is full, continuing short reads; fails with `UnexpectedEof` at end of file. */
+  readonly readFully: (buffer: Uint8Array, position?: number) => Effect.Effect<void, SystemError>
+  /** One WRITE: the bytes written (may be fewer than given). */
+  readonly write: (bytes: Uint8Array, position?: number) => Effect.Effect<number, SystemError>
+  /** Writes all of `bytes`, continuing short writes. */
+  readonly writeAll: (bytes: Uint8Array, position?: number) => Effect.Effect<void, SystemError>
+  /** One READV into `buffers` in order: the total bytes read. */
+  readonly readv: (buffers: ReadonlyArray<Uint8Array>, position?: number) => Effect.Effect<number, SystemError>
+  /** One WRITEV of `buffers` in order: the total bytes written. */
+  readonly writev: (buffers: ReadonlyArray<Uint8Array>, position?: number) => Effect.Effect<number, SystemError>
+  /** fsync(2) through the ring. */
+  readonly sync: Effect.Effect<void, SystemError>
+  /** fdatasync(2) through the ring. */
+  readonly datasync: Effect.Effect<void, SystemError>
+  /** statx(2) of the open file (installs a transient fd: statx takes no fixed files). */
+  readonly stat: Effect.Effect<PlatformFile.Info, SystemError>
+  /** fallocate(2): reserves `length` bytes from `offset` (mode 0 extends the file size). */
+  readonly allocate: (length: number, offset?: number, mode?: number) => Effect.Effect<void, SystemError>
+  /** ftruncate(2) to `length` (default 0). Needs Linux 6.9. */
+  readonly truncate: (length?: number) => Effect.Effect<void, SystemError>
+  /**
+   * Closes the file after its in-flight operations completed (a direct close of the fixed slot).
+   * Idempotent; the scope that opened the file runs it too.
+   */
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface OpenOptions {
+  /** Node-style open flag; default "r". */
+  readonly flags?: OpenFlag
+  /** Permission bits for a created file; default 0o666 (before umask). */
+  readonly mode?: number
+}
+
+const driverOf = (method: string, path: string): Effect.Effect<Driver, SystemError, Ringline.Ringline> =>
+  Effect.flatMap(Ringline.Ringline, (ring) =>
+    ring.driver !== undefined
+      ? Effect.succeed(ring.driver)
+      : Effect.fail(otherError(method, path, "Unknown", `the ${ring.mode} Ringline implementation has no io_uring`)))
+
+const setPosition = (d: Driver, w: number, position: number | undefined) =>
+  d.setAddr(w, W.off, position === undefined ? -1 : position)
+
+class FileImpl implements File {
+  private inflight = 0
+  private closed = false
+  private closeStarted = false
+  private closeFinished = false
+  private readonly closeWaiters: Array<() => void> = []
+
+  constructor(private readonly d: Driver, readonly path: string, readonly fixedIndex: number) {}
+
+  /** Runs `f` as an op of this file: refused after close; close waits for it. */
+  private op<A>(method: string, f: () => Effect.Effect<A, SystemError>): Effect.Effect<A, SystemError> {
+    return Effect.suspend(() => {
+      if (this.closed) return Effect.fail(otherError(method, this.path, "BadResource", "the file is closed"))
+      this.inflight++
+      return Effect.ensuring(f(), Effect.sync(() => this.leave()))
+    })
+  }
+
+  private leave(): void {
+    this.inflight--
+    if (this.closed) this.maybeClose()
+  }
+
+  private check(method: string, res: number): Effect.Effect<number, SystemError> {
+    return res < 0 ? Effect.fail(errnoError(this.d, method, this.path, res)) : Effect.succeed(res)
+  }
+
+  private rw(op: number, method: string, view: Uint8Array, position: number | undefined): Effect.Effect<number, SystemError> {
+    if (view.byteLength === 0) return Effect.succeed(0)
+    const d = this.d
+    const fixed = this.fixedIndex
+    return Effect.flatMap(
+      submit(d, (slot) => {
+        d.holds[slot] = view
+        const w = d.sqe(op, SqeFlag.FIXED_FILE, fixed, slot)
+        d.setAddr(w, W.addr, load().addressOf(view))
+        d.words[w + W.len] = Math.min(view.byteLength, MAX_RW)
+        setPosition(d, w, position)
+      }),
+      (res) => this.check(method, res)
+    )
+  }
+
+  readonly read = (buffer: Uint8Array, position?: number) =>
+    this.op("read", () => this.rw(FileOp.READ, "read", buffer, position))
+
+  readonly write = (bytes: Uint8Array, position?: number) =>
+    this.op("write", () => this.rw(FileOp.WRITE, "write", bytes, position))
+
+  readonly readFully = (buffer: Uint8Array, position?: number) =>
+    this.op("readFully", () => {
+      const loop = (done: number): Effect.Effect<void, SystemError> =>
+        done >= buffer.byteLength
+          ? Effect.void
+          : Effect.flatMap(
+            this.rw(FileOp.READ, "readFully", buffer.subarray(done), position === undefined ? undefined : position + done),
+            (n) =>
+              n === 0
+                ? Effect.fail(otherError("readFully", this.path, "UnexpectedEof", `end of file after ${done} of ${buffer.byteLength} bytes`))
+                : loop(done + n)
+          )
+      return loop(0)
+    })
+
+  readonly writeAll = (bytes: Uint8Array, position?: number) =>
+    this.op("writeAll", () => {
+      const loop = (done: number): Effect.Effect<void, SystemError> =>
+        done >= bytes.byteLength
+          ? Effect.void
+          : Effect.flatMap(
+            this.rw(FileOp.WRITE, "writeAll", bytes.subarray(done), position === undefined ? undefined : position + done),
+            (n) =>
+              n === 0
+                ? Effect.fail(otherError("writeAll", this.path, "WriteZero", `wrote 0 bytes after ${done} of ${bytes.byteLength}`))
+                : loop(done + n)
+          )
+      return loop(0)
+    })
+
+  private vectored(op: number, method: string, views: ReadonlyArray<Uint8Array>, position: number | undefined) {
+    return this.op(method, () => {
+      const d = this.d
+      const fixed = this.fixedIndex
+      const native = load()
+      return Effect.flatMap(
+        submit(d, (slot) => {
+          let iov: DataView
+          let iovAddr: number
+          let iovMem: Buffer | undefined
+          if (views.length <= ARG_IOVECS) {
+            iov = new DataView(d.args.buffer, d.args.byteOffset + slot * 128, 128)
+            iovAddr = d.argAddress(slot)
+          } else {
+            iovMem = Buffer.alloc(views.length * 16)
+            iov = new DataView(iovMem.buffer, iovMem.byteOffset, iovMem.byteLength)
+            iovAddr = native.addressOf(iovMem)
+          }
+          for (let i = 0; i < views.length; i++) {
+            const v = views[i]!
+            iov.setBigUint64(i * 16, BigInt(v.byteLength === 0 ? 0 : native.addressOf(v)), true)
+            iov.setBigUint64(i * 16 + 8, BigInt(v.byteLength), true)
+          }
+          d.holds[slot] = [views, iovMem]
+          const w = d.sqe(op, SqeFlag.FIXED_FILE, fixed, slot)
+          d.setAddr(w, W.addr, iovAddr)
+          d.words[w + W.len] = views.length
+          setPosition(d, w, position)
+        }),
+        (res) => this.check(method, res)
+      )
+    })
+  }
+
+  readonly readv = (buffers: ReadonlyArray<Uint8Array>, position?: number) =>
+    this.vectored(FileOp.READV, "readv", buffers, position)
+
+  readonly writev = (buffers: ReadonlyArray<Uint8Array>, position?: number) =>
+    this.vectored(FileOp.WRITEV, "writev", buffers, position)
+
+  /** A single op on the fixed file that yields nothing. */
+  private simple(method: string, prepare: (w: number) => void, op: number): Effect.Effect<void, SystemError> {
+    return this.op(method, () => {
+      const d = this.d
+      return Effect.flatMap(
+        submit(d, (slot) => prepare(d.sqe(op, SqeFlag.FIXED_FILE, this.fixedIndex, slot))),
+        (res) => Effect.asVoid(this.check(method, res))
+      )
+    })
+  }
+
+  readonly sync = this.simple("sync", () => {}, FileOp.FSYNC)
+
+  readonly datasync = this.simple("datasync", (w) => {
+    this.d.words[w + W.opFlags] = IORING_FSYNC_DATASYNC
+  }, FileOp.FSYNC)
+
+  readonly allocate = (length: number, offset = 0, mode = 0) =>
+    this.simple("allocate", (w) => {
+      this.d.setAddr(w, W.off, offset)
+      this.d.setAddr(w, W.addr, length)
+      this.d.words[w + W.len] = mode
+    }, FileOp.FALLOCATE)
+
+  readonly truncate = (length = 0) =>
+    this.simple("truncate", (w) => {
+      this.d.setAddr(w, W.off, length)
+    }, FileOp.FTRUNCATE)
+
+  readonly stat: Effect.Effect<PlatformFile.Info, SystemError> = this.op("stat", () => {
+    // STATX refuses fixed files: install the slot as a transient O_CLOEXEC fd, statx it, close it.
+    const d = this.d
+    let info: PlatformFile.Info | undefined
+    return Effect.flatMap(
+      submitOwned(
+        d,
+        (slot) => {
+          d.sqe(FileOp.FIXED_FD_INSTALL, SqeFlag.FIXED_FILE, this.fixedIndex, slot)
+        },
+        (fd) => closeFdEffect(d, fd),
+        (fd) =>
+          Effect.flatMap(
+            Effect.ensuring(statx(d, "stat", this.path, fd, "", AT_EMPTY_PATH), closeFdEffect(d, fd)),
+            (i) => Effect.sync(() => void (info = i))
+          )
+      ),
+      (res) => (res < 0 ? Effect.fail(errnoError(d, "stat", this.path, res)) : Effect.succeed(info!))
+    )
+  })
+
+  /** The direct close, once nothing of this file is in flight any more. */
+  private maybeClose(): void {
+    if (this.closeStarted || this.inflight > 0) return
+    this.closeStarted = true
+    closeFixed(this.d, this.fixedIndex, () => {
+      this.closeFinished = true
+      for (const w of this.closeWaiters.splice(0)) w()
+    })
+  }
+
+  readonly close: Effect.Effect<void> = Effect.async<void>((resume) => {
+    if (this.closeFinished) return resume(Effect.void)
+    this.closeWaiters.push(() => resume(Effect.void))
+    this.closed = true
+    this.maybeClose()
+  })
+}
+
+const statx = (
+  d: Driver,
+  method: string,
+  path: string,
+  dirfd: number,
+  name: string,
+  flags: number
+): Effect.Effect<PlatformFile.Info, SystemError> => {
+  const buf = Buffer.alloc(STATX_SIZE)
+  const p = cString(name)
+  return Effect.flatMap(
+    submit(d, (slot) => {
+      d.holds[slot] = [buf, p]
+      const native = load()
+      const w = d.sqe(FileOp.STATX, 0, dirfd, slot)
+      d.setAddr(w, W.addr, native.addressOf(p))
+      d.words[w + W.len] = STATX_MASK
+      d.words[w + W.opFlags] = flags
+      d.setAddr(w, W.off, native.addressOf(buf))
+    }),
+    (res) => (res < 0 ? Effect.fail(errnoError(d, method, path, res)) : Effect.succeed(decodeStatx(buf)))
+  )
+}
+
+/**
+ * Opens `path` straight into the ring's fixed-file table. The file is closed (after its in-flight
+ * operations) when the scope closes. Opening is interruptible: if the kernel opened the file
+ * anyway, the slot is closed before the interruption completes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const open = (
+  path: string,
+  options: OpenOptions = {}
+): Effect.Effect<File, SystemError, Ringline.Ringline | Scope.Scope> =>
+  Effect.gen(function*() {
+    const d = yield* driverOf("open", path)
+    const flags = openFlags(options.flags ?? "r")
+    if (flags === undefined) return yield* Effect.fail(otherError("open", path, "InvalidData", `unknown open flag ${options.flags}`))
+    const p = cString(path)
+    let file: FileImpl | undefined
+    const res = yield* submitOwned(
+      d,
+      (slot) => {
+        d.holds[slot] = p
+        const w = d.sqe(FileOp.OPENAT, 0, AT_FDCWD, slot)
+        d.setAddr(w, W.addr, load().addressOf(p))
+        d.words[w + W.len] = options.mode ?? 0o666
+        d.words[w + W.opFlags] = flags
+        d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
+      },
+      (index) => closeFixedEffect(d, index),
+      (index) =>
+        Effect.sync(() => {
+          file = new FileImpl(d, path, index)
+        }).pipe(Effect.zipRight(Effect.addFinalizer(() => file!.close)))
+    )
+    if (res < 0) return yield* Effect.fail(errnoError(d, "open", path, res))
+    return file!
+  })
+
+/**
+ * statx(2) of `path` (following symlinks).
+ *
+ * @since 0.1.0
+ * @category path operations
+ */
+export const stat = (path: string): Effect.Effect<PlatformFile.Info, SystemError, Ringline.Ringline> =>
+  Effect.flatMap(driverOf("stat", path), (d) => statx(d, "stat", path, AT_FDCWD, path, 0))
+
+const pathOp = (
+  method: string,
+  path: string,
+  prepare: (d: Driver, slot: number, p: Buffer) => void
+): Effect.Effect<void, SystemError, Ringline.Ringline> =>
+  Effect.flatMap(driverOf(method, path), (d) => {
+    const p = cString(path)
+    return Effect.flatMap(
+      submit(d, (slot) => prepare(d, slot, p)),
+      (res) => (res < 0 ? Effect.fail(errnoError(d, method, path, res)) : Effect.void)
+    )
+  })
+
+/**
+ * renameat(2): moves `from` to `to` (replacing `to` if it exists, as rename(2) does).
+ *
+ * @since 0.1.0
+ * @category path operations
+ */
+export const rename = (from: string, to: string): Effect.Effect<void, SystemError, Ringline.Ringline> =>
+  pathOp("rename", from, (d, slot, p) => {
+    const q = cString(to)
+    d.holds[slot] = [p, q]
+    const native = load()
+    const w = d.sqe(FileOp.RENAMEAT, 0, AT_FDCWD, slot)
+    d.setAddr(w, W.addr, native.addressOf(p))
+    d.words[w + W.len] = AT_FDCWD
+    d.setAddr(w, W.off, native.addressOf(q))
+  })
+
+/**
+ * unlinkat(2): removes a file, or an empty directory with `{ directory: true }`.
+ *
+ * @since 0.1.0
+ * @category path operations
+ */
+export const remove = (
+  path: string,
+  options: { readonly directory?: boolean } = {}
+): Effect.Effect<void, SystemError, Ringline.Ringline> =>
+  pathOp("remove", path, (d, slot, p) => {
+    d.holds[slot] = p
+    const w = d.sqe(FileOp.UNLINKAT, 0, AT_FDCWD, slot)
+    d.setAddr(w, W.addr, load().addressOf(p))
+    d.words[w + W.opFlags] = options.directory === true ? AT_REMOVEDIR : 0
+  })
+
+/**
+ * mkdirat(2) with `mode` (default 0o777, before umask).
+ *
+ * @since 0.1.0
+ * @category path operations
+ */
+export const makeDirectory = (path: string, mode = 0o777): Effect.Effect<void, SystemError, Ringline.Ringline> =>
+  pathOp("makeDirectory", path, (d, slot, p) => {
+    d.holds[slot] = p
+    const w = d.sqe(FileOp.MKDIRAT, 0, AT_FDCWD, slot)
+    d.setAddr(w, W.addr, load().addressOf(p))
+    d.words[w + W.len] = mode
+  })

@@ -1,0 +1,287 @@
+/**
+ * O_DIRECT files on the ring: OPENAT straight into the fixed-file table, STATX for the direct I/O
+ * alignment, READ_FIXED / WRITE_FIXED through one registered, page-aligned pool per ring, FSYNC,
+ * and CLOSE of the fixed slot.
+ *
+ * The pool (Ring.registerDirectPool, fixed buffer 0) is cut into equal page-aligned chunks; an op
+ * borrows one chunk from submission until its terminal CQE, so an interrupted read can never
+ * have the kernel write into a chunk someone else already reuses. Requests larger than a chunk
+ * are done chunk by chunk. Callers with no free chunk wait in FIFO order.
+ */
+import type { Driver, OpOwner } from "@ringline/core/internal/driver"
+import { errnoName } from "@ringline/core/internal/errno"
+import { load } from "@ringline/core/internal/native"
+import { FILE_INDEX_ALLOC, SqeFlag, W } from "@ringline/core/internal/sqe"
+import { Data, Effect } from "effect"
+
+/** Opcodes used here (kept local so parallel edits of core's sqe.ts cannot collide). */
+export const DirectOp = {
+  FSYNC: 3,
+  READ_FIXED: 4,
+  WRITE_FIXED: 5,
+  OPENAT: 18,
+  CLOSE: 19,
+  STATX: 21
+} as const
+
+export const O_WRONLY = 0o1
+export const O_RDWR = 0o2
+export const O_CREAT = 0o100
+export const O_EXCL = 0o200
+export const O_TRUNC = 0o1000
+export const O_DIRECT = 0o40000
+export const AT_FDCWD = -100
+export const STATX_DIOALIGN = 0x2000
+export const STATX_SIZE = 0x200
+export const IORING_FSYNC_DATASYNC = 1
+/** struct statx (256 bytes): offsets checked against <linux/stat.h> with offsetof. */
+export const STATX_BYTES = 256
+export const STX_MASK = 0
+export const STX_BLKSIZE = 4
+export const STX_SIZE = 40
+export const STX_DIO_MEM_ALIGN = 152
+export const STX_DIO_OFFSET_ALIGN = 156
+
+const EINVAL = 22
+
+// ---- errors -------------------------------------------------------------------------------------
+
+/**
+ * A direct I/O request broke the alignment rule of the file's filesystem: the file offset and the
+ * length must be multiples of `offsetAlign` (stx_dio_offset_align) and the memory address of
+ * `memoryAlign` (stx_dio_mem_align).
+ */
+export class AlignmentError extends Data.TaggedError("AlignmentError")<{
+  readonly path: string
+  readonly operation: "read" | "write"
+  readonly field: "offset" | "length" | "memory"
+  readonly value: number
+  readonly required: number
+  readonly offsetAlign: number
+  readonly memoryAlign: number
+}> {
+  override get message(): string {
+    return `${this.operation} on ${this.path}: ${this.field} ${this.value} is not a multiple of ${this.required}; ` +
+      `with O_DIRECT the file offset and the length must be multiples of ${this.offsetAlign} ` +
+      `and the buffer address a multiple of ${this.memoryAlign} (statx stx_dio_offset_align / stx_dio_mem_align)`
+  }
+}
+
+/**
+ * The file (its filesystem) does not do direct I/O: open with O_DIRECT failed with EINVAL, or the
+ * filesystem reports no direct I/O alignment (tmpfs, for one, accepts O_DIRECT but is page cache).
+ */
+export class DirectIoUnsupported extends Data.TaggedError("DirectIoUnsupported")<{
+  readonly path: string
+  readonly reason: "OpenRefused" | "NoAlignment" | "NoRing"
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `direct I/O is unavailable for ${this.path} (${this.reason}): ${this.detail}`
+  }
+}
+
+/** A direct file operation failed in the kernel (`res < 0`). */
+export class DirectFileError extends Data.TaggedError("DirectFileError")<{
+  readonly operation: string
+  readonly path: string
+  readonly errno: number
+  readonly code: string
+}> {
+  override get message(): string {
+    return `${this.operation} ${this.path} failed: ${this.code} (errno ${this.errno})`
+  }
+}
+
+export const fileError = (operation: string, path: string, res: number): DirectFileError =>
+  new DirectFileError({ operation, path, errno: Math.abs(res), code: errnoName(res) })
+
+// ---- one-shot ops ---------------------------------------------------------------------------------
+
+/**
+ * Submits one op through `prepare` (which stages its SQE for the given slot) and resumes with the
+ * CQE result. Interruption cancels it and completes only after its terminal CQE; `cleanup` runs
+ * on that CQE either way (release a pool chunk, close an fd opened too late...).
+ */
+export const submit = (
+  d: Driver,
+  prepare: (slot: number) => void,
+  cleanup?: (res: number, interrupted: boolean) => void
+): Effect.Effect<number> =>
+  Effect.async<number>((resume) => {
+    let done: (() => void) | undefined
+    let interrupted = false
+    const owner: OpOwner = {
+      onCqe(_slot, _tag, res) {
+        cleanup?.(res, interrupted)
+        if (done !== undefined) done()
+        else resume(Effect.succeed(res))
+      }
+    }
+    const slot = d.alloc(owner, 0)
+    try {
+      prepare(slot)
+    } catch (e) {
+      return resume(Effect.die(e))
+    }
+    return Effect.async<void>((k) => {
+      interrupted = true
+      done = () => k(Effect.void)
+      d.cancel(slot)
+    })
+  })
+
+/** A NUL-terminated copy of `path`, off the V8 heap (kept alive in the slot's holds). */
+export const cString = (path: string): Buffer => {
+  const bytes = Buffer.from(path, "utf8")
+  const out = Buffer.alloc(Math.max(bytes.length + 1, 128))
+  bytes.copy(out)
+  return out
+}
+
+// ---- the registered pool ----------------------------------------------------------------------
+
+export const DEFAULT_CHUNK = 256 * 1024
+export const DEFAULT_CHUNKS = 16
+
+export class DirectPool {
+  readonly bytes: Uint8Array
+  readonly base: number
+  private readonly free: Array<number> = []
+  private readonly waiters: Array<(chunk: number) => void> = []
+
+  constructor(readonly driver: Driver, readonly chunkSize: number, readonly chunks: number) {
+    const r = driver.ring.registerDirectPool(chunkSize * chunks)
+    this.bytes = new Uint8Array(r.buffer)
+    this.base = r.base
+    for (let i = chunks - 1; i >= 0; i--) this.free.push(i)
+  }
+
+  /** A free chunk index, waiting (interruptibly) for one if all are lent. */
+  take: Effect.Effect<number> = Effect.suspend(() => {
+    const c = this.free.pop()
+    if (c !== undefined) return Effect.succeed(c)
+    return Effect.async<number>((resume) => {
+      const w = (chunk: number) => resume(Effect.succeed(chunk))
+      this.waiters.push(w)
+      return Effect.sync(() => {
+        const i = this.waiters.indexOf(w)
+        if (i >= 0) this.waiters.splice(i, 1)
+      })
+    })
+  })
+
+  give(chunk: number): void {
+    const w = this.waiters.shift()
+    if (w !== undefined) w(chunk)
+    else this.free.push(chunk)
+  }
+
+  view(chunk: number, length: number): Uint8Array {
+    return this.bytes.subarray(chunk * this.chunkSize, chunk * this.chunkSize + length)
+  }
+
+  address(chunk: number): number {
+    return this.base + chunk * this.chunkSize
+  }
+
+  get available(): number {
+    return this.free.length
+  }
+}
+
+const pools = new WeakMap<Driver, DirectPool>()
+
+/** The ring's pool, registered on first use with the given geometry. */
+export const poolFor = (d: Driver, chunkSize = DEFAULT_CHUNK, chunks = DEFAULT_CHUNKS): DirectPool => {
+  let p = pools.get(d)
+  if (p === undefined) {
+    p = new DirectPool(d, chunkSize, chunks)
+    pools.set(d, p)
+  }
+  return p
+}
+
+export const hasPool = (d: Driver): boolean => pools.has(d)
+
+// ---- open / stat ----------------------------------------------------------------------------------
+
+export interface Alignment {
+  readonly memory: number
+  readonly offset: number
+}
+
+/** STATX(path, STATX_DIOALIGN | STATX_SIZE): the raw 256-byte struct statx, or a negative errno. */
+export const statx = (d: Driver, path: string): Effect.Effect<{ res: number; buf: Buffer }> => {
+  const native = load()
+  const name = cString(path)
+  const buf = Buffer.alloc(STATX_BYTES)
+  return submit(d, (slot) => {
+    d.holds[slot] = [name, buf]
+    const w = d.sqe(DirectOp.STATX, 0, AT_FDCWD, slot)
+    d.setAddr(w, W.addr, native.addressOf(name))
+    d.words[w + W.len] = STATX_DIOALIGN | STATX_SIZE
+    d.setAddr(w, W.off, native.addressOf(buf))
+  }).pipe(Effect.map((res) => ({ res, buf })))
+}
+
+/** OPENAT(path, flags | O_DIRECT) into a kernel-chosen fixed slot; returns the slot or -errno. */
+export const openFixed = (d: Driver, path: string, flags: number, mode: number): Effect.Effect<number> => {
+  const native = load()
+  const name = cString(path)
+  return submit(
+    d,
+    (slot) => {
+      d.holds[slot] = name
+      const w = d.sqe(DirectOp.OPENAT, 0, AT_FDCWD, slot)
+      d.setAddr(w, W.addr, native.addressOf(name))
+      d.words[w + W.len] = mode
+      // No O_CLOEXEC: the kernel refuses it (EINVAL) for a fixed-table install, which no exec sees.
+      d.words[w + W.opFlags] = flags | O_DIRECT
+      d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
+    },
+    (res, interrupted) => {
+      // Opened after all: nobody will own that slot, so close it now.
+      if (interrupted && res >= 0) d.closeFixed(res)
+    }
+  )
+}
+
+/** CLOSE of a fixed slot; waits for its CQE. */
+export const closeFixed = (d: Driver, index: number): Effect.Effect<number> =>
+  Effect.uninterruptible(
+    Effect.async<number>((resume) => {
+      d.closeFixed(index, {
+        onCqe(_s, _t, res) {
+          d.fixedSlotReleased()
+          resume(Effect.succeed(res))
+        }
+      })
+    })
+  )
+
+/** One READ_FIXED / WRITE_FIXED of `len` bytes at file `offset` from/into pool `chunk`. */
+export const rw = (
+  d: Driver,
+  pool: DirectPool,
+  op: typeof DirectOp.READ_FIXED | typeof DirectOp.WRITE_FIXED,
+  index: number,
+  chunk: number,
+  offset: number,
+  len: number
+): Effect.Effect<number> =>
+  submit(d, (slot) => {
+    const w = d.sqe(op, SqeFlag.FIXED_FILE, index, slot)
+    d.setAddr(w, W.off, offset)
+    d.setAddr(w, W.addr, pool.address(chunk))
+    d.words[w + W.len] = len
+    d.words[w + W.bufGroup] = 0 // buf_index 0: the whole pool is one registered iovec
+  })
+
+export const fsync = (d: Driver, index: number, dataOnly: boolean): Effect.Effect<number> =>
+  submit(d, (slot) => {
+    const w = d.sqe(DirectOp.FSYNC, SqeFlag.FIXED_FILE, index, slot)
+    d.words[w + W.opFlags] = dataOnly ? IORING_FSYNC_DATASYNC : 0
+  })
+
+export const isEinval = (res: number): boolean => res === -EINVAL

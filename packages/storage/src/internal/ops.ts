@@ -1,0 +1,302 @@
+/**
+ * File operations on the ring, one SQE each: a small op owner that turns a single CQE into an
+ * Effect, errno → @effect/platform SystemError mapping, and the encodings file SQEs need (paths,
+ * open flags, struct statx).
+ *
+ * Interruption follows core's rule: an interrupted op is cancelled (ASYNC_CANCEL by user_data) and
+ * the interrupted Effect completes only after the op's terminal CQE, so buffers and paths (pinned
+ * in `driver.holds`) are never released while the kernel may still touch them.
+ */
+import { SystemError, type SystemErrorReason } from "@effect/platform/Error"
+import type { File as PlatformFile } from "@effect/platform/FileSystem"
+import { Size } from "@effect/platform/FileSystem"
+import type { Driver, OpOwner } from "@ringline/core/internal/driver"
+import { errnoName } from "@ringline/core/internal/errno"
+import { Effect, Option } from "effect"
+import { constants } from "node:fs"
+import { constants as osConstants } from "node:os"
+
+/** IORING_OP_* used by files (not all are in core's sqe.ts). */
+export const FileOp = {
+  READV: 1,
+  WRITEV: 2,
+  FSYNC: 3,
+  FALLOCATE: 17,
+  OPENAT: 18,
+  CLOSE: 19,
+  STATX: 21,
+  READ: 22,
+  WRITE: 23,
+  RENAMEAT: 35,
+  UNLINKAT: 36,
+  MKDIRAT: 37,
+  FIXED_FD_INSTALL: 54,
+  FTRUNCATE: 55
+} as const
+
+export const AT_FDCWD = -100
+export const AT_REMOVEDIR = 0x200
+export const AT_EMPTY_PATH = 0x1000
+export const IORING_FSYNC_DATASYNC = 1
+/** STATX_BASIC_STATS | STATX_BTIME */
+export const STATX_MASK = 0x7ff | 0x800
+export const STATX_SIZE = 256
+
+/** One in-flight SQE; `resume` hears the result unless the op was interrupted. */
+class Single implements OpOwner {
+  finished = false
+  resume: ((res: number) => void) | undefined = undefined
+  afterInterrupt: (() => void) | undefined = undefined
+  constructor(private readonly onResult?: (res: number) => void) {}
+
+  onCqe(_slot: number, _tag: number, res: number): void {
+    this.finished = true
+    this.onResult?.(res)
+    const r = this.resume
+    this.resume = undefined
+    if (r !== undefined) return r(res)
+    const after = this.afterInterrupt
+    this.afterInterrupt = undefined
+    after?.()
+  }
+}
+
+/**
+ * Runs one SQE. `prepare(slot)` stages the SQE for `slot` (its arg area and holds are free to
+ * use). Succeeds with the raw CQE result (negative errno on failure). `onResult` sees the result
+ * synchronously at the CQE, even when the op was interrupted (to dispose of an fd nobody reads).
+ * Interruption cancels the op and completes after its terminal CQE.
+ */
+export const submit = (
+  d: Driver,
+  prepare: (slot: number) => void,
+  onResult?: (res: number) => void
+): Effect.Effect<number> =>
+  Effect.async<number>((resume) => {
+    const op = new Single(onResult)
+    let slot: number
+    try {
+      slot = d.alloc(op, 0)
+    } catch (e) {
+      return resume(Effect.die(e))
+    }
+    try {
+      prepare(slot)
+    } catch (e) {
+      // The driver gives the slot back if staging failed; nothing reached the kernel.
+      return resume(Effect.die(e))
+    }
+    op.resume = (res) => resume(Effect.succeed(res))
+    return Effect.async<void>((done) => {
+      op.resume = undefined
+      if (op.finished) return done(Effect.void)
+      op.afterInterrupt = () => done(Effect.void)
+      d.cancel(slot)
+    })
+  })
+
+/**
+ * Like `submit` for ops whose success is a resource (a fixed-file index, an fd): if the caller is
+ * interrupted after the kernel produced it, `dispose` releases it before the interruption completes.
+ */
+export const submitOwned = <E, R>(
+  d: Driver,
+  prepare: (slot: number) => void,
+  dispose: (res: number) => Effect.Effect<void>,
+  use: (res: number) => Effect.Effect<unknown, E, R>
+): Effect.Effect<number, E, R> =>
+  Effect.uninterruptibleMask((restore) => {
+    let produced = -1
+    return restore(submit(d, prepare, (res) => {
+      if (res >= 0) produced = res
+    })).pipe(
+      Effect.onExit((exit) => (exit._tag === "Failure" && produced >= 0 ? dispose(produced) : Effect.void)),
+      Effect.tap((res) => (res >= 0 ? use(res) : Effect.void))
+    )
+  })
+
+/** Closes a fixed-file slot through the ring and calls `done` after its CQE. */
+export const closeFixed = (d: Driver, index: number, done: () => void): void => {
+  try {
+    d.closeFixed(index, { onCqe: () => { d.fixedSlotReleased(); done() } })
+  } catch {
+    done()
+  }
+}
+
+/** `closeFixed` as an Effect (uninterruptible: it always waits for the CQE). */
+export const closeFixedEffect = (d: Driver, index: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => closeFixed(d, index, () => resume(Effect.void)))
+
+/** Closes a regular fd through the ring; completes after the CQE. */
+export const closeFdEffect = (d: Driver, fd: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    try {
+      d.closeFd(fd, { onCqe: () => resume(Effect.void) })
+    } catch {
+      resume(Effect.void)
+    }
+  })
+
+// ---- errors ------------------------------------------------------------------------------------
+
+/**
+ * errno → SystemError reason: Node's table in @effect/platform-node (ENOENT, EACCES, EEXIST,
+ * EISDIR, ENOTDIR, EBUSY, ELOOP) plus EPERM, EINVAL and ETIMEDOUT.
+ */
+export const reasonOf = (code: string): SystemErrorReason => {
+  switch (code) {
+    case "ENOENT":
+      return "NotFound"
+    case "EACCES":
+    case "EPERM":
+      return "PermissionDenied"
+    case "EEXIST":
+      return "AlreadyExists"
+    case "EISDIR":
+    case "ENOTDIR":
+    case "ELOOP":
+      return "BadResource"
+    case "EBUSY":
+      return "Busy"
+    case "EINVAL":
+      return "InvalidData"
+    case "ETIMEDOUT":
+      return "TimedOut"
+    default:
+      return "Unknown"
+  }
+}
+
+const syscalls: Record<string, string> = {
+  open: "openat",
+  read: "read",
+  readFully: "read",
+  readv: "readv",
+  write: "write",
+  writeAll: "write",
+  writev: "writev",
+  sync: "fsync",
+  datasync: "fdatasync",
+  stat: "statx",
+  allocate: "fallocate",
+  truncate: "ftruncate",
+  close: "close",
+  rename: "renameat",
+  remove: "unlinkat",
+  makeDirectory: "mkdirat"
+}
+
+/** A SystemError for a negative CQE result. */
+export const errnoError = (d: Driver | undefined, method: string, path: string, res: number): SystemError => {
+  const code = errnoName(res)
+  d?.countError(code)
+  const syscall = syscalls[method] ?? method
+  return new SystemError({
+    reason: reasonOf(code),
+    module: "FileSystem",
+    method,
+    pathOrDescriptor: path,
+    syscall,
+    description: `${code}: ${syscall} '${path}' failed (errno ${Math.abs(res)})`
+  })
+}
+
+export const otherError = (
+  method: string,
+  path: string,
+  reason: SystemErrorReason,
+  description: string
+): SystemError => new SystemError({ reason, module: "FileSystem", method, pathOrDescriptor: path, description })
+
+// ---- encodings ---------------------------------------------------------------------------------
+
+/** A NUL-terminated copy of `path` (UTF-8). */
+export const cString = (path: string): Buffer => {
+  const b = Buffer.allocUnsafe(Buffer.byteLength(path) + 1)
+  b[b.write(path)] = 0
+  return b
+}
+
+/** Open flags as Node spells them ("r", "wx+", ...) → O_* bits. Never O_CLOEXEC: direct opens refuse it. */
+export const openFlags = (flag: string): number | undefined => {
+  const { O_APPEND, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY } = constants
+  switch (flag) {
+    case "r":
+      return O_RDONLY
+    case "r+":
+      return O_RDWR
+    case "w":
+      return O_WRONLY | O_CREAT | O_TRUNC
+    case "wx":
+      return O_WRONLY | O_CREAT | O_TRUNC | O_EXCL
+    case "w+":
+      return O_RDWR | O_CREAT | O_TRUNC
+    case "wx+":
+      return O_RDWR | O_CREAT | O_TRUNC | O_EXCL
+    case "a":
+      return O_WRONLY | O_CREAT | O_APPEND
+    case "ax":
+      return O_WRONLY | O_CREAT | O_APPEND | O_EXCL
+    case "a+":
+      return O_RDWR | O_CREAT | O_APPEND
+    case "ax+":
+      return O_RDWR | O_CREAT | O_APPEND | O_EXCL
+    default:
+      return undefined
+  }
+}
+
+const S_IFMT = 0o170000
+const typeOf = (mode: number): PlatformFile.Type => {
+  switch (mode & S_IFMT) {
+    case 0o100000:
+      return "File"
+    case 0o040000:
+      return "Directory"
+    case 0o120000:
+      return "SymbolicLink"
+    case 0o060000:
+      return "BlockDevice"
+    case 0o020000:
+      return "CharacterDevice"
+    case 0o010000:
+      return "FIFO"
+    case 0o140000:
+      return "Socket"
+    default:
+      return "Unknown"
+  }
+}
+
+const STATX_BTIME = 0x800
+
+/** Decodes a struct statx (uapi linux/stat.h) into @effect/platform's File.Info. */
+export const decodeStatx = (b: Buffer): PlatformFile.Info => {
+  const mask = b.readUInt32LE(0)
+  const time = (at: number) => {
+    const sec = Number(b.readBigInt64LE(at))
+    const nsec = b.readUInt32LE(at + 8)
+    return new Date(sec * 1000 + Math.floor(nsec / 1e6))
+  }
+  const makedev = (major: number, minor: number) => (major & 0xfff) * 256 + (minor & 0xff) + (minor >>> 8) * 0x100000
+  return {
+    type: typeOf(b.readUInt16LE(28)),
+    mode: b.readUInt16LE(28),
+    nlink: Option.some(b.readUInt32LE(16)),
+    uid: Option.some(b.readUInt32LE(20)),
+    gid: Option.some(b.readUInt32LE(24)),
+    ino: Option.some(Number(b.readBigUInt64LE(32))),
+    size: Size(b.readBigUInt64LE(40)),
+    blocks: Option.some(Number(b.readBigUInt64LE(48))),
+    blksize: Option.some(Size(b.readUInt32LE(4))),
+    atime: Option.some(time(64)),
+    birthtime: (mask & STATX_BTIME) !== 0 ? Option.some(time(80)) : Option.none(),
+    mtime: Option.some(time(112)),
+    rdev: Option.some(makedev(b.readUInt32LE(128), b.readUInt32LE(132))),
+    dev: makedev(b.readUInt32LE(136), b.readUInt32LE(140))
+  }
+}
+
+export const ENOSYS = osConstants.errno.ENOSYS
+export const EBADF = osConstants.errno.EBADF

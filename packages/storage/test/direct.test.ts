@@ -1,0 +1,205 @@
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Ringline } from "@ringline/core"
+import { Effect, Exit, Layer, type Scope } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as DirectFile from "../src/DirectFile.js"
+import * as Direct from "../src/internal/direct.js"
+import { load } from "@ringline/core/internal/native"
+
+const EXT4 = 0xef53
+const XFS = 0x58465342
+const BTRFS = 0x9123683e
+const TMPFS = 0x01021994
+
+const fdCount = () => fs.readdirSync("/proc/self/fd").length
+
+/** A fresh ring per test; fails if an op is still in flight or an fd leaked afterwards. */
+const withRing = <A, E>(body: Effect.Effect<A, E, Ringline.Ringline | Scope.Scope>) =>
+  Effect.gen(function*() {
+    const before = fdCount()
+    const a = yield* Effect.scoped(
+      Effect.gen(function*() {
+        const a = yield* Effect.scoped(body)
+        const stats = yield* Ringline.stats
+        if (stats.inFlight !== 0) return yield* Effect.die(new Error(`${stats.inFlight} ops still in flight`))
+        return a
+      }).pipe(Effect.provide(Layer.fresh(Ringline.layer())))
+    )
+    const after = fdCount()
+    if (after > before) return yield* Effect.die(new Error(`fd leak: ${before} open before, ${after} after`))
+    return a
+  })
+
+/** A directory on a block-device filesystem (ext4/xfs/btrfs), or why there is none. */
+const diskDir = (): { dir: string } | { skip: string } => {
+  const candidates = [process.env.RINGLINE_DIRECT_DIR, os.tmpdir(), "/var/tmp", process.cwd()]
+  const seen: Array<string> = []
+  for (const c of candidates) {
+    if (c === undefined) continue
+    try {
+      const t = fs.statfsSync(c).type
+      if (t === EXT4 || t === XFS || t === BTRFS) {
+        const dir = fs.mkdtempSync(path.join(c, "ringline-direct-"))
+        return { dir }
+      }
+      seen.push(`${c} (fs type 0x${t.toString(16)})`)
+    } catch (e) {
+      seen.push(`${c} (${(e as Error).message})`)
+    }
+  }
+  return { skip: `no ext4/xfs/btrfs directory for O_DIRECT tests; tried ${seen.join(", ")}; set RINGLINE_DIRECT_DIR` }
+}
+
+const disk = diskDir()
+const onDisk = "dir" in disk
+if (!onDisk) console.log(`SKIP ${disk.skip}`)
+
+const pattern = (n: number, seed: number) => {
+  const b = new Uint8Array(n)
+  let x = seed
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0
+    b[i] = x >>> 24
+  }
+  return b
+}
+
+describe("DirectFile (O_DIRECT + registered buffers)", () => {
+  it("native: the pool is page-aligned, registered once per ring, re-registrable after unregister", () => {
+    const native = load()
+    const ring = new native.Ring({
+      sqEntries: 2,
+      cqEntries: 8,
+      bufferCount: 1,
+      bufferSize: 1,
+      files: 0,
+      sendPoolBytes: 1,
+      argBytes: 1,
+      sqpoll: false,
+      sqpollIdleMs: 0
+    }, () => {})
+    try {
+      const p = ring.registerDirectPool(10_000)
+      expect(p.base % 4096).toBe(0)
+      expect(p.buffer.byteLength).toBe(12_288)
+      new Uint8Array(p.buffer).fill(1)
+      expect(() => ring.registerDirectPool(4096)).toThrow(expect.objectContaining({ errno: 16 }))
+      ring.unregisterDirectPool()
+      const q = ring.registerDirectPool(4096)
+      expect(q.base % 4096).toBe(0)
+    } finally {
+      ring.close()
+    }
+  })
+
+  it.live.skipIf(!onDisk)("write -> fsync -> read back byte for byte, across pool chunks", () =>
+    withRing(Effect.gen(function*() {
+      const file = path.join((disk as { dir: string }).dir, "data.bin")
+      const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 64 * 1024, chunks: 4 } })
+      expect(f.alignment.offset).toBeGreaterThan(0)
+      expect(f.alignment.memory).toBeGreaterThan(0)
+      console.log(`direct alignment of ${file}: offset ${f.alignment.offset}, memory ${f.alignment.memory}`)
+      // 300 KiB: spans several 64 KiB chunks, the last one partial.
+      const data = pattern(300 * 1024, 7)
+      const at = f.alignment.offset * 3
+      expect(yield* f.write(at, data)).toBe(data.length)
+      yield* f.sync
+      const back = yield* f.read(at, data.length)
+      expect(back.length).toBe(data.length)
+      expect(Buffer.compare(Buffer.from(back), Buffer.from(data))).toBe(0)
+      // Node's own view of the file agrees (bytes went to the file, not a private buffer).
+      const onFile = fs.readFileSync(file)
+      expect(onFile.length).toBe(at + data.length)
+      expect(Buffer.compare(onFile.subarray(at), Buffer.from(data))).toBe(0)
+      // Reading past EOF is short, not an error.
+      const tail = yield* f.read(at + data.length - f.alignment.offset, f.alignment.offset * 4)
+      expect(tail.length).toBe(f.alignment.offset)
+      yield* f.dataSync
+      // Concurrent writes contend for the 4 pool chunks; all land.
+      const blocks = Array.from({ length: 12 }, (_, i) => pattern(64 * 1024, 100 + i))
+      yield* Effect.forEach(blocks, (b, i) => f.write(i * 64 * 1024, b), { concurrency: "unbounded" })
+      yield* f.sync
+      const all = yield* f.read(0, 12 * 64 * 1024)
+      for (let i = 0; i < 12; i++) {
+        expect(Buffer.compare(Buffer.from(all.subarray(i * 65536, (i + 1) * 65536)), Buffer.from(blocks[i]!))).toBe(0)
+      }
+    })))
+
+  it.live.skipIf(!onDisk)("misaligned offset or length fails with AlignmentError naming the rule", () =>
+    withRing(Effect.gen(function*() {
+      const file = path.join((disk as { dir: string }).dir, "align.bin")
+      const f = yield* DirectFile.open(file, { create: true, truncate: true })
+      const n = f.alignment.offset
+      const badOffset = yield* Effect.flip(f.write(1, new Uint8Array(n)))
+      expect(badOffset._tag).toBe("AlignmentError")
+      if (badOffset._tag !== "AlignmentError") return
+      expect(badOffset.field).toBe("offset")
+      expect(badOffset.required).toBe(n)
+      expect(badOffset.message).toContain(`must be multiples of ${n}`)
+      const badLength = yield* Effect.flip(f.read(0, n + 100))
+      expect(badLength._tag).toBe("AlignmentError")
+      if (badLength._tag === "AlignmentError") expect(badLength.field).toBe("length")
+      const badRead = yield* Effect.flip(f.read(n / 2, n))
+      expect(badRead._tag).toBe("AlignmentError")
+    })))
+
+  it.live.skipIf(!onDisk)("a missing file is a typed DirectFileError (ENOENT)", () =>
+    withRing(Effect.gen(function*() {
+      const e = yield* Effect.flip(DirectFile.open(path.join((disk as { dir: string }).dir, "nope", "x")))
+      expect(e._tag).toBe("DirectFileError")
+      if (e._tag === "DirectFileError") expect(e.code).toBe("ENOENT")
+    })))
+
+  it.live.skipIf(!onDisk)("interrupting reads completes after their CQEs and frees every chunk", () =>
+    withRing(Effect.gen(function*() {
+      const file = path.join((disk as { dir: string }).dir, "intr.bin")
+      const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 64 * 1024, chunks: 2 } })
+      yield* f.write(0, pattern(256 * 1024, 3))
+      const d = (yield* Ringline.Ringline).driver!
+      const pool = Direct.poolFor(d)
+      expect(pool.chunks).toBe(2)
+      const exit = yield* Effect.forEach(Array.from({ length: 8 }), () => f.read(0, 256 * 1024), { concurrency: "unbounded" })
+        .pipe(Effect.timeout("1 millis"), Effect.exit)
+      // Normally a timeout (the reads were interrupted mid-flight); success is legal on a fast disk.
+      console.log(`interrupted reads: ${Exit.isFailure(exit) ? "timed out and were interrupted" : "finished first"}`)
+      // Interrupted reads returned only after their CQEs, and gave their chunks back.
+      expect(pool.available).toBe(2)
+      // A full read still works.
+      const back = yield* f.read(0, 256 * 1024)
+      expect(back.length).toBe(256 * 1024)
+    })))
+
+  it.live("tmpfs (no real direct I/O) is refused with DirectIoUnsupported", () =>
+    Effect.gen(function*() {
+      const shm = "/dev/shm"
+      let isTmpfs = false
+      try {
+        isTmpfs = fs.statfsSync(shm).type === TMPFS
+      } catch {
+        // no /dev/shm
+      }
+      if (!isTmpfs) {
+        console.log("SKIP /dev/shm is not a tmpfs here")
+        return
+      }
+      const dir = fs.mkdtempSync(path.join(shm, "ringline-direct-"))
+      try {
+        const e = yield* withRing(Effect.flip(DirectFile.open(path.join(dir, "x"), { create: true })))
+        expect(e._tag).toBe("DirectIoUnsupported")
+        if (e._tag === "DirectIoUnsupported") {
+          // Kernels before 6.6 refuse O_DIRECT on tmpfs at open; newer ones accept it but report
+          // no direct I/O alignment.
+          expect(["OpenRefused", "NoAlignment"]).toContain(e.reason)
+          expect(e.message).toContain("ext4 or xfs")
+        }
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    }))
+})
+
+afterAll(() => {
+  if (onDisk) fs.rmSync((disk as { dir: string }).dir, { recursive: true, force: true })
+})
