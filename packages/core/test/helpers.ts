@@ -1,5 +1,9 @@
 /** Shared test helpers: a ring per test, node:net peers, fd and op-table accounting. */
 import { Effect, Layer, Option } from "effect"
+import type { Scope } from "effect"
+import * as Address from "../src/Address.js"
+import { load } from "../src/internal/native.js"
+import { decode, encodeToBytes } from "../src/internal/sockaddr.js"
 import { readdirSync } from "node:fs"
 import * as net from "node:net"
 import type { Connection, Listener } from "../src/index.js"
@@ -106,3 +110,20 @@ export const withRing = <A, E>(
     if (after > before) return yield* Effect.die(new Error(`fd leak: ${before} open before, ${after} after`))
     return result
   })
+
+/**
+ * The port of a loopback listening socket (backlog 0) that nobody accepts from, its queue already
+ * filled by node clients: the kernel drops further SYNs, so a connect to it hangs.
+ */
+export const fullListener: Effect.Effect<number, never, Scope.Scope> = Effect.gen(function*() {
+  const native = load()
+  const fd = native.listen(encodeToBytes(Address.tcp("127.0.0.1", 0)), 0, false)
+  yield* Effect.addFinalizer(() => Effect.sync(() => native.closeFd(fd)))
+  const bound = decode(native.sockName(fd, false))
+  const port = bound._tag === "TcpAddress" ? bound.port : 0
+  const fillers: Array<net.Socket> = []
+  for (let i = 0; i < 4; i++) fillers.push(net.connect(port, "127.0.0.1").on("error", () => {}))
+  yield* Effect.addFinalizer(() => Effect.sync(() => fillers.forEach((s) => s.destroy())))
+  yield* Effect.sleep(100)
+  return port
+})

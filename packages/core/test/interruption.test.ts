@@ -1,11 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Either, Fiber } from "effect"
-import * as net from "node:net"
 import { Ringline, RinglineClock, Tcp } from "../src/index.js"
-import { load } from "../src/internal/native.js"
-import { decode, encodeToBytes } from "../src/internal/sockaddr.js"
-import * as Address from "../src/Address.js"
-import { nodeClient, portOf, withRing } from "./helpers.js"
+import { fullListener, nodeClient, portOf, withRing } from "./helpers.js"
 
 const inFlight = Effect.map(Ringline.stats, (s) => s.inFlight)
 
@@ -120,15 +116,7 @@ describe("races and interruption", () => {
 
   it.live("an interrupted connect submits ASYNC_CANCEL, waits for the terminal CQE and closes the socket", () =>
     withRing(Effect.gen(function*() {
-      const native = load()
-      const fd = native.listen(encodeToBytes(Address.tcp("127.0.0.1", 0)), 0, false)
-      yield* Effect.addFinalizer(() => Effect.sync(() => native.closeFd(fd)))
-      const bound = decode(native.sockName(fd, false))
-      const port = bound._tag === "TcpAddress" ? bound.port : 0
-      const fillers: Array<net.Socket> = []
-      for (let i = 0; i < 4; i++) fillers.push(net.connect(port, "127.0.0.1").on("error", () => {}))
-      yield* Effect.addFinalizer(() => Effect.sync(() => fillers.forEach((s) => s.destroy())))
-      yield* Effect.sleep(100)
+      const port = yield* fullListener
       const f = yield* Effect.fork(Effect.scoped(Tcp.connect({ host: "127.0.0.1", port })))
       yield* Effect.sleep(50)
       expect(yield* inFlight).toBeGreaterThan(0)

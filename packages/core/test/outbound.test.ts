@@ -1,10 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Stream } from "effect"
 import * as net from "node:net"
-import { Address, Ringline, Tcp } from "../src/index.js"
-import { load } from "../src/internal/native.js"
-import { decode, encodeToBytes } from "../src/internal/sockaddr.js"
-import { echo, exchange, nodeServer, portOf, random, withRing } from "./helpers.js"
+import { Ringline, Tcp } from "../src/index.js"
+import { echo, exchange, fullListener, nodeServer, portOf, random, withRing } from "./helpers.js"
 
 describe("outbound connections", () => {
   for (const size of [5, 4096]) {
@@ -79,15 +77,7 @@ describe("outbound connections", () => {
     withRing(Effect.gen(function*() {
       // A loopback listening socket (backlog 0) that nobody accepts from: once its queue is full,
       // the kernel drops further SYNs and a connect hangs until our timeout.
-      const native = load()
-      const fd = native.listen(encodeToBytes(Address.tcp("127.0.0.1", 0)), 0, false)
-      yield* Effect.addFinalizer(() => Effect.sync(() => native.closeFd(fd)))
-      const bound = decode(native.sockName(fd, false))
-      const port = bound._tag === "TcpAddress" ? bound.port : 0
-      const fillers: Array<net.Socket> = []
-      for (let i = 0; i < 4; i++) fillers.push(net.connect(port, "127.0.0.1").on("error", () => {}))
-      yield* Effect.addFinalizer(() => Effect.sync(() => fillers.forEach((s) => s.destroy())))
-      yield* Effect.sleep(100)
+      const port = yield* fullListener
       const started = Date.now()
       const err = yield* Effect.flip(Tcp.connect({ host: "127.0.0.1", port }, { timeout: "200 millis" }))
       const elapsed = Date.now() - started
