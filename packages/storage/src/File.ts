@@ -20,6 +20,7 @@ import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_REMOVEDIR,
+  AT_SYMLINK_NOFOLLOW,
   closeFdEffect,
   closeFixed,
   closeFixedEffect,
@@ -419,4 +420,46 @@ export const makeDirectory = (path: string, mode = 0o777): Effect.Effect<void, S
     const w = d.sqe(FileOp.MKDIRAT, 0, AT_FDCWD, slot)
     d.setAddr(w, W.addr, load().addressOf(p))
     d.words[w + W.len] = mode
+  })
+
+/**
+ * statx(2) of `path` without following a final symlink (lstat semantics).
+ *
+ * @since 0.1.0
+ * @category path operations
+ */
+export const lstat = (path: string): Effect.Effect<PlatformFile.Info, SystemError, Ringline.Ringline> =>
+  Effect.flatMap(driverOf("lstat", path), (d) => statx(d, "lstat", path, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW))
+
+/**
+ * linkat(2): a hard link `to` naming the file at `from` (IORING_OP_LINKAT).
+ *
+ * @since 0.1.0
+ * @category path operations
+ */
+export const link = (from: string, to: string): Effect.Effect<void, SystemError, Ringline.Ringline> =>
+  pathOp("link", from, (d, slot, p) => {
+    const q = cString(to)
+    d.holds[slot] = [p, q]
+    const native = load()
+    const w = d.sqe(FileOp.LINKAT, 0, AT_FDCWD, slot)
+    d.setAddr(w, W.addr, native.addressOf(p))
+    d.words[w + W.len] = AT_FDCWD
+    d.setAddr(w, W.off, native.addressOf(q))
+  })
+
+/**
+ * symlinkat(2): a symbolic link at `path` whose content is `target` (IORING_OP_SYMLINKAT).
+ *
+ * @since 0.1.0
+ * @category path operations
+ */
+export const symlink = (target: string, path: string): Effect.Effect<void, SystemError, Ringline.Ringline> =>
+  pathOp("symlink", path, (d, slot, p) => {
+    const t = cString(target)
+    d.holds[slot] = [p, t]
+    const native = load()
+    const w = d.sqe(FileOp.SYMLINKAT, 0, AT_FDCWD, slot)
+    d.setAddr(w, W.addr, native.addressOf(t))
+    d.setAddr(w, W.off, native.addressOf(p))
   })

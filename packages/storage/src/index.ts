@@ -8,4 +8,5 @@
 export * as DirectFile from "./DirectFile.js"
 export * as File from "./File.js"
 export * as Nvme from "./Nvme.js"
+export * as RinglineFileSystem from "./RinglineFileSystem.js"
 export * as StorageSupport from "./StorageSupport.js"

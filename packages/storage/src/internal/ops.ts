@@ -30,6 +30,8 @@ export const FileOp = {
   RENAMEAT: 35,
   UNLINKAT: 36,
   MKDIRAT: 37,
+  SYMLINKAT: 38,
+  LINKAT: 39,
   FIXED_FD_INSTALL: 54,
   FTRUNCATE: 55
 } as const
@@ -37,6 +39,7 @@ export const FileOp = {
 export const AT_FDCWD = -100
 export const AT_REMOVEDIR = 0x200
 export const AT_EMPTY_PATH = 0x1000
+export const AT_SYMLINK_NOFOLLOW = 0x100
 export const IORING_FSYNC_DATASYNC = 1
 /** STATX_BASIC_STATS | STATX_BTIME */
 export const STATX_MASK = 0x7ff | 0x800
@@ -184,7 +187,10 @@ const syscalls: Record<string, string> = {
   close: "close",
   rename: "renameat",
   remove: "unlinkat",
-  makeDirectory: "mkdirat"
+  makeDirectory: "mkdirat",
+  lstat: "statx",
+  link: "linkat",
+  symlink: "symlinkat"
 }
 
 /** A SystemError for a negative CQE result. */
