@@ -234,3 +234,14 @@ export const runMain = <E>(program: Effect.Effect<unknown, E>, options?: RunMain
     }
   })
 }
+
+/**
+ * The opt-in `Clock` on IORING_OP_TIMEOUT (SPEC §6's name for `RinglineClock.layer`): `Effect.sleep`
+ * and friends then run on the ring. Loaded lazily, because RinglineClock depends on this module.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const clockLayer: Layer.Layer<never, RinglineUnavailable, Ringline> = Layer.unwrapEffect(
+  Effect.map(Effect.promise(() => import("./RinglineClock.js")), (m) => m.layer)
+)

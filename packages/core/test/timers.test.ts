@@ -350,3 +350,16 @@ describe("RinglineClock", () => {
       expect(yield* Clock.currentTimeMillis).toBe(3_610_000)
     }).pipe(Effect.scoped, Effect.provide(Layer.fresh(Ringline.layer()))))
 })
+
+describe("Ringline.clockLayer", () => {
+  it.live("is the ring clock under SPEC §6's name", () =>
+    withRing(Effect.gen(function*() {
+      const t0 = process.hrtime.bigint()
+      const stats = yield* Effect.scoped(Effect.gen(function*() {
+        yield* Effect.sleep("30 millis")
+        return yield* RinglineClock.stats
+      })).pipe(Effect.provide(Ringline.clockLayer))
+      expect(Number(process.hrtime.bigint() - t0) / 1e6).toBeGreaterThanOrEqual(30)
+      expect(Option.isSome(stats)).toBe(true)
+    })))
+})
