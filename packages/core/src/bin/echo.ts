@@ -14,7 +14,10 @@ import * as Connection from "../Connection.js"
 import * as Ringline from "../Ringline.js"
 import * as Tcp from "../Tcp.js"
 
+// `pnpm run echo -- --port 1` passes the "--" through: it is not an argument of ours.
+const args = process.argv.slice(2).filter((a, i) => !(i === 0 && a === "--"))
 const { values } = parseArgs({
+  args,
   options: {
     port: { type: "string", default: "7878" },
     host: { type: "string", default: "127.0.0.1" },
