@@ -30,6 +30,24 @@ const FILE_OPS = {
 export type FileOp = keyof typeof FILE_OPS
 
 /**
+ * The smallest ring the addon accepts: enough to probe opcodes or register a pool, nothing more.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const probeRingOptions = {
+  sqEntries: 2,
+  cqEntries: 8,
+  bufferCount: 1,
+  bufferSize: 1,
+  files: 0,
+  sendPoolBytes: 1,
+  argBytes: 1,
+  sqpoll: false,
+  sqpollIdleMs: 0
+} as const
+
+/**
  * For every storage opcode, whether this kernel supports it (IORING_REGISTER_PROBE on a small
  * throwaway ring).
  *
@@ -39,19 +57,7 @@ export type FileOp = keyof typeof FILE_OPS
 export const probe = Effect.gen(function*() {
   const native = load()
   const ring = yield* Effect.acquireRelease(
-    Effect.try(() =>
-      new native.Ring({
-        sqEntries: 2,
-        cqEntries: 8,
-        bufferCount: 1,
-        bufferSize: 1,
-        files: 0,
-        sendPoolBytes: 1,
-        argBytes: 1,
-        sqpoll: false,
-        sqpollIdleMs: 0
-      }, () => {})
-    ),
+    Effect.try(() => new native.Ring(probeRingOptions, () => {})),
     (r) => Effect.sync(() => r.close())
   )
   const ops = ring.info().opcodes

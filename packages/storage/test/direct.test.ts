@@ -5,6 +5,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as DirectFile from "../src/DirectFile.js"
+import * as StorageSupport from "../src/StorageSupport.js"
 import * as Direct from "../src/internal/direct.js"
 import { load } from "@ringline/core/internal/native"
 
@@ -69,17 +70,7 @@ const pattern = (n: number, seed: number) => {
 describe("DirectFile (O_DIRECT + registered buffers)", () => {
   it("native: the pool is page-aligned, registered once per ring, re-registrable after unregister", () => {
     const native = load()
-    const ring = new native.Ring({
-      sqEntries: 2,
-      cqEntries: 8,
-      bufferCount: 1,
-      bufferSize: 1,
-      files: 0,
-      sendPoolBytes: 1,
-      argBytes: 1,
-      sqpoll: false,
-      sqpollIdleMs: 0
-    }, () => {})
+    const ring = new native.Ring(StorageSupport.probeRingOptions, () => {})
     try {
       const p = ring.registerDirectPool(10_000)
       expect(p.base % 4096).toBe(0)

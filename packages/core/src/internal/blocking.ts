@@ -4,6 +4,7 @@
  * terminated after `idleTimeoutMs` without work, and are replaced when they die. A job whose
  * caller is interrupted terminates its worker (a running function cannot be stopped otherwise).
  */
+import type { BlockingStats } from "../Blocking.js"
 import { isAbsolute } from "node:path"
 import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
@@ -94,16 +95,8 @@ interface PoolWorker {
   readonly onExit: Array<() => void>
 }
 
-export interface PoolStats {
-  readonly size: number
-  readonly workers: number
-  readonly busy: number
-  readonly queued: number
-  readonly started: number
-  readonly crashed: number
-  readonly recycled: number
-  readonly completed: number
-}
+/** The public model (documented field by field in Blocking.ts). */
+export type PoolStats = BlockingStats
 
 /**
  * Turns what `run` accepts into an import specifier: URLs as they are, absolute paths as file
