@@ -219,10 +219,14 @@ const workerRingline = async (c, path, fileSize, warmupS, durationS) => {
       // One registered chunk per in-flight read (the default pool has 16 chunks of 256 KiB,
       // which would cap the queue depth at 16).
       const f = yield* DirectFile.open(path, { readOnly: true, pool: { chunkSize: Math.max(c.bs, 4096), chunks: c.qd } })
-      const loop = () =>
-        Effect.suspend(function again() {
-          return Effect.flatMap(f.read(m.offset(), c.bs), (out) => (m.done(out.length) ? Effect.suspend(again) : Effect.void))
+      const loop = () => {
+        // Like the other peers: each loop reads into its own buffer, reused (readInto copies
+        // out of the registered chunk; read() would allocate a fresh result per read).
+        const buf = new Uint8Array(c.bs)
+        return Effect.suspend(function again() {
+          return Effect.flatMap(f.readInto(m.offset(), buf), (n) => (m.done(n) ? Effect.suspend(again) : Effect.void))
         })
+      }
       yield* Effect.forEach(Array.from({ length: c.qd }), loop, { concurrency: c.qd, discard: true })
     } else {
       const f = yield* File.open(path)

@@ -34,7 +34,8 @@ import {
   STATX_MASK,
   STATX_SIZE,
   submit,
-  submitOwned
+  submitOwned,
+  submitWith
 } from "./internal/ops.js"
 
 /** Largest count one read/write SQE transfers (Linux MAX_RW_COUNT). */
@@ -115,7 +116,7 @@ class FileImpl implements File {
   /** Runs `f` as an op of this file: refused after close; close waits for it. */
   private op<A>(method: string, f: () => Effect.Effect<A, SystemError>): Effect.Effect<A, SystemError> {
     return Effect.suspend(() => {
-      if (this.closed) return Effect.fail(otherError(method, this.path, "BadResource", "the file is closed"))
+      if (this.closed) return this.closedError(method)
       this.inflight++
       return Effect.ensuring(f(), Effect.sync(() => this.leave()))
     })
@@ -130,27 +131,48 @@ class FileImpl implements File {
     return res < 0 ? Effect.fail(errnoError(this.d, method, this.path, res)) : Effect.succeed(res)
   }
 
-  private rw(op: number, method: string, view: Uint8Array, position: number | undefined): Effect.Effect<number, SystemError> {
+  private closedError(method: string) {
+    return Effect.fail(otherError(method, this.path, "BadResource", "the file is closed"))
+  }
+
+  /**
+   * One READ or WRITE. The hot path: the closed check, in-flight accounting and errno mapping
+   * all happen inside the op's single submission instead of as separate Effect steps.
+   */
+  private rw(
+    op: number,
+    method: string,
+    view: Uint8Array,
+    position: number | undefined,
+    insideOp = false
+  ): Effect.Effect<number, SystemError> {
     if (view.byteLength === 0) return Effect.succeed(0)
     const d = this.d
-    const fixed = this.fixedIndex
-    return Effect.flatMap(
-      submit(d, (slot) => {
+    return submitWith(
+      d,
+      (slot) => {
         d.holds[slot] = view
-        const w = d.sqe(op, SqeFlag.FIXED_FILE, fixed, slot)
+        const w = d.sqe(op, SqeFlag.FIXED_FILE, this.fixedIndex, slot)
         d.setAddr(w, W.addr, load().addressOf(view))
         d.words[w + W.len] = Math.min(view.byteLength, MAX_RW)
         setPosition(d, w, position)
-      }),
-      (res) => this.check(method, res)
+      },
+      (res) => this.check(method, res),
+      this.leaveOp,
+      () => {
+        // Inside readFully/writeAll the file is already held open by that op.
+        if (this.closed && !insideOp) return this.closedError(method)
+        this.inflight++
+        return undefined
+      }
     )
   }
 
-  readonly read = (buffer: Uint8Array, position?: number) =>
-    this.op("read", () => this.rw(FileOp.READ, "read", buffer, position))
+  private readonly leaveOp = () => this.leave()
 
-  readonly write = (bytes: Uint8Array, position?: number) =>
-    this.op("write", () => this.rw(FileOp.WRITE, "write", bytes, position))
+  readonly read = (buffer: Uint8Array, position?: number) => this.rw(FileOp.READ, "read", buffer, position)
+
+  readonly write = (bytes: Uint8Array, position?: number) => this.rw(FileOp.WRITE, "write", bytes, position)
 
   readonly readFully = (buffer: Uint8Array, position?: number) =>
     this.op("readFully", () => {
@@ -158,7 +180,7 @@ class FileImpl implements File {
         done >= buffer.byteLength
           ? Effect.void
           : Effect.flatMap(
-            this.rw(FileOp.READ, "readFully", buffer.subarray(done), position === undefined ? undefined : position + done),
+            this.rw(FileOp.READ, "readFully", buffer.subarray(done), position === undefined ? undefined : position + done, true),
             (n) =>
               n === 0
                 ? Effect.fail(otherError("readFully", this.path, "UnexpectedEof", `end of file after ${done} of ${buffer.byteLength} bytes`))
@@ -173,7 +195,7 @@ class FileImpl implements File {
         done >= bytes.byteLength
           ? Effect.void
           : Effect.flatMap(
-            this.rw(FileOp.WRITE, "writeAll", bytes.subarray(done), position === undefined ? undefined : position + done),
+            this.rw(FileOp.WRITE, "writeAll", bytes.subarray(done), position === undefined ? undefined : position + done, true),
             (n) =>
               n === 0
                 ? Effect.fail(otherError("writeAll", this.path, "WriteZero", `wrote 0 bytes after ${done} of ${bytes.byteLength}`))

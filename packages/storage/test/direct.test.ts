@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Ringline } from "@ringline/core"
-import { Effect, Exit, Layer, type Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, type Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -160,6 +160,60 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       // A full read still works.
       const back = yield* f.read(0, 256 * 1024)
       expect(back.length).toBe(256 * 1024)
+    })))
+
+  it.live.skipIf(!onDisk)("readInto: one-chunk reads, reads larger than a chunk, more readers than chunks, EOF", () =>
+    withRing(Effect.gen(function*() {
+      const file = path.join((disk as { dir: string }).dir, "into.bin")
+      const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 8192, chunks: 2 } })
+      const n = f.alignment.offset
+      const data = pattern(64 * 1024, 11)
+      yield* f.write(0, data)
+      yield* f.sync
+      // Fits one chunk: a single READ_FIXED. `into` needs no alignment (it is a copy target).
+      const odd = new Uint8Array(4096 + 1).subarray(1)
+      expect(yield* f.readInto(8192, odd)).toBe(4096)
+      expect(Buffer.compare(Buffer.from(odd), Buffer.from(data.subarray(8192, 8192 + 4096)))).toBe(0)
+      // Larger than a chunk: chunk by chunk.
+      const big = new Uint8Array(40 * 1024)
+      expect(yield* f.readInto(n, big)).toBe(big.length)
+      expect(Buffer.compare(Buffer.from(big), Buffer.from(data.subarray(n, n + big.length)))).toBe(0)
+      // 16 concurrent one-chunk readers share 2 chunks: the rest wait for a free one.
+      const outs = Array.from({ length: 16 }, () => new Uint8Array(4096))
+      const got = yield* Effect.forEach(outs, (o, i) => f.readInto(i * 4096, o), { concurrency: "unbounded" })
+      expect(got).toEqual(outs.map(() => 4096))
+      outs.forEach((o, i) => expect(Buffer.compare(Buffer.from(o), Buffer.from(data.subarray(i * 4096, (i + 1) * 4096)))).toBe(0))
+      // At end of file the count is short.
+      const tail = new Uint8Array(4 * n)
+      expect(yield* f.readInto(data.length - n, tail)).toBe(n)
+      const bad = yield* Effect.flip(f.readInto(0, new Uint8Array(n + 1)))
+      expect(bad._tag).toBe("AlignmentError")
+      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      expect(pool.available).toBe(2)
+    })))
+
+  it.live.skipIf(!onDisk)("interrupting one-chunk reads waits for their CQEs and returns their chunks", () =>
+    withRing(Effect.gen(function*() {
+      const file = path.join((disk as { dir: string }).dir, "intr1.bin")
+      const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 4096, chunks: 4 } })
+      yield* f.write(0, pattern(1024 * 1024, 5))
+      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      let sawInFlight = 0
+      for (let round = 0; round < 20; round++) {
+        const fiber = yield* Effect.fork(
+          Effect.forEach(Array.from({ length: 32 }), (_, i) => f.read(((i * 37 + round) % 256) * 4096, 4096), { concurrency: "unbounded" })
+        )
+        for (let i = 0; i < 100 && (yield* Ringline.stats).inFlight === 0; i++) yield* Effect.yieldNow()
+        // Let a few of them reach the kernel (one loop turn) before interrupting.
+        if (round % 2 === 1) yield* Effect.sleep("0 millis")
+        if ((yield* Ringline.stats).inFlight > 0) sawInFlight++
+        yield* Fiber.interrupt(fiber)
+        // Every interrupted read finished its op before the interruption completed.
+        expect(pool.available).toBe(4)
+        expect((yield* Ringline.stats).inFlight).toBe(0)
+      }
+      // The interruptions really met reads in flight.
+      expect(sawInFlight).toBeGreaterThan(0)
     })))
 
   it.live("tmpfs (no real direct I/O) is refused with DirectIoUnsupported", () =>

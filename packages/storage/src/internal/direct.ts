@@ -8,11 +8,12 @@
  * have the kernel write into a chunk someone else already reuses. Requests larger than a chunk
  * are done chunk by chunk. Callers with no free chunk wait in FIFO order.
  */
-import type { Driver, OpOwner } from "@ringline/core/internal/driver"
+import type { Driver } from "@ringline/core/internal/driver"
 import { errnoName } from "@ringline/core/internal/errno"
 import { load } from "@ringline/core/internal/native"
 import { FILE_INDEX_ALLOC, SqeFlag, W } from "@ringline/core/internal/sqe"
 import { Data, Effect } from "effect"
+import { cString, submit, submitOwned } from "./ops.js"
 
 /** Opcodes used here (kept local so parallel edits of core's sqe.ts cannot collide). */
 export const DirectOp = {
@@ -96,49 +97,6 @@ export class DirectFileError extends Data.TaggedError("DirectFileError")<{
 export const fileError = (operation: string, path: string, res: number): DirectFileError =>
   new DirectFileError({ operation, path, errno: Math.abs(res), code: errnoName(res) })
 
-// ---- one-shot ops ---------------------------------------------------------------------------------
-
-/**
- * Submits one op through `prepare` (which stages its SQE for the given slot) and resumes with the
- * CQE result. Interruption cancels it and completes only after its terminal CQE; `cleanup` runs
- * on that CQE either way (release a pool chunk, close an fd opened too late...).
- */
-export const submit = (
-  d: Driver,
-  prepare: (slot: number) => void,
-  cleanup?: (res: number, interrupted: boolean) => void
-): Effect.Effect<number> =>
-  Effect.async<number>((resume) => {
-    let done: (() => void) | undefined
-    let interrupted = false
-    const owner: OpOwner = {
-      onCqe(_slot, _tag, res) {
-        cleanup?.(res, interrupted)
-        if (done !== undefined) done()
-        else resume(Effect.succeed(res))
-      }
-    }
-    const slot = d.alloc(owner, 0)
-    try {
-      prepare(slot)
-    } catch (e) {
-      return resume(Effect.die(e))
-    }
-    return Effect.async<void>((k) => {
-      interrupted = true
-      done = () => k(Effect.void)
-      d.cancel(slot)
-    })
-  })
-
-/** A NUL-terminated copy of `path`, off the V8 heap (kept alive in the slot's holds). */
-export const cString = (path: string): Buffer => {
-  const bytes = Buffer.from(path, "utf8")
-  const out = Buffer.alloc(Math.max(bytes.length + 1, 128))
-  bytes.copy(out)
-  return out
-}
-
 // ---- the registered pool ----------------------------------------------------------------------
 
 export const DEFAULT_CHUNK = 256 * 1024
@@ -170,6 +128,11 @@ export class DirectPool {
       })
     })
   })
+
+  /** A free chunk index, or -1 if all are lent (no waiting). */
+  tryTake(): number {
+    return this.free.pop() ?? -1
+  }
 
   give(chunk: number): void {
     const w = this.waiters.shift()
@@ -229,7 +192,7 @@ export const statx = (d: Driver, path: string): Effect.Effect<{ res: number; buf
 export const openFixed = (d: Driver, path: string, flags: number, mode: number): Effect.Effect<number> => {
   const native = load()
   const name = cString(path)
-  return submit(
+  return submitOwned(
     d,
     (slot) => {
       d.holds[slot] = name
@@ -240,10 +203,9 @@ export const openFixed = (d: Driver, path: string, flags: number, mode: number):
       d.words[w + W.opFlags] = flags | O_DIRECT
       d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
     },
-    (res, interrupted) => {
-      // Opened after all: nobody will own that slot, so close it now.
-      if (interrupted && res >= 0) d.closeFixed(res)
-    }
+    // Opened although the caller was interrupted: nobody will own that slot, so close it now.
+    (index) => Effect.asVoid(closeFixed(d, index)),
+    () => Effect.void
   )
 }
 
@@ -260,7 +222,25 @@ export const closeFixed = (d: Driver, index: number): Effect.Effect<number> =>
     })
   )
 
-/** One READ_FIXED / WRITE_FIXED of `len` bytes at file `offset` from/into pool `chunk`. */
+/** Stages one READ_FIXED / WRITE_FIXED of `len` bytes at file `offset` from/into pool `chunk`. */
+export const stageRw = (
+  d: Driver,
+  pool: DirectPool,
+  op: typeof DirectOp.READ_FIXED | typeof DirectOp.WRITE_FIXED,
+  slot: number,
+  index: number,
+  chunk: number,
+  offset: number,
+  len: number
+): void => {
+  const w = d.sqe(op, SqeFlag.FIXED_FILE, index, slot)
+  d.setAddr(w, W.off, offset)
+  d.setAddr(w, W.addr, pool.address(chunk))
+  d.words[w + W.len] = len
+  d.words[w + W.bufGroup] = 0 // buf_index 0: the whole pool is one registered iovec
+}
+
+/** One READ_FIXED / WRITE_FIXED as an Effect with the raw CQE result. */
 export const rw = (
   d: Driver,
   pool: DirectPool,
@@ -269,14 +249,7 @@ export const rw = (
   chunk: number,
   offset: number,
   len: number
-): Effect.Effect<number> =>
-  submit(d, (slot) => {
-    const w = d.sqe(op, SqeFlag.FIXED_FILE, index, slot)
-    d.setAddr(w, W.off, offset)
-    d.setAddr(w, W.addr, pool.address(chunk))
-    d.words[w + W.len] = len
-    d.words[w + W.bufGroup] = 0 // buf_index 0: the whole pool is one registered iovec
-  })
+): Effect.Effect<number> => submit(d, (slot) => stageRw(d, pool, op, slot, index, chunk, offset, len))
 
 export const fsync = (d: Driver, index: number, dataOnly: boolean): Effect.Effect<number> =>
   submit(d, (slot) => {

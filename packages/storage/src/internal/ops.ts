@@ -45,58 +45,102 @@ export const IORING_FSYNC_DATASYNC = 1
 export const STATX_MASK = 0x7ff | 0x800
 export const STATX_SIZE = 256
 
-/** One in-flight SQE; `resume` hears the result unless the op was interrupted. */
-class Single implements OpOwner {
+/**
+ * One in-flight SQE. At its CQE, `always` sees the result (even after an interruption, to release
+ * what the op held) and, unless the caller was interrupted, `finish` turns it into the outcome.
+ */
+class Single<A, E> implements OpOwner {
   finished = false
-  resume: ((res: number) => void) | undefined = undefined
+  interrupted = false
+  outcome: Effect.Effect<A, E> | undefined = undefined
+  resume: ((effect: Effect.Effect<A, E>) => void) | undefined = undefined
   afterInterrupt: (() => void) | undefined = undefined
-  constructor(private readonly onResult?: (res: number) => void) {}
+  constructor(
+    readonly finish: (res: number) => Effect.Effect<A, E>,
+    readonly always: ((res: number) => void) | undefined
+  ) {}
 
   onCqe(_slot: number, _tag: number, res: number): void {
     this.finished = true
-    this.onResult?.(res)
+    // `finish` before `always`: it may still read memory that `always` gives back.
+    if (!this.interrupted) this.outcome = this.finish(res)
+    this.always?.(res)
     const r = this.resume
-    this.resume = undefined
-    if (r !== undefined) return r(res)
+    if (r !== undefined) {
+      this.resume = undefined
+      return r(this.outcome!)
+    }
     const after = this.afterInterrupt
     this.afterInterrupt = undefined
     after?.()
   }
 }
 
+const succeedRes = (res: number): Effect.Effect<number> => Effect.succeed(res)
+
 /**
- * Runs one SQE. `prepare(slot)` stages the SQE for `slot` (its arg area and holds are free to
- * use). Succeeds with the raw CQE result (negative errno on failure). `onResult` sees the result
- * synchronously at the CQE, even when the op was interrupted (to dispose of an fd nobody reads).
+ * Runs one SQE: `prepare(slot)` stages it (the slot's arg area and holds are free to use), and the
+ * CQE result becomes the outcome through `finish`. `always` sees the result synchronously at the
+ * CQE, even when the op was interrupted (to release a pool chunk, dispose of an fd nobody reads).
  * Interruption cancels the op and completes after its terminal CQE.
+ *
+ * `guard`, if given, runs first (uninterruptibly, so what it takes is released by `always`):
+ * returning an Effect skips the SQE and runs that instead (a closed file, no free pool chunk).
+ *
+ * This is the hot path of every file read and write, so it is built from the fewest Effect
+ * primitives that give those semantics (one mask, one catch, one async). Effect.async with a
+ * canceler costs about 0.5 µs more per op (QD 32 cached 4 KiB read loop, 3.4 vs 3.9 µs CPU/op).
  */
+export const submitWith = <A, E>(
+  d: Driver,
+  prepare: (slot: number) => void,
+  finish: (res: number) => Effect.Effect<A, E>,
+  always?: (res: number) => void,
+  guard?: () => Effect.Effect<A, E> | undefined
+): Effect.Effect<A, E> =>
+  Effect.uninterruptibleMask((restore) => {
+    if (guard !== undefined) {
+      const instead = guard()
+      if (instead !== undefined) return restore(instead)
+    }
+    const op = new Single(finish, always)
+    let slot: number
+    try {
+      slot = d.alloc(op, 0)
+      // On a staging failure the driver gives the slot back: nothing reached the kernel.
+      prepare(slot)
+    } catch (e) {
+      always?.(-EAGAIN)
+      return Effect.die(e)
+    }
+    return Effect.catchAllCause(
+      restore(Effect.async<A, E>((resume) => {
+        if (op.finished) resume(op.outcome!)
+        else op.resume = resume
+      })),
+      (cause) => {
+        op.resume = undefined
+        op.interrupted = true
+        if (op.finished) return Effect.failCause(cause)
+        // Interrupted while the kernel still owns the op: cancel it and wait for its CQE.
+        return Effect.zipRight(
+          Effect.async<void>((done) => {
+            if (op.finished) return done(Effect.void)
+            op.afterInterrupt = () => done(Effect.void)
+            d.cancel(slot)
+          }),
+          Effect.failCause(cause)
+        )
+      }
+    )
+  })
+
+/** `submitWith` succeeding with the raw CQE result (a negative errno on failure). */
 export const submit = (
   d: Driver,
   prepare: (slot: number) => void,
   onResult?: (res: number) => void
-): Effect.Effect<number> =>
-  Effect.async<number>((resume) => {
-    const op = new Single(onResult)
-    let slot: number
-    try {
-      slot = d.alloc(op, 0)
-    } catch (e) {
-      return resume(Effect.die(e))
-    }
-    try {
-      prepare(slot)
-    } catch (e) {
-      // The driver gives the slot back if staging failed; nothing reached the kernel.
-      return resume(Effect.die(e))
-    }
-    op.resume = (res) => resume(Effect.succeed(res))
-    return Effect.async<void>((done) => {
-      op.resume = undefined
-      if (op.finished) return done(Effect.void)
-      op.afterInterrupt = () => done(Effect.void)
-      d.cancel(slot)
-    })
-  })
+): Effect.Effect<number> => submitWith(d, prepare, succeedRes, onResult)
 
 /**
  * Like `submit` for ops whose success is a resource (a fixed-file index, an fd): if the caller is
@@ -306,3 +350,4 @@ export const decodeStatx = (b: Buffer): PlatformFile.Info => {
 
 export const ENOSYS = osConstants.errno.ENOSYS
 export const EBADF = osConstants.errno.EBADF
+const EAGAIN = osConstants.errno.EAGAIN
