@@ -59,6 +59,44 @@ export declare class Ring {
   unregisterDirectPool(): void
 }
 
+/** Memory shared between JS and a WideRing (see packages/native/src/wide_ring.h). */
+export interface WideRingRegions {
+  /** Int32 control words: [0] staged SQEs, [2] submitted, [4] CQEs, [5] wake-ups, [6] last submit errno. */
+  readonly ctl: ArrayBuffer
+  /** sqEntries × 128-byte SQEs, filled by JS. */
+  readonly stage: ArrayBuffer
+  /** cqEntries × 8 Int32: user_data lo, hi, res, flags, big_cqe[0] lo, hi, big_cqe[1] lo, hi. */
+  readonly cqes: ArrayBuffer
+}
+
+export interface WideRingInfo {
+  readonly mode: "defer-taskrun" | "coop-taskrun" | "plain"
+  /** Includes IORING_SETUP_SQE128 (1 << 10) and IORING_SETUP_CQE32 (1 << 11). */
+  readonly setupFlags: number
+  readonly features: number
+  readonly sqEntries: number
+  readonly cqEntries: number
+  readonly regions: WideRingRegions
+  /** opcodes[op] === 1 when the kernel supports that IORING_OP_*. */
+  readonly opcodes: Uint8Array
+}
+
+/**
+ * An io_uring with 128-byte SQEs and 32-byte CQEs (IORING_SETUP_SQE128 | IORING_SETUP_CQE32) for
+ * IORING_OP_URING_CMD passthrough. Setup failure throws an Error with `errno` and `syscall`
+ * (EINVAL on kernels before 5.19). Plain fds only; the ring owns none.
+ */
+export declare class WideRing {
+  constructor(options: { readonly entries: number }, onCompletions: (count: number) => void)
+  /** Copies staged SQEs into the SQ and submits now (normally done once per loop turn). */
+  flush(): void
+  ref(): void
+  unref(): void
+  /** Idempotent; exiting the ring cancels whatever is still in flight. */
+  close(): void
+  info(): WideRingInfo
+}
+
 export declare function listen(sockaddr: Uint8Array, backlog: number, reusePort: boolean, type?: number, noDelay?: boolean): number
 export declare function sockName(fd: number, peer: boolean): Uint8Array
 export declare function getIntOpt(fd: number, level: number, name: number): number

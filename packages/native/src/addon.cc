@@ -3,11 +3,13 @@
 #include <napi.h>
 
 #include "ring.h"
+#include "wide_ring.h"
 
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Ring", ringline::Ring::Init(env));
+  exports.Set("WideRing", ringline::WideRing::Init(env));
   ringline::InitProcess(env, exports);
   return ringline::InitSockets(env, exports);
 }

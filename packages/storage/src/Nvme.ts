@@ -1,18 +1,24 @@
 /**
  * NVMe passthrough over io_uring (IORING_OP_URING_CMD on an NVMe generic char device
  * `/dev/ngXnY`, kernel 5.19+): the byte encoding of `struct nvme_uring_cmd`, the 128-byte SQE
- * that carries it, decoding of NVMe completion statuses, and device detection.
+ * that carries it, decoding of NVMe completion statuses, device detection, and {@link open},
+ * which submits Identify / Read / Write / Flush on a ring of its own.
  *
- * What exists today is the pure part (encoding and decoding, tested byte for byte against
- * `<linux/nvme_ioctl.h>`) and detection. Submitting needs a ring set up with
- * IORING_SETUP_SQE128 | IORING_SETUP_CQE32, which ringline's driver does not create yet, so
- * {@link open} always fails with {@link NvmeUnavailable} saying which piece is missing.
+ * Passthrough needs IORING_SETUP_SQE128 | IORING_SETUP_CQE32, which ringline's main ring (64-byte
+ * SQEs) does not use, so {@link open} sets up a small dedicated ring (the native `WideRing`) for
+ * the lifetime of its scope, driven by the same event loop. Without a device, or on an older
+ * kernel, {@link open} fails with {@link NvmeUnavailable} saying what is missing.
  *
  * @since 0.1.0
  */
-import { Data, Effect } from "effect"
+import { errnoName } from "@ringline/core/internal/errno"
+import { load } from "@ringline/core/internal/native"
+import { Data, Effect, ExecutionStrategy, Exit, Scope } from "effect"
+import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
+import * as path from "node:path"
+import * as WideRing from "./internal/wideRing.js"
 
 /**
  * `cmd_op` of an NVMe I/O command: `_IOWR('N', 0x80, struct nvme_uring_cmd)` on x86_64/arm64.
@@ -382,7 +388,7 @@ export class NvmeCommandError extends Data.TaggedError("NvmeCommandError")<{
   readonly errno: number
 }> {
   override get message(): string {
-    return `NVMe passthrough of command 0x${this.opcode.toString(16).padStart(2, "0")} failed in the kernel: errno ${this.errno}`
+    return `NVMe passthrough of command 0x${this.opcode.toString(16).padStart(2, "0")} failed in the kernel: ${errnoName(this.errno)} (errno ${this.errno})`
   }
 }
 
@@ -408,7 +414,17 @@ export const checkResult = (opcode: number, res: number): Effect.Effect<void, Nv
  * @since 0.1.0
  * @category errors
  */
-export type UnavailableReason = "NoDevice" | "NotCharDevice" | "KernelTooOld" | "RingUnsupported"
+export type UnavailableReason =
+  | "NoDevice"
+  | "NotCharDevice"
+  | "KernelTooOld"
+  | "RingUnsupported"
+  /** A char device that is not an NVMe namespace (no URING_CMD support, or no namespace data). */
+  | "NotNvme"
+  /** The device exists but this process may not open it. */
+  | "PermissionDenied"
+  /** A namespace format this module does not drive (per-block metadata). */
+  | "UnsupportedFormat"
 
 /**
  * NVMe passthrough is not possible here; `detail` names what is missing.
@@ -467,43 +483,419 @@ export const kernelAtLeast = (major: number, minor: number, release = os.release
 }
 
 /**
- * Opens an NVMe generic char device for passthrough. Today this always fails with
- * {@link NvmeUnavailable}: `NoDevice` / `NotCharDevice` when `path` is not an NVMe char device,
- * `KernelTooOld` before 5.19, and otherwise `RingUnsupported`, because ringline's rings use
- * 64-byte SQEs and 16-byte CQEs while NVMe passthrough needs SQE128 | CQE32.
+ * An argument of a device operation is out of range; `field` names it and `rule` states the rule.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NvmeArgumentError extends Data.TaggedError("NvmeArgumentError")<{
+  readonly operation: "open" | "read" | "write"
+  readonly field: string
+  readonly value: unknown
+  readonly rule: string
+}> {
+  override get message(): string {
+    return `invalid ${this.field} for NVMe ${this.operation}: ${String(this.value)} (${this.rule})`
+  }
+}
+
+/**
+ * What a device operation can fail with.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type NvmeError = NvmeStatusError | NvmeCommandError | NvmeArgumentError
+
+// ---- identify ---------------------------------------------------------------------------------
+
+/**
+ * What ringline uses of the Identify Namespace data structure (CNS 0).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NamespaceInfo {
+  /** NSZE: size of the namespace in logical blocks. */
+  readonly blocks: number
+  /** NCAP: blocks that may be allocated at once. */
+  readonly capacity: number
+  /** The LBA format in use (FLBAS bits 0-3, plus bits 5-6 as the high bits when NLBAF > 16). */
+  readonly formatIndex: number
+  /** 2^LBADS bytes. */
+  readonly blockSize: number
+  /** MS: metadata bytes per block (0 for plain formats). */
+  readonly metadataSize: number
+  /** FLBAS bit 4: metadata is interleaved with the data. */
+  readonly extendedMetadata: boolean
+}
+
+/**
+ * Parses an Identify Namespace data structure (4096 bytes): NSZE @0, NCAP @8 (u64), NLBAF @25
+ * (0-based count of formats), FLBAS @26, LBA format i at 128 + 4·i (MS bits 0-15, LBADS bits
+ * 16-23). Returns undefined when the data does not describe a usable namespace (NSZE 0, an LBA
+ * format index beyond NLBAF, or LBADS outside 9..31): e.g. the all-zero buffer a device that
+ * ignores the command leaves behind.
+ *
+ * @since 0.1.0
+ * @category identify
+ */
+export const parseIdentifyNamespace = (data: Uint8Array): NamespaceInfo | undefined => {
+  if (data.byteLength < 4096) return undefined
+  const v = new DataView(data.buffer, data.byteOffset, 4096)
+  const blocks = Number(v.getBigUint64(0, true))
+  const capacity = Number(v.getBigUint64(8, true))
+  const nlbaf = v.getUint8(25)
+  const flbas = v.getUint8(26)
+  const formatIndex = (flbas & 0xf) | (nlbaf >= 16 ? ((flbas >> 5) & 0x3) << 4 : 0)
+  if (blocks === 0 || formatIndex > nlbaf) return undefined
+  const lbaf = v.getUint32(128 + 4 * formatIndex, true)
+  const lbads = (lbaf >>> 16) & 0xff
+  if (lbads < 9 || lbads > 31) return undefined
+  return {
+    blocks,
+    capacity,
+    formatIndex,
+    blockSize: 2 ** lbads,
+    metadataSize: lbaf & 0xffff,
+    extendedMetadata: (flbas & 0x10) !== 0
+  }
+}
+
+/**
+ * The namespace id in an NVMe generic char device name: `/dev/ngXnY` → Y; undefined for other names.
  *
  * @since 0.1.0
  * @category devices
  */
-export const open = (path: string): Effect.Effect<never, NvmeUnavailable> =>
+export const namespaceId = (devicePath: string): number | undefined => {
+  const m = /^ng\d+n(\d+)$/.exec(path.basename(devicePath))
+  if (m === null) return undefined
+  const n = Number(m[1])
+  return n >= 1 && n <= 0xfffffffe ? n : undefined
+}
+
+// ---- open ---------------------------------------------------------------------------------------
+
+/**
+ * An open NVMe namespace. Operations go through the passthrough ring of the scope that opened
+ * it; blocks are `blockSize` bytes, logical block addresses run from 0 to `blocks - 1`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Device {
+  readonly path: string
+  readonly nsid: number
+  readonly blockSize: number
+  readonly blocks: number
+  /** Opened O_RDONLY (O_RDWR was refused): writes fail with EBADF. */
+  readonly readOnly: boolean
+  /** Largest transfer of one command (the queue's max_hw_sectors_kb, else 128 KiB). */
+  readonly maxTransferBytes: number
+  /** ring setup mode of the passthrough ring ("defer-taskrun", "coop-taskrun" or "plain"). */
+  readonly ringMode: string
+  /** The namespace's Identify data as read at open. */
+  readonly namespace: NamespaceInfo
+  /** Reads `blockCount` (1..65536) blocks starting at `lba`. */
+  read(lba: number | bigint, blockCount: number): Effect.Effect<Uint8Array, NvmeError>
+  /** Writes `data` (a non-empty multiple of blockSize, at most 65536 blocks) starting at `lba`. */
+  write(lba: number | bigint, data: Uint8Array): Effect.Effect<void, NvmeError>
+  /** NVM Flush: makes completed writes durable. */
+  readonly flush: Effect.Effect<void, NvmeError>
+}
+
+/**
+ * Options of {@link open}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OpenOptions {
+  /** Namespace id; by default parsed from the device name (`/dev/ngXnY` → Y). */
+  readonly nsid?: number
+  /** SQ entries of the passthrough ring (default 32). */
+  readonly entries?: number
+}
+
+const EBADF = 9
+const EACCES = 13
+const EPERM = 1
+const EROFS = 30
+const EOPNOTSUPP = 95
+const PAGE = 4096
+const MAX_BLOCKS = 65536
+
+/** A page-aligned view of `bytes` bytes (device DMA is then never bounced); `raw` must stay alive. */
+const alignedBuffer = (bytes: number) => {
+  const raw = new Uint8Array(bytes + PAGE)
+  const base = load().addressOf(raw)
+  const pad = (PAGE - (base % PAGE)) % PAGE
+  return { raw, view: raw.subarray(pad, pad + bytes), address: base + pad }
+}
+
+/** Submits one passthrough command and checks its CQE result. */
+const execute = (
+  ring: WideRing.WideRing,
+  fd: number,
+  cmd: Command,
+  hold: unknown
+): Effect.Effect<WideRing.Completion, NvmeStatusError | NvmeCommandError> =>
+  ring.submit(sqe128(cmd, { fd }), hold).pipe(
+    // The ring's scope is over: the device is closed, as a read(2) on a closed fd would say.
+    Effect.catchTag("WideRingClosed", () => Effect.fail(new NvmeCommandError({ opcode: cmd.opcode, errno: EBADF }))),
+    Effect.tap((c) => checkResult(cmd.opcode, c.res))
+  )
+
+const devNumbers = (rdev: bigint): string => {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)
+  return `${major}:${minor}`
+}
+
+const readSysfsNumber = (file: string): number | undefined => {
+  try {
+    const n = Number(fsSync.readFileSync(file, "utf8").trim())
+    return Number.isFinite(n) && n > 0 ? n : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Opens an NVMe namespace through its generic char device (`/dev/ngXnY`) for the current scope:
+ * opens the device (O_RDWR, or O_RDONLY when writing is refused), sets up a passthrough ring
+ * (IORING_SETUP_SQE128 | IORING_SETUP_CQE32) and runs Identify Namespace to learn the block size
+ * and capacity. Closing the scope cancels what is still in flight, closes the ring after the last
+ * completion, then the fd.
+ *
+ * Fails with {@link NvmeUnavailable}: `NoDevice` (no such path), `NotCharDevice`, `KernelTooOld`
+ * (before 5.19), `NotNvme` (a char device that is not an NVMe namespace: sysfs names it
+ * otherwise, it rejects URING_CMD with EOPNOTSUPP, or its Identify data is empty),
+ * `PermissionDenied`, `RingUnsupported` (the SQE128 | CQE32 ring cannot be set up) or
+ * `UnsupportedFormat` (formats with per-block metadata). Identify failures other than those are
+ * {@link NvmeStatusError} / {@link NvmeCommandError}; a bad `nsid` option is an {@link NvmeArgumentError}.
+ *
+ * @since 0.1.0
+ * @category devices
+ */
+export const open = (
+  devicePath: string,
+  options: OpenOptions = {}
+): Effect.Effect<Device, NvmeUnavailable | NvmeError, Scope.Scope> =>
+  // What open acquired (fd, ring) goes back at once when open itself fails.
+  Effect.flatMap(Effect.scope, (outer) =>
+    Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (inner) =>
+      openIn(devicePath, options).pipe(
+        Scope.extend(inner),
+        Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(inner, exit) : Effect.void)
+      )))
+
+const openIn = (
+  devicePath: string,
+  options: OpenOptions
+): Effect.Effect<Device, NvmeUnavailable | NvmeError, Scope.Scope> =>
   Effect.gen(function*() {
-    const stat = yield* Effect.promise(() => fs.stat(path).then((s) => s, () => undefined))
+    const unavailable = (reason: UnavailableReason, detail: string) =>
+      Effect.fail(new NvmeUnavailable({ path: devicePath, reason, detail }))
+    const stat = yield* Effect.promise(() => fs.stat(devicePath, { bigint: true }).then((s) => s, () => undefined))
     if (stat === undefined) {
       const present = yield* devices
-      return yield* Effect.fail(
-        new NvmeUnavailable({
-          path,
-          reason: "NoDevice",
-          detail: `${path} does not exist (NVMe char devices here: ${present.length === 0 ? "none" : present.join(", ")}); ${NEEDS}`
-        })
+      return yield* unavailable(
+        "NoDevice",
+        `${devicePath} does not exist: no NVMe generic char device /dev/ngXnY of that name here ` +
+          `(NVMe char devices here: ${present.length === 0 ? "none" : present.join(", ")}); ${NEEDS}`
       )
     }
     if (!stat.isCharacterDevice()) {
-      return yield* Effect.fail(
-        new NvmeUnavailable({ path, reason: "NotCharDevice", detail: `${path} is not a character device; ${NEEDS}` })
-      )
+      return yield* unavailable("NotCharDevice", `${devicePath} is not a character device; ${NEEDS}`)
     }
     if (!kernelAtLeast(5, 19)) {
-      return yield* Effect.fail(
-        new NvmeUnavailable({ path, reason: "KernelTooOld", detail: `kernel ${os.release()} is older than 5.19; ${NEEDS}` })
+      return yield* unavailable("KernelTooOld", `kernel ${os.release()} is older than 5.19; ${NEEDS}`)
+    }
+    // sysfs names the driver's device: an NVMe generic char device is .../ngXnY.
+    const sysName = yield* Effect.promise(() =>
+      fs.readlink(`/sys/dev/char/${devNumbers(stat.rdev)}`).then((l) => path.basename(l), () => undefined)
+    )
+    if (sysName !== undefined && !/^ng\d+n\d+$/.test(sysName)) {
+      return yield* unavailable(
+        "NotNvme",
+        `${devicePath} is char device ${devNumbers(stat.rdev)} "${sysName}", not an NVMe generic char device /dev/ngXnY; ${NEEDS}`
       )
     }
-    return yield* Effect.fail(
-      new NvmeUnavailable({
-        path,
-        reason: "RingUnsupported",
-        detail: "ringline's rings use 64-byte SQEs and 16-byte CQEs; passthrough needs a ring set up with " +
-          "IORING_SETUP_SQE128 | IORING_SETUP_CQE32, which is not implemented yet"
-      })
+    const nsid = options.nsid ?? namespaceId(sysName ?? devicePath)
+    if (nsid === undefined) {
+      return yield* unavailable(
+        "NotNvme",
+        `${devicePath} is not named like an NVMe generic char device /dev/ngXnY, so its namespace id is unknown ` +
+          `(pass { nsid } to open it anyway); ${NEEDS}`
+      )
+    }
+    if (!Number.isInteger(nsid) || nsid < 1 || nsid > 0xfffffffe) {
+      return yield* Effect.fail(
+        new NvmeArgumentError({ operation: "open", field: "nsid", value: nsid, rule: "a namespace id is an integer 1..0xfffffffe" })
+      )
+    }
+
+    // The fd: O_RDWR, or O_RDONLY when writing is refused (read-only use).
+    const opened = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        try {
+          return { fd: fsSync.openSync(devicePath, fsSync.constants.O_RDWR), readOnly: false, errno: 0 }
+        } catch (e) {
+          const errno = -((e as { errno?: number }).errno ?? -EACCES)
+          if (errno !== EACCES && errno !== EPERM && errno !== EROFS) return { fd: -1, readOnly: false, errno }
+          try {
+            return { fd: fsSync.openSync(devicePath, fsSync.constants.O_RDONLY), readOnly: true, errno: 0 }
+          } catch (e2) {
+            return { fd: -1, readOnly: false, errno: -((e2 as { errno?: number }).errno ?? -EACCES) }
+          }
+        }
+      }),
+      (o) => Effect.sync(() => o.fd >= 0 && fsSync.closeSync(o.fd))
     )
+    if (opened.fd < 0) {
+      return yield* opened.errno === EACCES || opened.errno === EPERM
+        ? unavailable("PermissionDenied", `opening ${devicePath} failed with ${errnoName(opened.errno)} (NVMe char devices are usually root-only)`)
+        : unavailable("NoDevice", `opening ${devicePath} failed with ${errnoName(opened.errno)}; ${NEEDS}`)
+    }
+    const { fd, readOnly } = opened
+
+    const ring = yield* WideRing.make(options.entries ?? 32).pipe(
+      Effect.catchTag("WideRingError", (e) =>
+        unavailable(
+          "RingUnsupported",
+          `${e.message}: ${e.errno === 22 ? "this kernel has no 128-byte SQE / 32-byte CQE rings" : "io_uring is not usable here"}; ${NEEDS}`
+        ))
+    )
+
+    // Identify Namespace (admin, CNS 0) into a page-aligned 4096-byte buffer.
+    const id = alignedBuffer(4096)
+    yield* execute(ring, fd, identifyNamespace({ nsid, addr: id.address, dataLen: 4096 }), id.raw).pipe(
+      Effect.catchIf(
+        (e): e is NvmeCommandError => e._tag === "NvmeCommandError" && (e.errno === EOPNOTSUPP || e.errno === 25 /* ENOTTY */),
+        (e) => unavailable("NotNvme", `${devicePath} does not take NVMe passthrough commands (${errnoName(e.errno)}); ${NEEDS}`)
+      )
+    )
+    const namespace = parseIdentifyNamespace(id.view)
+    if (namespace === undefined) {
+      return yield* unavailable(
+        "NotNvme",
+        `Identify Namespace ${nsid} on ${devicePath} completed but returned no usable namespace data ` +
+          `(zero size or invalid LBA format); ${NEEDS}`
+      )
+    }
+    if (namespace.metadataSize !== 0) {
+      return yield* unavailable(
+        "UnsupportedFormat",
+        `namespace ${nsid} uses LBA format ${namespace.formatIndex} with ${namespace.metadataSize} metadata bytes per block ` +
+          `(${namespace.extendedMetadata ? "interleaved" : "separate buffer"}); only formats without metadata are supported`
+      )
+    }
+    const m = /^ng(\d+)n(\d+)$/.exec(sysName ?? path.basename(devicePath))
+    const hwKb = m === null ? undefined : readSysfsNumber(`/sys/block/nvme${m[1]}n${m[2]}/queue/max_hw_sectors_kb`)
+    const maxTransferBytes = hwKb === undefined ? 128 * 1024 : hwKb * 1024
+    return makeDevice({ ring, fd, path: devicePath, nsid, readOnly, namespace, maxTransferBytes })
   })
+
+/**
+ * Builds the {@link Device} handle over an fd already open on a namespace whose Identify data is
+ * known, submitting through `ring`. {@link open} uses it after detection and Identify; exported
+ * for tests (which drive it over /dev/null, whose URING_CMD handler completes every command with 0).
+ *
+ * @since 0.1.0
+ * @category internal
+ */
+export const makeDevice = (options: {
+  readonly ring: WideRing.WideRing
+  readonly fd: number
+  readonly path: string
+  readonly nsid: number
+  readonly readOnly: boolean
+  readonly namespace: NamespaceInfo
+  readonly maxTransferBytes: number
+}): Device => {
+  const { fd, namespace, nsid, readOnly, ring } = options
+  const devicePath = options.path
+  const { blockSize, blocks } = namespace
+  const maxTransferBytes = Math.max(blockSize, Math.min(options.maxTransferBytes, MAX_BLOCKS * blockSize))
+  const chunkBlocks = Math.max(1, Math.floor(maxTransferBytes / blockSize))
+
+  const checkRange = (operation: "read" | "write", lba: number | bigint, count: number, countField: string) => {
+    if (typeof lba === "number" ? !Number.isSafeInteger(lba) || lba < 0 : typeof lba !== "bigint" || lba < 0n) {
+      return Effect.fail(new NvmeArgumentError({ operation, field: "lba", value: lba, rule: "a non-negative integer" }))
+    }
+    if (!Number.isInteger(count) || count < 1 || count > MAX_BLOCKS) {
+      return Effect.fail(
+        new NvmeArgumentError({ operation, field: countField, value: count, rule: `1..${MAX_BLOCKS} blocks of ${blockSize} bytes` })
+      )
+    }
+    const start = BigInt(lba)
+    if (start + BigInt(count) > BigInt(blocks)) {
+      return Effect.fail(
+        new NvmeArgumentError({ operation, field: "lba", value: lba, rule: `lba + ${count} blocks must not exceed the namespace's ${blocks} blocks` })
+      )
+    }
+    return Effect.succeed(start)
+  }
+
+  // Splits [start, start + count) into commands of at most chunkBlocks blocks.
+  const transfer = (op: typeof read, start: bigint, count: number, buf: ReturnType<typeof alignedBuffer>) => {
+    const parts: Array<number> = []
+    for (let first = 0; first < count; first += chunkBlocks) parts.push(first)
+    return Effect.forEach(
+      parts,
+      (first) => {
+        const n = Math.min(chunkBlocks, count - first)
+        return execute(
+          ring,
+          fd,
+          op({ nsid, slba: start + BigInt(first), blocks: n, addr: buf.address + first * blockSize, dataLen: n * blockSize }),
+          buf.raw
+        )
+      },
+      { concurrency: 4, discard: true }
+    )
+  }
+
+  const device: Device = {
+    path: devicePath,
+    nsid,
+    blockSize,
+    blocks,
+    readOnly,
+    maxTransferBytes,
+    ringMode: ring.mode,
+    namespace,
+    read: (lba, blockCount) =>
+      Effect.suspend(() =>
+        Effect.flatMap(checkRange("read", lba, blockCount, "blockCount"), (start) => {
+          const buf = alignedBuffer(blockCount * blockSize)
+          return transfer(read, start, blockCount, buf).pipe(Effect.as(buf.view))
+        })
+      ),
+    write: (lba, data) =>
+      Effect.suspend(() => {
+        if (!(data instanceof Uint8Array) || data.byteLength === 0 || data.byteLength % blockSize !== 0) {
+          return Effect.fail(
+            new NvmeArgumentError({
+              operation: "write",
+              field: "data",
+              value: data instanceof Uint8Array ? `${data.byteLength} bytes` : typeof data,
+              rule: `a non-empty Uint8Array whose length is a multiple of the block size ${blockSize}`
+            })
+          )
+        }
+        // Root may pass writes through a read-only fd; refuse as write(2) would.
+        if (readOnly) return Effect.fail(new NvmeCommandError({ opcode: Opcode.WRITE, errno: EBADF }))
+        const count = data.byteLength / blockSize
+        return Effect.flatMap(checkRange("write", lba, count, "data"), (start) => {
+          const buf = alignedBuffer(data.byteLength)
+          buf.view.set(data)
+          return transfer(write, start, count, buf)
+        })
+      }),
+    flush: Effect.suspend(() => execute(ring, fd, flush({ nsid }), undefined)).pipe(Effect.asVoid)
+  }
+  return device
+}

@@ -69,6 +69,10 @@ export class Driver {
   private readonly ctl: Int32Array
   private readonly stage: Int32Array
   private readonly stageCap: number
+  /** Staged SQEs at which `sqe()` submits early (config.submitBatch; stageCap when 0). */
+  private readonly flushAt: number
+  /** The last staged SQE links to the next one: an early submit now would cut the chain. */
+  private linkOpen = false
   private readonly cqes: Int32Array
   private readonly recycleList: Int32Array
 
@@ -145,6 +149,7 @@ export class Driver {
     this.ctl = new Int32Array(r.ctl)
     this.stage = new Int32Array(r.stage)
     this.stageCap = r.stage.byteLength / 64
+    this.flushAt = config.submitBatch > 0 ? Math.min(config.submitBatch, this.stageCap) : this.stageCap
     this.cqes = new Int32Array(r.cqes)
     this.recycleList = new Int32Array(r.recycle)
     this.recvBuffers = r.recvBuffers
@@ -236,11 +241,15 @@ export class Driver {
 
   /**
    * Stages a zeroed SQE for `slot` and returns the word index where its fields start.
-   * The addon copies it into the SQ before the loop next blocks (or now, if staging is full).
+   * The addon copies it into the SQ before the loop next blocks, or as soon as `flushAt` SQEs
+   * are staged: the ones before this call are complete by now (callers fill an SQE right after
+   * staging it), so they can go to the kernel while this batch of completions is still handled.
+   * Never inside a linked chain (the kernel ends a chain at the end of each submit), except when
+   * the staging area is full.
    */
   sqe(op: number, flags: number, fd: number, slot: number, linkTimeout = false): number {
     let n = this.ctl[Ctl.staged]!
-    if (n === this.stageCap) {
+    if (n === this.stageCap || (n >= this.flushAt && !this.linkOpen)) {
       this.ring.flush()
       n = this.ctl[Ctl.staged]!
       if (n === this.stageCap) {
@@ -256,6 +265,7 @@ export class Driver {
     s[w + W.fd] = fd
     s[w + W.userData] = slot
     s[w + W.userData + 1] = (this.gens[slot]! | (linkTimeout ? LINK_TIMEOUT_BIT : 0))
+    this.linkOpen = (flags & (SqeFlag.IO_LINK | SqeFlag.IO_HARDLINK)) !== 0
     this.ctl[Ctl.staged] = n + 1
     return w
   }
