@@ -21,6 +21,7 @@ describe("configuration", () => {
     [{ recvBuffer: { bufferSize: 70000 } }, "recvBuffer.bufferSize", "between 1 and 65535"],
     [{ maxConnections: 0 }, "maxConnections", "between 1"],
     [{ backlog: 0 }, "backlog", "positive"],
+    [{ submitBatch: -1 }, "submitBatch", "between 0 and 32768"],
     [{ sendPool: { slots: -1 } }, "sendPool.slots", "positive"],
     [{ sendQueueHighWater: 100, sendQueueLowWater: 200 }, "sendQueueLowWater", "must not exceed"]
   ]
