@@ -15,37 +15,15 @@
  */
 import * as Command from "@effect/platform/Command"
 import * as CommandExecutor from "@effect/platform/CommandExecutor"
-import { type PlatformError, SystemError, type SystemErrorReason } from "@effect/platform/Error"
+import { type PlatformError, SystemError } from "@effect/platform/Error"
 import { Effect, Inspectable, Layer, Option, pipe, Sink, Stream } from "effect"
 import type { Scope } from "effect/Scope"
 import type { Driver } from "./internal/driver.js"
+import { reasonOf } from "./internal/systemError.js"
 import * as internal from "./internal/process.js"
 import { requireDriver } from "./Process.js"
 import type { Ringline } from "./Ringline.js"
 import type { ProcessError, RinglineUnavailable } from "./RinglineError.js"
-
-const reasonOf = (code: string): SystemErrorReason => {
-  switch (code) {
-    case "ENOENT":
-      return "NotFound"
-    case "EACCES":
-    case "EPERM":
-      return "PermissionDenied"
-    case "EEXIST":
-      return "AlreadyExists"
-    case "EISDIR":
-    case "ENOTDIR":
-    case "ELOOP":
-    case "EBADF":
-      return "BadResource"
-    case "EBUSY":
-      return "Busy"
-    case "EPIPE":
-      return "WriteZero"
-    default:
-      return "Unknown"
-  }
-}
 
 const describe = (command: Command.Command): string =>
   Command.flatten(command).map((c) => [c.command, ...c.args].join(" ")).join(" | ")

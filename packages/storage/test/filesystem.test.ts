@@ -291,7 +291,19 @@ const scenarios: Record<string, Scenario> = {
         writeFile: yield* attempt(dir, fs.writeFile(missing, text("x"))),
         stat: yield* attempt(dir, fs.stat(missing)),
         makeDirectory: yield* attempt(dir, fs.makeDirectory(join(dir, "d"))),
-        tempInMissing: yield* attempt(dir, fs.makeTempDirectory({ directory: join(dir, "missing") }))
+        tempInMissing: yield* attempt(dir, fs.makeTempDirectory({ directory: join(dir, "missing") })),
+        // The rest of the errno table: Node's reasons, including the errnos it leaves "Unknown".
+        notEmpty: yield* Effect.gen(function*() {
+          yield* fs.writeFile(join(dir, "d", "f"), text("x"))
+          return yield* attempt(dir, fs.remove(join(dir, "d"))) // ENOTEMPTY
+        }),
+        notDir: yield* attempt(dir, fs.stat(join(dir, "d", "f", "x"))), // ENOTDIR
+        loop: yield* Effect.gen(function*() {
+          yield* fs.symlink(join(dir, "b"), join(dir, "a"))
+          yield* fs.symlink(join(dir, "a"), join(dir, "b"))
+          return yield* attempt(dir, fs.readFile(join(dir, "a"))) // ELOOP
+        }),
+        invalid: yield* attempt(dir, fs.rename(join(dir, "d"), join(dir, "d", "sub"))) // EINVAL
       }
     })
 }
@@ -324,6 +336,10 @@ describe("RinglineFileSystem conformance with NodeFileSystem", () => {
       const e = (yield* runRing(scenarios["errors: NotFound and AlreadyExists"]!)) as Record<string, { reason: string }>
       expect(e.readFile!.reason).toBe("NotFound")
       expect(e.makeDirectory!.reason).toBe("AlreadyExists")
+      expect(e.notDir!.reason).toBe("BadResource")
+      expect(e.loop!.reason).toBe("BadResource")
+      expect(e.notEmpty!.reason).toBe("Unknown")
+      expect(e.invalid!.reason).toBe("Unknown")
     }))
 })
 

@@ -12,6 +12,7 @@ import type { File as PlatformFile } from "@effect/platform/FileSystem"
 import { Size } from "@effect/platform/FileSystem"
 import type { Driver, OpOwner } from "@ringline/core/internal/driver"
 import { errnoName } from "@ringline/core/internal/errno"
+import { reasonOf } from "@ringline/core/internal/systemError"
 import { Effect, Option } from "effect"
 import { constants } from "node:fs"
 import { constants as osConstants } from "node:os"
@@ -187,33 +188,7 @@ export const closeFdEffect = (d: Driver, fd: number): Effect.Effect<void> =>
 
 // ---- errors ------------------------------------------------------------------------------------
 
-/**
- * errno → SystemError reason: Node's table in @effect/platform-node (ENOENT, EACCES, EEXIST,
- * EISDIR, ENOTDIR, EBUSY, ELOOP) plus EPERM, EINVAL and ETIMEDOUT.
- */
-export const reasonOf = (code: string): SystemErrorReason => {
-  switch (code) {
-    case "ENOENT":
-      return "NotFound"
-    case "EACCES":
-    case "EPERM":
-      return "PermissionDenied"
-    case "EEXIST":
-      return "AlreadyExists"
-    case "EISDIR":
-    case "ENOTDIR":
-    case "ELOOP":
-      return "BadResource"
-    case "EBUSY":
-      return "Busy"
-    case "EINVAL":
-      return "InvalidData"
-    case "ETIMEDOUT":
-      return "TimedOut"
-    default:
-      return "Unknown"
-  }
-}
+export { reasonOf }
 
 const syscalls: Record<string, string> = {
   open: "openat",
