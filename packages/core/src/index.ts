@@ -33,6 +33,8 @@ export * as RinglineSocket from "./RinglineSocket.js"
 /** @since 0.1.0 */
 export * as RinglineSocketServer from "./RinglineSocketServer.js"
 /** @since 0.1.0 */
+export * as RinglineTesting from "./RinglineTesting.js"
+/** @since 0.1.0 */
 export * as Tcp from "./Tcp.js"
 /** @since 0.1.0 */
 export * as Udp from "./Udp.js"

@@ -4,16 +4,15 @@ import type { Scope } from "effect"
 import * as Address from "../src/Address.js"
 import { load } from "../src/internal/native.js"
 import { decode, encodeToBytes } from "../src/internal/sockaddr.js"
-import { readdirSync } from "node:fs"
 import * as net from "node:net"
 import type { Connection, Listener } from "../src/index.js"
-import { Ringline } from "../src/index.js"
+import { Ringline, RinglineTesting } from "../src/index.js"
 import type { RinglineConfigInput } from "../src/RinglineConfig.js"
 
 export const layer = (config?: RinglineConfigInput) => Ringline.layer(config)
 
 /** Open file descriptors of this process. */
-export const fdCount = (): number => readdirSync("/proc/self/fd").length
+export const fdCount = RinglineTesting.openFds
 
 /** Echo handler: everything back, then half-close after the peer's EOF. */
 export const echo = (conn: Connection.Connection) =>
@@ -87,29 +86,8 @@ export const nodeServer = (onConn: (s: net.Socket) => void): Promise<{ port: num
     server.listen(0, "127.0.0.1", () => resolve({ port: (server.address() as net.AddressInfo).port, server }))
   })
 
-/**
- * Runs `body` with a fresh ring, then checks that releasing the ring left no op in flight and no
- * fd behind.
- */
-export const withRing = <A, E>(
-  body: Effect.Effect<A, E, Ringline.Ringline | import("effect").Scope.Scope>,
-  config?: RinglineConfigInput
-): Effect.Effect<A, E | import("../src/RinglineError.js").RinglineUnavailable | import("../src/RinglineError.js").RinglineConfigError> =>
-  Effect.gen(function*() {
-    const before = fdCount()
-    const result = yield* Effect.scoped(
-      Effect.gen(function*() {
-        const a = yield* Effect.scoped(body)
-        // Everything the body opened was closed with its scope: the op table is empty again.
-        const stats = yield* Ringline.stats
-        if (stats.inFlight !== 0) return yield* Effect.die(new Error(`${stats.inFlight} ops still in flight after the test body`))
-        return a
-      }).pipe(Effect.provide(Layer.fresh(layer(config))))
-    )
-    const after = fdCount()
-    if (after > before) return yield* Effect.die(new Error(`fd leak: ${before} open before, ${after} after`))
-    return result
-  })
+/** A fresh ring per test; fails if an op is still in flight or an fd leaked afterwards. */
+export const withRing = RinglineTesting.withFreshRing
 
 /**
  * The port of a loopback listening socket (backlog 0) that nobody accepts from, its queue already

@@ -1,10 +1,40 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Scope } from "effect"
 import * as net from "node:net"
-import { Ringline, Tcp } from "../src/index.js"
+import { closeSync, openSync } from "node:fs"
+import { Ringline, RinglineTesting, Tcp } from "../src/index.js"
+import { Op, W } from "../src/internal/sqe.js"
 import { echo, fdCount, nodeClient, portOf, random, withRing } from "./helpers.js"
 
 describe("resource safety", () => {
+  it.live("RinglineTesting.withFreshRing fails with ResourceLeak for a leaked fd or an op left in flight", () =>
+    Effect.gen(function*() {
+      // A plain fd the body never closes.
+      let leaked = -1
+      const fdLeak = yield* Effect.flip(RinglineTesting.withFreshRing(Effect.sync(() => {
+        leaked = openSync("/dev/null", "r")
+      })))
+      closeSync(leaked)
+      expect(fdLeak._tag).toBe("ResourceLeak")
+      if (fdLeak._tag === "ResourceLeak") {
+        expect(fdLeak.fdsAfter).toBe(fdLeak.fdsBefore + 1)
+        expect(fdLeak.message).toContain("file descriptor leak")
+      }
+      // A 10 s TIMEOUT staged straight on the driver, outside any scope: still in flight at the end.
+      const opLeak = yield* Effect.flip(RinglineTesting.withFreshRing(Effect.gen(function*() {
+        const d = (yield* Ringline.Ringline).driver!
+        const slot = d.alloc({ onCqe() {} }, 0)
+        new DataView(d.args.buffer, d.args.byteOffset + slot * 128, 16).setBigInt64(0, 10n, true)
+        const w = d.sqe(Op.TIMEOUT, 0, -1, slot)
+        d.setAddr(w, W.addr, d.argAddress(slot))
+        d.words[w + W.len] = 1
+      }), { shutdownTimeoutMs: 50 }))
+      expect(opLeak._tag).toBe("ResourceLeak")
+      if (opLeak._tag === "ResourceLeak") expect(opLeak.inFlight).toBe(1)
+      // And a clean body passes.
+      expect(yield* RinglineTesting.withFreshRing(Effect.succeed(42))).toBe(42)
+    }))
+
   it.live("releasing the Layer with live connections closes every fd and op", () =>
     Effect.gen(function*() {
       const baseline = fdCount()

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Ringline } from "@ringline/core"
-import { Effect, Exit, Fiber, Layer, type Scope } from "effect"
+import { Effect, Exit, Fiber } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -8,30 +8,12 @@ import * as DirectFile from "../src/DirectFile.js"
 import * as StorageSupport from "../src/StorageSupport.js"
 import * as Direct from "../src/internal/direct.js"
 import { load } from "@ringline/core/internal/native"
+import { withRing } from "./helpers.js"
 
 const EXT4 = 0xef53
 const XFS = 0x58465342
 const BTRFS = 0x9123683e
 const TMPFS = 0x01021994
-
-const fdCount = () => fs.readdirSync("/proc/self/fd").length
-
-/** A fresh ring per test; fails if an op is still in flight or an fd leaked afterwards. */
-const withRing = <A, E>(body: Effect.Effect<A, E, Ringline.Ringline | Scope.Scope>) =>
-  Effect.gen(function*() {
-    const before = fdCount()
-    const a = yield* Effect.scoped(
-      Effect.gen(function*() {
-        const a = yield* Effect.scoped(body)
-        const stats = yield* Ringline.stats
-        if (stats.inFlight !== 0) return yield* Effect.die(new Error(`${stats.inFlight} ops still in flight`))
-        return a
-      }).pipe(Effect.provide(Layer.fresh(Ringline.layer())))
-    )
-    const after = fdCount()
-    if (after > before) return yield* Effect.die(new Error(`fd leak: ${before} open before, ${after} after`))
-    return a
-  })
 
 /** A directory on a block-device filesystem (ext4/xfs/btrfs), or why there is none. */
 const diskDir = (): { dir: string } | { skip: string } => {
