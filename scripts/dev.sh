@@ -64,7 +64,10 @@ action=${1:-setup}
 case "$action" in
   setup) say "ready" ;;
   demo) exec "${PNPM[@]}" run echo "$@" ;;
-  test) exec "${PNPM[@]}" test "$@" ;;
+  test)
+    say "type-checking the tests (tsconfig.test.json)"
+    "${PNPM[@]}" exec tsc -p tsconfig.test.json
+    exec "${PNPM[@]}" test "$@" ;;
   bench) exec "${PNPM[@]}" run bench "$@" ;;
   *) die "unknown action '$action' (demo | test | bench | setup)" ;;
 esac

@@ -1,5 +1,5 @@
 /** Shared test helpers: a ring per test, node:net peers, fd and op-table accounting. */
-import { Effect, Layer, Option } from "effect"
+import { Effect, Option } from "effect"
 import type { Scope } from "effect"
 import * as Address from "../src/Address.js"
 import { load } from "../src/internal/native.js"

@@ -8,6 +8,7 @@ import { Process, Ringline, RinglineCommandExecutor } from "../src/index.js"
 import * as internal from "../src/internal/process.js"
 import { Op } from "../src/internal/sqe.js"
 import { withRing } from "./helpers.js"
+import type { ProcessError } from "../src/RinglineError.js"
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b)
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !isZombie(pid)
@@ -17,6 +18,13 @@ const isZombie = (pid: number) => {
   } catch {
     return false
   }
+}
+
+
+/** Narrows a spawn failure to ProcessError (asserting that is what it is). */
+const processError = (e: { readonly _tag: string }): ProcessError => {
+  expect(e._tag).toBe("ProcessError")
+  return e as ProcessError
 }
 
 describe("processes", () => {
@@ -54,23 +62,22 @@ describe("processes", () => {
       expect(yield* child.exitCode).toBe(143)
       // Killing an exited child is a no-op.
       yield* child.kill("SIGKILL")
-      const bad = yield* Effect.flip(Effect.scoped(Effect.flatMap(Process.spawn("sleep", ["60"]), (c) => c.kill("SIGNOPE" as any))))
+      const bad = processError(yield* Effect.flip(Effect.scoped(Effect.flatMap(Process.spawn("sleep", ["60"]), (c) => c.kill("SIGNOPE" as any)))))
       expect(bad.code).toBe("EINVAL")
     })))
 
   it.live("a missing program fails typed with ENOENT; a non-executable one with EACCES; a bad cwd with ENOENT in chdir", () =>
     withRing(Effect.gen(function*() {
-      const e1 = yield* Effect.flip(Process.spawn("ringline-no-such-program-x"))
-      expect(e1._tag).toBe("ProcessError")
+      const e1 = processError(yield* Effect.flip(Process.spawn("ringline-no-such-program-x")))
       expect(e1.code).toBe("ENOENT")
       expect(e1.operation).toBe("spawn")
       expect(e1.syscall).toBe("execve")
       const file = join(mkdtempSync(join(tmpdir(), "ringline-proc-")), "not-executable")
       writeFileSync(file, "#!/bin/sh\necho hi\n", { mode: 0o644 })
-      const e2 = yield* Effect.flip(Process.spawn(file))
+      const e2 = processError(yield* Effect.flip(Process.spawn(file)))
       expect(e2.code).toBe("EACCES")
       rmSync(dirname(file), { recursive: true })
-      const e3 = yield* Effect.flip(Process.spawn("true", [], { cwd: "/nonexistent-dir-ringline" }))
+      const e3 = processError(yield* Effect.flip(Process.spawn("true", [], { cwd: "/nonexistent-dir-ringline" })))
       expect(e3.code).toBe("ENOENT")
       expect(e3.syscall).toBe("chdir")
     })))

@@ -416,7 +416,7 @@ describe("Nvme device handle (driven over /dev/null and /dev/zero)", () => {
           [dev.write(63, new Uint8Array(1024)), "lba"]
         ] as const
         for (const [op, field] of cases) {
-          const e = yield* Effect.flip(op)
+          const e = yield* Effect.flip(op as Effect.Effect<unknown, Nvme.NvmeError>)
           expect(e).toMatchObject({ _tag: "NvmeArgumentError", field })
           expect(e.message).toContain(field)
         }
