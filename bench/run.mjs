@@ -6,7 +6,8 @@
 // drives it with bench/bin/loadgen pinned to CPU 1, and samples the server's
 // CPU time and RSS from /proc at the loadgen's phase markers. Prints a
 // progress line per run on stderr, a summary table on stdout, and writes
-// bench/results/<YYYY-MM-DD>.json (raw runs + summary) and .svg (ratio chart).
+// bench/results/<YYYY-MM-DD>.json (raw runs + summary) and .svg (ratio chart); --quick runs
+// write <YYYY-MM-DD>-quick.{json,svg}.
 //
 // Run:  node bench/run.mjs [--quick] [--servers a,b] [--cases x,y]
 //                          [--reps N] [--warmup S] [--duration S]
@@ -667,8 +668,10 @@ const write = (file, text) => {
   fs.writeFileSync(file + ".tmp", text);
   fs.renameSync(file + ".tmp", file);
 };
-const jsonFile = path.join(RESULTS, `${day}.json`);
-const svgFile = path.join(RESULTS, `${day}.svg`);
+// A quick (smoke) run never overwrites the full run of the same day.
+const stem = `${day}${cfg.quick ? "-quick" : ""}`;
+const jsonFile = path.join(RESULTS, `${stem}.json`);
+const svgFile = path.join(RESULTS, `${stem}.svg`);
 write(jsonFile, JSON.stringify(doc, null, 2) + "\n");
 write(svgFile, chart());
 process.stderr.write(`wrote ${path.relative(ROOT, jsonFile)} and ${path.relative(ROOT, svgFile)}\n`);
