@@ -179,7 +179,7 @@ void LoopRing::Teardown() {
 
 // Copies staged SQEs into the SQ, then submits: one syscall per loop turn however many
 // operations JS queued.
-void LoopRing::FlushStaged() {
+void LoopRing::FlushStaged(bool get_events) {
   if (closed_) return;
   FlushOwnStaged();
   const size_t sqe_bytes = shape_.sqe_bytes;
@@ -208,9 +208,11 @@ void LoopRing::FlushStaged() {
   }
   ctl_[kCtlStaged] = staged - copied;
   if (io_uring_sq_ready(&ring_) > 0) {
-    int r = io_uring_submit(&ring_);
+    int r = get_events ? io_uring_submit_and_get_events(&ring_) : io_uring_submit(&ring_);
     if (r < 0) ctl_[kCtlSubmitErr] = r;
     else ctl_[kCtlSubmitted] += r;
+  } else if (get_events) {
+    io_uring_get_events(&ring_);
   }
 }
 
@@ -246,6 +248,9 @@ void LoopRing::OnReadable() {
   while (read(event_fd_, &v, sizeof v) > 0) {
   }
   ctl_[kCtlWakeups]++;
+  if ((setup_flags_ & IORING_SETUP_DEFER_TASKRUN) && !evfd_quiet_ && io_uring_cq_eventfd_toggle(&ring_, false) == 0) {
+    evfd_quiet_ = true;
+  }
   // Plain N-API here, no C++ wrappers: while a worker is being terminated JS cannot run, and the
   // wrappers would try to build Error objects for that, which aborts the process.
   napi_handle_scope scope;
@@ -292,8 +297,23 @@ void LoopRing::OnPoll(uv_poll_t* handle, int status, int events) {
 void LoopRing::OnPrepare(uv_prepare_t* handle) {
   LoopRing* r = static_cast<LoopRing*>(handle->data);
   if (r->closed_) return;
-  if (r->ctl_[kCtlStaged] > 0 || r->HasOwnStaged() || io_uring_sq_ready(&r->ring_) > 0) {
-    r->FlushStaged();
+  const bool rearm = r->evfd_quiet_;
+  if (rearm) {
+    // About to block: notifications back on, then catch what arrived while they were off.
+    // Under DEFER_TASKRUN the eventfd fires when completion work is queued on an empty list;
+    // work queued while quiet left the list non-empty without a signal, so run it now (in the
+    // submit syscall, or alone): the CQEs it posts signal the re-enabled eventfd, and the loop
+    // does not block. The fence orders the flag store before that check.
+    io_uring_cq_eventfd_toggle(&r->ring_, true);
+    r->evfd_quiet_ = false;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  }
+  if (rearm || r->ctl_[kCtlStaged] > 0 || r->HasOwnStaged() || io_uring_sq_ready(&r->ring_) > 0) {
+    r->FlushStaged(rearm);
+  }
+  if (rearm && io_uring_cq_ready(&r->ring_) > 0) {
+    // Posted before notifications were back on (or by our own submit): wake the poll ourselves.
+    eventfd_write(r->event_fd_, 1);
   }
 }
 

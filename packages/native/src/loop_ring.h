@@ -120,7 +120,8 @@ class LoopRing {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
 
-  void FlushStaged();
+  // `get_events`: also run pending completion work in the same syscall (see OnPrepare).
+  void FlushStaged(bool get_events = false);
   unsigned DrainCq();
   void OnReadable();
 
@@ -137,6 +138,10 @@ class LoopRing {
 
   int event_fd_ = -1;
   bool event_fd_registered_ = false;
+  // DEFER_TASKRUN only: eventfd notifications are off from a wake-up until the loop is about to
+  // block again (OnReadable → OnPrepare). While we are awake and draining anyway, every CQE we
+  // post ourselves would otherwise signal the eventfd and cost one empty wake-up.
+  bool evfd_quiet_ = false;
   uv_poll_t* poll_ = nullptr;
   uv_prepare_t* prepare_ = nullptr;
 
