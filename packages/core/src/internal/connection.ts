@@ -14,6 +14,7 @@ import * as Addr from "../Address.js"
 import { ConnectionClosed, EndOfStream, socketError, type SocketError } from "../RinglineError.js"
 import { type Driver, MAX_IOV, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
+import { MultishotRecv } from "./multishot.js"
 import { load } from "./native.js"
 import { decode } from "./sockaddr.js"
 import { CqeFlag, IOPRIO_RECV_MULTISHOT, MSG_NOSIGNAL, Op, putU64, SqeFlag, W } from "./sqe.js"
@@ -88,9 +89,7 @@ export class Conn implements OpOwner {
   private readonly zcThreshold: number
 
   // receive side
-  private recvSlot = -1
-  private recvCancelled = false
-  private parkedNoBufs = false
+  private readonly recv: MultishotRecv
   private eof = false
   private recvError: SocketError | undefined
   private readPaused = false
@@ -135,7 +134,8 @@ export class Conn implements OpOwner {
     this.highWater = c.sendQueueHighWater
     this.lowWater = c.sendQueueLowWater
     this.zcThreshold = c.sendZeroCopyThreshold
-    this.syncRecv()
+    this.recv = new MultishotRecv(driver, () => this.recvWanted, () => this.armRecv())
+    this.recv.sync()
   }
 
   get isClosed(): boolean {
@@ -192,30 +192,14 @@ export class Conn implements OpOwner {
       !this.readPaused
   }
 
-  /** Arms multishot recv when it is wanted and not armed; cancels it when armed and not wanted. */
-  private syncRecv(): void {
-    if (this.recvWanted) {
-      if (this.recvSlot === -1 && !this.parkedNoBufs) this.armRecv()
-    } else if (this.recvSlot !== -1 && !this.recvCancelled) {
-      this.recvCancelled = true
-      this.driver.cancel(this.recvSlot)
-    }
-  }
-
-  private armRecv(): void {
+  /** Submits the multishot RECV (provided buffers, group 0); returns its slot. */
+  private armRecv(): number {
     const d = this.driver
     const slot = d.alloc(this, TAG_RECV)
     this.ops++
     const w = d.sqe(Op.RECV, SqeFlag.FIXED_FILE | SqeFlag.BUFFER_SELECT, this.fixed, slot)
     d.words[w] |= IOPRIO_RECV_MULTISHOT << 16
-    this.recvSlot = slot
-    this.recvCancelled = false
-  }
-
-  /** Called by the driver after a batch in which buffers went back to the ring. */
-  rearm(): void {
-    this.parkedNoBufs = false
-    this.syncRecv()
+    return slot
   }
 
   private onRecv(res: number, flags: number): void {
@@ -237,7 +221,7 @@ export class Conn implements OpOwner {
       d.recycle(bid)
       if (this.inEnd - this.inStart > this.highWater && !this.readPaused) {
         this.readPaused = true
-        this.syncRecv()
+        this.recv.sync()
       }
     } else if (res === 0) {
       this.eof = true
@@ -247,16 +231,7 @@ export class Conn implements OpOwner {
       this.recvError = socketError("recv", res)
       this.driver.countError(this.recvError.code)
     }
-    if (terminal) {
-      this.recvSlot = -1
-      if (res === -Errno.ENOBUFS && this.recvWanted) {
-        // Park: never re-arm in the same batch, or we would spin on an empty ring.
-        this.parkedNoBufs = true
-        this.driver.parked.add(this)
-      } else {
-        this.syncRecv()
-      }
-    }
+    if (terminal) this.recv.ended(res)
     if ((this.eof || this.recvError !== undefined) && this.readers.length > 0) this.drainInbuf()
   }
 
@@ -320,7 +295,7 @@ export class Conn implements OpOwner {
     }
     if (this.readPaused && this.inEnd - this.inStart <= this.lowWater) {
       this.readPaused = false
-      this.syncRecv()
+      this.recv.sync()
     }
     const ended = this.eof || this.recvError !== undefined || this.phase === Phase.Closed
     while (ended && this.readers.length > 0) {
@@ -414,7 +389,7 @@ export class Conn implements OpOwner {
     if (!this.sendPaused && this.enqueued - this.completed > this.highWater) {
       this.sendPaused = true
       this.driver.counters.backpressurePauses++
-      this.syncRecv()
+      this.recv.sync()
     }
     this.pumpSend()
     return this.enqueued
@@ -637,7 +612,7 @@ export class Conn implements OpOwner {
     const queued = this.enqueued - completed
     if (this.sendPaused && queued <= this.lowWater) {
       this.sendPaused = false
-      this.syncRecv()
+      this.recv.sync()
     }
     if (this.drainWaiters.length > 0) {
       const keep: Array<Waiter> = []
@@ -668,7 +643,7 @@ export class Conn implements OpOwner {
     for (const w of waiters) w.fail(this.sendError)
     if (this.sendPaused) {
       this.sendPaused = false
-      this.syncRecv()
+      this.recv.sync()
     }
   }
 
@@ -779,7 +754,7 @@ export class Conn implements OpOwner {
   beginClose(): void {
     if (this.phase !== Phase.Open) return
     this.phase = Phase.Draining
-    this.syncRecv()
+    this.recv.sync()
     this.advanceClose()
   }
 
@@ -804,7 +779,7 @@ export class Conn implements OpOwner {
       this.phase = Phase.Cancelling
     }
     if (this.phase === Phase.Cancelling) {
-      if (this.recvSlot !== -1 || this.sendSlot !== -1) return
+      if (this.recv.armed || this.sendSlot !== -1) return
       this.phase = Phase.Closing
     }
     if (this.phase === Phase.Closing) {
@@ -819,7 +794,7 @@ export class Conn implements OpOwner {
       this.driver.counters.closed++
       this.inbuf = EMPTY
       this.inStart = this.inEnd = 0
-      this.driver.parked.delete(this)
+      this.recv.unpark()
       this.drainInbuf()
       this.failSends(new ConnectionClosed({ operation: "send" }))
       this.driver.fixedSlotReleased()

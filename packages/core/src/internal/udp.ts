@@ -26,6 +26,7 @@ import { ConnectionClosed, DatagramTruncated, socketError, type SocketError } fr
 import type { Callbacks } from "./connection.js"
 import type { Driver, OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
+import { MultishotRecv } from "./multishot.js"
 import { load } from "./native.js"
 import { decode, encode } from "./sockaddr.js"
 import { CqeFlag, IOPRIO_RECV_MULTISHOT, Op, putU64, SqeFlag, W } from "./sqe.js"
@@ -70,9 +71,7 @@ export class UdpSock implements OpOwner {
 
   // receive side
   private started = false
-  private recvSlot = -1
-  private recvCancelled = false
-  private parkedNoBufs = false
+  private readonly recv: MultishotRecv
   /** A receive error is queued: do not re-arm until a reader took it (never spin on an error). */
   private errorQueued = false
   /** The queue reached `capacity`: not receiving until readers bring it down to half. */
@@ -105,6 +104,7 @@ export class UdpSock implements OpOwner {
   ) {
     this.driver = driver
     this.recvView = new DataView(driver.recvBuffers)
+    this.recv = new MultishotRecv(driver, () => this.recvWanted, () => this.armRecv())
     driver.ring.own(fd)
   }
 
@@ -146,17 +146,8 @@ export class UdpSock implements OpOwner {
     return this.started && !this.closing && !this.errorQueued && !this.full
   }
 
-  /** Arms the multishot recvmsg when wanted and not armed; cancels it when armed and not wanted. */
-  private syncRecv(): void {
-    if (this.recvWanted) {
-      if (this.recvSlot === -1 && !this.parkedNoBufs) this.armRecv()
-    } else if (this.recvSlot !== -1 && !this.recvCancelled) {
-      this.recvCancelled = true
-      this.driver.cancel(this.recvSlot)
-    }
-  }
-
-  private armRecv(): void {
+  /** Submits the multishot RECVMSG (provided buffers, group 0); returns its slot. */
+  private armRecv(): number {
     const d = this.driver
     const slot = d.alloc(this, TAG_RECV)
     this.ops++
@@ -171,14 +162,7 @@ export class UdpSock implements OpOwner {
     d.words[w + W.len] = 1
     // MSG_TRUNC: the kernel reports a datagram's real length (payloadlen) even when it is cut.
     d.words[w + W.opFlags] = MSG_TRUNC
-    this.recvSlot = slot
-    this.recvCancelled = false
-  }
-
-  /** Called by the driver after a batch in which buffers went back to the ring. */
-  rearm(): void {
-    this.parkedNoBufs = false
-    this.syncRecv()
+    return slot
   }
 
   private onRecv(res: number, flags: number, terminal: boolean): void {
@@ -194,16 +178,7 @@ export class UdpSock implements OpOwner {
       this.errorQueued = true
       this.deliver(socketError("recvFrom", res, Addr.format(this.address)))
     }
-    if (terminal) {
-      this.recvSlot = -1
-      if (res === -Errno.ENOBUFS && this.recvWanted) {
-        // Park: never re-arm in the same batch, or we would spin on an empty ring.
-        this.parkedNoBufs = true
-        d.parked.add(this)
-      } else {
-        this.syncRecv()
-      }
-    }
+    if (terminal) this.recv.ended(res)
   }
 
   /** Reads one completion's buffer (io_uring_recvmsg_out, name area, payload). */
@@ -257,7 +232,7 @@ export class UdpSock implements OpOwner {
     this.items.push(item)
     if (this.queued >= this.capacity && !this.full) {
       this.full = true
-      this.syncRecv()
+      this.recv.sync()
     }
   }
 
@@ -265,7 +240,7 @@ export class UdpSock implements OpOwner {
     if ("_tag" in item) {
       if (item._tag === "SocketError") {
         this.errorQueued = false
-        this.syncRecv()
+        this.recv.sync()
       }
       r.fail(item)
     } else {
@@ -291,12 +266,12 @@ export class UdpSock implements OpOwner {
       }
       if (this.full && this.queued <= this.capacity >>> 1) this.full = false
       this.hand(item, cb)
-      this.syncRecv()
+      this.recv.sync()
       return noop
     }
     this.readers.push(cb)
     this.started = true
-    this.syncRecv()
+    this.recv.sync()
     return () => {
       const i = this.readers.indexOf(cb)
       if (i >= 0) this.readers.splice(i, 1)
@@ -399,12 +374,11 @@ export class UdpSock implements OpOwner {
     if (this.closing) return
     this.closing = true
     const d = this.driver
-    d.parked.delete(this)
-    this.parkedNoBufs = false
+    this.recv.unpark()
     for (const r of this.readers.splice(0)) r.fail(new ConnectionClosed({ operation: "recvFrom" }))
     this.items = []
     this.head = 0
-    this.syncRecv()
+    this.recv.sync()
     // Sends still in flight (a full socket buffer) would hold the close up: withdraw them.
     for (const slot of this.sends) d.cancel(slot)
     this.advanceClose()
