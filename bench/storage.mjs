@@ -104,7 +104,11 @@ const CASES = {
   "rand4k-direct": { title: "4 KiB random reads, QD 32, O_DIRECT", bs: 4 * KiB, qd: 32, random: true, direct: true, unit: "IOPS" },
   "seq1m-cached": { title: "1 MiB sequential reads, QD 4, page cache warm", bs: 1 * MiB, qd: 4, random: false, direct: false, unit: "MB/s" }
 }
-const PEERS = ["ringline", "node-default", "node-uring", "fio"]
+const PEERS = ["ringline", "ringline-each", "node-default", "node-uring", "fio"]
+/** ringline's ways of reading, each measured as its own peer; ratios and targets per API. */
+const RINGLINE_PEERS = ["ringline", "ringline-each"]
+/** Peers that apply only to some cases: DirectFile.forEachRead exists for O_DIRECT files. */
+const appliesTo = (peer, c) => peer !== "ringline-each" || c.direct
 
 // ---------------------------------------------------------------------------------------------
 // worker side: one peer, one case, one process
@@ -203,7 +207,7 @@ const workerNode = async (c, path, fileSize, warmupS, durationS) => {
   return { ...m.result(), uv_use_io_uring: process.env.UV_USE_IO_URING ?? null, uv_threadpool_size: process.env.UV_THREADPOOL_SIZE ?? "4 (default)" }
 }
 
-const workerRingline = async (c, path, fileSize, warmupS, durationS) => {
+const workerRingline = async (c, path, fileSize, warmupS, durationS, peer) => {
   // Same GC tuning that Ringline.runMain applies by default.
   ;(await import("node:v8")).setFlagsFromString("--no-allocation-site-pretenuring")
   const dist = (p) => pathToFileURL(join(root, "packages", p)).href
@@ -219,6 +223,18 @@ const workerRingline = async (c, path, fileSize, warmupS, durationS) => {
       // One registered chunk per in-flight read (the default pool has 16 chunks of 256 KiB,
       // which would cap the queue depth at 16).
       const f = yield* DirectFile.open(path, { readOnly: true, pool: { chunkSize: Math.max(c.bs, 4096), chunks: c.qd } })
+      if (peer === "ringline-each") {
+        // DirectFile.forEachRead: each completion hands over its bytes (a view of the registered
+        // chunk, like fio's fixed buffers: no copy) and submits the next read itself.
+        let more = true
+        function* offsets() {
+          while (more) yield m.offset()
+        }
+        yield* f.forEachRead(offsets(), { length: c.bs, concurrency: c.qd }, (bytes) => {
+          if (!m.done(bytes.length)) more = false
+        })
+        return
+      }
       const loop = () => {
         // Like the other peers: each loop reads into its own buffer, reused (readInto copies
         // out of the registered chunk; read() would allocate a fresh result per read).
@@ -251,7 +267,7 @@ if (flag("--worker")) {
   const size = Number(opt("--size"))
   const warmup = Number(opt("--warmup"))
   const duration = Number(opt("--duration"))
-  const run = peer === "ringline" ? workerRingline : workerNode
+  const run = RINGLINE_PEERS.includes(peer) ? (...a) => workerRingline(...a, peer) : workerNode
   run(c, path, size, warmup, duration).then(
     (r) => {
       process.stdout.write(JSON.stringify(r) + "\n")
@@ -416,9 +432,9 @@ async function main() {
     skipped.fio = "fio not installed (apt-get install -y fio); the fio ceiling and the fio ratios are skipped"
     peers = peers.filter((p) => p !== "fio")
   }
-  if (peers.includes("ringline") && !fs.existsSync(join(root, "packages/storage/dist/index.js"))) {
-    skipped.ringline = "packages/storage/dist not built (pnpm build)"
-    peers = peers.filter((p) => p !== "ringline")
+  if (!fs.existsSync(join(root, "packages/storage/dist/index.js"))) {
+    for (const p of RINGLINE_PEERS.filter((p) => peers.includes(p))) skipped[p] = "packages/storage/dist not built (pnpm build)"
+    peers = peers.filter((p) => !RINGLINE_PEERS.includes(p))
   }
   for (const [p, why] of Object.entries(skipped)) console.error(`SKIP ${p}: ${why}`)
 
@@ -464,6 +480,7 @@ async function main() {
       const c = CASES[caseName]
       for (let rep = 0; rep < cfg.reps; rep++) {
         for (const peer of peers) {
+          if (!appliesTo(peer, c)) continue
           if (!c.direct) warmCache()
           const r = peer === "fio" ? await runFio(caseName, cfg) : await runNodePeer(peer, caseName, cfg)
           const run = { case: caseName, peer, rep, ...r }
@@ -514,15 +531,20 @@ async function main() {
       }
     }
   }
-  const ratios = {}
-  for (const caseName of Object.keys(summary)) {
-    const s = summary[caseName]
-    const metric = CASES[caseName].unit === "MB/s" ? "mbps" : "iops"
-    if (!s.ringline) continue
-    ratios[caseName] = {}
-    for (const p of ["node-default", "node-uring", "fio"]) if (s[p]) ratios[caseName][p] = s.ringline[metric] / s[p][metric]
-    ratios[caseName].cpu_per_op_vs_node_default = s["node-default"] ? s.ringline.cpu_us_per_op / s["node-default"].cpu_us_per_op : undefined
+  // ratios[case] for the per-read API ("ringline"); ratiosByApi[peer][case] for every ringline peer.
+  const ratiosByApi = {}
+  for (const rp of RINGLINE_PEERS) {
+    ratiosByApi[rp] = {}
+    for (const caseName of Object.keys(summary)) {
+      const s = summary[caseName]
+      const metric = CASES[caseName].unit === "MB/s" ? "mbps" : "iops"
+      if (!s[rp]) continue
+      const r = (ratiosByApi[rp][caseName] = {})
+      for (const p of ["node-default", "node-uring", "fio"]) if (s[p]) r[p] = s[rp][metric] / s[p][metric]
+      r.cpu_per_op_vs_node_default = s["node-default"] ? s[rp].cpu_us_per_op / s["node-default"].cpu_us_per_op : undefined
+    }
   }
+  const ratios = ratiosByApi.ringline
   const verdict = (ok) => (ok === undefined ? "n/a" : ok ? "MET" : "NOT MET")
   const targets = []
   if (ratios["rand4k-cached"]) {
@@ -531,9 +553,9 @@ async function main() {
     targets.push({ case: "rand4k-cached", target: "≥ 2.5× node default", value: r["node-default"], met: r["node-default"] === undefined ? undefined : r["node-default"] >= 2.5 })
     targets.push({ case: "rand4k-cached", target: "≥ 60 % of fio on ≤ 1 core", value: r.fio, cores, met: r.fio === undefined ? undefined : r.fio >= 0.6 && cores <= 1.005 })
   }
-  if (ratios["rand4k-direct"]) {
-    const r = ratios["rand4k-direct"]
-    targets.push({ case: "rand4k-direct", target: "≥ 90 % of fio", value: r.fio, met: r.fio === undefined ? undefined : r.fio >= 0.9 })
+  for (const [rp, api] of [["ringline", "read per Effect"], ["ringline-each", "forEachRead"]]) {
+    const r = ratiosByApi[rp]["rand4k-direct"]
+    if (r) targets.push({ case: "rand4k-direct", target: `≥ 90 % of fio (${api})`, value: r.fio, met: r.fio === undefined ? undefined : r.fio >= 0.9 })
   }
   if (ratios["seq1m-cached"]) {
     const r = ratios["seq1m-cached"]
@@ -558,10 +580,11 @@ async function main() {
         `${p.padEnd(14)}${fmt(v.iops).padStart(11)}${fmt(v.mbps).padStart(9)}  ${`${fmt(v.min)}–${fmt(v.max)}`.padEnd(20)}${fmt(v.cpu_pct).padStart(6)}${fmt(v.cpu_us_per_op, 2).padStart(10)}${fmt(v.other_cores, 2).padStart(7)}${fmt(v.irq_cores, 2).padStart(6)}${(vsFio === undefined ? "-" : vsFio.toFixed(2)).padStart(7)}${v.all_disturbed ? "  DISTURBED" : ""}`
       )
     }
-    const r = ratios[caseName]
-    if (r) {
+    for (const rp of RINGLINE_PEERS) {
+      const r = ratiosByApi[rp][caseName]
+      if (!r) continue
       out.push(
-        `  ringline ratio: ÷node-default ${r["node-default"]?.toFixed(2) ?? "-"}  ÷node-uring ${r["node-uring"]?.toFixed(2) ?? "-"}  ÷fio ${r.fio?.toFixed(2) ?? "-"}  (CPU/op ÷node-default ${r.cpu_per_op_vs_node_default?.toFixed(2) ?? "-"})`
+        `  ${rp} ratio: ÷node-default ${r["node-default"]?.toFixed(2) ?? "-"}  ÷node-uring ${r["node-uring"]?.toFixed(2) ?? "-"}  ÷fio ${r.fio?.toFixed(2) ?? "-"}  (CPU/op ÷node-default ${r.cpu_per_op_vs_node_default?.toFixed(2) ?? "-"})`
       )
     }
     out.push("")
@@ -569,7 +592,7 @@ async function main() {
   if (targets.length) {
     out.push("== targets")
     for (const t of targets) {
-      out.push(`${t.case.padEnd(15)}${t.target.padEnd(28)}${(t.value === undefined ? "-" : t.value.toFixed(2)).padStart(6)}  ${verdict(t.met)}${t.cores !== undefined ? `  (ringline used ${t.cores.toFixed(2)} cores)` : ""}`)
+      out.push(`${t.case.padEnd(15)}${t.target.padEnd(34)}${(t.value === undefined ? "-" : t.value.toFixed(2)).padStart(6)}  ${verdict(t.met)}${t.cores !== undefined ? `  (ringline used ${t.cores.toFixed(2)} cores)` : ""}`)
     }
   }
   for (const [p, why] of Object.entries(skipped)) out.push(`skipped ${p}: ${why}`)
@@ -590,10 +613,13 @@ async function main() {
     loadavg: os.loadavg(),
     clk_tck: HZ
   }
-  const json = { date: new Date().toISOString(), config: { ...cfg, cases, peers, cases_def: CASES }, machine, skipped, runs, summary, ratios, targets }
+  const json = { date: new Date().toISOString(), config: { ...cfg, cases, peers, cases_def: CASES }, machine, skipped, runs, summary, ratios, ratios_by_api: ratiosByApi, targets }
   const name = `storage-${date}${quick ? "-quick" : ""}`
   fs.writeFileSync(join(resultsDir, `${name}.json`), JSON.stringify(json, null, 2) + "\n")
-  if (Object.keys(ratios).length) fs.writeFileSync(join(resultsDir, `${name}.svg`), svg(ratios, date))
+  const chart = { ...ratios }
+  const each = ratiosByApi["ringline-each"]["rand4k-direct"]
+  if (each) chart["rand4k-direct (forEachRead)"] = each
+  if (Object.keys(chart).length) fs.writeFileSync(join(resultsDir, `${name}.svg`), svg(chart, date))
   console.error(`wrote bench/results/${name}.json${Object.keys(ratios).length ? ` and ${name}.svg` : ""}`)
   if (runs.some((r) => r.failed)) process.exitCode = 1
 }

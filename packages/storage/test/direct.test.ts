@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Ringline } from "@ringline/core"
-import { Effect, Exit, Fiber } from "effect"
+import { Cause, Effect, Exit, Fiber } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -196,6 +196,87 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       }
       // The interruptions really met reads in flight.
       expect(sawInFlight).toBeGreaterThan(0)
+    })))
+
+  it.live.skipIf(!onDisk)("forEachRead: every block once, in completion order, chunks shared with other readers", () =>
+    withRing(Effect.gen(function*() {
+      const file = path.join((disk as { dir: string }).dir, "many.bin")
+      const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 4096, chunks: 4 } })
+      const blocks = 64
+      const data = pattern(blocks * 4096, 21)
+      yield* f.write(0, data)
+      yield* f.sync
+      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      // Shuffled offsets, more readers wanted than the pool has chunks, and per-read Effects
+      // competing for the same chunks at the same time.
+      const order = Array.from({ length: blocks }, (_, i) => i).sort((a, b) => ((a * 7919) % 61) - ((b * 7919) % 61))
+      const seen = new Map<number, Buffer>()
+      const [n, others] = yield* Effect.all([
+        f.forEachRead(order.map((i) => i * 4096), { length: 4096, concurrency: 8 }, (bytes, offset) => {
+          expect(seen.has(offset)).toBe(false)
+          seen.set(offset, Buffer.from(bytes)) // a copy: the view is the pool chunk's
+        }),
+        Effect.forEach(Array.from({ length: 8 }, (_, i) => i), (i) => f.read(i * 4096, 4096), { concurrency: "unbounded" })
+      ], { concurrency: 2 })
+      expect(n).toBe(blocks)
+      for (let i = 0; i < blocks; i++) {
+        expect(Buffer.compare(seen.get(i * 4096)!, Buffer.from(data.subarray(i * 4096, (i + 1) * 4096)))).toBe(0)
+      }
+      others.forEach((b, i) => expect(Buffer.compare(Buffer.from(b), Buffer.from(data.subarray(i * 4096, (i + 1) * 4096)))).toBe(0))
+      expect(pool.available).toBe(4)
+      // Past the end of the file the bytes are short (here: empty).
+      const lengths: Array<number> = []
+      yield* f.forEachRead([blocks * 4096, (blocks - 1) * 4096], { length: 4096 }, (b, o) => void (lengths[o === blocks * 4096 ? 0 : 1] = b.length))
+      expect(lengths).toEqual([0, 4096])
+    })))
+
+  it.live.skipIf(!onDisk)("forEachRead: a misaligned offset fails typed, a throwing callback dies, both after the reads in flight", () =>
+    withRing(Effect.gen(function*() {
+      const file = path.join((disk as { dir: string }).dir, "many-bad.bin")
+      const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 4096, chunks: 8 } })
+      yield* f.write(0, pattern(64 * 4096, 3))
+      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      let calls = 0
+      const bad = yield* Effect.flip(f.forEachRead([0, 4096, 8192, 100, 12288], { length: 4096, concurrency: 2 }, () => void calls++))
+      expect(bad._tag).toBe("AlignmentError")
+      if (bad._tag === "AlignmentError") expect(bad.field).toBe("offset")
+      expect(calls).toBeLessThanOrEqual(3)
+      expect(pool.available).toBe(8)
+      expect((yield* Ringline.stats).inFlight).toBe(0)
+      const died = yield* Effect.exit(f.forEachRead(Array.from({ length: 64 }, (_, i) => i * 4096), { length: 4096, concurrency: 8 }, (_b, o) => {
+        if (o === 10 * 4096) throw new Error("callback failed")
+      }))
+      expect(Exit.isFailure(died) && Cause.isDie(died.cause)).toBe(true)
+      expect(pool.available).toBe(8)
+      expect((yield* Ringline.stats).inFlight).toBe(0)
+      const badLength = yield* Effect.flip(f.forEachRead([0], { length: 100 }, () => {}))
+      expect(badLength._tag).toBe("AlignmentError")
+    })))
+
+  it.live.skipIf(!onDisk)("forEachRead: interrupting an endless run cancels its reads and completes after their CQEs", () =>
+    withRing(Effect.gen(function*() {
+      const file = path.join((disk as { dir: string }).dir, "many-intr.bin")
+      const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 4096, chunks: 16 } })
+      yield* f.write(0, pattern(256 * 4096, 9))
+      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      function* endless() {
+        for (let i = 0; ; i++) yield ((i * 37) % 256) * 4096
+      }
+      let reads = 0
+      let afterInterrupt = 0
+      let interrupted = false
+      const fiber = yield* Effect.fork(f.forEachRead(endless(), { length: 4096, concurrency: 16 }, () => {
+        reads++
+        if (interrupted) afterInterrupt++
+      }))
+      while (reads < 200) yield* Effect.sleep("1 millis")
+      expect((yield* Ringline.stats).inFlight).toBeGreaterThan(0)
+      interrupted = true
+      yield* Fiber.interrupt(fiber)
+      // Once the interruption returned: nothing in flight, every chunk back, no callback since.
+      expect((yield* Ringline.stats).inFlight).toBe(0)
+      expect(pool.available).toBe(16)
+      expect(afterInterrupt).toBe(0)
     })))
 
   it.live("tmpfs (no real direct I/O) is refused with DirectIoUnsupported", () =>

@@ -270,6 +270,20 @@ export class Driver {
     return w
   }
 
+  /** SQEs staged and not yet submitted. */
+  get staged(): number {
+    return this.ctl[Ctl.staged]!
+  }
+
+  /**
+   * Submits what is staged now instead of at `submitBatch` or the end of the loop turn, unless
+   * a linked chain is still open. For latency-sensitive ops (device reads), whose completions
+   * come back sooner the sooner they are in the kernel.
+   */
+  submitNow(): void {
+    if (!this.linkOpen && this.ctl[Ctl.staged]! > 0) this.ring.flush()
+  }
+
   get words(): Int32Array {
     return this.stage
   }
@@ -278,9 +292,14 @@ export class Driver {
     putU64(this.stage, w + field, address)
   }
 
-  /** ASYNC_CANCEL of the op in `target`, matched by user_data (never by fd: fds get reused). */
-  cancel(target: number): void {
-    const slot = this.alloc(ignore, 0)
+  /**
+   * ASYNC_CANCEL of the op in `target`, matched by user_data (never by fd: fds get reused).
+   * `owner` hears the cancel's own CQE (0, -ENOENT when the target had already finished,
+   * -EALREADY when it can no longer be stopped), for callers that wait until the ring holds
+   * nothing of theirs.
+   */
+  cancel(target: number, owner: OpOwner = ignore, tag = 0): void {
+    const slot = this.alloc(owner, tag)
     const w = this.sqe(Op.ASYNC_CANCEL, 0, -1, slot)
     this.stage[w + W.addr] = target
     this.stage[w + W.addr + 1] = this.gens[target]!

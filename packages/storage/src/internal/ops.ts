@@ -123,12 +123,17 @@ export const submitWith = <A, E>(
         op.resume = undefined
         op.interrupted = true
         if (op.finished) return Effect.failCause(cause)
-        // Interrupted while the kernel still owns the op: cancel it and wait for its CQE.
+        // Interrupted while the kernel still owns the op: cancel it, and complete once both the
+        // op's CQE and the cancel's are in (the ring then holds nothing of this op).
         return Effect.zipRight(
           Effect.async<void>((done) => {
             if (op.finished) return done(Effect.void)
-            op.afterInterrupt = () => done(Effect.void)
-            d.cancel(slot)
+            let pending = 2
+            const one = () => {
+              if (--pending === 0) done(Effect.void)
+            }
+            op.afterInterrupt = one
+            d.cancel(slot, { onCqe: one })
           }),
           Effect.failCause(cause)
         )
