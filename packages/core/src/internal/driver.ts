@@ -11,6 +11,7 @@
  */
 import type { RinglineConfig } from "../RinglineConfig.js"
 import { Ctl, type Native } from "./native.js"
+import { GEN_MASK, OpSlots } from "./slots.js"
 import { CqeFlag, Op, putU64, SqeFlag, W } from "./sqe.js"
 
 /** Receives the CQEs of the ops it submitted. `tag` is whatever the owner chose at alloc time. */
@@ -21,7 +22,6 @@ export interface OpOwner {
 /** Tag delivered for the CQE of a LINK_TIMEOUT attached to an op (same slot, marked user_data). */
 export const TAG_LINK_TIMEOUT = -1
 const LINK_TIMEOUT_BIT = 0x80000000 | 0
-const GEN_MASK = 0x7fffffff
 /** Bytes of per-slot argument memory (sockaddr up to 110 bytes, then a timespec at 112). */
 export const ARG_BYTES = 128
 export const ARG_TIMESPEC = 112
@@ -76,15 +76,11 @@ export class Driver {
   private readonly cqes: Int32Array
   private readonly recycleList: Int32Array
 
-  private readonly gens: Uint32Array
+  private readonly slots: OpSlots<OpOwner>
   private readonly pending: Int32Array
   private readonly tags: Int32Array
-  private readonly owners: Array<OpOwner | undefined>
   /** What an op must keep alive until its terminal CQE (send data, for instance). */
   readonly holds: Array<unknown>
-  private readonly freeSlots: Int32Array
-  private freeTop: number
-  private inflight = 0
 
   private readonly freeSendSlots: Int32Array
   private freeSendTop: number
@@ -94,7 +90,6 @@ export class Driver {
   readonly parked = new Set<{ rearm(): void }>()
   /** Called when a connection's fixed slot is released (an accept stopped on -ENFILE may retry). */
   readonly slotReleased = new Set<() => void>()
-  private idleWaiters: Array<() => void> = []
   private deferredError: unknown = undefined
   closed = false
   readonly counters: DriverCounters = {
@@ -163,14 +158,10 @@ export class Driver {
     this.argWords = new Int32Array(r.args)
     this.argsBase = r.argsBase
 
-    this.gens = new Uint32Array(this.capacity)
+    this.slots = new OpSlots<OpOwner>(this.capacity, (busy) => (busy ? this.ring.ref() : this.ring.unref()), "ringline")
+    this.holds = this.slots.holds
     this.pending = new Int32Array(this.capacity)
     this.tags = new Int32Array(this.capacity)
-    this.owners = new Array(this.capacity).fill(undefined)
-    this.holds = new Array(this.capacity).fill(undefined)
-    this.freeSlots = new Int32Array(this.capacity)
-    for (let i = 0; i < this.capacity; i++) this.freeSlots[i] = this.capacity - 1 - i
-    this.freeTop = this.capacity
 
     const sendSlots = config.sendPool.slots
     this.freeSendSlots = new Int32Array(sendSlots)
@@ -182,7 +173,7 @@ export class Driver {
 
   /** Ops in flight (slots allocated). Zero means the ring holds nothing of ours. */
   get inFlight(): number {
-    return this.inflight
+    return this.slots.inUse
   }
 
   /**
@@ -190,27 +181,14 @@ export class Driver {
    * waits for (2 when a LINK_TIMEOUT shares it).
    */
   alloc(owner: OpOwner, tag: number, terminals = 1): number {
-    if (this.freeTop === 0) throw new RangeError(`ringline op table full (${this.capacity} ops in flight)`)
-    const slot = this.freeSlots[--this.freeTop]!
-    this.owners[slot] = owner
+    const slot = this.slots.take(owner)
     this.tags[slot] = tag
     this.pending[slot] = terminals
-    this.gens[slot] = (this.gens[slot]! + 1) & GEN_MASK
-    if (this.inflight++ === 0) this.ring.ref()
     return slot
   }
 
   private release(slot: number): void {
-    this.owners[slot] = undefined
-    this.holds[slot] = undefined
-    this.gens[slot] = (this.gens[slot]! + 1) & GEN_MASK
-    this.freeSlots[this.freeTop++] = slot
-    if (--this.inflight === 0) {
-      this.ring.unref()
-      const waiters = this.idleWaiters
-      this.idleWaiters = []
-      for (const w of waiters) w()
-    }
+    this.slots.release(slot)
   }
 
   /**
@@ -233,8 +211,7 @@ export class Driver {
 
   /** Calls `f` once no op is in flight. */
   whenIdle(f: () => void): void {
-    if (this.inflight === 0) f()
-    else this.idleWaiters.push(f)
+    this.slots.whenIdle(f)
   }
 
   // ---- submission -----------------------------------------------------------------------------
@@ -264,7 +241,7 @@ export class Driver {
     s[w] = op | (flags << 8)
     s[w + W.fd] = fd
     s[w + W.userData] = slot
-    s[w + W.userData + 1] = (this.gens[slot]! | (linkTimeout ? LINK_TIMEOUT_BIT : 0))
+    s[w + W.userData + 1] = (this.slots.gens[slot]! | (linkTimeout ? LINK_TIMEOUT_BIT : 0))
     this.linkOpen = (flags & (SqeFlag.IO_LINK | SqeFlag.IO_HARDLINK)) !== 0
     this.ctl[Ctl.staged] = n + 1
     return w
@@ -302,7 +279,7 @@ export class Driver {
     const slot = this.alloc(owner, tag)
     const w = this.sqe(Op.ASYNC_CANCEL, 0, -1, slot)
     this.stage[w + W.addr] = target
-    this.stage[w + W.addr + 1] = this.gens[target]!
+    this.stage[w + W.addr + 1] = this.slots.gens[target]!
   }
 
   /** Closes a fixed-file slot. `owner` hears the CQE (tag) if given. */
@@ -407,12 +384,12 @@ export class Driver {
       const res = q[base + 2]!
       const flags = q[base + 3]!
       const gen = hi & GEN_MASK
-      if (slot < 0 || slot >= this.capacity || this.gens[slot] !== gen || this.owners[slot] === undefined) {
+      const owner = this.slots.current(slot, gen)
+      if (owner === undefined) {
         this.counters.staleCqes++
         if (flags & CqeFlag.BUFFER) this.recycle(flags >>> 16)
         continue
       }
-      const owner = this.owners[slot]!
       try {
         owner.onCqe(slot, (hi & LINK_TIMEOUT_BIT) !== 0 ? TAG_LINK_TIMEOUT : this.tags[slot]!, res, flags)
       } catch (e) {
@@ -441,7 +418,7 @@ export class Driver {
     const ctl = this.ctl
     return {
       mode: this.mode,
-      inFlight: this.inflight,
+      inFlight: this.slots.inUse,
       submitted: ctl[Ctl.submitted]! >>> 0,
       sqFull: ctl[Ctl.sqFull]!,
       wakeups: ctl[Ctl.wakeups]!,

@@ -13,6 +13,7 @@
  */
 import { errnoName } from "@ringline/core/internal/errno"
 import { load, type Native } from "@ringline/core/internal/native"
+import { GEN_MASK, OpSlots } from "@ringline/core/internal/slots"
 import { Data, Effect, type Scope } from "effect"
 
 /** io_uring opcodes used on the wide ring. */
@@ -34,7 +35,6 @@ export const SqeOffset = { opcode: 0, flags: 1, fd: 4, off: 8, addr: 16, len: 24
 const CTL_STAGED = 0
 const CQE_WORDS = 8
 const CQE_F_MORE = 2
-const GEN_MASK = 0x7fffffff
 
 /** The result of an op: the CQE's res and flags, and the two extra u64 words of a 32-byte CQE. */
 export interface Completion {
@@ -78,15 +78,10 @@ export class WideRing {
   private readonly stageWords: Int32Array
   private readonly stageCap: number
   private readonly cqes: Int32Array
-  private readonly gens: Uint32Array
-  private readonly owners: Array<Owner | undefined>
+  private readonly slots: OpSlots<Owner>
   private readonly cancelOp: Uint8Array
   /** What an op points at (data buffers, timespecs), kept alive until its CQE. */
   readonly holds: Array<unknown>
-  private readonly freeSlots: Int32Array
-  private freeTop: number
-  private inflight = 0
-  private idleWaiters: Array<() => void> = []
   private deferredError: unknown = undefined
   closed = false
   /** Ops (not counting cancels) admitted at once: each may need a second slot for its cancel. */
@@ -105,42 +100,24 @@ export class WideRing {
     this.cqes = new Int32Array(info.regions.cqes)
     // As many slots as CQ entries: the CQ can never overflow with our own ops.
     this.capacity = info.cqEntries
-    this.gens = new Uint32Array(this.capacity)
-    this.owners = new Array(this.capacity).fill(undefined)
+    this.slots = new OpSlots<Owner>(this.capacity, (busy) => (busy ? this.native.ref() : this.native.unref()), "wide ring")
     this.cancelOp = new Uint8Array(this.capacity)
-    this.holds = new Array(this.capacity).fill(undefined)
-    this.freeSlots = new Int32Array(this.capacity)
-    for (let i = 0; i < this.capacity; i++) this.freeSlots[i] = this.capacity - 1 - i
-    this.freeTop = this.capacity
+    this.holds = this.slots.holds
     this.permits = Effect.unsafeMakeSemaphore(Math.max(1, this.capacity >>> 1))
   }
 
   /** Ops in flight, cancels included. */
   get inFlight(): number {
-    return this.inflight
+    return this.slots.inUse
   }
 
   private alloc(owner: Owner): number {
-    if (this.freeTop === 0) throw new RangeError(`wide ring op table full (${this.capacity} ops in flight)`)
-    const slot = this.freeSlots[--this.freeTop]!
-    this.owners[slot] = owner
-    this.gens[slot] = (this.gens[slot]! + 1) & GEN_MASK
-    if (this.inflight++ === 0) this.native.ref()
-    return slot
+    return this.slots.take(owner)
   }
 
   private release(slot: number): void {
-    this.owners[slot] = undefined
-    this.holds[slot] = undefined
     this.cancelOp[slot] = 0
-    this.gens[slot] = (this.gens[slot]! + 1) & GEN_MASK
-    this.freeSlots[this.freeTop++] = slot
-    if (--this.inflight === 0) {
-      this.native.unref()
-      const waiters = this.idleWaiters
-      this.idleWaiters = []
-      for (const w of waiters) w()
-    }
+    this.slots.release(slot)
   }
 
   /** Copies a 128-byte SQE into the staging area with `slot`'s user_data; returns its byte offset. */
@@ -155,14 +132,14 @@ export class WideRing {
     this.stage.set(sqe.length >= SQE_BYTES ? sqe.subarray(0, SQE_BYTES) : sqe, at)
     if (sqe.length < SQE_BYTES) this.stage.fill(0, at + sqe.length, at + SQE_BYTES)
     this.stageWords[(at + SqeOffset.userData) >> 2] = slot
-    this.stageWords[((at + SqeOffset.userData) >> 2) + 1] = this.gens[slot]!
+    this.stageWords[((at + SqeOffset.userData) >> 2) + 1] = this.slots.gens[slot]!
     this.ctl[CTL_STAGED] = n + 1
     return at
   }
 
   /** ASYNC_CANCEL of the op in `target`, matched by its user_data. */
   private cancel(target: number): void {
-    if (this.closed || this.owners[target] === undefined) return
+    if (this.closed || this.slots.owners[target] === undefined) return
     const slot = this.alloc(ignore)
     this.cancelOp[slot] = 1
     const sqe = new Uint8Array(SQE_BYTES)
@@ -170,7 +147,7 @@ export class WideRing {
     v.setUint8(SqeOffset.opcode, WideOp.ASYNC_CANCEL)
     v.setInt32(SqeOffset.fd, -1, true)
     v.setUint32(SqeOffset.addr, target, true)
-    v.setUint32(SqeOffset.addr + 4, this.gens[target]!, true)
+    v.setUint32(SqeOffset.addr + 4, this.slots.gens[target]!, true)
     this.put(sqe, slot)
   }
 
@@ -209,14 +186,13 @@ export class WideRing {
 
   /** Calls `f` once no op is in flight. */
   whenIdle(f: () => void): void {
-    if (this.inflight === 0) f()
-    else this.idleWaiters.push(f)
+    this.slots.whenIdle(f)
   }
 
   /** Cancels every op still in flight (their owners hear -ECANCELED or their real result). */
   cancelAll(): void {
     for (let slot = 0; slot < this.capacity; slot++) {
-      if (this.owners[slot] !== undefined && this.cancelOp[slot] === 0) this.cancel(slot)
+      if (this.slots.owners[slot] !== undefined && this.cancelOp[slot] === 0) this.cancel(slot)
     }
   }
 
@@ -235,8 +211,8 @@ export class WideRing {
       const slot = q[b]!
       const gen = q[b + 1]! & GEN_MASK
       const flags = q[b + 3]!
-      if (slot < 0 || slot >= this.capacity || this.gens[slot] !== gen || this.owners[slot] === undefined) continue
-      const owner = this.owners[slot]!
+      const owner = this.slots.current(slot, gen)
+      if (owner === undefined) continue
       try {
         owner({ res: q[b + 2]!, flags, big0: big(q[b + 4]!, q[b + 5]!), big1: big(q[b + 6]!, q[b + 7]!) })
       } catch (e) {
