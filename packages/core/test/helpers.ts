@@ -1,11 +1,12 @@
 /** Shared test helpers: a ring per test, node:net peers, fd and op-table accounting. */
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as Address from "../src/Address.js"
 import { load } from "../src/internal/native.js"
 import { decode, encodeToBytes } from "../src/internal/sockaddr.js"
 import * as net from "node:net"
-import type { Connection, Listener } from "../src/index.js"
+import { echo } from "../src/internal/echo.js"
+import type { Listener } from "../src/index.js"
 import { Ringline, RinglineTesting } from "../src/index.js"
 import type { RinglineConfigInput } from "../src/RinglineConfig.js"
 
@@ -14,16 +15,8 @@ export const layer = (config?: RinglineConfigInput) => Ringline.layer(config)
 /** Open file descriptors of this process. */
 export const fdCount = RinglineTesting.openFds
 
-/** Echo handler: everything back, then half-close after the peer's EOF. */
-export const echo = (conn: Connection.Connection) =>
-  Effect.gen(function*() {
-    while (true) {
-      const chunk = yield* conn.recv
-      if (Option.isNone(chunk)) break
-      yield* conn.write(chunk.value)
-    }
-    yield* conn.shutdownWrite
-  })
+/** Echo handler: everything back, then half-close after the peer's EOF (the demo's). */
+export { echo }
 
 export const echoServer = (options: { port?: number; backlog?: number } = {}) =>
   Effect.gen(function*() {

@@ -7,11 +7,12 @@
  * `--mode stream` (default) uses recv/write; `--mode parse` the zero-copy read(parse) path.
  * The driver reads its configuration from RINGLINE_* environment variables (see RinglineConfig).
  */
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { parseArgs } from "node:util"
 import * as Address from "../Address.js"
 import * as Connection from "../Connection.js"
 import * as Ringline from "../Ringline.js"
+import { echo } from "../internal/echo.js"
 import * as Tcp from "../Tcp.js"
 
 // `pnpm run echo -- --port 1` passes the "--" through: it is not an argument of ours.
@@ -34,16 +35,6 @@ if (values.mode !== "stream" && values.mode !== "parse") {
   process.exit(2)
 }
 
-const viaRecv = (conn: Connection.Connection) =>
-  Effect.gen(function*() {
-    while (true) {
-      const chunk = yield* conn.recv
-      if (Option.isNone(chunk)) break
-      yield* conn.write(chunk.value)
-    }
-    yield* conn.shutdownWrite
-  })
-
 // The parser echoes the kernel buffer's bytes straight into the send pool, then says how many it
 // consumed; -1 marks end of stream.
 const echoParser: Connection.Parser<number> = (bytes) => Connection.done(bytes.length, bytes.length === 0 ? -1 : bytes.length)
@@ -58,7 +49,7 @@ const viaParse = (conn: Connection.Connection) =>
     yield* conn.shutdownWrite
   })
 
-const handler = values.mode === "parse" ? viaParse : viaRecv
+const handler = values.mode === "parse" ? viaParse : echo
 
 const program = Effect.gen(function*() {
   const listener = yield* Tcp.listen({ host: values.host, port })

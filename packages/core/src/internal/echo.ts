@@ -1,0 +1,17 @@
+/**
+ * The stream echo handler: everything back in order, then a half-close after the peer's EOF.
+ * One definition for the demo server (bin/echo.ts) and the tests' echo servers.
+ */
+import { Effect, Option } from "effect"
+import type { Connection } from "../Connection.js"
+import type { ConnectionClosed, SocketError } from "../RinglineError.js"
+
+export const echo = (conn: Connection): Effect.Effect<void, SocketError | ConnectionClosed> =>
+  Effect.gen(function*() {
+    while (true) {
+      const chunk = yield* conn.recv
+      if (Option.isNone(chunk)) break
+      yield* conn.write(chunk.value)
+    }
+    yield* conn.shutdownWrite
+  })
