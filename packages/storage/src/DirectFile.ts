@@ -28,7 +28,7 @@
 import { Ringline } from "@ringline/core"
 import { Effect, type Scope } from "effect"
 import * as internal from "./internal/direct.js"
-import { submitWith } from "./internal/ops.js"
+import { closeFixedEffect, submitWith } from "./internal/ops.js"
 import * as pipeline from "./internal/pipeline.js"
 
 /**
@@ -197,7 +197,7 @@ export const open = (
         }
         return Effect.fail(internal.fileError("open", path, res))
       }),
-      (i) => internal.closeFixed(d, i)
+      (i) => closeFixedEffect(d, i)
     )
     const st = yield* internal.statx(d, path)
     if (st.res < 0) return yield* Effect.fail(internal.fileError("statx", path, st.res))

@@ -32,7 +32,7 @@ import {
   openFlags,
   otherError,
   STATX_MASK,
-  STATX_SIZE,
+  statxRaw,
   submit,
   submitOwned,
   submitWith
@@ -319,22 +319,11 @@ const statx = (
   dirfd: number,
   name: string,
   flags: number
-): Effect.Effect<PlatformFile.Info, SystemError> => {
-  const buf = Buffer.alloc(STATX_SIZE)
-  const p = cString(name)
-  return Effect.flatMap(
-    submit(d, (slot) => {
-      d.holds[slot] = [buf, p]
-      const native = load()
-      const w = d.sqe(FileOp.STATX, 0, dirfd, slot)
-      d.setAddr(w, W.addr, native.addressOf(p))
-      d.words[w + W.len] = STATX_MASK
-      d.words[w + W.opFlags] = flags
-      d.setAddr(w, W.off, native.addressOf(buf))
-    }),
-    (res) => (res < 0 ? Effect.fail(errnoError(d, method, path, res)) : Effect.succeed(decodeStatx(buf)))
+): Effect.Effect<PlatformFile.Info, SystemError> =>
+  Effect.flatMap(
+    statxRaw(d, dirfd, name, flags, STATX_MASK),
+    ({ buf, res }) => (res < 0 ? Effect.fail(errnoError(d, method, path, res)) : Effect.succeed(decodeStatx(buf)))
   )
-}
 
 /**
  * Opens `path` straight into the ring's fixed-file table. The file is closed (after its in-flight

@@ -13,30 +13,16 @@ import { errnoName } from "@ringline/core/internal/errno"
 import { load } from "@ringline/core/internal/native"
 import { FILE_INDEX_ALLOC, SqeFlag, W } from "@ringline/core/internal/sqe"
 import { Data, Effect } from "effect"
-import { cString, submit, submitOwned } from "./ops.js"
+import { constants } from "node:fs"
+import { AT_FDCWD, closeFixedEffect, cString, FileOp, IORING_FSYNC_DATASYNC, statxRaw, submit, submitOwned } from "./ops.js"
 
-/** Opcodes used here (kept local so parallel edits of core's sqe.ts cannot collide). */
-export const DirectOp = {
-  FSYNC: 3,
-  READ_FIXED: 4,
-  WRITE_FIXED: 5,
-  OPENAT: 18,
-  CLOSE: 19,
-  STATX: 21
-} as const
+/** The file opcodes direct files use (one table with the buffered files'). */
+export const DirectOp = FileOp
 
-export const O_WRONLY = 0o1
-export const O_RDWR = 0o2
-export const O_CREAT = 0o100
-export const O_EXCL = 0o200
-export const O_TRUNC = 0o1000
-export const O_DIRECT = 0o40000
-export const AT_FDCWD = -100
+export const { O_CREAT, O_DIRECT, O_EXCL, O_RDWR, O_TRUNC, O_WRONLY } = constants
 export const STATX_DIOALIGN = 0x2000
 export const STATX_SIZE = 0x200
-export const IORING_FSYNC_DATASYNC = 1
-/** struct statx (256 bytes): offsets checked against <linux/stat.h> with offsetof. */
-export const STATX_BYTES = 256
+/** Offsets in struct statx, checked against <linux/stat.h> with offsetof. */
 export const STX_MASK = 0
 export const STX_BLKSIZE = 4
 export const STX_SIZE = 40
@@ -174,19 +160,8 @@ export interface Alignment {
   readonly offset: number
 }
 
-/** STATX(path, STATX_DIOALIGN | STATX_SIZE): the raw 256-byte struct statx, or a negative errno. */
-export const statx = (d: Driver, path: string): Effect.Effect<{ res: number; buf: Buffer }> => {
-  const native = load()
-  const name = cString(path)
-  const buf = Buffer.alloc(STATX_BYTES)
-  return submit(d, (slot) => {
-    d.holds[slot] = [name, buf]
-    const w = d.sqe(DirectOp.STATX, 0, AT_FDCWD, slot)
-    d.setAddr(w, W.addr, native.addressOf(name))
-    d.words[w + W.len] = STATX_DIOALIGN | STATX_SIZE
-    d.setAddr(w, W.off, native.addressOf(buf))
-  }).pipe(Effect.map((res) => ({ res, buf })))
-}
+/** STATX(path, STATX_DIOALIGN | STATX_SIZE): the raw struct statx, or a negative errno. */
+export const statx = (d: Driver, path: string) => statxRaw(d, AT_FDCWD, path, 0, STATX_DIOALIGN | STATX_SIZE)
 
 /** OPENAT(path, flags | O_DIRECT) into a kernel-chosen fixed slot; returns the slot or -errno. */
 export const openFixed = (d: Driver, path: string, flags: number, mode: number): Effect.Effect<number> => {
@@ -204,23 +179,10 @@ export const openFixed = (d: Driver, path: string, flags: number, mode: number):
       d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
     },
     // Opened although the caller was interrupted: nobody will own that slot, so close it now.
-    (index) => Effect.asVoid(closeFixed(d, index)),
+    (index) => closeFixedEffect(d, index),
     () => Effect.void
   )
 }
-
-/** CLOSE of a fixed slot; waits for its CQE. */
-export const closeFixed = (d: Driver, index: number): Effect.Effect<number> =>
-  Effect.uninterruptible(
-    Effect.async<number>((resume) => {
-      d.closeFixed(index, {
-        onCqe(_s, _t, res) {
-          d.fixedSlotReleased()
-          resume(Effect.succeed(res))
-        }
-      })
-    })
-  )
 
 /**
  * Staged device reads/writes are submitted once this many SQEs wait, instead of the driver's

@@ -12,6 +12,8 @@ import type { File as PlatformFile } from "@effect/platform/FileSystem"
 import { Size } from "@effect/platform/FileSystem"
 import type { Driver, OpOwner } from "@ringline/core/internal/driver"
 import { errnoName } from "@ringline/core/internal/errno"
+import { load } from "@ringline/core/internal/native"
+import { W } from "@ringline/core/internal/sqe"
 import { reasonOf } from "@ringline/core/internal/systemError"
 import { Effect, Option } from "effect"
 import { constants } from "node:fs"
@@ -22,6 +24,8 @@ export const FileOp = {
   READV: 1,
   WRITEV: 2,
   FSYNC: 3,
+  READ_FIXED: 4,
+  WRITE_FIXED: 5,
   FALLOCATE: 17,
   OPENAT: 18,
   CLOSE: 19,
@@ -44,7 +48,8 @@ export const AT_SYMLINK_NOFOLLOW = 0x100
 export const IORING_FSYNC_DATASYNC = 1
 /** STATX_BASIC_STATS | STATX_BTIME */
 export const STATX_MASK = 0x7ff | 0x800
-export const STATX_SIZE = 256
+/** Bytes of a struct statx. */
+export const STATX_BYTES = 256
 
 /**
  * One in-flight SQE. At its CQE, `always` sees the result (even after an interruption, to release
@@ -168,6 +173,33 @@ export const submitOwned = <E, R>(
     )
   })
 
+/**
+ * STATX(dirfd, name, flags, mask) into a fresh 256-byte struct statx: the CQE result (a negative
+ * errno on failure) and the raw struct, for callers that decode the fields they asked for.
+ */
+export const statxRaw = (
+  d: Driver,
+  dirfd: number,
+  name: string,
+  flags: number,
+  mask: number
+): Effect.Effect<{ readonly res: number; readonly buf: Buffer }> => {
+  const buf = Buffer.alloc(STATX_BYTES)
+  const p = cString(name)
+  return Effect.map(
+    submit(d, (slot) => {
+      d.holds[slot] = [buf, p]
+      const native = load()
+      const w = d.sqe(FileOp.STATX, 0, dirfd, slot)
+      d.setAddr(w, W.addr, native.addressOf(p))
+      d.words[w + W.len] = mask
+      d.words[w + W.opFlags] = flags
+      d.setAddr(w, W.off, native.addressOf(buf))
+    }),
+    (res) => ({ res, buf })
+  )
+}
+
 /** Closes a fixed-file slot through the ring and calls `done` after its CQE. */
 export const closeFixed = (d: Driver, index: number, done: () => void): void => {
   try {
@@ -177,9 +209,9 @@ export const closeFixed = (d: Driver, index: number, done: () => void): void => 
   }
 }
 
-/** `closeFixed` as an Effect (uninterruptible: it always waits for the CQE). */
+/** `closeFixed` as an Effect; uninterruptible: it always waits for the CQE. */
 export const closeFixedEffect = (d: Driver, index: number): Effect.Effect<void> =>
-  Effect.async<void>((resume) => closeFixed(d, index, () => resume(Effect.void)))
+  Effect.uninterruptible(Effect.async<void>((resume) => closeFixed(d, index, () => resume(Effect.void))))
 
 /** Closes a regular fd through the ring; completes after the CQE. */
 export const closeFdEffect = (d: Driver, fd: number): Effect.Effect<void> =>
