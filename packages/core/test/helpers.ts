@@ -1,12 +1,12 @@
 /** Shared test helpers: a ring per test, node:net peers, fd and op-table accounting. */
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import type { Scope } from "effect"
 import * as Address from "../src/Address.js"
 import { load } from "../src/internal/native.js"
 import { decode, encodeToBytes } from "../src/internal/sockaddr.js"
 import * as net from "node:net"
 import { echo } from "../src/internal/echo.js"
-import type { Listener } from "../src/index.js"
+import type { Connection, Listener } from "../src/index.js"
 import { Ringline, RinglineTesting } from "../src/index.js"
 import type { RinglineConfigInput } from "../src/RinglineConfig.js"
 
@@ -17,6 +17,27 @@ export const fdCount = RinglineTesting.openFds
 
 /** Echo handler: everything back, then half-close after the peer's EOF (the demo's). */
 export { echo }
+
+/** A loopback port that was just bound and closed again: nothing listens there. */
+export const closedPort: Effect.Effect<number> = Effect.promise(() =>
+  new Promise<number>((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = (srv.address() as net.AddressInfo).port
+      srv.close(() => resolve(p))
+    })
+  })
+)
+
+/** Everything a connection receives until the peer's EOF, as a string. */
+export const collect = (c: Connection.Connection) =>
+  Effect.gen(function*() {
+    let out = ""
+    while (true) {
+      const chunk = yield* c.recv
+      if (Option.isNone(chunk)) return out
+      out += Buffer.from(chunk.value).toString()
+    }
+  })
 
 export const echoServer = (options: { port?: number; backlog?: number } = {}) =>
   Effect.gen(function*() {

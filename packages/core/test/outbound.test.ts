@@ -1,8 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option, Stream } from "effect"
-import * as net from "node:net"
 import { Ringline, Tcp } from "../src/index.js"
-import { echo, exchange, fullListener, nodeServer, portOf, random, withRing } from "./helpers.js"
+import { closedPort, collect, echo, exchange, fullListener, nodeServer, portOf, random, withRing } from "./helpers.js"
 
 describe("outbound connections", () => {
   for (const size of [5, 4096]) {
@@ -36,15 +35,7 @@ describe("outbound connections", () => {
 
   it.live("refused connect fails with a typed ConnectError carrying the errno", () =>
     withRing(Effect.gen(function*() {
-      // Bind a port, then close it: nothing listens there.
-      const port = yield* Effect.promise(() =>
-        new Promise<number>((resolve) => {
-          const srv = net.createServer().listen(0, "127.0.0.1", () => {
-            const p = (srv.address() as net.AddressInfo).port
-            srv.close(() => resolve(p))
-          })
-        })
-      )
+      const port = yield* closedPort
       const err = yield* Effect.flip(Tcp.connect({ host: "127.0.0.1", port }))
       expect(err._tag).toBe("ConnectError")
       expect(err.reason).toBe("Refused")
@@ -60,15 +51,6 @@ describe("outbound connections", () => {
       yield* Effect.addFinalizer(() => Effect.promise(() => Promise.all([a, b].map((x) => new Promise((r) => x.server.close(r))))))
       const ca = yield* Tcp.connect(`127.0.0.1:${a.port}`)
       const cb = yield* Tcp.connect(`127.0.0.1:${b.port}`)
-      const collect = (c: import("../src/Connection.js").Connection) =>
-        Effect.gen(function*() {
-          let out = ""
-          while (true) {
-            const chunk = yield* c.recv
-            if (Option.isNone(chunk)) return out
-            out += Buffer.from(chunk.value).toString()
-          }
-        })
       const result = (yield* collect(ca)) + (yield* collect(cb))
       expect(result).toBe("AABB")
     })))

@@ -13,7 +13,7 @@ import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { RinglineSocket, RinglineSocketServer, Tcp } from "../src/index.js"
-import { exchange, nodeServer, random, withRing } from "./helpers.js"
+import { closedPort, exchange, nodeServer, random, withRing } from "./helpers.js"
 
 const MiB = 1024 * 1024
 
@@ -273,14 +273,7 @@ describe("RinglineSocket.makeNet (platform Socket over an outbound ringline conn
 
   it.live("a refused connect fails run with SocketGenericError (reason Open, cause ConnectError)", () =>
     withRing(Effect.gen(function*() {
-      const port = yield* Effect.promise(() =>
-        new Promise<number>((resolve) => {
-          const srv = net.createServer().listen(0, "127.0.0.1", () => {
-            const p = (srv.address() as net.AddressInfo).port
-            srv.close(() => resolve(p))
-          })
-        })
-      )
+      const port = yield* closedPort
       const socket = yield* RinglineSocket.makeNet({ host: "127.0.0.1", port })
       const err = yield* Effect.flip(socket.run(() => {}))
       expect(err._tag).toBe("SocketError")

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { isIPv4, isIPv6 } from "node:net"
 import * as net from "node:net"
 import { Resolver, Tcp } from "../src/index.js"
-import { withRing } from "./helpers.js"
+import { collect, withRing } from "./helpers.js"
 
 /** A lookup stub that counts its calls and answers from a table (or with an error code). */
 const stub = (table: Record<string, ReadonlyArray<{ address: string; family: number }> | string>) => {
@@ -32,16 +32,6 @@ const nodeServerOn = (host: string) =>
     ),
     ({ server }) => Effect.promise(() => new Promise((r) => server.close(r)))
   )
-
-const collect = (c: import("../src/Connection.js").Connection) =>
-  Effect.gen(function*() {
-    let out = ""
-    while (true) {
-      const chunk = yield* c.recv
-      if (Option.isNone(chunk)) return out
-      out += Buffer.from(chunk.value).toString()
-    }
-  })
 
 describe("Resolver", () => {
   it.live("localhost resolves to a loopback address (127.0.0.1 and/or ::1)", () =>
