@@ -136,3 +136,47 @@ export declare function kill(pidfd: number, signal: number): void
  * (CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3) and `status` (exit code or signal number).
  */
 export declare function reap(pidfd: number): { code: number; status: number } | null
+
+/** TLS (tls.cc), on the OpenSSL that Node exports. See packages/tls/src/internal/engine.ts. */
+export interface TlsContextOptions {
+  readonly server: boolean
+  readonly cert?: string
+  readonly key?: string
+  readonly ca?: ReadonlyArray<string>
+  readonly alpn?: ReadonlyArray<string>
+  readonly minVersion?: number
+  readonly maxVersion?: number
+  /** 0: no verification; 1: verify the peer's certificate; 2: also require one. */
+  readonly verify?: 0 | 1 | 2
+  readonly sni?: ReadonlyArray<readonly [string, TlsContext]>
+  readonly tickets?: boolean
+}
+export declare class TlsContext {
+  constructor(options: TlsContextOptions)
+}
+export interface TlsSessionInfo {
+  readonly protocol: string
+  readonly cipher?: string
+  readonly alpn?: string
+  readonly servername?: string
+  readonly resumed: boolean
+  readonly verifyError: string | null
+  readonly peerCertificate?: string
+}
+/** Every call writes its results into `io` (layout: TlsIo in tls.h) and returns the event bits. */
+export declare class TlsSession {
+  constructor(
+    context: TlsContext,
+    io: Float64Array,
+    options?: { servername?: string; verifyHost?: string; verifyIp?: string; sessionKey?: string }
+  )
+  handshake(): number
+  feed(input: Uint8Array | null, plain: Uint8Array): number
+  write(plain: Uint8Array): number
+  shutdown(): number
+  keyUpdate(requestPeer: boolean): number
+  release(): void
+  info(): TlsSessionInfo
+  error(): string | null
+  free(): void
+}

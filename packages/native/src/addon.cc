@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "ring.h"
+#include "tls.h"
 #include "wide_ring.h"
 
 namespace {
@@ -11,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Ring", ringline::Ring::Init(env));
   exports.Set("WideRing", ringline::WideRing::Init(env));
   ringline::InitProcess(env, exports);
+  ringline::InitTls(env, exports);  // tls.cc: TlsContext, TlsSession
   return ringline::InitSockets(env, exports);
 }
 
