@@ -59,7 +59,7 @@ const echoWithInfo = (c: Connection.Connection) =>
 
 describe("TLS servers with node:tls clients (SPEC §11)", () => {
   for (const size of [20, 8192]) {
-    it.effect(`echo of ${size} B, with ALPN and the negotiated info on both sides`, () =>
+    it.live(`echo of ${size} B, with ALPN and the negotiated info on both sides`, () =>
       RinglineTesting.withFreshRing(Effect.gen(function*() {
         const p = pki()
         const listener = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key, alpn: ["echo", "http/1.1"] })
@@ -77,7 +77,7 @@ describe("TLS servers with node:tls clients (SPEC §11)", () => {
       })))
   }
 
-  it.effect("TLS 1.2 with node:tls (IANA cipher name) and maxVersion", () =>
+  it.live("TLS 1.2 with node:tls (IANA cipher name) and maxVersion", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const listener = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key, maxVersion: "TLSv1.2" })
@@ -91,7 +91,7 @@ describe("TLS servers with node:tls clients (SPEC §11)", () => {
 })
 
 describe("ringline TLS client", () => {
-  it.effect("to a ringline TLS server (SPEC §11): echo, ALPN, SNI, then a resumed session", () =>
+  it.live("to a ringline TLS server (SPEC §11): echo, ALPN, SNI, then a resumed session", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const listener = yield* Tls.listen({
@@ -124,7 +124,7 @@ describe("ringline TLS client", () => {
       expect(serverInfo.current!.servername).toBe("other.test")
     })))
 
-  it.effect("to a node:tls server (TLS 1.2 and 1.3), verifying 127.0.0.1 as an IP SAN", () =>
+  it.live("to a node:tls server (TLS 1.2 and 1.3), verifying 127.0.0.1 as an IP SAN", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const server = tls.createServer({ cert: p.cert, key: p.key, ALPNProtocols: ["echo"] }, (s) => s.pipe(s))
@@ -145,7 +145,7 @@ describe("ringline TLS client", () => {
 
 describe("openssl peers", () => {
   for (const version of ["-tls1_2", "-tls1_3"]) {
-    it.effect(`s_client ${version} with ALPN and SNI against a ringline server`, () =>
+    it.live(`s_client ${version} with ALPN and SNI against a ringline server`, () =>
       RinglineTesting.withFreshRing(Effect.gen(function*() {
         const p = pki()
         const listener = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key, alpn: ["echo"], sni: { "other.test": p.other } })
@@ -164,7 +164,7 @@ describe("openssl peers", () => {
         yield* Effect.promise(() => c.exited)
       })))
 
-    it.effect(`s_server ${version} with ALPN and SNI, ringline client`, () =>
+    it.live(`s_server ${version} with ALPN and SNI, ringline client`, () =>
       RinglineTesting.withFreshRing(Effect.gen(function*() {
         const p = pki()
         const port = yield* Effect.promise(freePort)
@@ -193,7 +193,7 @@ describe("openssl peers", () => {
       })))
   }
 
-  it.effect("renegotiation is refused (s_client -tls1_2, then R: no_renegotiation alert)", () =>
+  it.live("renegotiation is refused (s_client -tls1_2, then R: no_renegotiation alert)", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const listener = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key })
@@ -207,7 +207,7 @@ describe("openssl peers", () => {
       expect(out).toMatch(/no renegotiation/i)
     })))
 
-  it.effect("KeyUpdate both directions (TLS 1.3): s_client K, then Tls.keyUpdate(requestPeer)", () =>
+  it.live("KeyUpdate both directions (TLS 1.3): s_client K, then Tls.keyUpdate(requestPeer)", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const listener = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key })
@@ -237,7 +237,7 @@ describe("openssl peers", () => {
 })
 
 describe("curl", () => {
-  it.effect("GET over HTTPS against a ringline TLS server (ALPN http/1.1)", () =>
+  it.live("GET over HTTPS against a ringline TLS server (ALPN http/1.1)", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const listener = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key, alpn: ["http/1.1"] })

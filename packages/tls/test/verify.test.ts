@@ -22,7 +22,7 @@ const server = (creds: { cert: string; key: string }, extra: Partial<Tls.ListenO
   })
 
 describe("verification", () => {
-  it.effect("wrong host name → TlsHandshakeError Verify 'hostname mismatch'", () =>
+  it.live("wrong host name → TlsHandshakeError Verify 'hostname mismatch'", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const target = yield* server(p)
@@ -31,7 +31,7 @@ describe("verification", () => {
       expect(e).toMatchObject({ reason: "Verify", detail: "hostname mismatch" })
     })))
 
-  it.effect("untrusted CA → 'unable to get local issuer certificate'; rejectUnauthorized: false connects and reports it", () =>
+  it.live("untrusted CA → 'unable to get local issuer certificate'; rejectUnauthorized: false connects and reports it", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const target = yield* server(p.untrusted)
@@ -44,7 +44,7 @@ describe("verification", () => {
       expect(Option.getOrThrow(Tls.info(c)).authorizationError).toBe("unable to get local issuer certificate")
     })))
 
-  it.effect("expired certificate → 'certificate has expired'", () =>
+  it.live("expired certificate → 'certificate has expired'", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const target = yield* server(p.expired)
@@ -52,7 +52,7 @@ describe("verification", () => {
       expect(e).toMatchObject({ _tag: "TlsHandshakeError", reason: "Verify", detail: "certificate has expired" })
     })))
 
-  it.effect("node:tls rejects our server's wrong certificate the same way (sanity of the PKI)", () =>
+  it.live("node:tls rejects our server's wrong certificate the same way (sanity of the PKI)", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const target = yield* server(p.untrusted)
@@ -66,7 +66,7 @@ describe("verification", () => {
       expect(err).toMatch(/^UNABLE_TO_/)
     })))
 
-  it.effect("client certificates: requested and verified; a client without one is refused", () =>
+  it.live("client certificates: requested and verified; a client without one is refused", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       let peerSubject: string | undefined
@@ -107,7 +107,7 @@ describe("verification", () => {
       expect(refused).not.toBe("served")
     })))
 
-  it.effect("bad options are rejected with the field named", () =>
+  it.live("bad options are rejected with the field named", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const e1 = failure(yield* Effect.exit(Tls.listen({ port: 0, cert: "not a pem", key: p.key })))
