@@ -7,9 +7,9 @@
  * @since 0.1.0
  */
 import { Connection, type Listener, Ringline, Tcp } from "@ringline/core"
-import type { ConnectError, SocketError } from "@ringline/core/RinglineError"
+import { type ConnectError, ConnectionClosed, type SocketError } from "@ringline/core/RinglineError"
 import { unsafeInternal } from "@ringline/core/Connection"
-import { Data, Duration, Effect, Exit, Option, Scope } from "effect"
+import { Data, Deferred, Duration, Effect, Exit, Option, Queue, Scope } from "effect"
 import { X509Certificate } from "node:crypto"
 import { isIP } from "node:net"
 import { rootCertificates } from "node:tls"
@@ -172,6 +172,8 @@ export interface TlsInfo {
 }
 
 const DEFAULT_HANDSHAKE_TIMEOUT = Duration.seconds(10)
+/** Server handshakes in progress at once per listener through `accept` (serve: one per fiber). */
+const MAX_HANDSHAKES = 1024
 const versions: Record<TlsVersion, number> = { "TLSv1.2": 0x0303, "TLSv1.3": 0x0304 }
 
 const transports = new WeakMap<Connection.Connection, TlsTransport>()
@@ -329,8 +331,9 @@ const serverHandshake = (connection: Connection.Connection, context: Native.TlsC
  * completed its TLS handshake. Connections whose handshake fails or times out (plaintext or
  * garbage sent to the port, an unknown CA with `requestCert`, ...) are closed and never seen.
  *
- * `serve` runs each handshake in the connection's own fiber (thousands may be in progress);
- * `accept` runs them one after another, each bounded by `handshakeTimeout`.
+ * `serve` runs each handshake in the connection's own fiber; `accept` hands out connections as
+ * their handshakes complete (up to 1,024 in progress at once, each bounded by `handshakeTimeout`),
+ * so a slow client never holds up the others.
  *
  * @example
  * ```ts
@@ -352,22 +355,61 @@ export const listen = (
       ...(options.backlog === undefined ? {} : { backlog: options.backlog })
     })
     let accepted = 0
+    // accept: one acceptor fiber (started by the first accept) hands every accepted connection
+    // to its own handshake fiber; finished handshakes queue up for accept. So a slow or silent
+    // client holds up nobody (each is bounded by handshakeTimeout), and at most
+    // MAX_HANDSHAKES handshakes run at once.
+    const listenerScope = yield* Effect.scope
+    const ready = yield* Queue.bounded<{ readonly conn: Connection.Connection; readonly scope: Scope.CloseableScope }>(
+      options.backlog ?? 128
+    )
+    const closed = yield* Deferred.make<void>()
+    const permits = yield* Effect.makeSemaphore(MAX_HANDSHAKES)
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        yield* Deferred.succeed(closed, undefined)
+        // Handshaken connections nobody accepted: close them.
+        for (const r of yield* Queue.takeAll(ready)) yield* Scope.close(r.scope, Exit.void)
+      })
+    )
+    const acceptLoop = Effect.forever(
+      Effect.uninterruptibleMask((restore) =>
+        Effect.gen(function*() {
+          yield* permits.take(1)
+          const scope = yield* Scope.make()
+          const conn = yield* restore(Scope.extend(inner.accept, scope)).pipe(
+            Effect.onError(() => Effect.zipRight(Scope.close(scope, Exit.void), permits.release(1)))
+          )
+          // (Forked from an uninterruptible region: made interruptible again so that its timeout
+          // and the listener's close can stop it.)
+          yield* Effect.forkIn(
+            Effect.interruptible(serverHandshake(conn, context, timeout)).pipe(
+              Effect.zipRight(Queue.offer(ready, { conn, scope })),
+              Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, Exit.void)),
+              Effect.ensuring(permits.release(1)),
+              Effect.catchAll((e) => Effect.logDebug("ringline tls: handshake failed", e))
+            ),
+            listenerScope
+          )
+        })
+      )
+    ).pipe(Effect.catchAll(() => Effect.void))
+    let acceptor: Effect.Effect<void> | undefined
+    const startAcceptor = Effect.suspend(() => {
+      if (acceptor !== undefined) return Effect.void
+      acceptor = Effect.void
+      return Effect.asVoid(Effect.forkIn(acceptLoop, listenerScope))
+    })
     const accept: Listener.Listener["accept"] = Effect.gen(function*() {
-      while (true) {
-        const scope = yield* Scope.make()
-        const result = yield* Effect.uninterruptibleMask((restore) =>
-          restore(
-            Effect.flatMap(Scope.extend(inner.accept, scope), (c) => Effect.as(serverHandshake(c, context, timeout), c))
-          ).pipe(Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, Exit.void)), Effect.either)
-        )
-        if (result._tag === "Right") {
-          accepted++
-          yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-          return result.right
-        }
-        if (result.left._tag === "ConnectionClosed") return yield* result.left
-        yield* Effect.logDebug("ringline tls: handshake failed", result.left)
-      }
+      yield* startAcceptor
+      const next = yield* Effect.raceFirst(
+        Effect.map(Queue.take(ready), Option.some),
+        Effect.as(Deferred.await(closed), Option.none())
+      )
+      if (Option.isNone(next)) return yield* new ConnectionClosed({ operation: "accept" })
+      accepted++
+      yield* Effect.addFinalizer(() => Scope.close(next.value.scope, Exit.void))
+      return next.value.conn
     })
     const serve: Listener.Listener["serve"] = (handler) =>
       inner.serve((c) =>

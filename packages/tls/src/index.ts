@@ -8,3 +8,5 @@
 export * as KernelTls from "./KernelTls.js"
 /** @since 0.1.0 */
 export * as Tls from "./Tls.js"
+/** @since 0.1.0 */
+export * as TlsSocketServer from "./TlsSocketServer.js"
