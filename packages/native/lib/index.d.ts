@@ -153,6 +153,8 @@ export interface TlsContextOptions {
 }
 export declare class TlsContext {
   constructor(options: TlsContextOptions)
+  /** Session-ticket keys, 80 bytes each (16 name, 32 HMAC, 32 AES), newest first. */
+  setTicketKeys(keys: Uint8Array): void
 }
 export interface TlsSessionInfo {
   readonly protocol: string

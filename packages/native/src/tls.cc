@@ -3,7 +3,10 @@
 #include "tls.h"
 
 #include <openssl/err.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include <cstdlib>
@@ -128,7 +131,56 @@ std::vector<X509*> ReadCerts(Napi::Env env, const std::string& pem, const char* 
 
 // ---- TlsContext ---------------------------------------------------------------------------------
 
-Napi::Function TlsContext::Init(Napi::Env env) { return DefineClass(env, "TlsContext", {}); }
+Napi::Function TlsContext::Init(Napi::Env env) {
+  return DefineClass(env, "TlsContext", {InstanceMethod<&TlsContext::SetTicketKeys>("setTicketKeys")});
+}
+
+// setTicketKeys(keys: Uint8Array): 80-byte keys (16 name, 32 HMAC, 32 AES), newest first.
+Napi::Value TlsContext::SetTicketKeys(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array keys = info[0].As<Napi::Uint8Array>();
+  if (keys.ByteLength() == 0 || keys.ByteLength() % sizeof(TicketKey) != 0) {
+    throw Napi::RangeError::New(env, "ticketKeys: each key is 80 bytes (16 name, 32 HMAC, 32 AES)");
+  }
+  std::vector<TicketKey> next(keys.ByteLength() / sizeof(TicketKey));
+  memcpy(next.data(), keys.Data(), keys.ByteLength());
+  ticket_keys_.swap(next);
+  if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx_, OnTicketKey) != 1) ThrowSsl(env, "ticketKeys");
+  return env.Undefined();
+}
+
+int TlsContext::OnTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                            EVP_MAC_CTX* mac, int enc) {
+  // Tickets belong to the context the connection started on (SNI switches do not change it).
+  auto* self = static_cast<TlsContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  auto* session = static_cast<TlsSession*>(SSL_get_ex_data(ssl, SessionIndex()));
+  if (session != nullptr) self = session->context();
+  if (self == nullptr || self->ticket_keys_.empty()) return -1;
+  const TicketKey* key = nullptr;
+  int result = 1;
+  if (enc == 1) {
+    key = &self->ticket_keys_[0];
+    memcpy(name, key->name, sizeof key->name);
+    if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1) return -1;
+  } else {
+    for (size_t i = 0; i < self->ticket_keys_.size(); i++) {
+      if (memcmp(name, self->ticket_keys_[i].name, sizeof key->name) == 0) {
+        key = &self->ticket_keys_[i];
+        result = i == 0 ? 1 : 2;  // 2: accept, and issue a fresh ticket under the newest key
+        break;
+      }
+    }
+    if (key == nullptr) return 0;  // unknown key: full handshake
+  }
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string("key", const_cast<unsigned char*>(key->hmac), sizeof key->hmac),
+      OSSL_PARAM_construct_utf8_string("digest", const_cast<char*>("sha256"), 0),
+      OSSL_PARAM_construct_end(),
+  };
+  if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
+  if (EVP_CipherInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes, iv, enc) != 1) return -1;
+  return result;
+}
 
 // new TlsContext({ server, cert?, key?, ca?: string[], alpn?: string[], minVersion?, maxVersion?,
 //                  verify: 0 none | 1 verify peer | 2 verify and require a peer certificate,

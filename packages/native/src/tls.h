@@ -61,7 +61,19 @@ class TlsContext : public Napi::ObjectWrap<TlsContext> {
                         unsigned int inlen, void* arg);
   static int OnClientHello(SSL* ssl, int* alert, void* arg);
   static int OnNewSession(SSL* ssl, SSL_SESSION* session);
+  static int OnTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
+                         int enc);
   SSL_CTX* ForName(const std::string& name) const;
+  Napi::Value SetTicketKeys(const Napi::CallbackInfo& info);
+
+  // Session-ticket keys, newest first: tickets are issued with the first and accepted with any
+  // (a rotation keeps the previous key so that tickets issued just before still resume).
+  struct TicketKey {
+    unsigned char name[16];
+    unsigned char hmac[32];
+    unsigned char aes[32];
+  };
+  std::vector<TicketKey> ticket_keys_;
 
   SSL_CTX* ctx_ = nullptr;
   bool server_ = false;

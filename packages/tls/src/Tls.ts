@@ -10,7 +10,7 @@ import { Connection, type Listener, Ringline, Tcp } from "@ringline/core"
 import { type ConnectError, ConnectionClosed, type SocketError } from "@ringline/core/RinglineError"
 import { unsafeInternal } from "@ringline/core/Connection"
 import { Data, Deferred, Duration, Effect, Exit, Option, Queue, Scope } from "effect"
-import { X509Certificate } from "node:crypto"
+import { randomBytes, X509Certificate } from "node:crypto"
 import { isIP } from "node:net"
 import { rootCertificates } from "node:tls"
 import type { Native } from "@ringline/core/internal/native"
@@ -107,6 +107,15 @@ export interface ServerOptions extends CommonOptions, ServerCredentials {
   readonly requestCert?: boolean
   /** Session tickets for resumption; default true. */
   readonly sessionTickets?: boolean
+  /**
+   * Ticket keys (80 bytes each, e.g. from {@link generateTicketKey}), newest first: tickets are
+   * issued with the first and accepted with any. Give the same keys to several listeners (or
+   * workers) so that a session resumes on any of them. Without them a random key is made and
+   * rotated every `ticketKeyRotation`.
+   */
+  readonly ticketKeys?: ReadonlyArray<Uint8Array>
+  /** How often the generated ticket key is replaced (the previous one stays valid); default 12 hours. */
+  readonly ticketKeyRotation?: Duration.DurationInput
 }
 
 /**
@@ -136,8 +145,11 @@ export interface ClientOptions extends CommonOptions {
   /** A client certificate, for servers that ask for one. */
   readonly cert?: Pem
   readonly key?: Pem
-  /** Resume earlier sessions with the same host and port (tickets); default true. */
-  readonly resume?: boolean
+  /**
+   * Resume earlier sessions (tickets): `true` (default) per servername and port, a string to
+   * share one cache entry between endpoints of a service that share ticket keys, `false` never.
+   */
+  readonly resume?: boolean | string
 }
 
 /**
@@ -312,12 +324,62 @@ const clientSession = (host: string, port: number | undefined, options: ClientOp
     ...(ip ? {} : { servername: name }),
     ...(verify && !ip ? { verifyHost: name } : {}),
     ...(verify && ip ? { verifyIp: name } : {}),
-    ...(options.resume === false || port === undefined ? {} : { sessionKey: `${name}:${port}` })
+    ...(typeof options.resume === "string"
+      ? { sessionKey: options.resume }
+      : options.resume === false || port === undefined
+      ? {}
+      : { sessionKey: `${name}:${port}` })
   }
 }
 
 const serverOf = (options: ServerOptions) =>
-  Effect.all({ context: serverContext(options), timeout: timeoutOf(options) })
+  Effect.all({ context: serverContext(options), timeout: timeoutOf(options) }).pipe(
+    Effect.tap(({ context }) => ticketKeys(context, options))
+  )
+
+/**
+ * A fresh random session-ticket key (16 bytes name, 32 bytes HMAC key, 32 bytes AES key).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const generateTicketKey = (): Uint8Array => new Uint8Array(randomBytes(80))
+
+const TICKET_ROTATION = Duration.hours(12)
+
+/** Installs the ticket keys; without given keys, rotates generated ones in the listener's scope. */
+const ticketKeys = (context: Native.TlsContext, options: ServerOptions): Effect.Effect<void, TlsConfigError, Scope.Scope> => {
+  if (options.sessionTickets === false) return Effect.void
+  const install = (keys: ReadonlyArray<Uint8Array>) =>
+    Effect.try({
+      try: () => {
+        const all = new Uint8Array(keys.length * 80)
+        keys.forEach((k, i) => {
+          if (!(k instanceof Uint8Array) || k.length !== 80) throw new Error("each key must be a Uint8Array of 80 bytes")
+          all.set(k, i * 80)
+        })
+        context.setTicketKeys(all)
+      },
+      catch: (e) => new TlsConfigError({ field: "ticketKeys", detail: String((e as Error)?.message ?? e) })
+    })
+  if (options.ticketKeys !== undefined) return install(options.ticketKeys)
+  const every = Duration.decodeUnknown(options.ticketKeyRotation ?? TICKET_ROTATION)
+  if (Option.isNone(every) || Duration.toMillis(every.value) <= 0) {
+    return Effect.fail(new TlsConfigError({ field: "ticketKeyRotation", detail: "must be a positive duration" }))
+  }
+  let current = generateTicketKey()
+  return Effect.zipRight(
+    install([current]),
+    Effect.forkScoped(Effect.forever(Effect.zipRight(
+      Effect.sleep(every.value),
+      Effect.suspend(() => {
+        const previous = current
+        current = generateTicketKey()
+        return Effect.orDie(install([current, previous]))
+      })
+    ))).pipe(Effect.asVoid)
+  )
+}
 
 /**
  * Runs the server side of the handshake on an accepted connection; on failure the connection is
@@ -491,7 +553,8 @@ export const upgrade = (
   options: UpgradeOptions
 ): Effect.Effect<void, TlsHandshakeError | TlsConfigError> =>
   options.side === "server"
-    ? Effect.flatMap(serverOf(options), ({ context, timeout }) => serverHandshake(connection, context, timeout))
+    // One connection: its ticket key need not rotate (the scope ends the rotation fiber at once).
+    ? Effect.flatMap(Effect.scoped(serverOf(options)), ({ context, timeout }) => serverHandshake(connection, context, timeout))
     : Effect.gen(function*() {
       const context = yield* clientContext(options)
       const timeout = yield* timeoutOf(options)

@@ -99,3 +99,33 @@ describe("TlsSocketServer", () => {
       expect(yield* Effect.promise(() => nodeEcho(port, "platform over tls"))).toBe("platform over tls")
     })))
 })
+
+describe("session tickets", () => {
+  it.live("shared ticket keys: a session from one listener resumes on another; rotation keeps the previous key", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      const key = Tls.generateTicketKey()
+      const serve = (keys: ReadonlyArray<Uint8Array>) =>
+        Effect.gen(function*() {
+          const l = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key, ticketKeys: keys })
+          yield* Effect.forkScoped(l.serve((c) => Effect.flatMap(c.recv, (chunk) => c.send(Option.getOrThrow(chunk)))))
+          return `127.0.0.1:${portOf(l)}`
+        })
+      const a = yield* serve([key])
+      const b = yield* serve([Tls.generateTicketKey(), key]) // rotated: newest first, the old key kept
+      const c = yield* serve([Tls.generateTicketKey()]) // an unrelated key
+      // One client-side session cache entry ("svc") for the three endpoints.
+      const resumed = (target: string) =>
+        Effect.scoped(Effect.gen(function*() {
+          const conn = yield* Tls.connect(target, { ca: p.ca, servername: "localhost", resume: "svc" })
+          yield* conn.send(enc("t"))
+          yield* conn.recv // the tickets arrive with the server's first records
+          return Option.getOrThrow(Tls.info(conn)).resumed
+        }))
+      expect(yield* resumed(a)).toBe(false)
+      expect(yield* resumed(b)).toBe(true)
+      // b issued a fresh ticket under its newest key, unknown to c: a full handshake, which works.
+      expect(yield* resumed(c)).toBe(false)
+      expect(yield* resumed(c)).toBe(true)
+    })))
+})

@@ -215,9 +215,9 @@ export class Conn implements OpOwner {
       this.bytesIn += res
       d.counters.bytesIn += res
       const view = new Uint8Array(d.recvBuffers, bid * d.bufferSize, res)
-      // Transport hook: ciphertext goes through the transport, which hands plaintext to received().
+      // Transport hook: ciphertext goes through the transport, which hands plaintext to deliver().
       if (this.transport !== undefined) this.transportReceive(view)
-      else this.received(view)
+      else this.deliver(view)
       // The view must not be used past this point: the buffer is the kernel's again.
       d.recycle(bid)
       if (this.inEnd - this.inStart > this.highWater && !this.readPaused) {
@@ -240,7 +240,7 @@ export class Conn implements OpOwner {
   }
 
   /** Bytes of the stream (plain socket bytes, or a transport's plaintext) for the readers. */
-  private received(view: Uint8Array): void {
+  private deliver(view: Uint8Array): void {
     if (this.inEnd === this.inStart && this.readers.length > 0) {
       const used = this.offer(view)
       if (used < view.length) this.append(used === 0 ? view : view.subarray(used))
@@ -844,7 +844,7 @@ export class Conn implements OpOwner {
    */
   attachTransport<T extends Transport>(make: (sink: TransportSink) => T): T {
     const t = make({
-      plaintext: (bytes) => this.received(bytes),
+      plaintext: (bytes) => this.deliver(bytes),
       ciphertext: (addr, len, token) => this.queueCiphertext(addr, len, token),
       ended: () => {
         this.eof = true
