@@ -20,7 +20,7 @@ describe("the echo demo with --tls-cert", () => {
         })
         child.on("exit", (code) => reject(new Error(`exited with ${code}: ${out}`)))
       })
-      const got = await new Promise<{ data: string; alpn: string | false }>((resolve, reject) => {
+      const got = await new Promise<{ data: string; alpn: string | false | null }>((resolve, reject) => {
         const s = tls.connect({ port, host: "127.0.0.1", ca: p.ca, servername: "localhost", ALPNProtocols: ["echo"] }, () => s.end("demo over tls"))
         let data = ""
         s.on("data", (d) => (data += d))

@@ -42,7 +42,7 @@ const readN = (c: Connection.Connection, n: number) =>
 
 /** node:tls client: writes `payload`, ends (close_notify + FIN), collects until the server's end. */
 const nodeExchange = (port: number, payload: string | Buffer, options: tls.ConnectionOptions = {}) =>
-  new Promise<{ data: Buffer; alpn: string | false; protocol: string | null }>((resolve, reject) => {
+  new Promise<{ data: Buffer; alpn: string | false | null; protocol: string | null }>((resolve, reject) => {
     const s = tls.connect({ port, host: "127.0.0.1", ca: pki().ca, servername: "localhost", ...options }, () => s.end(payload))
     const chunks: Array<Buffer> = []
     s.on("data", (d) => chunks.push(d))
@@ -64,7 +64,7 @@ describe("TLS servers with node:tls clients (SPEC §11)", () => {
         const p = pki()
         const listener = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key, alpn: ["echo", "http/1.1"] })
         yield* Effect.forkScoped(listener.serve(echoWithInfo))
-        const payload = Buffer.alloc(size, 0).map((_, i) => 97 + (i % 26))
+        const payload = Buffer.from(Array.from({ length: size }, (_, i) => 97 + (i % 26)))
         const r = yield* Effect.promise(() => nodeExchange(portOf(listener), payload, { ALPNProtocols: ["echo"] }))
         expect(r.data.equals(payload)).toBe(true)
         expect(r.alpn).toBe("echo")
