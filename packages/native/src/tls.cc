@@ -18,6 +18,25 @@ namespace ringline {
 namespace {
 
 constexpr size_t kChunkSize = 64 * 1024;
+constexpr size_t kPoolMax = 256;  // free chunks kept per thread (16 MiB)
+
+// Chunks nothing references any more, per thread (each JS thread has its own sessions): an idle
+// connection holds no ciphertext memory, a busy one reuses chunks without malloc.
+thread_local std::vector<uint8_t*> chunk_pool;
+
+uint8_t* TakeChunk(size_t cap) {
+  if (cap == kChunkSize && !chunk_pool.empty()) {
+    uint8_t* c = chunk_pool.back();
+    chunk_pool.pop_back();
+    return c;
+  }
+  return static_cast<uint8_t*>(malloc(cap));
+}
+
+void GiveChunk(uint8_t* c, size_t cap) {
+  if (cap == kChunkSize && chunk_pool.size() < kPoolMax) chunk_pool.push_back(c);
+  else free(c);
+}
 constexpr size_t kMaxSessions = 1024;
 const unsigned char kSessionIdContext[] = "ringline";
 
@@ -424,7 +443,7 @@ void TlsSession::FreeAll() {
     SSL_free(ssl_);  // frees the BIO too
     ssl_ = nullptr;
   }
-  for (auto& [id, c] : chunks_) free(c.data);
+  for (auto& [id, c] : chunks_) GiveChunk(c.data, c.cap);
   chunks_.clear();
   dirty_.clear();
   tail_ = 0;
@@ -458,7 +477,7 @@ void TlsSession::WriteOutput(const uint8_t* data, size_t len) {
   if (c == nullptr || c->cap - c->len < len) {
     // Chunks never move or grow: their reported bytes may be in flight to the kernel.
     const size_t cap = std::max(kChunkSize, len);
-    auto* mem = static_cast<uint8_t*>(malloc(cap));
+    uint8_t* mem = TakeChunk(cap);
     if (mem == nullptr) throw std::bad_alloc();
     tail_ = next_chunk_++;
     if (next_chunk_ == 0) next_chunk_ = 1;
@@ -477,12 +496,7 @@ void TlsSession::Begin() {
     const uint32_t id = static_cast<uint32_t>(io_[kIoReleaseBase + i]);
     auto it = chunks_.find(id);
     if (it == chunks_.end()) continue;
-    if (id == tail_ && it->second.len == it->second.reported) {
-      // The tail is reused from its start: nothing of it is referenced any more.
-      it->second.len = it->second.reported = 0;
-      continue;
-    }
-    free(it->second.data);
+    GiveChunk(it->second.data, it->second.cap);
     chunks_.erase(it);
     if (id == tail_) tail_ = 0;
   }

@@ -7,7 +7,8 @@
 //     the plaintext output filled up) is copied, into `carry_`.
 //   - Records OpenSSL writes go into native chunks; each call reports the new bytes as spans
 //     (chunk id, address, length) that JS's ordered send queue points SENDs at. JS hands chunk ids
-//     back once no send references them any more (batched into the next call).
+//     back once no send references them any more (batched into the next call); they go to a
+//     per-thread pool, so an idle connection holds no ciphertext memory.
 // Results of every call are written into one shared Float64Array (`io`), so a call costs one
 // N-API crossing no matter how many records it produced or consumed.
 #pragma once
@@ -136,7 +137,7 @@ class TlsSession : public Napi::ObjectWrap<TlsSession> {
   // Ciphertext output.
   std::unordered_map<uint32_t, Chunk> chunks_;
   std::vector<uint32_t> dirty_;  // chunks with unreported bytes, in write order
-  uint32_t tail_ = 0;            // chunk being appended to (0: none)
+  uint32_t tail_ = 0;            // chunk being appended to (0: none); may be released (pooled) once sent
   uint32_t next_chunk_ = 1;
   bool overflow_ = false;        // more spans than the io area holds (never with JS's write limit)
 
