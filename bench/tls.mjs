@@ -21,7 +21,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values: opts } = parseArgs({
   options: { duration: { type: "string", default: "5" }, servers: { type: "string" } },
 });
-const DURATION = Number(opts.duration) * 1000;
+let DURATION = Number(opts.duration) * 1000;
+const MEASURE = DURATION;
+const WARMUP = 1000; // lazy compilation and first-connection costs stay out of the numbers
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ringline-tls-bench-"));
 execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -143,6 +145,9 @@ const rows = [];
 for (const server of SERVERS) {
   for (const c of CASES) {
     const { child, port } = await start(server);
+    DURATION = WARMUP;
+    await c.run(port);
+    DURATION = MEASURE;
     const cpu0 = cpuMs(child.pid);
     const r = await c.run(port);
     const cpu = cpuMs(child.pid) - cpu0;

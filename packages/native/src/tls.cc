@@ -288,6 +288,8 @@ TlsContext::TlsContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TlsCon
       if (!sni_.empty()) SSL_CTX_set_client_hello_cb(ctx_, OnClientHello, this);
     }
     if (!o.Get("tickets").ToBoolean()) SSL_CTX_set_options(ctx_, SSL_OP_NO_TICKET);
+    // Resumption is by tickets (stateless): no per-context store of every session (as Node does).
+    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
   } else {
     // Client resumption: OpenSSL hands every new session (TLS 1.3 tickets arrive after the
     // handshake) to OnNewSession, which keeps the newest per key.
