@@ -300,7 +300,12 @@ const handshake = (
       return resume(Effect.fail(new TlsHandshakeError({ reason: "Protocol", detail: String((e as Error)?.message ?? e) })))
     }
     transports.set(connection, transport)
+    // A plain timer rather than Effect.timeout: no extra fiber per handshake (thousands may run).
+    const timer = setTimeout(() => {
+      resume(Effect.fail(new TlsHandshakeError({ reason: "Timeout", detail: `no handshake within ${Duration.format(timeout)}` })))
+    }, Duration.toMillis(timeout))
     transport.onHandshake((failure) => {
+      clearTimeout(timer)
       if (failure === undefined) return resume(Effect.void)
       const closed = /closed|failed during/.test(failure.detail)
       resume(Effect.fail(new TlsHandshakeError({ reason: failure.verify ? "Verify" : closed ? "Closed" : "Protocol", detail: failure.detail })))
@@ -309,12 +314,8 @@ const handshake = (
       transport.start()
       conn.flushTransport()
     }
-  }).pipe(
-    Effect.timeoutFail({
-      duration: timeout,
-      onTimeout: () => new TlsHandshakeError({ reason: "Timeout", detail: `no handshake within ${Duration.format(timeout)}` })
-    })
-  )
+    return Effect.sync(() => clearTimeout(timer))
+  })
 
 const clientSession = (host: string, port: number | undefined, options: ClientOptions) => {
   const name = options.servername ?? host
