@@ -66,7 +66,8 @@ const load = () => {
     try {
       return require(file)
     } catch (cause) {
-      tried.push({ path: file, reason: `cannot be loaded: ${cause.message.split("\n")[0]}` })
+      // dlopen's message starts with the path again.
+      tried.push({ path: file, reason: `cannot be loaded: ${cause.message.split("\n")[0].replace(`${file}: `, "")}` })
       return undefined
     }
   }
