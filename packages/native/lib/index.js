@@ -35,10 +35,10 @@ class NativeAddonError extends Error {
       ...tried.map((t) => `  ${t.path}: ${t.reason}`)
     ]
     if (target.platform !== "linux") {
-      lines.push("ringline needs Linux >= 6.0 (io_uring); it cannot run on " + target.platform + ".")
+      lines.push("ringline needs Linux 6.8+ (io_uring); it cannot run on " + target.platform + ".")
     } else {
       lines.push(
-        `Prebuilt binaries ship for ${SHIPPED.join(", ")} (Linux >= 6.0 with io_uring allowed).`,
+        `Prebuilt binaries ship for ${SHIPPED.join(", ")} (ringline needs Linux 6.8+ with io_uring allowed).`,
         "To build from source instead: in a checkout of the ringline repository run `bash scripts/dev.sh setup`",
         "(needs Node >= 20 with its headers, g++, make, python3 and liburing-dev — on Debian/Ubuntu",
         "`apt-get install g++ make python3 liburing-dev`), then `pnpm run pack` and install the tarballs",
