@@ -13,6 +13,9 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 const out = join(root, "dist-pack")
 const say = (msg) => process.stderr.write(`[ringline] ${msg}\n`)
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "ignore", "inherit"] })
+// The pnpm running this script (`pnpm run pack`, or dev.sh's `npx pnpm@10` when none is installed), else PATH's.
+const pnpmCli = /pnpm/.test(process.env.npm_execpath ?? "") ? process.env.npm_execpath : undefined
+const pnpm = (args) => pnpmCli ? run(process.execPath, [pnpmCli, ...args]) : run("pnpm", args)
 
 // dist/ may still hold outputs of sources deleted since (tsc never removes them): drop those, then build.
 for (const pkg of readdirSync(join(root, "packages"))) {
@@ -27,12 +30,12 @@ for (const pkg of readdirSync(join(root, "packages"))) {
   }
 }
 say("building TypeScript")
-run("pnpm", ["exec", "tsc", "-b"])
+pnpm(["exec", "tsc", "-b"])
 
 rmSync(out, { recursive: true, force: true })
 mkdirSync(out)
 say("packing")
-run("pnpm", ["-r", "--filter", "./packages/*", "pack", "--pack-destination", out])
+pnpm(["-r", "--filter", "./packages/*", "pack", "--pack-destination", out])
 
 const forbidden = [
   [/(^|\/)test\//, "a test"],

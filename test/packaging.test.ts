@@ -134,7 +134,9 @@ describe("the packed tarballs in an app outside the repository", () => {
     const pkg = JSON.parse(readFileSync(join(app, "package.json"), "utf8"))
     pkg.pnpm = { overrides: Object.fromEntries(["core", "native", "storage"].map((n) => [`@ringline/${n}`, `file:${tarball(n)}`])) }
     writeFileSync(join(app, "package.json"), JSON.stringify(pkg, null, 2))
-    const install = await ok("pnpm", ["install", "--prefer-offline"], app, 300_000)
+    // The pnpm running the tests (`pnpm test`), else PATH's.
+    const cli = /pnpm/.test(process.env.npm_execpath ?? "") ? process.env.npm_execpath! : undefined
+    const install = await ok(cli ? process.execPath : "pnpm", [...(cli ? [cli] : []), "install", "--prefer-offline"], app, 300_000)
     // pnpm 10 lists the dependencies whose build scripts it ignored: none of ours has one.
     expect(install.stdout).toMatch(/\+ @ringline\/native 0\.1\.0/)
     expect(lines(install, /Ignored build scripts/).join("\n")).not.toMatch(/@ringline/)
