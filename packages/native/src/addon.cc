@@ -5,12 +5,17 @@
 #include "ring.h"
 #include "wide_ring.h"
 
+namespace ringline {
+void InitHttp(Napi::Env env, Napi::Object exports);  // http_parser.cc
+}  // namespace ringline
+
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Ring", ringline::Ring::Init(env));
   exports.Set("WideRing", ringline::WideRing::Init(env));
   ringline::InitProcess(env, exports);
+  ringline::InitHttp(env, exports);
   return ringline::InitSockets(env, exports);
 }
 
