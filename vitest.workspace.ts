@@ -1,1 +1,1 @@
-export default ["packages/core", "packages/tls", "packages/storage"]
+export default ["packages/core", "packages/tls", "packages/storage", "packages/http"]
