@@ -242,7 +242,8 @@ export class HttpConnection implements Sink {
       this.processorFiber = fiber
       this.armTimer(this.limits.headersTimeoutMs)
       return Effect.acquireUseRelease(
-        Effect.forkDaemon(this.reader),
+        // Forked from the (uninterruptible) acquire: it must be made interruptible itself.
+        Effect.forkDaemon(Effect.interruptible(this.reader)),
         () => this.process(handled),
         (readerFiber) =>
           Effect.suspend(() => {

@@ -137,7 +137,12 @@ export const make = (
             const conn = yield* restore(Scope.extend(listener.accept, connScope)).pipe(
               Effect.onError(() => Scope.close(connScope, Exit.void))
             )
-            yield* FiberSet.run(fibers, Effect.ensuring(handle(conn), Scope.close(connScope, Exit.void)))
+            // The fiber would inherit this region's uninterruptibility: it must stay interruptible
+            // (client aborts, shutdown).
+            yield* FiberSet.run(
+              fibers,
+              Effect.ensuring(Effect.interruptible(handle(conn)), Scope.close(connScope, Exit.void))
+            )
           })
         )
         yield* Effect.forkScoped(Effect.ignore(Effect.forever(acceptOne)))
