@@ -271,8 +271,10 @@ export class HttpConnection implements Sink {
         return this.writeRaw(Response.simple(413))
       }
       const request = new RinglineServerRequest(ex, ex.head.url)
+      // The handled app has already answered a failure (500...) and then fails with its cause, as
+      // it does under NodeHttpServer where nobody looks at it: the connection goes on.
       return Effect.zipRight(
-        Effect.provideService(handled, ServerRequest.HttpServerRequest, request),
+        Effect.exit(Effect.provideService(handled, ServerRequest.HttpServerRequest, request)),
         Effect.suspend(() => this.afterExchange(ex, loop))
       )
     })
@@ -322,8 +324,14 @@ export class HttpConnection implements Sink {
     const body = response.body
     switch (body._tag) {
       case "Empty": {
-        const extra = Response.bodyless(status) || headers["content-length"] !== undefined ? "" : "Content-Length: 0\r\n"
-        return this.writeHeadOnly(ex, response, headers, extra)
+        if (Response.bodyless(status) || headers["content-length"] !== undefined) {
+          return this.writeHeadOnly(ex, response, headers, "")
+        }
+        // What Node's writeHead() + end() sends, so that both servers frame it the same way: an
+        // empty chunked body on HTTP/1.1, a zero length on HTTP/1.0.
+        return ex.head.version >= 11
+          ? this.writeStream(ex, response, headers, Stream.empty, noBody)
+          : this.writeHeadOnly(ex, response, headers, "Content-Length: 0\r\n")
       }
       case "Uint8Array":
         return this.writeBytes(ex, response, headers, body.body, noBody)

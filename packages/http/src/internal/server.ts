@@ -164,7 +164,11 @@ export const make = (
     })
   })
 
-/** File responses read through the ring (RinglineFileSystem), typed by extension as Node's are. */
+/**
+ * File responses read through the ring (RinglineFileSystem), typed by extension as Node's are.
+ * Unlike NodeHttpPlatform, a range is exact: Node passes the exclusive end to createReadStream,
+ * whose `end` is inclusive, and sends one byte more than its Content-Length.
+ */
 export const platform = Layer.effect(
   Platform.HttpPlatform,
   Effect.flatMap(FileSystem.FileSystem, (fs) =>
@@ -195,6 +199,9 @@ export const platform = Layer.effect(
         )
       }
     }))
+).pipe(
+  // As NodeHttpPlatform: file responses carry strong ETags whatever Generator the app has.
+  Layer.provide(Etag.layer)
 )
 
 /** What `NodeHttpServer.layerContext` gives apps, on the ring. */
