@@ -3,12 +3,13 @@
  * raw node:net sockets for pipelining, malformed input, timeouts and aborts. Every test runs on a
  * fresh ring and fails if an fd or an io_uring op leaked.
  */
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpRouter, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Stream } from "effect"
 import { execFile } from "node:child_process"
 import * as http from "node:http"
 import * as net from "node:net"
+import { WebSocket } from "ws"
 import { nodeRequest, raw, responses, withServer } from "./helpers.js"
 
 const encoder = new TextEncoder()
@@ -39,6 +40,16 @@ const app = HttpRouter.empty.pipe(
       Effect.never,
       Effect.succeed(HttpServerResponse.empty())
     ).pipe(Effect.onInterrupt(() => hangInterrupted ? Deferred.succeed(hangInterrupted, void 0) : Effect.void))
+  ),
+  HttpRouter.get(
+    "/ws",
+    Effect.gen(function*() {
+      const req = yield* HttpServerRequest.HttpServerRequest
+      const socket = yield* req.upgrade
+      const write = yield* socket.writer
+      yield* socket.run((msg) => write(typeof msg === "string" ? `echo ${msg}` : new TextDecoder().decode(msg) === "bye" ? new Socket.CloseEvent(1000, "bye") : msg))
+      return HttpServerResponse.empty()
+    }).pipe(Effect.scoped, Effect.catchAll(() => Effect.succeed(HttpServerResponse.empty())))
   ),
   HttpRouter.get(
     "/big",
@@ -300,6 +311,29 @@ describe("RinglineHttpServer", () => {
       const refused = yield* Effect.either(nodeRequest(port, { path: "/" }))
       expect(refused._tag).toBe("Left")
     }))
+
+  it.live("Upgrade: a WebSocket (ws client) through request.upgrade, messages both ways, close", () =>
+    withServer(app, (port) =>
+      Effect.gen(function*() {
+        const got = yield* Effect.async<Array<string>, Error>((resume) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`)
+          const out: Array<string> = []
+          ws.on("open", () => {
+            ws.send("one")
+            ws.send(new TextEncoder().encode("two"))
+          })
+          ws.on("message", (d) => {
+            out.push(d.toString())
+            if (out.length === 2) ws.send(new TextEncoder().encode("bye"))
+          })
+          ws.on("close", () => resume(Effect.succeed(out)))
+          ws.on("error", (e) => resume(Effect.fail(e)))
+        })
+        expect(got).toEqual(["one", "two"])
+        // A request that did not ask for an upgrade cannot be upgraded (the app answers 204 here).
+        const plain = yield* nodeRequest(port, { path: "/ws" })
+        expect(plain.status).toBe(204)
+      })))
 
   it.live("runMain: the demo stops cleanly on SIGTERM (exit 0)", () =>
     Effect.gen(function*() {

@@ -20,6 +20,7 @@ import type { Exchange as ExchangeT } from "./exchange.js"
 import { Exchange } from "./exchange.js"
 import { type Head, HeadFlag, native, parseInto, type Sink } from "./parser.js"
 import { RinglineServerRequest } from "./request.js"
+import { upgradeWebSocket } from "./upgrade.js"
 import * as Response from "./response.js"
 
 /** Resolved server options. */
@@ -33,12 +34,6 @@ export interface Limits {
   readonly keepAliveTimeoutMs: number
 }
 
-/** Upgrades the connection of an exchange (set by the server module). */
-export type Upgrader = (
-  conn: Connection,
-  exchange: ExchangeT,
-  request: unknown
-) => Effect.Effect<Socket.Socket, HttpServerError.RequestError>
 
 const EOF = 0
 const MORE = 1
@@ -70,8 +65,7 @@ export class HttpConnection implements Sink {
   constructor(
     readonly conn: Connection,
     readonly limits: Limits,
-    readonly remoteAddress: string | undefined,
-    private readonly upgrader: Upgrader
+    readonly remoteAddress: string | undefined
   ) {
     this.parserId = native().httpParserCreate(limits.maxHeaderSize, limits.maxHeaders)
     this.keepAliveLine = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(limits.keepAliveTimeoutMs / 1000)}\r\n`
@@ -163,8 +157,17 @@ export class HttpConnection implements Sink {
   }
 
   upgrade(exchange: ExchangeT, request: unknown): Effect.Effect<Socket.Socket, HttpServerError.RequestError> {
-    return this.upgrader(this.conn, exchange, request)
+    return upgradeWebSocket(this, this.conn, exchange, request as ServerRequest.HttpServerRequest)
   }
+
+  private readerFiber: Fiber.RuntimeFiber<void> | undefined = undefined
+
+  /** The connection now belongs to an upgraded protocol: the HTTP reader's pending read goes. */
+  readonly beginUpgrade: Effect.Effect<void> = Effect.suspend(() => {
+    this.upgraded = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    return this.readerFiber === undefined ? Effect.void : Fiber.interrupt(this.readerFiber)
+  })
 
   // ---- the reader --------------------------------------------------------------------------------
 
@@ -244,7 +247,10 @@ export class HttpConnection implements Sink {
       return Effect.acquireUseRelease(
         // Forked from the (uninterruptible) acquire: it must be made interruptible itself.
         Effect.forkDaemon(Effect.interruptible(this.reader)),
-        () => this.process(handled),
+        (readerFiber) => {
+          this.readerFiber = readerFiber
+          return this.process(handled)
+        },
         (readerFiber) =>
           Effect.suspend(() => {
             this.closed = true
@@ -313,6 +319,11 @@ export class HttpConnection implements Sink {
   /** Writes `response` for `ex` (the platform's `handleResponse`). */
   respond(ex: Exchange, response: ServerResponse.HttpServerResponse): Effect.Effect<void, HttpServerError.ResponseError> {
     if (ex.responded) return Effect.void
+    if (this.upgraded) {
+      // The handshake answered the request; what the app returns after the upgrade is not sent.
+      ex.responded = true
+      return Effect.void
+    }
     if (ex.tooLarge) {
       ex.responded = true
       ex.closeAfter = true

@@ -20,7 +20,6 @@ import { Duration, Effect, Either, Exit, FiberSet, Layer, Option, Scope, Stream 
 import { ExecutionStrategy } from "effect"
 import Mime from "mime"
 import { handleResponse, HttpConnection, type Limits } from "./connection.js"
-import { upgradeWebSocket } from "./upgrade.js"
 
 /** Options of `RinglineHttpServer.layer` (see the public module for the documentation). */
 export interface ServerOptions {
@@ -126,7 +125,7 @@ export const make = (
               const peer = yield* Effect.either(conn.peerAddress)
               if (Either.isRight(peer) && peer.right._tag === "TcpAddress") remote = peer.right.host
             }
-            const http = new HttpConnection(conn, limits, remote, upgradeWebSocket)
+            const http = new HttpConnection(conn, limits, remote)
             connections.add(http)
             yield* Effect.ensuring(http.serve(handled), Effect.sync(() => connections.delete(http)))
           })
