@@ -59,7 +59,8 @@ const app = HttpRouter.empty.pipe(
     "/stream-length",
     HttpServerResponse.stream(Stream.make(encoder.encode("abc"), encoder.encode("def")), { contentLength: 6 })
   ),
-  HttpRouter.get("/file", HttpServerResponse.file(file)),
+  HttpRouter.get("/file", HttpServerResponse.file(file))
+).pipe(
   HttpRouter.get("/file-range", HttpServerResponse.file(file, { offset: 14, bytesToRead: 28 })),
   HttpRouter.post("/text", Effect.flatMap(HttpServerRequest.HttpServerRequest, (r) => Effect.map(r.text, (t) => HttpServerResponse.text(`got ${t}`)))),
   HttpRouter.post("/json", Effect.flatMap(HttpServerRequest.HttpServerRequest, (r) => Effect.map(r.json, HttpServerResponse.unsafeJson))),
