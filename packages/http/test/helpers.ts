@@ -86,19 +86,24 @@ export const responses = (text: string): Array<{ status: number; headers: Record
     rest = rest.slice(end + 4)
     let body = ""
     if (headers["transfer-encoding"] === "chunked") {
+      let complete = false
       for (;;) {
         const nl = rest.indexOf("\r\n")
-        const size = parseInt(rest.slice(0, nl), 16)
+        const size = nl < 0 ? NaN : parseInt(rest.slice(0, nl), 16)
+        if (Number.isNaN(size) || rest.length < nl + 2 + size + 2) break // incomplete so far
         rest = rest.slice(nl + 2)
         if (size === 0) {
           rest = rest.slice(2)
+          complete = true
           break
         }
         body += rest.slice(0, size)
         rest = rest.slice(size + 2)
       }
+      if (!complete) break
     } else if (headers["content-length"] !== undefined) {
       const n = Number(headers["content-length"])
+      if (rest.length < n) break
       body = rest.slice(0, n)
       rest = rest.slice(n)
     } else if (status !== 100 && status !== 204 && status !== 304) {

@@ -133,6 +133,23 @@ describe("RinglineHttpServer", () => {
         expect(r.closed).toBe(false)
       })))
 
+  it.live("a body the app never reads is skipped; the next request on the connection is answered", () =>
+    withServer(app, (port) =>
+      Effect.gen(function*() {
+        const body = "z".repeat(200_000)
+        const r = yield* raw(
+          port,
+          [
+            `POST /path/1 HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 1000)}`,
+            body.slice(1000) + "GET /path/2 HTTP/1.1\r\nHost: x\r\n\r\n"
+          ],
+          { until: (t) => responses(t).length >= 2 }
+        )
+        const rs = responses(r.text)
+        expect(rs.map((x) => x.status)).toEqual([404, 200])
+        expect(rs[1]!.body).toBe("/path/2")
+      })))
+
   it.live("Connection: close and HTTP/1.0: answered, then the server closes", () =>
     withServer(app, (port) =>
       Effect.gen(function*() {
