@@ -23,7 +23,12 @@
         "<(llhttp_include)",
         "<(llhttp_dir)"
       ],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "LLHTTP_STRICT_MODE=1"
+      ],
       "cflags": ["-O2"],
       "cflags_c": ["-fvisibility=hidden"],
       "cflags_cc": ["-std=c++20", "-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],

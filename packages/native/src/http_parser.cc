@@ -1,5 +1,6 @@
 // HTTP/1.1 request parsing for @ringline/http with llhttp (Node's own parser, strict against request
-// smuggling), compiled from the system's node-llhttp sources.
+// smuggling), compiled from the system's node-llhttp sources with LLHTTP_STRICT_MODE=1: llhttp 8.1
+// otherwise accepts spaces in header names ("X : a"), which Node's own llhttp 9 rejects.
 //
 // One native call per received chunk: `httpParse(id, view, maxHeads)` runs llhttp over the bytes
 // of a provided buffer (or the connection's reassembly buffer) and writes compact records into a
@@ -53,12 +54,13 @@ struct Parser {
   const char* base = nullptr;
   bool live = false;
   bool in_head = false;
-  bool at_boundary = true;  // the next byte starts a new message
+  bool in_message = false;  // between on_message_begin and on_message_complete
   bool completed = false;   // set by on_message_complete, read by the execute loop
   bool upgrade = false;
   bool keep_alive = true;
   bool too_large = false;
   bool field_expect = false;
+  bool value_seen = false;  // the current header field already has its value span
   int32_t head_rec = 0;   // index of the current head record
   int32_t cur_header = -1;
   size_t head_start = 0;
@@ -82,6 +84,7 @@ int OnMessageBegin(llhttp_t* p) {
   Parser* ps = Of(p);
   HttpEnv* e = ps->env;
   ps->in_head = true;
+  ps->in_message = true;
   ps->cur_header = -1;
   ps->field_expect = false;
   ps->head_rec = static_cast<int32_t>(e->n);
@@ -104,6 +107,7 @@ int OnUrl(llhttp_t* p, const char* at, size_t len) {
 
 int OnHeaderField(llhttp_t* p, const char* at, size_t len) {
   Parser* ps = Of(p);
+  if (!ps->in_head) return 0;  // a trailer field of a chunked body: not kept
   HttpEnv* e = ps->env;
   int32_t* r = e->rec + ps->head_rec;
   if (static_cast<uint32_t>(r[10]) >= ps->max_headers) {
@@ -117,6 +121,7 @@ int OnHeaderField(llhttp_t* p, const char* at, size_t len) {
   h[2] = Off(ps, at + len);
   h[3] = 0;
   ps->cur_header = static_cast<int32_t>(e->n);
+  ps->value_seen = false;
   e->n += 4;
   r[10]++;
   ps->field_expect = len == 6 && strncasecmp(at, "expect", 6) == 0;
@@ -126,8 +131,14 @@ int OnHeaderField(llhttp_t* p, const char* at, size_t len) {
 
 int OnHeaderValue(llhttp_t* p, const char* at, size_t len) {
   Parser* ps = Of(p);
-  if (ps->cur_header < 0) return 0;  // trailer fields of a chunked body are not kept
+  if (!ps->in_head || ps->cur_header < 0) return 0;  // trailer fields of a chunked body are not kept
   int32_t* h = ps->env->rec + ps->cur_header;
+  if (h[3] != 0 || ps->value_seen) {
+    // obs-fold (a value continued on the next line): rejected, as RFC 9112 §5.2 allows.
+    llhttp_set_error_reason(p, "obsolete line folding in a header value");
+    return HPE_USER;
+  }
+  ps->value_seen = true;
   h[2] = Off(ps, at);
   h[3] = static_cast<int32_t>(len);
   if (ps->field_expect && len == 12 && strncasecmp(at, "100-continue", 12) == 0) {
@@ -179,6 +190,7 @@ int OnMessageComplete(llhttp_t* p) {
   HttpEnv* e = ps->env;
   e->rec[e->n++] = kEnd;
   ps->completed = true;
+  ps->in_message = false;
   // Pause after every message: the loop snapshots the state at the next message start.
   return HPE_PAUSED;
 }
@@ -257,7 +269,8 @@ Napi::Value Parse(const Napi::CallbackInfo& info) {
   const size_t head_room = kHeadFixed + 4 * static_cast<size_t>(ps->max_headers) + kMargin;
   ps->base = data;
   while (pos < len && ps->live) {
-    const bool boundary = ps->at_boundary;
+    // At a message boundary (nothing of the next message parsed yet) the state can be restored.
+    const bool boundary = !ps->in_message;
     if (boundary && (max_heads <= 0 || kRecordWords - e->n < head_room)) break;
     llhttp_t snap;
     size_t n0 = e->n;
@@ -276,23 +289,21 @@ Napi::Value Parse(const Napi::CallbackInfo& info) {
           break;
         }
         // Incomplete head: forget it, and keep its bytes in the connection for the next call.
+        // (A head always starts in a call that started at a boundary: each message pauses
+        // the parser at its end.)
         std::memcpy(&ps->p, &snap, sizeof snap);
         e->n = n0;
         ps->in_head = false;
+        ps->in_message = false;
         break;
       }
-      ps->at_boundary = false;
       pos = len;
       break;
     }
     if (err == HPE_PAUSED) {
       pos = llhttp_get_error_pos(&ps->p) - data;
       llhttp_resume(&ps->p);
-      if (!ps->completed) {
-        ps->at_boundary = false;  // paused between chunks to save record room
-        break;
-      }
-      ps->at_boundary = true;
+      if (!ps->completed) break;  // paused between chunks to save record room
       if (boundary) max_heads--;
       // After an upgrade the bytes belong to the new protocol; after a message that ends the
       // connection nothing more is parsed.
