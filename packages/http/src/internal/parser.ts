@@ -30,8 +30,9 @@ export const latin1 = (bytes: Uint8Array, start: number, end: number): string =>
   start === end ? "" : latin1Slice.call(bytes, start, end)
 
 /**
- * A parsed request head: the bytes of its header section are copied once (the receive buffer goes
- * back to the kernel when the parser returns); header names and values are decoded on first use.
+ * A parsed request head. Its header section is kept as one latin-1 string (one allocation, taken
+ * before the receive buffer goes back to the kernel); names and values are cut out of it on first
+ * use.
  */
 export class Head {
   constructor(
@@ -41,20 +42,20 @@ export class Head {
     /** major * 10 + minor */
     readonly version: number,
     readonly contentLength: number,
-    /** The header section bytes. */
-    readonly bytes: Uint8Array,
-    /** nHeaders × (nameStart, nameLen, valueStart, valueLen), relative to `bytes`. */
-    readonly fields: Int32Array
+    /** The header section, latin-1. */
+    readonly text: string,
+    /** nHeaders × (nameStart, nameLen, valueStart, valueLen), relative to `text`. */
+    readonly fields: ReadonlyArray<number>
   ) {}
 
   /** Header names lower-cased; repeated fields joined with ", " ("; " for cookie). */
   decodeHeaders(): Record<string, string> {
     const out: Record<string, string> = {}
     const f = this.fields
-    const b = this.bytes
+    const t = this.text
     for (let i = 0; i < f.length; i += 4) {
-      const name = latin1(b, f[i]!, f[i]! + f[i + 1]!).toLowerCase()
-      const value = latin1(b, f[i + 2]!, f[i + 2]! + f[i + 3]!)
+      const name = t.slice(f[i]!, f[i]! + f[i + 1]!).toLowerCase()
+      const value = t.slice(f[i + 2]!, f[i + 2]! + f[i + 3]!)
       const prev = out[name]
       out[name] = prev === undefined ? value : prev + (name === "cookie" ? "; " : ", ") + value
     }
@@ -74,10 +75,16 @@ export interface Sink {
  * Runs the native parser over `view` and feeds `sink`; returns the bytes consumed. The view may be
  * a kernel buffer: every byte kept (head section, body chunks) is copied here.
  */
+let rec: Int32Array | undefined
+let methods: ReadonlyArray<string> = []
+
 export const parseInto = (id: number, view: Uint8Array, maxHeads: number, sink: Sink): number => {
   const n = native()
+  if (rec === undefined) {
+    rec = n.httpRecords
+    methods = n.httpMethods
+  }
   const consumed = n.httpParse(id, view, maxHeads)
-  const rec = n.httpRecords
   const words = rec[0]!
   let i = 2
   while (i < words) {
@@ -86,22 +93,22 @@ export const parseInto = (id: number, view: Uint8Array, maxHeads: number, sink: 
         const nh = rec[i + 10]!
         const headStart = rec[i + 6]!
         const headEnd = rec[i + 7]!
-        const fields = new Int32Array(nh * 4)
-        for (let h = 0; h < nh; h++) {
-          const b = i + HeadFixed + h * 4
-          fields[h * 4] = rec[b]! - headStart
-          fields[h * 4 + 1] = rec[b + 1]!
-          fields[h * 4 + 2] = rec[b + 2]! - headStart
-          fields[h * 4 + 3] = rec[b + 3]!
+        const fields: Array<number> = new Array(nh * 4)
+        for (let h = 0, b = i + HeadFixed; h < nh * 4; h += 4, b += 4) {
+          fields[h] = rec[b]! - headStart
+          fields[h + 1] = rec[b + 1]!
+          fields[h + 2] = rec[b + 2]! - headStart
+          fields[h + 3] = rec[b + 3]!
         }
+        const text = latin1(view, headStart, headEnd)
         sink.head(
           new Head(
-            n.httpMethods[rec[i + 1]!] ?? "GET",
-            latin1(view, rec[i + 8]!, rec[i + 9]!),
+            methods[rec[i + 1]!] ?? "GET",
+            text.slice(rec[i + 8]! - headStart, rec[i + 9]! - headStart),
             rec[i + 2]!,
             rec[i + 3]!,
             rec[i + 4]! * 4294967296 + (rec[i + 5]! >>> 0),
-            view.slice(headStart, headEnd),
+            text,
             fields
           )
         )
