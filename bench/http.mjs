@@ -118,7 +118,17 @@ const freePort = () =>
     });
   });
 
+// A server that fails to start (a port taken between freePort and bind, a busy machine) gets a
+// second try before the suite gives up.
 async function startServer(server) {
+  try {
+    return await startServerOnce(server);
+  } catch (e) {
+    process.stderr.write(`${e.message}\nretrying once\n`);
+    return await startServerOnce(server);
+  }
+}
+async function startServerOnce(server) {
   const port = await freePort();
   const argv = pinned(SERVER_CPU, server.cmd(String(port)));
   const proc = spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
@@ -136,7 +146,8 @@ async function startServer(server) {
     });
     proc.on("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`${server.name}: exited (${code}) before listening\n${log}`));
+      // stderr may still be arriving: give it a moment for the message.
+      setTimeout(() => reject(new Error(`${server.name}: exited (${code}) before listening\n${log}`)), 100);
     });
   });
   return { server, proc, port, exit: new Promise((r) => proc.on("exit", r)) };
