@@ -33,7 +33,9 @@
       "cflags_c": ["-fvisibility=hidden"],
       "cflags_cc": ["-std=c++20", "-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "libraries": ["-luring"]
+      # liburing.a (from liburing-dev) linked in, its symbols kept private: the binary needs only libc/libstdc++.
+      "libraries": ["-l:liburing.a"],
+      "ldflags": ["-Wl,--exclude-libs,liburing.a"]
     }
   ]
 }
