@@ -196,3 +196,19 @@ export declare class TlsSession {
   error(): string | null
   free(): void
 }
+// ---- HTTP/1.1 request parser (llhttp), used by @ringline/http ----------------------------------
+
+/**
+ * The record array shared with the parser: word 0 = words used by the last `httpParse`, records
+ * from word 2 (layout in src/http_parser.cc).
+ */
+export declare const httpRecords: Int32Array
+/** A new request parser; returns its id. */
+export declare function httpParserCreate(maxHeadBytes: number, maxHeaders: number): number
+export declare function httpParserFree(id: number): void
+/** Parses `view` (at most `maxHeads` new request heads); returns the bytes consumed. */
+export declare function httpParse(id: number, view: Uint8Array, maxHeads: number): number
+/** llhttp's name of an errno (HPE_*). */
+export declare function httpErrorName(errno: number): string
+/** HTTP method names indexed by llhttp's method code. */
+export declare const httpMethods: ReadonlyArray<string>

@@ -6,6 +6,10 @@
 #include "tls.h"
 #include "wide_ring.h"
 
+namespace ringline {
+void InitHttp(Napi::Env env, Napi::Object exports);  // http_parser.cc
+}  // namespace ringline
+
 namespace {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -13,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("WideRing", ringline::WideRing::Init(env));
   ringline::InitProcess(env, exports);
   ringline::InitTls(env, exports);  // tls.cc: TlsContext, TlsSession
+  ringline::InitHttp(env, exports);
   return ringline::InitSockets(env, exports);
 }
 
