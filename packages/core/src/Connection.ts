@@ -252,7 +252,7 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
         Effect.flatMap(Option.match({ onNone: () => Effect.fail(Option.none()), onSome: Effect.succeed }))
       )
     ),
-    sink: Sink.forEach(write),
+    sink: Sink.forEach((bytes: Uint8Array) => Effect.zipRight(enqueue(bytes, "sink: chunk"), writable)),
     send: (bytes) => Effect.flatMap(enqueue(bytes, "send: bytes"), waitSent),
     write,
     writable,

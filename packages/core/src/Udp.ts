@@ -199,9 +199,10 @@ export const bind = (
         detail: "the kernel lacks IORING_OP_RECVMSG or IORING_OP_SENDMSG; ringline needs Linux 6.8+"
       })
     }
-    const capacity = options.queueCapacity ?? 1024
-    const host = options.host ?? "127.0.0.1"
-    const port = options.port ?? 0
+    // Only `undefined` means "the default": a null is a bad value like any other.
+    const capacity = options.queueCapacity === undefined ? 1024 : options.queueCapacity
+    const host = options.host === undefined ? "127.0.0.1" : options.host
+    const port = options.port === undefined ? 0 : options.port
     const invalid = argumentError("bind", [
       ["host", badCString(host)],
       ["port", badPort(port)],
