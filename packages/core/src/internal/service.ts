@@ -219,16 +219,30 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
         const handlers = yield* FiberSet.make()
         // Each handler's fiber by its connection, for the shutdown's idle sweep.
         const serving = new Map<Conn, Fiber.RuntimeFiber<unknown, unknown>>()
-        // A handler that waits for input with nothing buffered and nothing queued would only be
-        // waiting out the timeout: interrupting it loses nothing. Checked at the start of the
-        // shutdown and every IDLE_SWEEP_MS after (a handler may finish its work and go idle).
-        const sweepIdle = Effect.sync(() => {
-          for (const [conn, fiber] of serving) if (conn.idle) fiber.unsafeInterruptAsFork(fiber.id())
+        // A handler that waits for input with nothing buffered and nothing queued, and has seen
+        // no byte in or out for IDLE_QUIET_MS, would only wait out the timeout: interrupting it
+        // loses nothing. The quiet period spares a client that is mid-transfer and merely
+        // between two writes. Checked every IDLE_SWEEP_MS during the shutdown (a handler may
+        // finish its work and go idle).
+        const drainHandlers = Effect.suspend(() => {
+          const quietSince = new Map<Conn, { activity: number; at: number }>()
+          const sweepIdle = Effect.sync(() => {
+            const now = Date.now()
+            for (const [conn, fiber] of serving) {
+              const activity = conn.bytesIn + conn.bytesOut
+              const seen = quietSince.get(conn)
+              if (!conn.idle || seen === undefined || seen.activity !== activity) {
+                quietSince.set(conn, { activity, at: now })
+              } else if (now - seen.at >= IDLE_QUIET_MS) {
+                fiber.unsafeInterruptAsFork(fiber.id())
+              }
+            }
+          })
+          return Effect.raceFirst(
+            FiberSet.awaitEmpty(handlers),
+            Effect.forever(Effect.zipRight(sweepIdle, Effect.sleep(IDLE_SWEEP_MS)))
+          )
         })
-        const drainHandlers = Effect.raceFirst(
-          FiberSet.awaitEmpty(handlers),
-          Effect.forever(Effect.zipRight(sweepIdle, Effect.sleep(IDLE_SWEEP_MS)))
-        )
         yield* Scope.addFinalizer(
           scope,
           Effect.async<void>((resume) => lst.close(() => resume(Effect.void))).pipe(
@@ -356,6 +370,8 @@ const toMillis = (d: Duration.DurationInput): number | undefined => {
 
 /** How often a graceful shutdown looks for handlers that went idle. */
 const IDLE_SWEEP_MS = 20
+/** How long an idle connection must stay quiet during a shutdown before its handler is ended. */
+const IDLE_QUIET_MS = 200
 
 const releasedConnect = (target: ConnectTarget) =>
   new ConnectError({
