@@ -168,7 +168,9 @@ const driverOf = (path: string) =>
         })
       )
     }
-    if (r.driver.released || r.driver.closed) return Effect.fail(internal.fileError("open", path, -ESHUTDOWN))
+    if (r.driver.released || r.driver.closed) {
+      return Effect.fail(new internal.DirectFileError({ operation: "open", path, errno: ESHUTDOWN, code: "ESHUTDOWN" }))
+    }
     return Effect.succeed(r.driver)
   })
 

@@ -243,13 +243,18 @@ class FileImpl implements File {
     })
 
   private vectored(op: number, method: string, views: ReadonlyArray<Uint8Array>, position: number | undefined) {
-    return this.op(method, () => {
-      if (!Array.isArray(views)) return Effect.die(new TypeError(`${method}: buffers must be an array of Uint8Arrays, got ${show(views)}`))
+    // Checked before the op is entered: a throw inside it would leave it counted in flight.
+    if (!Array.isArray(views)) return Effect.die(new TypeError(`${method}: buffers must be an array of Uint8Arrays, got ${show(views)}`))
+    try {
       views = views.map((v, i) => viewOf(v, `${method}: buffers[${i}]`))
-      if (position !== undefined) {
-        const bad = badOffset(position)
-        if (bad !== undefined) return Effect.fail(invalid(method, this.path, `position ${bad}`))
-      }
+    } catch (e) {
+      return Effect.die(e)
+    }
+    if (position !== undefined) {
+      const bad = badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid(method, this.path, `position ${bad}`))
+    }
+    return this.op(method, () => {
       const d = this.d
       const fixed = this.fixedIndex
       const native = load()
