@@ -148,7 +148,16 @@ class FileImpl implements File {
     return Effect.suspend(() => {
       if (this.closed) return this.closedError(method)
       this.inflight++
-      return Effect.ensuring(f(), Effect.sync(() => this.leave()))
+      let body: Effect.Effect<A, SystemError>
+      try {
+        body = f()
+      } catch (e) {
+        // A throw while building the op (a bad argument) must not leave it counted: close
+        // would wait for it forever.
+        this.leave()
+        return Effect.die(e)
+      }
+      return Effect.ensuring(body, Effect.sync(() => this.leave()))
     })
   }
 
@@ -214,6 +223,9 @@ class FileImpl implements File {
 
   readonly readFully = (buffer: Uint8Array, position?: number) =>
     this.op("readFully", () => {
+      buffer = viewOf(buffer, "readFully: buffer")
+      const bad = position === undefined ? undefined : badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid("readFully", this.path, `position ${bad}`))
       const loop = (done: number): Effect.Effect<void, SystemError> =>
         done >= buffer.byteLength
           ? Effect.void
@@ -229,6 +241,9 @@ class FileImpl implements File {
 
   readonly writeAll = (bytes: Uint8Array, position?: number) =>
     this.op("writeAll", () => {
+      bytes = viewOf(bytes, "writeAll: bytes")
+      const bad = position === undefined ? undefined : badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid("writeAll", this.path, `position ${bad}`))
       const loop = (done: number): Effect.Effect<void, SystemError> =>
         done >= bytes.byteLength
           ? Effect.void

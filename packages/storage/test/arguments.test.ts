@@ -102,6 +102,15 @@ describe("item 4: NUL in storage paths", () => {
       const back = new Uint8Array(8)
       yield* f.readFully(back, 0)
       expect([...back]).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+      // readFully / writeAll with a view or with non-bytes: before, the op stayed counted in flight
+      // and the file's close (the scope) hung forever. Found by properties.test.ts.
+      const whole = new DataView(new ArrayBuffer(8))
+      yield* f.readFully(whole as any, 0)
+      expect([...new Uint8Array(whole.buffer)]).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+      yield* f.writeAll(new Uint16Array([0x0a09]) as any, 8)
+      expect(defectOf(yield* nothingSubmitted(f.readFully("abcd" as any, 0)))).toBeInstanceOf(TypeError)
+      expect(defectOf(yield* nothingSubmitted(f.writeAll(7 as any, 0)))).toBeInstanceOf(TypeError)
+      expect(failureOf(yield* nothingSubmitted(f.readFully(new Uint8Array(1), -1)))).toMatchObject({ reason: "InvalidData" })
       const invalidMode = failureOf(yield* nothingSubmitted(Effect.scoped(File.open(join(dir, "m"), { flags: "w", mode: -1 }))))
       expect(invalidMode.message).toContain("mode")
     })))
