@@ -5,7 +5,7 @@
  */
 import { Command } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Option, Stream } from "effect"
+import { Cause, Effect, Either, Exit, Layer, Option, Stream } from "effect"
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import * as dgram from "node:dgram"
 import { tmpdir } from "node:os"
@@ -17,6 +17,7 @@ import {
   Resolver,
   Ringline,
   RinglineCommandExecutor,
+  RinglineConfig,
   RinglineSocket,
   Tcp,
   Udp,
@@ -402,3 +403,18 @@ describe("connect options", () => {
 
 // Keep the Connection import used in type position only.
 export type _C = Connection.Connection
+
+describe("RinglineConfig: unknown keys and wrong types", () => {
+  it("a misspelt or unknown key is an error naming it (it was ignored before); wrong shapes name their field", () => {
+    const unknown = RinglineConfig.make({ maxConnection: 10 } as any)
+    expect(Either.isLeft(unknown) && unknown.left.field).toBe("maxConnection")
+    const nested = RinglineConfig.make({ recvBuffer: { ringsize: 8 } } as any)
+    expect(Either.isLeft(nested) && nested.left.field).toBe("recvBuffer.ringsize")
+    const shape = RinglineConfig.make({ sendPool: "big" } as any)
+    expect(Either.isLeft(shape) && shape.left.message).toContain("sendPool: must be an object")
+    const whole = RinglineConfig.make(null as any)
+    expect(Either.isLeft(whole) && whole.left.field).toBe("(config)")
+    const wrong = RinglineConfig.make({ tcpNoDelay: "yes" } as any)
+    expect(Either.isLeft(wrong) && wrong.left.message).toContain("tcpNoDelay")
+  })
+})
