@@ -327,7 +327,9 @@ describe("item 6: bytes arguments", () => {
       yield* Effect.addFinalizer(() => Effect.sync(() => peer.close()))
       const got: Array<Buffer> = []
       peer.on("message", (m) => got.push(m))
-      yield* Effect.async<void>((r) => peer.bind(0, "127.0.0.1", () => r(Effect.void)))
+      yield* Effect.async<void>((r) => {
+        peer.bind(0, "127.0.0.1", () => r(Effect.void))
+      })
       const to = { host: "127.0.0.1", port: peer.address().port }
       const small = new Int32Array([1, 2, 3])
       yield* s.sendTo(small as unknown as Uint8Array, to)
@@ -390,7 +392,7 @@ describe("connect options", () => {
     withRing(Effect.gen(function*() {
       const port = yield* closedPort
       for (const timeout of ["soon", { minutes: "x" }]) {
-        const e = failureOf(yield* nothingSubmitted(Tcp.connect({ host: "127.0.0.1", port }, { timeout: timeout as number })))
+        const e = failureOf(yield* nothingSubmitted(Tcp.connect({ host: "127.0.0.1", port }, { timeout: timeout as unknown as number })))
         expect(e).toMatchObject({ reason: "InvalidArgument", argument: "timeout" })
       }
       // NaN and negative numbers are a zero duration (Effect's Duration rule): an immediate timeout.

@@ -11,6 +11,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Process, RinglineConfig, Tcp, Udp, Unix } from "../src/index.js"
+import type { Ringline } from "../src/Ringline.js"
 import { classify, oneCase, PROPERTY_CASES, RUNS, sharedRing } from "./property-harness.js"
 
 const ring = sharedRing({ shutdownTimeoutMs: 500 })
@@ -255,7 +256,7 @@ describe("properties: processes", () => {
   }, ({ delayUs, useOutput }) =>
     ring.provide(Effect.gen(function*() {
       const r = yield* oneCase("Process interrupted", Effect.gen(function*() {
-        const run = useOutput ? Process.output("/bin/sh", ["-c", "echo hi; sleep 5"]) : Effect.scoped(Effect.flatMap(Process.spawn("/bin/sleep", ["5"]), (c) => c.exitStatus))
+        const run: Effect.Effect<unknown, unknown, Ringline> = useOutput ? Process.output("/bin/sh", ["-c", "echo hi; sleep 5"]) : Effect.scoped(Effect.flatMap(Process.spawn("/bin/sleep", ["5"]), (c) => c.exitStatus))
         const fiber = yield* Effect.fork(run)
         yield* Effect.sleep(delayUs / 1000)
         yield* fiber.interruptAsFork(fiber.id()).pipe(Effect.zipRight(fiber.await))

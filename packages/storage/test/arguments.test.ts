@@ -131,7 +131,7 @@ describe("item 4: NUL in storage paths", () => {
  * both must fail with the same error tag and method (BadArgument, except readDirectory, which
  * NodeFileSystem reports as a SystemError), and RinglineFileSystem must submit nothing.
  */
-const nulCalls = (dir: string): Record<string, (fs: FileSystem.FileSystem) => Effect.Effect<unknown, unknown, any>> => {
+const nulCalls = (dir: string): Record<string, (fs: FileSystem.FileSystem) => Effect.Effect<unknown, unknown, never>> => {
   const bad = join(dir, "a\0b")
   const ok = join(dir, "ok")
   return {
@@ -215,7 +215,7 @@ describe("item 7: storage after the Ringline layer was released", () => {
       writeFileSync(join(dir, "a"), "x")
       const context = yield* Effect.scoped(Layer.build(Ringline.layer()))
       const fsLayer = Layer.provide(RinglineFileSystem.layer, Layer.succeedContext(context))
-      const cases: Array<[string, Effect.Effect<unknown, any, any>, Record<string, unknown>]> = [
+      const cases: Array<[string, Effect.Effect<unknown, any, Ringline.Ringline>, Record<string, unknown>]> = [
         ["File.open", Effect.scoped(File.open(join(dir, "a"))), { _tag: "SystemError", reason: "BadResource" }],
         ["File.stat", File.stat(join(dir, "a")), { _tag: "SystemError", reason: "BadResource" }],
         ["File.remove", File.remove(join(dir, "a")), { _tag: "SystemError", reason: "BadResource" }],
