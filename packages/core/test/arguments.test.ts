@@ -342,6 +342,22 @@ describe("item 6: bytes arguments", () => {
     })))
 })
 
+describe("item 6: process stdin bytes", () => {
+  it.live("write / the stdin sink: views are their bytes; non-bytes die and leave stdin usable", () =>
+    withRing(Effect.gen(function*() {
+      const child = yield* Process.spawn("/bin/cat")
+      const words = new Int32Array([0x64636261, 0x68676665])
+      for (const bad of ["hello", 42, null]) {
+        expect(defectOf(yield* Effect.exit(child.write(bad as unknown as Uint8Array)))).toBeInstanceOf(TypeError)
+      }
+      yield* child.write(words as unknown as Uint8Array)
+      yield* child.write(new DataView(new Uint8Array([105, 106, 107]).buffer) as unknown as Uint8Array)
+      yield* child.closeStdin
+      const out = yield* Stream.runFold(child.stdout, "", (acc, b) => acc + Buffer.from(b).toString())
+      expect(out).toBe("abcdefghijk")
+    })))
+})
+
 describe("item 10: messages that say what is wrong", () => {
   it.live("listen({ host: \"999.1.1.1\" }) says it is not an IP address; connect(\"localhost\") says the port is missing", () =>
     withRing(Effect.gen(function*() {

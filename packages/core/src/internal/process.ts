@@ -22,7 +22,7 @@ import type { Driver, OpOwner } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { load, type Native } from "./native.js"
 import { Op, W } from "./sqe.js"
-import { badCString, show } from "./validate.js"
+import { badCString, bytesOf, notBytes, show } from "./validate.js"
 
 const TAG_WAIT = 1
 const TAG_POLL = 2
@@ -162,7 +162,10 @@ export class PipeEnd implements OpOwner {
   })
 
   /** Writes all of `bytes` (continuing short writes). Fails with EPIPE once the child closed its end. */
-  write(bytes: Uint8Array): Effect.Effect<void, ProcessError> {
+  write(input: Uint8Array): Effect.Effect<void, ProcessError> {
+    // Bytes are checked (views taken over their exact bytes) before an SQE could be staged.
+    if (!(input instanceof Uint8Array) && !ArrayBuffer.isView(input)) return Effect.die(notBytes(input, "write stdin: bytes"))
+    const bytes = bytesOf(input, "write stdin: bytes")
     const once = (offset: number): Effect.Effect<number, ProcessError> =>
       Effect.suspend(() => {
         if (this.closed) return Effect.fail(errnoError(this.operation, this.command, Errno.EPIPE))
