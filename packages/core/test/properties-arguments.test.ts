@@ -15,7 +15,11 @@ import type { Ringline } from "../src/Ringline.js"
 import { classify, oneCase, PROPERTY_CASES, RUNS, sharedRing } from "./property-harness.js"
 
 const ring = sharedRing({ shutdownTimeoutMs: 500 })
-const opts = (factor = 1) => ({ timeout: 600_000, fastCheck: { numRuns: Math.max(1, Math.round(RUNS * factor)) } })
+// The time limit grows with the case count (about a second per case on a loaded machine).
+const opts = (factor = 1) => {
+  const numRuns = Math.max(1, Math.round(RUNS * factor))
+  return { timeout: 120_000 + numRuns * 1000, fastCheck: { numRuns } }
+}
 
 const validPort = (p: unknown): p is number => typeof p === "number" && Number.isInteger(p) && p >= 0 && p <= 65535
 

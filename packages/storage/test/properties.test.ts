@@ -16,7 +16,11 @@ import { afterAll, beforeAll } from "vitest"
 import { File, RinglineFileSystem } from "../src/index.js"
 
 const RUNS = Math.max(1, Number(process.env.RINGLINE_PROPERTY_RUNS ?? "20"))
-const opts = (factor = 1) => ({ timeout: 600_000, fastCheck: { numRuns: Math.max(1, Math.round(RUNS * factor)) } })
+// The time limit grows with the case count (about a second per case on a loaded machine).
+const opts = (factor = 1) => {
+  const numRuns = Math.max(1, Math.round(RUNS * factor))
+  return { timeout: 120_000 + numRuns * 1000, fastCheck: { numRuns } }
+}
 const CASES = new Map<string, number>()
 
 let scope: Scope.CloseableScope
