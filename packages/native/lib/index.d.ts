@@ -32,6 +32,8 @@ export interface RingInfo {
   readonly sqEntries: number
   readonly cqEntries: number
   readonly files: number
+  /** The ring's fd: other threads name this ring with it in IORING_OP_MSG_RING SQEs. */
+  readonly ringFd: number
   readonly regions: RingRegions
   /** opcodes[op] === 1 when the kernel supports that IORING_OP_*. */
   readonly opcodes: Uint8Array
@@ -136,3 +138,10 @@ export declare function kill(pidfd: number, signal: number): void
  * (CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3) and `status` (exit code or signal number).
  */
 export declare function reap(pidfd: number): { code: number; status: number } | null
+
+/** Pins the calling thread (only it, not the process) to exactly these CPUs (sched_setaffinity(0, ...)). */
+export declare function setAffinity(cpus: ReadonlyArray<number>): void
+/** The CPUs the calling thread may run on (sched_getaffinity(0, ...)). */
+export declare function getAffinity(): Array<number>
+/** The calling thread's kernel thread id (gettid), as in /proc/self/task/<tid>. */
+export declare function threadId(): number
