@@ -8,7 +8,7 @@
  * power of two, so `counter & (cap - 1)` is the position even after they wrap). A record that
  * would not fit before the end is preceded by a wrap mark (length 0xffffffff) and starts at 0.
  * The producer publishes with Atomics.store(tail) after writing the bytes; the consumer frees with
- * Atomics.store(head) after copying them out.
+ * Atomics.store(head) after copying one out.
  */
 const HEADER = 16
 const WRAP = 0xffffffff
@@ -58,8 +58,12 @@ export class Mailboxes {
     return true
   }
 
-  /** Takes every body waiting in the box from → to (copies; the box space is freed). */
-  drain(from: number, to: number, each: (body: Uint8Array) => void): void {
+  /**
+   * Takes the oldest body waiting in the box from → to (a copy; its space is freed), or undefined.
+   * One wake-up announces one body, so the receiver takes one per wake-up it handles: a receiver
+   * that does not read leaves the bodies in the box, and the sender sees MailboxFull.
+   */
+  take(from: number, to: number): Uint8Array | undefined {
     const b = this.base(from, to)
     const hw = b >> 2
     let head = Atomics.load(this.words, hw) >>> 0
@@ -72,9 +76,11 @@ export class Mailboxes {
         head = (head + this.cap - pos) >>> 0
         continue
       }
-      each(this.bytes.slice(data + pos + 4, data + pos + 4 + len))
-      head = (head + 4 + ((len + 3) & ~3)) >>> 0
+      const body = this.bytes.slice(data + pos + 4, data + pos + 4 + len)
+      Atomics.store(this.words, hw, (head + 4 + ((len + 3) & ~3)) | 0)
+      return body
     }
     Atomics.store(this.words, hw, head | 0)
+    return undefined
   }
 }

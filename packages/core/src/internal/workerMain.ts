@@ -3,7 +3,8 @@
  * ring, import the user's module and run its program with a WorkerContext, and speak a small
  * protocol with the launcher (internal/workers.ts) over parentPort:
  *
- *   main → worker  { type: "port", port }         the shared port, once worker 0 bound it (reusePort, port 0)
+ *   main → worker  { type: "start" }                every worker has its ring: run the program
+ *                  { type: "port", port }         the shared port, once worker 0 bound it (reusePort, port 0)
  *                  { type: "drain", expected }    stop; acceptor mode: after `expected` handoffs arrived
  *                  { type: "stats", id }          reply with this ring's counters
  *   worker → main  { type: "ready", tid, cpus }   ring up, module loaded, program starting
@@ -57,7 +58,9 @@ const run = Effect.gen(function*() {
   const ringFds = new Int32Array(init.ringFds)
   const loads = new Int32Array(init.load)
   const mailboxes = new Mailboxes(init.mailbox, init.count, init.mailboxBytes)
-  const messages = yield* Queue.unbounded<WorkerMessage>()
+  // Notifications, and markers saying "a body from worker `from` is in the mailbox": the body is
+  // copied out only when the program takes it, so an unread mailbox fills and senders notice.
+  const messages = yield* Queue.unbounded<WorkerMessage | { readonly _tag: "BodyWaiting"; readonly from: number }>()
   const inbox = new Inbox(driver, (delta) => Atomics.add(loads, init.id, delta))
 
   // Messages from other rings: handed connections, notifications, mailbox wake-ups.
@@ -66,9 +69,7 @@ const run = Effect.gen(function*() {
     const from = fromOf(lo)
     if (kind === Kind.Fd) inbox.arrive(res)
     else if (kind === Kind.Notify) Queue.unsafeOffer(messages, { _tag: "Notify", from, payload: joinU64(hi, res) })
-    else if (kind === Kind.Body && from < init.count) {
-      mailboxes.drain(from, init.id, (body) => Queue.unsafeOffer(messages, { _tag: "Body", from, body }))
-    }
+    else if (kind === Kind.Body && from < init.count) Queue.unsafeOffer(messages, { _tag: "BodyWaiting", from })
   }
   Atomics.store(ringFds, init.id, driver.ring.info().ringFd)
   // Before the ring exits, so that nobody targets a closed (or reused) fd.
@@ -148,7 +149,13 @@ const run = Effect.gen(function*() {
           return deliver(to, Kind.Body, 0, 0)
         })
       ),
-    receive: Queue.take(messages)
+    receive: Effect.suspend(function loop(): Effect.Effect<WorkerMessage> {
+      return Effect.flatMap(Queue.take(messages), (m) => {
+        if (m._tag !== "BodyWaiting") return Effect.succeed(m)
+        const body = mailboxes.take(m.from, init.id)
+        return body === undefined ? loop() : Effect.succeed({ _tag: "Body", from: m.from, body })
+      })
+    })
   }
 
   onMessage.stats = (id) =>
@@ -162,12 +169,17 @@ const run = Effect.gen(function*() {
   if (!Effect.isEffect(program)) {
     return yield* Effect.die(new TypeError(`${init.module} must export an Effect as its default export (or as \`program\`), got ${typeof program}`))
   }
+  // Programs start together, once every worker's ring exists, so a first message never finds
+  // its target missing.
   post({ type: "ready", tid: native.threadId(), cpus })
+  yield* Deferred.await(startGate)
   return yield* (program as Effect.Effect<unknown, unknown, WorkerContext | Ringline.Ringline | Scope.Scope>).pipe(
     Effect.provideService(WorkerContext, context),
     Effect.provideService(Ringline.Ringline, ring)
   )
 }).pipe(Effect.scoped)
+
+const startGate = Deferred.unsafeMake<void>(FiberId.none)
 
 const onMessage: {
   port?: (p: number) => void
@@ -179,7 +191,8 @@ let draining = false
 const fiber = Effect.runFork(run)
 
 port.on("message", (m: any) => {
-  if (m?.type === "port") onMessage.port?.(m.port)
+  if (m?.type === "start") Deferred.unsafeDone(startGate, Exit.void)
+  else if (m?.type === "port") onMessage.port?.(m.port)
   else if (m?.type === "stats") onMessage.stats?.(m.id)
   else if (m?.type === "drain" && !draining) {
     draining = true

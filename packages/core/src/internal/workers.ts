@@ -113,6 +113,8 @@ interface Slot {
   cpus: ReadonlyArray<number>
   restarts: number
   listening: boolean
+  /** Its ring is up and its module loaded (reset on restart). */
+  ready: boolean
   uncaught: string | undefined
   done: { ok: boolean; cause?: string } | undefined
   exited: Deferred.Deferred<void>
@@ -135,6 +137,7 @@ export const launch = (options: LaunchOptions) =>
     const address = yield* Deferred.make<Address>()
     let sharedPort = v.port
     let draining = false
+    let started = false
     const scope = yield* Effect.scope
 
     // Acceptor mode: the main thread's own ring accepts.
@@ -160,7 +163,7 @@ export const launch = (options: LaunchOptions) =>
     }
 
     const slots: Array<Slot> = Array.from({ length: n }, (_, id) => ({
-      id, worker: undefined, threadId: -1, tid: -1, cpus: [], restarts: 0, listening: false, uncaught: undefined,
+      id, worker: undefined, threadId: -1, tid: -1, cpus: [], restarts: 0, listening: false, ready: false, uncaught: undefined,
       done: undefined, exited: Deferred.unsafeMake<void>(FiberId.none)
     }))
     const pending = new Map<number, (m: any) => void>()
@@ -172,6 +175,7 @@ export const launch = (options: LaunchOptions) =>
 
     const start = (slot: Slot) => {
       slot.listening = false
+      slot.ready = false
       slot.uncaught = undefined
       slot.done = undefined
       slot.exited = Deferred.unsafeMake<void>(FiberId.none)
@@ -199,6 +203,13 @@ export const launch = (options: LaunchOptions) =>
         if (m?.type === "ready") {
           slot.tid = m.tid
           slot.cpus = m.cpus
+          slot.ready = true
+          // The first programs start together; a restarted worker's at once.
+          if (started) worker.postMessage({ type: "start" })
+          else if (slots.every((s) => s.ready)) {
+            started = true
+            for (const s of slots) s.worker?.postMessage({ type: "start" })
+          }
         } else if (m?.type === "listening") {
           slot.listening = true
           ready[slot.id] = true
@@ -299,6 +310,8 @@ export const launch = (options: LaunchOptions) =>
       }
     })
 
+    // What each worker's counters were at the last updateMetrics (a restarted worker starts at 0).
+    const published = new Map<string, Record<string, number>>()
     const set: WorkerSet = {
       mode: v.mode,
       count: n,
@@ -307,7 +320,7 @@ export const launch = (options: LaunchOptions) =>
         slots.map((s): WorkerInfo => ({ id: s.id, threadId: s.threadId, tid: s.tid, cpus: s.cpus, restarts: s.restarts, listening: s.listening }))
       ),
       stats,
-      updateMetrics: Effect.flatMap(stats, publish),
+      updateMetrics: Effect.flatMap(stats, (s) => publish(s, published)),
       deaths: Effect.sync(() => [...deaths]),
       join: Deferred.await(failure)
     }
@@ -315,7 +328,7 @@ export const launch = (options: LaunchOptions) =>
   })
 
 /** Worker counters into this thread's ringline_* metrics: the sum untagged, each worker tagged. */
-const publish = (s: WorkersStats): Effect.Effect<void> => {
+const publish = (s: WorkersStats, published: Map<string, Record<string, number>>): Effect.Effect<void> => {
   const pairs: Array<[Metric.Metric.Counter<number> | Metric.Metric.Gauge<number>, string, boolean]> = [
     [RinglineMetrics.connectionsAccepted, "accepted", true],
     [RinglineMetrics.connectionsConnected, "connected", true],
@@ -349,8 +362,6 @@ const publish = (s: WorkersStats): Effect.Effect<void> => {
   for (const w of s.workers) put(`worker:${w.id}`, w.stats as unknown as Record<string, number>, String(w.id))
   return Effect.all(effects, { discard: true })
 }
-// Counters restart with a restarted worker; a drop is published as no increment.
-const published = new Map<string, Record<string, number>>()
 
 export const runMain = (options: LaunchOptions, onReady?: (set: WorkerSet) => Effect.Effect<void>): void =>
   Ringline.runMain(
