@@ -110,6 +110,14 @@ export interface WorkerContext {
    * Call it once; the launcher counts a worker as listening from then on.
    */
   readonly listen: Effect.Effect<Listener, SocketError, Scope.Scope>
+  /**
+   * Tells the launcher this worker listens, for programs that listen by other means than
+   * {@link WorkerContext.listen} (a Layer-based server on the launch's fixed `port` with
+   * `reusePort: true`), so that `launch` (awaitListening) returns once every worker serves.
+   */
+  readonly reportListening: Effect.Effect<void>
+  /** The port the launch was given (or, with port 0, the one worker 0 or the acceptor bound). */
+  readonly port: Effect.Effect<number>
   /** Posts a 64-bit payload to worker `to` (a MSG_RING CQE on its ring); completes once delivered. */
   readonly notify: (to: number, payload: bigint) => Effect.Effect<void, WorkerChannelError>
   /** Copies `body` into the mailbox to worker `to` and wakes it; completes once the wake-up is delivered. */

@@ -4,10 +4,11 @@ import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import * as net from "node:net"
 import { RinglineMetrics, RinglineWorkers } from "../src/index.js"
-import { exchange, fdCount, random, readN } from "./helpers.js"
+import { closedPort, exchange, fdCount, random, readN } from "./helpers.js"
 
 const echoModule = new URL("./fixtures/workers-echo.mjs", import.meta.url)
 const crashModule = new URL("./fixtures/workers-crash.mjs", import.meta.url)
+const layerModule = new URL("./fixtures/workers-layer.mjs", import.meta.url)
 const channelModule = new URL("./fixtures/workers-channel.mjs", import.meta.url)
 const bin = new URL("../dist/bin/echo.js", import.meta.url).pathname
 
@@ -77,6 +78,16 @@ describe("RinglineWorkers", () => {
         expect(fdCount()).toBe(fds)
       }), { timeout: 120_000 })
   }
+
+  it.live("a Layer-based server on a fixed port reports listening; connections reach both workers", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const port = yield* closedPort
+      const set = yield* RinglineWorkers.launch({ module: layerModule, workers: 2, pin: false, port })
+      expect(portOf(yield* set.address)).toBe(port)
+      expect(yield* Effect.promise(() => flood(port, 100, 1000))).toBe(100)
+      const s = yield* set.stats
+      for (const w of s.workers) expect(w.stats.accepted).toBeGreaterThan(0)
+    })), { timeout: 120_000 })
 
   it.live("pins worker i to CPU i (Cpus_allowed_list of its thread); the main thread keeps every CPU", () =>
     Effect.scoped(Effect.gen(function*() {

@@ -81,6 +81,12 @@ const run = Effect.gen(function*() {
   onMessage.inbox = inbox
 
   let listened = false
+  const reportListening = (port: number) =>
+    Effect.sync(() => {
+      if (listened) return
+      listened = true
+      post({ type: "listening", port })
+    })
   const listen = Effect.gen(function*() {
     let listener: Listener
     if (init.mode === "acceptor") {
@@ -90,10 +96,7 @@ const run = Effect.gen(function*() {
       const p = yield* Deferred.await(sharedPort)
       listener = yield* ring.listen({ _tag: "Tcp", host: init.host, port: p, backlog: init.backlog, reusePort: true })
     }
-    if (!listened) {
-      listened = true
-      post({ type: "listening", port: listener.address._tag === "TcpAddress" ? listener.address.port : 0 })
-    }
+    yield* reportListening(listener.address._tag === "TcpAddress" ? listener.address.port : 0)
     return listener
   })
 
@@ -126,6 +129,8 @@ const run = Effect.gen(function*() {
     cpus,
     data: init.data,
     listen,
+    reportListening: Effect.flatMap(Deferred.await(sharedPort), reportListening),
+    port: Deferred.await(sharedPort),
     notify: (to, payload) =>
       Effect.zipRight(
         checkTo(to),
