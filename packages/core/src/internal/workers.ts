@@ -180,6 +180,8 @@ export const launch = (options: LaunchOptions) =>
       slot.done = undefined
       slot.exited = Deferred.unsafeMake<void>(FiberId.none)
       Atomics.store(loads, slot.id, 0)
+      // A drain waits for exactly what this incarnation was handed.
+      if (acceptor !== undefined) acceptor.handed[slot.id] = 0
       const init: WorkerInit = {
         id: slot.id,
         count: n,
