@@ -49,9 +49,12 @@ export interface LaunchOptions {
   readonly module: string | URL
   /** Number of workers; default: the CPUs this process may use (`os.availableParallelism()`). */
   readonly workers?: number
-  /** Pin worker i to CPU (coreOffset + i) mod CPUs (sched_setaffinity on its own thread); default true. */
+  /**
+   * Pin worker i to the ((coreOffset + i) mod k)-th of the k CPUs this process may use
+   * (sched_setaffinity on the worker's own thread); default true.
+   */
   readonly pin?: boolean
-  /** First CPU used for pinning; default 0. */
+  /** Index (among the allowed CPUs) of the first CPU used for pinning; default 0. */
   readonly coreOffset?: number
   /** Default `reusePort`. */
   readonly mode?: Mode

@@ -124,7 +124,8 @@ export const launch = (options: LaunchOptions) =>
   Effect.gen(function*() {
     const v = yield* validate(options)
     const n = v.workers
-    const cpus = availableParallelism()
+    // Pin among the CPUs this process may use (a container's cpuset need not start at 0).
+    const cpus = v.pin ? load().getAffinity() : []
     const ringFdsSab = new SharedArrayBuffer(4 * n)
     const ringFds = new Int32Array(ringFdsSab).fill(-1)
     const loadSab = new SharedArrayBuffer(4 * n)
@@ -187,7 +188,7 @@ export const launch = (options: LaunchOptions) =>
         count: n,
         mode: v.mode,
         module: v.module,
-        cpu: v.pin ? (v.coreOffset + slot.id) % cpus : -1,
+        cpu: v.pin ? cpus[(v.coreOffset + slot.id) % cpus.length]! : -1,
         host: v.host,
         port: sharedPort,
         backlog: v.backlog,
