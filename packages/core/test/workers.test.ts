@@ -118,16 +118,22 @@ describe("RinglineWorkers", () => {
       })), { timeout: 120_000 })
   }
 
-  it.live("worker channel: notifications (64-bit) and mailbox bodies arrive in order; typed errors", () =>
+  it.live("worker channel: notifications (64-bit) and mailbox bodies arrive in order, with the main thread blocked; typed errors", () =>
     Effect.scoped(Effect.gen(function*() {
       const results = new Int32Array(new SharedArrayBuffer(32))
       const rounds = 300
-      yield* RinglineWorkers.launch({
+      const set = yield* RinglineWorkers.launch({
         module: channelModule, workers: 2, pin: false, awaitListening: false, mailboxBytes: 16384,
         data: { results: results.buffer, rounds, mailboxBytes: 16384 }
       })
-      const deadline = Date.now() + 60_000
-      while ((Atomics.load(results, 2) === 0 || Atomics.load(results, 5) === 0) && Date.now() < deadline) yield* Effect.sleep(50)
+      // Once both programs were told to start, block this thread's event loop for the whole
+      // exchange: the messages cannot be relayed through it.
+      while ((yield* set.workers).some((w) => w.tid === -1)) yield* Effect.sleep(20)
+      yield* Effect.sleep(20)
+      const blocked = Date.now()
+      expect(Atomics.wait(results, 2, 0, 60_000)).not.toBe("timed-out")
+      expect(Atomics.wait(results, 5, 0, 60_000)).not.toBe("timed-out")
+      expect(Date.now() - blocked).toBeGreaterThan(0)
       expect(Array.from(results.subarray(0, 6))).toEqual([rounds, rounds, 1, 2, 1, 1])
     })), { timeout: 120_000 })
 })
