@@ -194,6 +194,19 @@ describe("pnpm run echo --workers", () => {
     }, 120_000)
   }
 
+  it("--workers 2: a second signal exits at once (130) while workers wait out the grace period", async () => {
+    const { child, port, exited } = await start(["--workers", "2"], { RINGLINE_SHUTDOWN_TIMEOUT: "30 seconds" })
+    const idle = await Promise.all([connect(port), connect(port), connect(port), connect(port)])
+    idle.forEach((s) => s.on("error", () => {}))
+    const t0 = Date.now()
+    child.kill("SIGTERM")
+    await new Promise((r) => setTimeout(r, 500))
+    child.kill("SIGTERM")
+    expect(await exited).toBe(130)
+    expect(Date.now() - t0).toBeLessThan(10_000)
+    idle.forEach((s) => s.destroy())
+  }, 60_000)
+
   it("--workers 1 is the single-thread server (no worker summary)", async () => {
     const { child, port, exited, stderr } = await start(["--workers", "1"])
     const s = await connect(port)
