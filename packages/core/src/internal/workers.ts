@@ -94,7 +94,10 @@ const validate = (o: LaunchOptions) =>
     const awaitListening = o.awaitListening ?? true
     if (workers > MAX_WORKERS) return yield* bad("workers", `at most ${MAX_WORKERS}`, workers)
     // Each worker's ring: the given config, or the environment's (as Ringline.layerConfig does).
-    const input = o.config ?? (yield* Effect.orElseSucceed(RinglineConfig.config, () => ({})))
+    const input = o.config ?? (yield* Effect.mapError(
+      RinglineConfig.config,
+      (e) => new RinglineConfigError({ field: "config", detail: `from the environment (RINGLINE_*): ${e}` })
+    ))
     const config = yield* Effect.mapError(
       RinglineConfig.validate(input),
       (e) => new RinglineConfigError({ field: `config.${e.field}`, detail: e.detail })
@@ -363,6 +366,21 @@ const publish = (s: WorkersStats, published: Map<string, Record<string, number>>
   }
   put("total", s.total, undefined)
   for (const w of s.workers) put(`worker:${w.id}`, w.stats as unknown as Record<string, number>, String(w.id))
+  // ringline_errors by errno code: per worker (tagged worker and code) and summed (code only).
+  const sums: Record<string, number> = {}
+  for (const w of s.workers) {
+    const key = `errors:${w.id}`
+    const before = published.get(key) ?? {}
+    published.set(key, { ...w.errors })
+    for (const [code, n] of Object.entries(w.errors)) {
+      const d = Math.max(0, n - (before[code] ?? 0))
+      sums[code] = (sums[code] ?? 0) + d
+      if (d > 0) effects.push(Metric.incrementBy(Metric.tagged(Metric.tagged(RinglineMetrics.errors, "worker", String(w.id)), "code", code), d))
+    }
+  }
+  for (const [code, d] of Object.entries(sums)) {
+    if (d > 0) effects.push(Metric.incrementBy(Metric.tagged(RinglineMetrics.errors, "code", code), d))
+  }
   return Effect.all(effects, { discard: true })
 }
 
