@@ -8,6 +8,7 @@ import { closedPort, exchange, fdCount, random, readN } from "./helpers.js"
 
 const echoModule = new URL("./fixtures/workers-echo.mjs", import.meta.url)
 const crashModule = new URL("./fixtures/workers-crash.mjs", import.meta.url)
+const whoamiModule = new URL("./fixtures/workers-whoami.mjs", import.meta.url)
 const layerModule = new URL("./fixtures/workers-layer.mjs", import.meta.url)
 const channelModule = new URL("./fixtures/workers-channel.mjs", import.meta.url)
 const bin = new URL("../dist/bin/echo.js", import.meta.url).pathname
@@ -78,6 +79,26 @@ describe("RinglineWorkers", () => {
         expect(fdCount()).toBe(fds)
       }), { timeout: 120_000 })
   }
+
+  it.live("acceptor mode hands each connection to the worker with the fewest open ones", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const set = yield* RinglineWorkers.launch({ module: whoamiModule, workers: 2, pin: false, mode: "acceptor" })
+      const port = portOf(yield* set.address)
+      const open = () =>
+        Effect.promise(async () => {
+          const s = await connect(port)
+          const id = (await readN(s, 1))[0]!
+          return { s, id }
+        })
+      const first = yield* Effect.forEach([1, 2, 3, 4], open)
+      expect(first.map((c) => c.id).sort()).toEqual([0, 0, 1, 1])
+      // Close worker 0's two: it then has none open, worker 1 two.
+      for (const c of first.filter((c) => c.id === 0)) c.s.destroy()
+      while ((yield* set.stats).workers[0]!.stats.connections !== 0) yield* Effect.sleep(20)
+      const next = yield* Effect.forEach([1, 2], open)
+      expect(next.map((c) => c.id)).toEqual([0, 0])
+      for (const c of [...first, ...next]) c.s.destroy()
+    })), { timeout: 120_000 })
 
   it.live("a Layer-based server on a fixed port reports listening; connections reach both workers", () =>
     Effect.scoped(Effect.gen(function*() {
