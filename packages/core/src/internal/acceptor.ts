@@ -13,7 +13,7 @@
  */
 import type { Driver, OpOwner } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
-import { Kind, stageSendFd } from "./msgRing.js"
+import { stageSendFd } from "./msgRing.js"
 import { CqeFlag, FILE_INDEX_ALLOC, IOPRIO_ACCEPT_MULTISHOT, Op, W } from "./sqe.js"
 
 const TAG_ACCEPT = 1
@@ -171,4 +171,3 @@ export class Acceptor implements OpOwner {
   }
 }
 
-export { Kind }
