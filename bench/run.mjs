@@ -643,6 +643,7 @@ for (const c of cases) {
     out.push(`  ringline ratios: n/a (${RINGLINES.map((n) => skipped[n] ? `${n} skipped` : summary[c.name][n] ? null : `${n} not run`).filter(Boolean).join(", ") || "no baseline"})`);
   }
 }
+if (workersResult) out.push(...workersResult.table);
 out.push("");
 out.push("req/s marked * = loadgen used ≥95% of its core (client-bound: the server may have headroom).");
 out.push("CPU% = server CPU time (all threads) / measured wall time; µsCPU/req = server CPU per request (bulk: per 64 KiB chunk).");
@@ -657,7 +658,6 @@ if (failed.length) {
   out.push(`${failed.length} run(s) had errors or failed:`);
   for (const r of failed) out.push(`  ${r.server}/${r.case} rep ${r.rep}: ${r.failure}`);
 }
-if (workersResult) out.push(...workersResult.table);
 console.log(out.join("\n"));
 
 // -------------------------------------------------------------------- svg --
