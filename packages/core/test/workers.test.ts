@@ -119,11 +119,11 @@ describe("RinglineWorkers", () => {
       expect(cpusAllowed(process.pid)).toBe("0-1")
     })), { timeout: 120_000 })
 
-  for (const how of ["throw", "fail", "exit"] as const) {
-    it.live(`a worker that dies (${how}) is reported with its cause, restarted up to maxRestarts, then the set goes down`, () =>
+  for (const [how, mode] of [["throw", "reusePort"], ["fail", "reusePort"], ["exit", "reusePort"], ["exit", "acceptor"]] as const) {
+    it.live(`${mode}: a worker that dies (${how}) is reported with its cause, restarted up to maxRestarts, then the set goes down`, () =>
       Effect.scoped(Effect.gen(function*() {
         const set = yield* RinglineWorkers.launch({
-          module: crashModule, workers: 2, pin: false, maxRestarts: 1, awaitListening: false, data: { victim: 1, how }
+          module: crashModule, workers: 2, pin: false, maxRestarts: 1, awaitListening: false, mode, data: { victim: 1, how }
         })
         const failed = yield* Effect.flip(set.join)
         expect(failed._tag).toBe("WorkerFailed")
@@ -133,7 +133,7 @@ describe("RinglineWorkers", () => {
         expect(failed.cause).toMatch(expected)
         const deaths = yield* set.deaths
         expect(deaths.map((d) => [d.worker, d.restarted])).toEqual([[1, true], [1, false]])
-        // Worker 0 still serves until the scope closes.
+        // Worker 0 still serves until the scope closes (in acceptor mode nothing goes to the dead one).
         const port = portOf(yield* set.address)
         expect((yield* Effect.promise(() => exchange(port, Buffer.from("still here")))).toString()).toBe("still here")
       })), { timeout: 120_000 })
