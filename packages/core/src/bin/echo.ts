@@ -86,7 +86,8 @@ const multi = Effect.gen(function*() {
         for (const w of s.workers) {
           console.error(
             `ringline worker ${w.id}: accepted=${w.stats.accepted} closed=${w.stats.closed} connections=${w.stats.connections} ` +
-              `bytesIn=${w.stats.bytesIn} bytesOut=${w.stats.bytesOut} mode=${w.stats.mode}`
+              `bytesIn=${w.stats.bytesIn} bytesOut=${w.stats.bytesOut} cqes=${w.stats.cqes} wakeups=${w.stats.wakeups} ` +
+              `(empty ${w.stats.emptyWakeups}) submitted=${w.stats.submitted} mode=${w.stats.mode}`
           )
         }
         if (s.acceptor !== undefined) {
