@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * The io_uring echo server:
- * `pnpm run echo --port <p> [--host <h>] [--mode stream|parse] [--workers N [--acceptor]]`.
+ * The io_uring echo server: `pnpm run echo --port <p> [--host <h>] [--mode stream|parse]`
+ * `[--tls-cert cert.pem --tls-key key.pem [--alpn echo]]` (TLS through @ringline/tls)
+ * `[--workers N [--acceptor]]`.
  *
  * Every byte received is sent back in order; when the client half-closes, the server finishes
  * sending and then closes. SIGINT/SIGTERM stop it cleanly (connections drained, exit code 0).
@@ -11,9 +12,10 @@
  * SO_REUSEPORT listeners, or with `--acceptor` one accepting ring handing connections out; the
  * shutdown summary then has one line per worker.
  */
-import { Effect } from "effect"
+import { Effect, type Scope } from "effect"
 import { parseArgs } from "node:util"
 import * as Address from "../Address.js"
+import type { Listener } from "../Listener.js"
 import * as Ringline from "../Ringline.js"
 import * as RinglineWorkers from "../RinglineWorkers.js"
 import * as Tcp from "../Tcp.js"
@@ -27,6 +29,9 @@ const { values } = parseArgs({
     port: { type: "string", default: "7878" },
     host: { type: "string", default: "127.0.0.1" },
     mode: { type: "string", default: "stream" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    alpn: { type: "string" },
     workers: { type: "string", default: "1" },
     acceptor: { type: "boolean", default: false }
   }
@@ -48,9 +53,38 @@ if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
 
 const handler = echoHandlers[values.mode]!
 
+if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+  console.error("--tls-cert and --tls-key go together")
+  process.exit(2)
+}
+const multiWorker = workers > 1 || values.acceptor === true
+if (multiWorker && values["tls-cert"] !== undefined) {
+  console.error("--tls-cert with --workers/--acceptor is not supported by the demo yet")
+  process.exit(2)
+}
+
+/**
+ * Plain TCP, or TLS with --tls-cert/--tls-key. @ringline/tls depends on this package, so it is
+ * loaded from the workspace at run time rather than imported.
+ */
+const listen = Effect.gen(function*() {
+  if (values["tls-cert"] === undefined) return { listener: yield* Tcp.listen({ host: values.host, port }), suffix: "" }
+  const { readFileSync } = yield* Effect.promise(() => import("node:fs"))
+  const { Tls } = yield* Effect.promise(() => import(new URL("../../../tls/dist/index.js", import.meta.url).href))
+  const options = {
+    host: values.host,
+    port,
+    cert: readFileSync(values["tls-cert"]!, "utf8"),
+    key: readFileSync(values["tls-key"]!, "utf8"),
+    ...(values.alpn === undefined ? {} : { alpn: values.alpn.split(",") })
+  }
+  const listener: Listener = yield* Effect.orDie(Tls.listen(options) as Effect.Effect<Listener, unknown, Ringline.Ringline | Scope.Scope>)
+  return { listener, suffix: " (tls)" }
+})
+
 const program = Effect.gen(function*() {
-  const listener = yield* Tcp.listen({ host: values.host, port })
-  console.log(`listening on ${Address.format(listener.address)}`)
+  const { listener, suffix } = yield* listen
+  console.log(`listening on ${Address.format(listener.address)}${suffix}`)
   // A one-line summary of the driver's counters when the server stops (on stderr).
   yield* Effect.addFinalizer(() =>
     Effect.flatMap(Ringline.stats, (s) =>
@@ -99,4 +133,4 @@ const multi = Effect.gen(function*() {
   return yield* set.join
 }).pipe(Effect.scoped)
 
-Ringline.runMain<unknown>(workers > 1 || values.acceptor ? multi : program)
+Ringline.runMain<unknown>(multiWorker ? multi : program)
