@@ -56,6 +56,8 @@ const CASES = [
   { name: "bulk-c16", title: "bulk stream, 16 conns, 64 KiB writes", mode: "bulk", size: 65536, conns: 16, depth: 4, primary: "mbps" },
   // Always a fresh server: memory per connection needs a clean baseline.
   { name: "idle1000", title: "1000 idle conns + 50 active 64 B, depth 1", mode: "rr", size: 64, conns: 50, depth: 1, idle: 1000, primary: "rps", fresh: true },
+  // Thread-per-core: its own servers (WORKER_SERVERS) and phase, see runWorkersCase.
+  { name: "workers", title: "64 B echo, 50 conns, depth 16, 1 vs 2 workers", mode: "rr", size: 64, conns: 50, depth: 16, primary: "rps", workers: true },
 ];
 
 // ---------------------------------------------------------------- servers --
@@ -108,7 +110,9 @@ const pickList = (arg, all, what) => {
   return all.filter((x) => want.includes(x.name));
 };
 const servers = pickList(opts.servers, SERVERS, "server");
-const cases = pickList(opts.cases, CASES, "case");
+const picked = pickList(opts.cases, CASES, "case");
+const cases = picked.filter((c) => !c.workers);
+const workerCases = picked.filter((c) => c.workers);
 const num = (v, d) => (v === undefined ? d : Number(v));
 const cfg = {
   quick: opts.quick,
@@ -187,13 +191,18 @@ const CLK_TCK = (() => {
     return 100;
   }
 })();
-// utime + stime of the whole process (all threads), in seconds. taskset
-// execs the real program, so the spawned pid is the program's pid.
+// utime + stime of the whole process (all threads) and of its live child processes (node:cluster
+// workers), in seconds. taskset execs the real program, so the spawned pid is the program's pid.
 function cpuSeconds(pid) {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // fields 14, 15
+    let s = (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // fields 14, 15
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const kids = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
+      for (const kid of kids ? kids.split(" ") : []) s += cpuSeconds(Number(kid)) || 0;
+    }
+    return s;
   } catch {
     return NaN;
   }
@@ -249,7 +258,7 @@ function lines(stream, onLine) {
 // ---------------------------------------------------------------- servers --
 async function startServer(server) {
   const port = await freePort();
-  const argv = pinned(SERVER_CPU, server.cmd(String(port)));
+  const argv = server.unpinned ? server.cmd(String(port)) : pinned(SERVER_CPU, server.cmd(String(port)));
   const proc = spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   const h = { server, proc, pid: proc.pid, port, exited: false, log: [] };
   const keep = (l) => {
@@ -300,7 +309,7 @@ function runLoadgen(h, c) {
     "--idle", String(c.idle ?? 0), "--warmup", String(cfg.warmup), "--duration", String(cfg.duration),
     "--label", `${h.server.name}/${c.name}`,
   ];
-  const argv = pinned(CLIENT_CPU, [path.join(BIN, "loadgen"), ...args]);
+  const argv = h.server.unpinned ? [path.join(BIN, "loadgen"), ...args] : pinned(CLIENT_CPU, [path.join(BIN, "loadgen"), ...args]);
   const lg = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   const m = { rssBase: rssKiB(h.pid) };
   const errLog = [];
@@ -385,6 +394,101 @@ function progress(i, n, r, c) {
   );
 }
 
+// ---------------------------------------------------------- workers case --
+// Thread-per-core: ringline on 1 thread (the plain server) and on 2 pinned workers (SO_REUSEPORT,
+// and acceptor mode), against node:net on node:cluster with 1 and 2 processes. Server and
+// loadgen are NOT pinned apart here: on a 2-core machine the workers need both cores, so they
+// share them with the loadgen. CPU per request counts every thread and child process.
+const WORKER_SERVERS = [
+  { name: "ringline-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p], check: ringlineCheck },
+  { name: "ringline-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2"], check: ringlineCheck },
+  {
+    name: "ringline-w2-acc", workers: 2, unpinned: true,
+    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--acceptor"], check: ringlineCheck,
+  },
+  { name: "cluster-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "1"], check: () => null },
+  { name: "cluster-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "2"], check: () => null },
+];
+
+async function runWorkersCase() {
+  if (!workerCases.length) return null;
+  const med = (xs) => {
+    const v = xs.filter((x) => typeof x === "number" && !Number.isNaN(x)).sort((a, b) => a - b);
+    return v.length ? (v.length % 2 ? v[v.length >> 1] : (v[(v.length >> 1) - 1] + v[v.length >> 1]) / 2) : null;
+  };
+  const wruns = [];
+  const summary = {};
+  const table = [""];
+  for (const c of workerCases) {
+    summary[c.name] = {};
+    const plan = [];
+    for (let rep = 1; rep <= cfg.reps; rep++) for (const s of WORKER_SERVERS) plan.push({ s, rep });
+    for (let i = 0; i < plan.length; i++) {
+      const { s, rep } = plan[i];
+      const why = s.check();
+      if (why) {
+        wruns.push({ server: s.name, case: c.name, rep, ok: false, failure: why });
+        continue;
+      }
+      let h;
+      try {
+        h = await startServer(s);
+      } catch (e) {
+        const r = { server: s.name, case: c.name, rep, ok: false, failure: e.message };
+        wruns.push(r);
+        progress(i + 1, plan.length, r, c);
+        continue;
+      }
+      await sleep(200);
+      const r = makeRecord(h, c, rep, await runLoadgen(h, c));
+      await stopServer(h);
+      wruns.push(r);
+      progress(i + 1, plan.length, r, c);
+    }
+    for (const s of WORKER_SERVERS) {
+      const rs = wruns.filter((r) => r.server === s.name && r.case === c.name && r.rps !== undefined);
+      if (!rs.length) continue;
+      summary[c.name][s.name] = {
+        workers: s.workers,
+        rps: med(rs.map((r) => r.rps)),
+        server_cpu_us_per_req: med(rs.map((r) => r.server_cpu_us_per_req)),
+        server_cpu_pct: med(rs.map((r) => r.server_cpu_pct)),
+        p99_us: med(rs.map((r) => r.p99_us)),
+        other_cpu_pct: med(rs.map((r) => r.other_cpu_pct)),
+        errors: rs.reduce((a, r) => a + r.errors, 0),
+      };
+    }
+    const S = summary[c.name];
+    table.push(`== ${c.name}: ${c.title} (server and loadgen share both CPUs; ringline workers pin themselves to CPU 0 and 1)`);
+    table.push("server".padEnd(17) + "workers".padStart(8) + "req/s".padStart(11) + "µsCPU/req".padStart(10) + "CPU%".padStart(6) + "p99 µs".padStart(9) + "other%".padStart(8) + "errors".padStart(7));
+    for (const s of WORKER_SERVERS) {
+      const e = S[s.name];
+      if (!e) {
+        table.push(s.name.padEnd(17) + "  (no successful run)");
+        continue;
+      }
+      table.push(
+        s.name.padEnd(17) + String(e.workers).padStart(8) + fmtInt(e.rps).padStart(11) + fmt(e.server_cpu_us_per_req, 2).padStart(10) +
+          fmt(e.server_cpu_pct, 0).padStart(6) + fmt(e.p99_us).padStart(9) + fmt(e.other_cpu_pct, 0).padStart(8) + String(e.errors).padStart(7),
+      );
+    }
+    const ratio = (a, b, k) => (S[a]?.[k] != null && S[b]?.[k] ? S[a][k] / S[b][k] : null);
+    table.push(
+      `  scaling 1→2 workers, req/s: ringline ${fmt(ratio("ringline-w2", "ringline-w1", "rps"), 2)}× (acceptor ${fmt(ratio("ringline-w2-acc", "ringline-w1", "rps"), 2)}×), ` +
+        `node cluster ${fmt(ratio("cluster-w2", "cluster-w1", "rps"), 2)}×`,
+    );
+    table.push(
+      `  CPU/request at 2 workers ÷ 1 worker: ringline ${fmt(ratio("ringline-w2", "ringline-w1", "server_cpu_us_per_req"), 2)} (target ≤ 1.10), ` +
+        `node cluster ${fmt(ratio("cluster-w2", "cluster-w1", "server_cpu_us_per_req"), 2)}`,
+    );
+    table.push(
+      `  CPU/request, ringline 2 workers ÷ node cluster 2 workers: ${fmt(ratio("ringline-w2", "cluster-w2", "server_cpu_us_per_req"), 2)} (target ≤ 0.80)`,
+    );
+    if (cfg.quick) table.push("  (quick mode: one short run each — a smoke test, not a measurement)");
+  }
+  return { summary, runs: wruns, table };
+}
+
 // ------------------------------------------------------------------- main --
 // Full mode interleaves servers within each case/repetition so slow drift
 // (thermal, noisy neighbours) hits every server alike; quick mode groups by
@@ -436,6 +540,7 @@ for (let i = 0; i < plan.length; i++) {
   }
 }
 if (live) await stopServer(live);
+const workersResult = await runWorkersCase();
 
 // ---------------------------------------------------------------- summary --
 const median = (xs) => {
@@ -538,6 +643,7 @@ for (const c of cases) {
     out.push(`  ringline ratios: n/a (${RINGLINES.map((n) => skipped[n] ? `${n} skipped` : summary[c.name][n] ? null : `${n} not run`).filter(Boolean).join(", ") || "no baseline"})`);
   }
 }
+if (workersResult) out.push(...workersResult.table);
 out.push("");
 out.push("req/s marked * = loadgen used ≥95% of its core (client-bound: the server may have headroom).");
 out.push("CPU% = server CPU time (all threads) / measured wall time; µsCPU/req = server CPU per request (bulk: per 64 KiB chunk).");
@@ -547,7 +653,7 @@ if (disturbed.length) {
   for (const r of disturbed) out.push(`  ${r.server}/${r.case} rep ${r.rep}: other ${fmt(r.other_cpu_pct, 0)}%`);
   out.push("  (left out of the medians above where an undisturbed repetition of the same server and case exists)");
 }
-const failed = runs.filter((r) => !r.ok);
+const failed = [...runs, ...(workersResult?.runs ?? [])].filter((r) => !r.ok);
 if (failed.length) {
   out.push(`${failed.length} run(s) had errors or failed:`);
   for (const r of failed) out.push(`  ${r.server}/${r.case} rep ${r.rep}: ${r.failure}`);
@@ -661,6 +767,7 @@ const doc = {
   summary,
   ratios,
   runs,
+  workers: workersResult && { summary: workersResult.summary, runs: workersResult.runs },
 };
 fs.mkdirSync(RESULTS, { recursive: true });
 // Write-then-rename so an interrupted run never leaves a half-written file.

@@ -13,6 +13,7 @@
         "src/wide_ring.cc",
         "src/sockets.cc",
         "src/process.cc",
+        "src/workers.cc",
         "src/tls.cc",
         "src/http_parser.cc",
         "src/llhttp_llhttp.c",

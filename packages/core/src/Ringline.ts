@@ -6,9 +6,11 @@
 import { Cause, Context, Effect, Layer, Logger } from "effect"
 import type { Duration, Scope } from "effect"
 import { setFlagsFromString } from "node:v8"
-import type { UnixAddress } from "./Address.js"
+import type { Address, UnixAddress } from "./Address.js"
 import type { Connection } from "./Connection.js"
+import type { Conn } from "./internal/connection.js"
 import type { Driver } from "./internal/driver.js"
+import type { AcceptSource } from "./internal/service.js"
 import { make as makeIoUring } from "./internal/service.js"
 import type { Listener } from "./Listener.js"
 import * as RinglineConfig from "./RinglineConfig.js"
@@ -121,6 +123,12 @@ export interface RinglineService {
    * @internal
    */
   readonly driver?: Driver
+  /**
+   * Serves connections from another source than a listening socket (the inbox of connections a
+   * RinglineWorkers acceptor hands to this ring). Absent in other implementations.
+   * @internal
+   */
+  readonly adopt?: (make: (track: (conn: Conn) => void) => AcceptSource, address: Address) => Effect.Effect<Listener, never, Scope.Scope>
 }
 
 /**

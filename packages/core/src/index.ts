@@ -35,6 +35,8 @@ export * as RinglineSocketServer from "./RinglineSocketServer.js"
 /** @since 0.1.0 */
 export * as RinglineTesting from "./RinglineTesting.js"
 /** @since 0.1.0 */
+export * as RinglineWorkers from "./RinglineWorkers.js"
+/** @since 0.1.0 */
 export * as Tcp from "./Tcp.js"
 /** @since 0.1.0 */
 export * as Udp from "./Udp.js"

@@ -46,6 +46,8 @@ export interface RingInfo {
   readonly sqEntries: number
   readonly cqEntries: number
   readonly files: number
+  /** The ring's fd: other threads name this ring with it in IORING_OP_MSG_RING SQEs. */
+  readonly ringFd: number
   readonly regions: RingRegions
   /** opcodes[op] === 1 when the kernel supports that IORING_OP_*. */
   readonly opcodes: Uint8Array
@@ -151,6 +153,12 @@ export declare function kill(pidfd: number, signal: number): void
  */
 export declare function reap(pidfd: number): { code: number; status: number } | null
 
+/** Pins the calling thread (only it, not the process) to exactly these CPUs (sched_setaffinity(0, ...)). */
+export declare function setAffinity(cpus: ReadonlyArray<number>): void
+/** The CPUs the calling thread may run on (sched_getaffinity(0, ...)). */
+export declare function getAffinity(): Array<number>
+/** The calling thread's kernel thread id (gettid), as in /proc/self/task/<tid>. */
+export declare function threadId(): number
 /** TLS (tls.cc), on the OpenSSL that Node exports. See packages/tls/src/internal/engine.ts. */
 export interface TlsContextOptions {
   readonly server: boolean

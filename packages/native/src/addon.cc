@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Ring", ringline::Ring::Init(env));
   exports.Set("WideRing", ringline::WideRing::Init(env));
   ringline::InitProcess(env, exports);
+  ringline::InitWorkers(env, exports);
   ringline::InitTls(env, exports);  // tls.cc: TlsContext, TlsSession
   ringline::InitHttp(env, exports);
   return ringline::InitSockets(env, exports);

@@ -39,7 +39,10 @@ class Ring : public LoopWrap<Ring> {
   bool HasOwnStaged() const override { return ctl_[kCtlRecycled] > 0; }
   void FlushOwnStaged() override;
   void ReleaseOwn() override;
-  void AddInfo(Napi::Object& info) override { info.Set("files", files_); }
+  void AddInfo(Napi::Object& info) override {
+    info.Set("files", files_);
+    info.Set("ringFd", ring_.ring_fd);  // the target of IORING_OP_MSG_RING from other threads
+  }
 
   // Shared with JS.
   int32_t* recycle_ = nullptr;
@@ -66,5 +69,6 @@ class Ring : public LoopWrap<Ring> {
 
 Napi::Object InitSockets(Napi::Env env, Napi::Object exports);
 Napi::Object InitProcess(Napi::Env env, Napi::Object exports);  // process.cc
+Napi::Object InitWorkers(Napi::Env env, Napi::Object exports);  // workers.cc
 
 }  // namespace ringline

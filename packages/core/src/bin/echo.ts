@@ -1,21 +1,25 @@
 #!/usr/bin/env node
 /**
  * The io_uring echo server: `pnpm run echo --port <p> [--host <h>] [--mode stream|parse]`
- * `[--tls-cert cert.pem --tls-key key.pem [--alpn echo]]` (TLS through @ringline/tls).
+ * `[--tls-cert cert.pem --tls-key key.pem [--alpn echo]]` (TLS through @ringline/tls)
+ * `[--workers N [--acceptor]]`.
  *
  * Every byte received is sent back in order; when the client half-closes, the server finishes
  * sending and then closes. SIGINT/SIGTERM stop it cleanly (connections drained, exit code 0).
  * `--mode stream` (default) uses recv/write; `--mode parse` the zero-copy read(parse) path.
  * The driver reads its configuration from RINGLINE_* environment variables (see RinglineConfig).
+ * `--workers N` (N > 1, or with `--acceptor`) serves on N pinned worker threads (RinglineWorkers):
+ * SO_REUSEPORT listeners, or with `--acceptor` one accepting ring handing connections out; the
+ * shutdown summary then has one line per worker.
  */
 import { Effect, type Scope } from "effect"
 import { parseArgs } from "node:util"
 import * as Address from "../Address.js"
-import * as Connection from "../Connection.js"
 import type { Listener } from "../Listener.js"
 import * as Ringline from "../Ringline.js"
-import { echo } from "../internal/echo.js"
+import * as RinglineWorkers from "../RinglineWorkers.js"
 import * as Tcp from "../Tcp.js"
+import { echoHandlers } from "./echoHandlers.js"
 
 // `pnpm run echo -- --port 1` passes the "--" through: it is not an argument of ours.
 const args = process.argv.slice(2).filter((a, i) => !(i === 0 && a === "--"))
@@ -27,7 +31,9 @@ const { values } = parseArgs({
     mode: { type: "string", default: "stream" },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
-    alpn: { type: "string" }
+    alpn: { type: "string" },
+    workers: { type: "string", default: "1" },
+    acceptor: { type: "boolean", default: false }
   }
 })
 const port = Number(values.port)
@@ -39,25 +45,21 @@ if (values.mode !== "stream" && values.mode !== "parse") {
   console.error(`--mode must be "stream" or "parse", got ${values.mode}`)
   process.exit(2)
 }
+const workers = Number(values.workers)
+if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
+  console.error(`--workers must be an integer between 1 and 1024, got ${values.workers}`)
+  process.exit(2)
+}
 
-// The parser echoes the kernel buffer's bytes straight into the send pool, then says how many it
-// consumed; -1 marks end of stream.
-const echoParser: Connection.Parser<number> = (bytes) => Connection.done(bytes.length, bytes.length === 0 ? -1 : bytes.length)
-
-const viaParse = (conn: Connection.Connection) =>
-  Effect.gen(function*() {
-    const parse: Connection.Parser<number> = (bytes) => {
-      conn.unsafeWrite(bytes)
-      return echoParser(bytes)
-    }
-    while ((yield* conn.read(parse)) >= 0) yield* conn.writable
-    yield* conn.shutdownWrite
-  })
-
-const handler = values.mode === "parse" ? viaParse : echo
+const handler = echoHandlers[values.mode]!
 
 if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
   console.error("--tls-cert and --tls-key go together")
+  process.exit(2)
+}
+const multiWorker = workers > 1 || values.acceptor === true
+if (multiWorker && values["tls-cert"] !== undefined) {
+  console.error("--tls-cert with --workers/--acceptor is not supported by the demo yet")
   process.exit(2)
 }
 
@@ -100,4 +102,35 @@ const program = Effect.gen(function*() {
   return yield* listener.serve((conn) => Effect.ignore(handler(conn)))
 }).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig))
 
-Ringline.runMain(program)
+const multi = Effect.gen(function*() {
+  const set = yield* RinglineWorkers.launch({
+    module: new URL("./echoWorker.js", import.meta.url),
+    workers,
+    mode: values.acceptor ? "acceptor" : "reusePort",
+    host: values.host,
+    port,
+    data: { mode: values.mode }
+  })
+  console.log(`listening on ${Address.format(yield* set.address)}`)
+  console.error(`ringline: ${workers} workers (${set.mode})`)
+  // Per-worker counters, taken while the workers still run (the drain follows this finalizer).
+  yield* Effect.addFinalizer(() =>
+    Effect.flatMap(set.stats, (s) =>
+      Effect.sync(() => {
+        for (const w of s.workers) {
+          console.error(
+            `ringline worker ${w.id}: accepted=${w.stats.accepted} closed=${w.stats.closed} connections=${w.stats.connections} ` +
+              `bytesIn=${w.stats.bytesIn} bytesOut=${w.stats.bytesOut} cqes=${w.stats.cqes} wakeups=${w.stats.wakeups} ` +
+              `(empty ${w.stats.emptyWakeups}) submitted=${w.stats.submitted} mode=${w.stats.mode}`
+          )
+        }
+        if (s.acceptor !== undefined) {
+          console.error(`ringline acceptor: accepted=${s.acceptor.accepted} handed=${s.acceptor.handed.join("/")} lost=${s.acceptor.lost}`)
+        }
+      })
+    )
+  )
+  return yield* set.join
+}).pipe(Effect.scoped)
+
+Ringline.runMain<unknown>(multiWorker ? multi : program)

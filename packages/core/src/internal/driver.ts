@@ -91,6 +91,11 @@ export class Driver {
   /** Called when a connection's fixed slot is released (an accept stopped on -ENFILE may retry). */
   readonly slotReleased = new Set<() => void>()
   private deferredError: unknown = undefined
+  /**
+   * CQEs another ring posted here with IORING_OP_MSG_RING (see internal/msgRing.ts): the low word
+   * of their user_data is negative, which no op slot ever is. Unset, they count as stale.
+   */
+  onRingMessage: ((lo: number, hi: number, res: number) => void) | undefined = undefined
   closed = false
   /** The service's release has begun: entry points refuse new work (the ring may still drain). */
   released = false
@@ -385,6 +390,14 @@ export class Driver {
       const hi = q[base + 1]!
       const res = q[base + 2]!
       const flags = q[base + 3]!
+      if (slot < 0 && this.onRingMessage !== undefined) {
+        try {
+          this.onRingMessage(slot, hi, res)
+        } catch (e) {
+          this.deferredError ??= e
+        }
+        continue
+      }
       const gen = hi & GEN_MASK
       const owner = this.slots.current(slot, gen)
       if (owner === undefined) {

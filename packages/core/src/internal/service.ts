@@ -24,7 +24,7 @@ import {
   SocketError
 } from "../RinglineError.js"
 import { ConnectOp } from "./connect.js"
-import { type Conn } from "./connection.js"
+import { type Callbacks, type Conn } from "./connection.js"
 import { Driver } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { Lst } from "./listener.js"
@@ -32,6 +32,13 @@ import { load } from "./native.js"
 import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
 import { Op, OpName } from "./sqe.js"
 import { badCount, badCString, badPort, badUnixPath, show } from "./validate.js"
+
+/** What a Listener accepts from: a listening socket (Lst) or a handed-off connection inbox. */
+export interface AcceptSource {
+  accept(cb: Callbacks<Conn>): () => void
+  close(done: () => void): void
+  readonly accepted: number
+}
 
 const REQUIRED_OPS: Array<number> = [
   Op.ACCEPT, Op.RECV, Op.SEND, Op.SENDMSG, Op.ASYNC_CANCEL, Op.LINK_TIMEOUT, Op.CONNECT, Op.CLOSE, Op.SHUTDOWN,
@@ -150,7 +157,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
     }
 
     const conns = new Set<Conn>()
-    const listeners = new Set<Lst>()
+    const listeners = new Set<AcceptSource>()
     const wrap = (conn: Conn) => Connection.make(conn, config.shutdownTimeoutMs, (c) => conns.delete(c))
     const closeConn = (conn: Conn) => wrap(conn).close
 
@@ -174,37 +181,12 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
       }).pipe(Effect.withSpan("ringline.shutdown"))
     )
 
-    const listen = (options: ListenOptions): Effect.Effect<Listener, SocketError, Scope.Scope> =>
+    // A Listener over any source of accepted connections: a listening socket (Lst), or the inbox
+    // of connections another ring handed to this one (RinglineWorkers' acceptor mode).
+    const adopt = (make: (track: (conn: Conn) => void) => AcceptSource, address: Address): Effect.Effect<Listener, never, Scope.Scope> =>
       Effect.gen(function*() {
-        if (driver.released) return yield* released("listen")
-        const invalid = checkListen(options)
-        if (invalid !== undefined) return yield* invalid
-        const kind = options._tag === "Unix" ? "unix" as const : "tcp" as const
-        const wanted: Address = options._tag === "Unix"
-          ? Addr.unix(options.path)
-          : literal(options.host ?? "127.0.0.1", options.port ?? 0) ??
-            (yield* Effect.mapError(resolve(options.host!, options.port ?? 0), (e) =>
-              new SocketError({
-                operation: "listen",
-                errno: Errno.ENOENT,
-                code: e.code,
-                address: `${options.host}:${options.port ?? 0}`,
-                argument: "host",
-                detail: unresolved(options.host!, e)
-              })))[0]!
-        if (driver.released) return yield* released("listen")
-        const backlog = options.backlog ?? config.backlog
-        const native = load()
-        const fd = yield* Effect.try({
-          try: () => {
-            if (wanted._tag === "UnixAddress") removeStaleSocket(wanted.path)
-            return native.listen(encodeToBytes(wanted), backlog, options._tag === "Tcp" && options.reusePort === true, SOCK_STREAM, config.tcpNoDelay)
-          },
-          catch: (e: any) => socketError(e?.syscall ?? "listen", e?.errno ?? Errno.EINVAL, Addr.format(wanted))
-        })
-        const address = wanted._tag === "UnixAddress" ? wanted : decode(native.sockName(fd, false))
         const scope = yield* Effect.scope
-        const lst = new Lst(driver, fd, address, kind, backlog, (c) => conns.add(c))
+        const lst = make((c) => conns.add(c))
         listeners.add(lst)
         yield* Scope.addFinalizer(
           scope,
@@ -293,6 +275,38 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
             return lst.accepted
           }
         } satisfies Listener
+      })
+
+    const listen = (options: ListenOptions): Effect.Effect<Listener, SocketError, Scope.Scope> =>
+      Effect.gen(function*() {
+        if (driver.released) return yield* released("listen")
+        const invalid = checkListen(options)
+        if (invalid !== undefined) return yield* invalid
+        const kind = options._tag === "Unix" ? "unix" as const : "tcp" as const
+        const wanted: Address = options._tag === "Unix"
+          ? Addr.unix(options.path)
+          : literal(options.host ?? "127.0.0.1", options.port ?? 0) ??
+            (yield* Effect.mapError(resolve(options.host!, options.port ?? 0), (e) =>
+              new SocketError({
+                operation: "listen",
+                errno: Errno.ENOENT,
+                code: e.code,
+                address: `${options.host}:${options.port ?? 0}`,
+                argument: "host",
+                detail: unresolved(options.host!, e)
+              })))[0]!
+        if (driver.released) return yield* released("listen")
+        const backlog = options.backlog ?? config.backlog
+        const native = load()
+        const fd = yield* Effect.try({
+          try: () => {
+            if (wanted._tag === "UnixAddress") removeStaleSocket(wanted.path)
+            return native.listen(encodeToBytes(wanted), backlog, options._tag === "Tcp" && options.reusePort === true, SOCK_STREAM, config.tcpNoDelay)
+          },
+          catch: (e: any) => socketError(e?.syscall ?? "listen", e?.errno ?? Errno.EINVAL, Addr.format(wanted))
+        })
+        const address = wanted._tag === "UnixAddress" ? wanted : decode(native.sockName(fd, false))
+        return yield* adopt((track) => new Lst(driver, fd, address, kind, backlog, track), address)
       }).pipe(Effect.withSpan("ringline.listen"))
 
     const connect = (target: ConnectTarget, options?: ConnectOptions) =>
@@ -354,7 +368,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
       buffers: driver.closed ? undefined : driver.bufferStatus()
     }))
 
-    return { config, listen, connect, stats, mode: driver.mode, driver } satisfies RinglineService
+    return { config, listen, connect, stats, mode: driver.mode, driver, adopt } satisfies RinglineService
   })
 
 /** Milliseconds, or undefined for an infinite duration (no timeout); NaN for what is no duration. */

@@ -1,0 +1,26 @@
+/**
+ * The demo's two echo handlers (`--mode stream|parse`), shared by the single-thread server
+ * (bin/echo.ts) and its worker program (bin/echoWorker.ts).
+ */
+import { Effect } from "effect"
+import * as Connection from "../Connection.js"
+import { echo } from "../internal/echo.js"
+
+// The parser echoes the kernel buffer's bytes straight into the send pool, then says how many it
+// consumed; -1 marks end of stream.
+const echoParser: Connection.Parser<number> = (bytes) => Connection.done(bytes.length, bytes.length === 0 ? -1 : bytes.length)
+
+const viaParse = (conn: Connection.Connection) =>
+  Effect.gen(function*() {
+    const parse: Connection.Parser<number> = (bytes) => {
+      conn.unsafeWrite(bytes)
+      return echoParser(bytes)
+    }
+    while ((yield* conn.read(parse)) >= 0) yield* conn.writable
+    yield* conn.shutdownWrite
+  })
+
+export const echoHandlers: Record<string, (conn: Connection.Connection) => Effect.Effect<void, unknown>> = {
+  stream: echo,
+  parse: viaParse
+}

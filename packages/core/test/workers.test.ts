@@ -1,0 +1,252 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Metric } from "effect"
+import { spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
+import * as net from "node:net"
+import { RinglineMetrics, RinglineWorkers } from "../src/index.js"
+import { closedPort, exchange, fdCount, random, readN } from "./helpers.js"
+
+const echoModule = new URL("./fixtures/workers-echo.mjs", import.meta.url)
+const crashModule = new URL("./fixtures/workers-crash.mjs", import.meta.url)
+const whoamiModule = new URL("./fixtures/workers-whoami.mjs", import.meta.url)
+const layerModule = new URL("./fixtures/workers-layer.mjs", import.meta.url)
+const channelModule = new URL("./fixtures/workers-channel.mjs", import.meta.url)
+const bin = new URL("../dist/bin/echo.js", import.meta.url).pathname
+
+const portOf = (a: { _tag: string; port?: number }) => (a._tag === "TcpAddress" ? a.port! : -1)
+const cpusAllowed = (tid: number) => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/self/task/${tid}/status`, "utf8"))![1]
+
+/** `n` clients at once, each echoing `bytes` random bytes; resolves to how many got them all back. */
+const flood = async (port: number, n: number, bytes: number) => {
+  const results = await Promise.all(Array.from({ length: n }, async () => {
+    const payload = random(bytes)
+    const back = await exchange(port, payload)
+    return back.equals(payload)
+  }))
+  return results.filter(Boolean).length
+}
+
+describe("RinglineWorkers", () => {
+  it.effect("rejects bad options with an error naming the field", () =>
+    Effect.gen(function*() {
+      const field = (o: any) => Effect.map(Effect.flip(Effect.scoped(RinglineWorkers.launch(o))), (e: any) => `${e._tag}:${e.field}`)
+      expect(yield* field({ module: "relative.mjs" })).toBe("RinglineConfigError:module")
+      expect(yield* field({ module: "/nonexistent/x.mjs" })).toBe("RinglineConfigError:module")
+      expect(yield* field({ module: echoModule, workers: 0 })).toBe("RinglineConfigError:workers")
+      expect(yield* field({ module: echoModule, workers: 1.5 })).toBe("RinglineConfigError:workers")
+      expect(yield* field({ module: echoModule, mode: "fork" })).toBe("RinglineConfigError:mode")
+      expect(yield* field({ module: echoModule, port: 70000 })).toBe("RinglineConfigError:port")
+      expect(yield* field({ module: echoModule, host: "localhost" })).toBe("RinglineConfigError:host")
+      expect(yield* field({ module: echoModule, maxRestarts: -1 })).toBe("RinglineConfigError:maxRestarts")
+      expect(yield* field({ module: echoModule, mailboxBytes: 5000 })).toBe("RinglineConfigError:mailboxBytes")
+      expect(yield* field({ module: echoModule, balance: "random" })).toBe("RinglineConfigError:balance")
+      expect(yield* field({ module: echoModule, config: { sqEntries: 3 } })).toBe("RinglineConfigError:config.sqEntries")
+      const e: any = yield* Effect.flip(Effect.scoped(RinglineWorkers.launch({ module: echoModule, workers: 0 })))
+      expect(e.message).toMatch(/workers: must be an integer between 1 and 1024 \(got 0\)/)
+    }))
+
+  for (const mode of ["reusePort", "acceptor"] as const) {
+    it.live(`${mode}: connections land on every worker, nothing is lost, every worker is back to no connection`, () =>
+      Effect.gen(function*() {
+        const fds = fdCount()
+        yield* Effect.scoped(Effect.gen(function*() {
+          const set = yield* RinglineWorkers.launch({ module: echoModule, workers: 2, mode, pin: false })
+          const port = portOf(yield* set.address)
+          // A flood of connections at once (acceptor mode must hand every one over).
+          expect(yield* Effect.promise(() => flood(port, 200, 3000))).toBe(200)
+          const s = yield* set.stats
+          expect(s.workers.map((w) => w.id)).toEqual([0, 1])
+          for (const w of s.workers) {
+            expect(w.stats.accepted).toBeGreaterThan(0)
+            // Every connection closed, every op but the listener's accept finished.
+            expect(w.stats.connections).toBe(0)
+            expect(w.stats.inFlight).toBe(mode === "reusePort" ? 1 : 0)
+            expect(w.stats.mode).toBe("defer-taskrun")
+          }
+          expect(s.total.accepted).toBe(200)
+          if (mode === "acceptor") {
+            expect(s.acceptor).toEqual({ accepted: 200, handed: [s.workers[0]!.stats.accepted, s.workers[1]!.stats.accepted], lost: 0 })
+          }
+          // Metrics: the sum untagged, each worker tagged (counters add up over earlier tests' sets).
+          const metric = Metric.tagged(RinglineMetrics.connectionsAccepted, "worker", "0")
+          const before = (yield* Metric.value(metric)).count
+          const totalBefore = (yield* Metric.value(RinglineMetrics.connectionsAccepted)).count
+          yield* set.updateMetrics
+          expect((yield* Metric.value(metric)).count - before).toBe(s.workers[0]!.stats.accepted)
+          expect((yield* Metric.value(RinglineMetrics.connectionsAccepted)).count - totalBefore).toBe(200)
+        }))
+        // The workers' rings, sockets and threads are gone.
+        expect(fdCount()).toBe(fds)
+      }), { timeout: 120_000 })
+  }
+
+  it.live("acceptor mode hands each connection to the worker with the fewest open ones", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const set = yield* RinglineWorkers.launch({ module: whoamiModule, workers: 2, pin: false, mode: "acceptor" })
+      const port = portOf(yield* set.address)
+      const open = () =>
+        Effect.promise(async () => {
+          const s = await connect(port)
+          const id = (await readN(s, 1))[0]!
+          return { s, id }
+        })
+      const first = yield* Effect.forEach([1, 2, 3, 4], open)
+      expect(first.map((c) => c.id).sort()).toEqual([0, 0, 1, 1])
+      // Close worker 0's two: it then has none open, worker 1 two.
+      for (const c of first.filter((c) => c.id === 0)) c.s.destroy()
+      while ((yield* set.stats).workers[0]!.stats.connections !== 0) yield* Effect.sleep(20)
+      const next = yield* Effect.forEach([1, 2], open)
+      expect(next.map((c) => c.id)).toEqual([0, 0])
+      for (const c of [...first, ...next]) c.s.destroy()
+    })), { timeout: 120_000 })
+
+  it.live("a Layer-based server on a fixed port reports listening; connections reach both workers", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const port = yield* closedPort
+      const set = yield* RinglineWorkers.launch({ module: layerModule, workers: 2, pin: false, port })
+      expect(portOf(yield* set.address)).toBe(port)
+      expect(yield* Effect.promise(() => flood(port, 100, 1000))).toBe(100)
+      const s = yield* set.stats
+      for (const w of s.workers) expect(w.stats.accepted).toBeGreaterThan(0)
+    })), { timeout: 120_000 })
+
+  it.live("pins worker i to CPU i (Cpus_allowed_list of its thread); the main thread keeps every CPU", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const set = yield* RinglineWorkers.launch({ module: echoModule, workers: 2 })
+      const workers = yield* set.workers
+      expect(workers.map((w) => w.cpus)).toEqual([[0], [1]])
+      for (const w of workers) expect(cpusAllowed(w.tid)).toBe(String(w.id))
+      expect(cpusAllowed(process.pid)).toBe("0-1")
+    })), { timeout: 120_000 })
+
+  for (const [how, mode] of [["throw", "reusePort"], ["fail", "reusePort"], ["exit", "reusePort"], ["exit", "acceptor"]] as const) {
+    it.live(`${mode}: a worker that dies (${how}) is reported with its cause, restarted up to maxRestarts, then the set goes down`, () =>
+      Effect.scoped(Effect.gen(function*() {
+        const set = yield* RinglineWorkers.launch({
+          module: crashModule, workers: 2, pin: false, maxRestarts: 1, awaitListening: false, mode, data: { victim: 1, how }
+        })
+        const failed = yield* Effect.flip(set.join)
+        expect(failed._tag).toBe("WorkerFailed")
+        expect(failed.worker).toBe(1)
+        expect(failed.restarts).toBe(1)
+        const expected = how === "throw" ? /boom from worker 1/ : how === "fail" ? /program of worker 1 failed/ : /exited with code 7/
+        expect(failed.cause).toMatch(expected)
+        const deaths = yield* set.deaths
+        expect(deaths.map((d) => [d.worker, d.restarted])).toEqual([[1, true], [1, false]])
+        // Worker 0 still serves until the scope closes (in acceptor mode nothing goes to the dead one).
+        const port = portOf(yield* set.address)
+        expect((yield* Effect.promise(() => exchange(port, Buffer.from("still here")))).toString()).toBe("still here")
+      })), { timeout: 120_000 })
+  }
+
+  it.live("worker channel: notifications (64-bit) and mailbox bodies arrive in order, with the main thread blocked; typed errors", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const results = new Int32Array(new SharedArrayBuffer(32))
+      const rounds = 300
+      const set = yield* RinglineWorkers.launch({
+        module: channelModule, workers: 2, pin: false, awaitListening: false, mailboxBytes: 16384,
+        data: { results: results.buffer, rounds, mailboxBytes: 16384 }
+      })
+      // Once both programs were told to start, block this thread's event loop for the whole
+      // exchange: the messages cannot be relayed through it.
+      while ((yield* set.workers).some((w) => w.tid === -1)) yield* Effect.sleep(20)
+      yield* Effect.sleep(20)
+      const blocked = Date.now()
+      expect(Atomics.wait(results, 2, 0, 60_000)).not.toBe("timed-out")
+      expect(Atomics.wait(results, 5, 0, 60_000)).not.toBe("timed-out")
+      expect(Date.now() - blocked).toBeGreaterThan(0)
+      expect(Array.from(results.subarray(0, 6))).toEqual([rounds, rounds, 1, 2, 1, 1])
+    })), { timeout: 120_000 })
+})
+
+// ---- the demo with workers, as a child process ----------------------------------------------
+
+const start = (args: Array<string>, env: Record<string, string> = {}) =>
+  new Promise<{ child: ReturnType<typeof spawn>; port: number; exited: Promise<number | null>; stderr: () => string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, "--port", "0", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } })
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)))
+    let out = ""
+    let err = ""
+    child.stderr!.on("data", (d) => (err += d))
+    child.stdout!.on("data", (d) => {
+      out += d
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out)
+      if (m) resolve({ child, port: Number(m[1]), exited, stderr: () => err })
+    })
+    child.on("exit", (code) => reject(new Error(`echo exited early with ${code}: ${err}`)))
+  })
+
+const connect = (port: number) =>
+  new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(port, "127.0.0.1", () => resolve(s))
+    s.once("error", reject)
+  })
+
+describe("pnpm run echo --workers", () => {
+  for (const extra of [[], ["--acceptor"]]) {
+    it(`--workers 2 ${extra.join(" ")}: SIGTERM mid-transfer drains every worker, no client loses a byte, exit 0`, async () => {
+      const { child, port, exited, stderr } = await start(["--workers", "2", ...extra], { RINGLINE_SHUTDOWN_TIMEOUT: "10 seconds" })
+      const transfer = async () => {
+        const s = await connect(port)
+        const payload = random(1024 * 1024)
+        const chunks: Array<Buffer> = []
+        s.on("data", (d) => chunks.push(d))
+        const ended = new Promise<void>((r) => s.on("end", r))
+        for (let off = 0; off < payload.length; off += 32 * 1024) {
+          s.write(payload.subarray(off, off + 32 * 1024))
+          await new Promise((r) => setTimeout(r, 10))
+        }
+        s.end()
+        await ended
+        return Buffer.concat(chunks).equals(payload)
+      }
+      const transfers = Array.from({ length: 8 }, transfer)
+      await new Promise((r) => setTimeout(r, 150))
+      child.kill("SIGTERM")
+      expect(await Promise.all(transfers)).toEqual(Array(8).fill(true))
+      expect(await exited).toBe(0)
+      // The shutdown summary: one line per worker, and both took connections.
+      const lines = stderr().split("\n").filter((l) => l.startsWith("ringline worker "))
+      expect(lines.length).toBe(2)
+      for (const l of lines) expect(Number(/accepted=(\d+)/.exec(l)![1])).toBeGreaterThan(0)
+      const closed = lines.map((l) => Number(/closed=(\d+)/.exec(l)![1]))
+      expect(closed.every((c) => c >= 0)).toBe(true)
+      if (extra.length > 0) expect(stderr()).toMatch(/ringline acceptor: accepted=8 handed=\d+\/\d+ lost=0/)
+    }, 120_000)
+  }
+
+  it("--workers 2: a second signal exits at once (130) while workers wait out the grace period", async () => {
+    const { child, port, exited } = await start(["--workers", "2"], { RINGLINE_SHUTDOWN_TIMEOUT: "30 seconds" })
+    const idle = await Promise.all([connect(port), connect(port), connect(port), connect(port)])
+    idle.forEach((s) => s.on("error", () => {}))
+    const t0 = Date.now()
+    child.kill("SIGTERM")
+    await new Promise((r) => setTimeout(r, 500))
+    child.kill("SIGTERM")
+    expect(await exited).toBe(130)
+    expect(Date.now() - t0).toBeLessThan(10_000)
+    idle.forEach((s) => s.destroy())
+  }, 60_000)
+
+  it("--workers 1 is the single-thread server (no worker summary)", async () => {
+    const { child, port, exited, stderr } = await start(["--workers", "1"])
+    const s = await connect(port)
+    const msg = random(10_000)
+    s.write(msg)
+    expect((await readN(s, msg.length)).equals(msg)).toBe(true)
+    s.destroy()
+    child.kill("SIGINT")
+    expect(await exited).toBe(0)
+    expect(stderr()).toMatch(/^ringline: accepted=1 /m)
+    expect(stderr()).not.toMatch(/ringline worker/)
+  }, 60_000)
+
+  it("rejects --workers 0", async () => {
+    const child = spawn(process.execPath, [bin, "--workers", "0"], { stdio: ["ignore", "pipe", "pipe"] })
+    let err = ""
+    child.stderr!.on("data", (d) => (err += d))
+    expect(await new Promise((r) => child.on("exit", r))).toBe(2)
+    expect(err).toMatch(/--workers must be an integer/)
+  })
+})
+
