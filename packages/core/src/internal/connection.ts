@@ -11,6 +11,7 @@
  */
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
+import { Exit } from "effect"
 import { ConnectionClosed, EndOfStream, socketError, type SocketError } from "../RinglineError.js"
 import { type Driver, MAX_IOV, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
@@ -41,10 +42,75 @@ export interface Callbacks<A> {
   fail(error: unknown, defect?: boolean): void
 }
 
-interface Reader<A = unknown> extends Callbacks<A> {
-  readonly parse: (bytes: Uint8Array) => ReadResult<A>
+/** Errors of a read. */
+export type ReadError = EndOfStream | SocketError | ConnectionClosed
+
+/** One pending read's place in the connection's reader queue. */
+export interface ReadWaiter {
   /** Bytes needed before the parser is worth calling again. */
   need: number
+  /** Set while the read's fiber is suspended waiting; cleared when it is woken. */
+  wake: (() => void) | undefined
+  queued: boolean
+}
+
+type Answer<A> =
+  | { readonly _tag: "Done"; readonly consumed: number; readonly value: A }
+  | { readonly _tag: "NeedMore"; readonly atLeast: number }
+  | { readonly _tag: "Bad"; readonly defect: unknown }
+
+/**
+ * Calls a user parser and checks its answer. Nothing the parser does (throw, return garbage,
+ * answer through throwing getters) escapes: it becomes a `Bad` answer carrying a defect that
+ * names what was returned.
+ */
+const runParser = <A>(parse: (bytes: Uint8Array) => ReadResult<A>, bytes: Uint8Array): Answer<A> => {
+  let result: unknown
+  try {
+    result = parse(bytes)
+  } catch (defect) {
+    return { _tag: "Bad", defect }
+  }
+  try {
+    const r = result as Record<string, unknown>
+    const tag = typeof r === "object" && r !== null ? r._tag : undefined
+    if (tag === "Done") {
+      const consumed = r.consumed
+      const value = r.value as A
+      if (typeof consumed === "number" && Number.isInteger(consumed) && consumed >= 0 && consumed <= bytes.length) {
+        return { _tag: "Done", consumed, value }
+      }
+      return {
+        _tag: "Bad",
+        defect: new RangeError(`read parser consumed ${describe(consumed)} of ${bytes.length} bytes (must be an integer 0..${bytes.length})`)
+      }
+    }
+    if (tag === "NeedMore") {
+      const atLeast = r.atLeast === undefined ? 0 : r.atLeast
+      if (typeof atLeast === "number" && atLeast >= 0 && !Number.isNaN(atLeast)) return { _tag: "NeedMore", atLeast }
+      return { _tag: "Bad", defect: new RangeError(`read parser answered needMore(${describe(atLeast)}): atLeast must be a number >= 0`) }
+    }
+  } catch (defect) {
+    return { _tag: "Bad", defect }
+  }
+  return {
+    _tag: "Bad",
+    defect: new TypeError(`read parser returned ${describe(result)}; expected done(consumed, value) or needMore(atLeast?)`)
+  }
+}
+
+/** A short, never-throwing description of an arbitrary value for an error message. */
+export const describe = (u: unknown): string => {
+  try {
+    if (typeof u === "string") return JSON.stringify(u.length > 40 ? u.slice(0, 40) + "…" : u)
+    if (typeof u === "function") return "a function"
+    if (typeof u === "symbol" || typeof u === "bigint") return String(u) + (typeof u === "bigint" ? "n" : "")
+    if (typeof u !== "object" || u === null) return String(u)
+    const tag = Object.prototype.hasOwnProperty.call(u, "_tag") ? (u as any)._tag : undefined
+    return tag !== undefined ? `an object with _tag ${describe(tag)}` : `an object (${Object.prototype.toString.call(u)})`
+  } catch {
+    return "an unprintable value"
+  }
 }
 
 interface Segment {
@@ -96,7 +162,10 @@ export class Conn implements OpOwner {
   private inbuf: Uint8Array = EMPTY
   private inStart = 0
   private inEnd = 0
-  private readers: Array<Reader> = []
+  /** A provided buffer received while a reader waited with nothing buffered, or -1. */
+  private held = -1
+  private heldLen = 0
+  private waiters: Array<ReadWaiter> = []
 
   // send side
   private queue: Array<Segment> = []
@@ -144,7 +213,7 @@ export class Conn implements OpOwner {
 
   /** Bytes received and not yet consumed by a reader. */
   get bufferedBytes(): number {
-    return this.inEnd - this.inStart
+    return this.inEnd - this.inStart + this.heldLen
   }
 
   /** Bytes ever queued on this connection (a stream offset). */
@@ -186,6 +255,10 @@ export class Conn implements OpOwner {
   }
 
   // ---- receive --------------------------------------------------------------------------------
+  //
+  // Bytes are consumed only by the fiber that returns them (see `tryRead`): a completion only
+  // stores the bytes and wakes the first waiting reader, so a reader whose fiber was interrupted
+  // (even in the same dispatch batch) has consumed nothing and the bytes stay for the next one.
 
   private get recvWanted(): boolean {
     return !this.eof && this.recvError === undefined && this.phase === Phase.Open && !this.sendPaused &&
@@ -205,24 +278,10 @@ export class Conn implements OpOwner {
   private onRecv(res: number, flags: number): void {
     const terminal = (flags & CqeFlag.MORE) === 0
     if (res > 0) {
-      const bid = flags >>> 16
       const d = this.driver
       this.bytesIn += res
       d.counters.bytesIn += res
-      const view = new Uint8Array(d.recvBuffers, bid * d.bufferSize, res)
-      if (this.inEnd === this.inStart && this.readers.length > 0) {
-        const used = this.offer(view)
-        if (used < res) this.append(used === 0 ? view : view.subarray(used))
-      } else {
-        this.append(view)
-        if (this.readers.length > 0) this.drainInbuf()
-      }
-      // The view must not be used past this point: the buffer is the kernel's again.
-      d.recycle(bid)
-      if (this.inEnd - this.inStart > this.highWater && !this.readPaused) {
-        this.readPaused = true
-        this.recv.sync()
-      }
+      this.received(flags >>> 16, res)
     } else if (res === 0) {
       this.eof = true
     } else if (res === -Errno.ENOBUFS) {
@@ -232,7 +291,41 @@ export class Conn implements OpOwner {
       this.driver.countError(this.recvError.code)
     }
     if (terminal) this.recv.ended(res)
-    if ((this.eof || this.recvError !== undefined) && this.readers.length > 0) this.drainInbuf()
+    this.notifyReader()
+  }
+
+  /**
+   * Bytes received from the kernel: `len` bytes in provided buffer `bid`. With a reader waiting
+   * and nothing else buffered the buffer is held as is (the reader's parser runs over it without
+   * a copy, in its own fiber); otherwise the bytes are copied into the reassembly buffer and the
+   * provided buffer goes back to the kernel at once.
+   */
+  private received(bid: number, len: number): void {
+    const d = this.driver
+    if (this.held === -1 && this.inEnd === this.inStart && this.waiters.length > 0) {
+      this.held = bid
+      this.heldLen = len
+    } else {
+      this.unhold()
+      this.append(new Uint8Array(d.recvBuffers, bid * d.bufferSize, len))
+      // The view must not be used past this point: the buffer is the kernel's again.
+      d.recycle(bid)
+    }
+    if (this.bufferedBytes > this.highWater && !this.readPaused) {
+      this.readPaused = true
+      this.recv.sync()
+    }
+  }
+
+  /** Copies a held provided buffer into the reassembly buffer and gives it back to the kernel. */
+  private unhold(): void {
+    if (this.held === -1) return
+    const d = this.driver
+    const bid = this.held
+    this.held = -1
+    this.append(new Uint8Array(d.recvBuffers, bid * d.bufferSize, this.heldLen))
+    this.heldLen = 0
+    d.recycleLater(bid)
   }
 
   private append(bytes: Uint8Array): void {
@@ -253,87 +346,119 @@ export class Conn implements OpOwner {
     this.inEnd += len
   }
 
-  /**
-   * Runs waiting parsers over `bytes` (zero-copy: may be a provided buffer) and returns how many
-   * bytes they consumed.
-   */
-  private offer(bytes: Uint8Array): number {
-    let off = 0
-    const readers = this.readers
-    while (readers.length > 0) {
-      const r = readers[0]!
-      const avail = bytes.length - off
-      if (avail < r.need) break
-      let result: ReadResult<unknown>
-      try {
-        result = r.parse(off === 0 ? bytes : bytes.subarray(off))
-      } catch (e) {
-        readers.shift()
-        r.fail(e, true)
-        continue
-      }
-      if (result._tag === "NeedMore") {
-        r.need = Math.max(avail + 1, result.atLeast)
-        break
-      }
-      if (!(result.consumed >= 0 && result.consumed <= avail)) {
-        readers.shift()
-        r.fail(new RangeError(`read parser consumed ${result.consumed} of ${avail} bytes`), true)
-        continue
-      }
-      off += result.consumed
-      readers.shift()
-      r.ok(result.value)
-    }
-    return off
+  private get ended(): boolean {
+    return this.eof || this.recvError !== undefined || this.phase === Phase.Closed
   }
 
-  private drainInbuf(): void {
-    if (this.inEnd > this.inStart) {
-      this.inStart += this.offer(this.inbuf.subarray(this.inStart, this.inEnd))
+  /** Wakes the first waiting reader if what it waits for is there (bytes, end of stream, error). */
+  private notifyReader(): void {
+    const w = this.waiters[0]
+    if (w === undefined || w.wake === undefined) return
+    if (this.bufferedBytes >= w.need || this.ended) {
+      const wake = w.wake
+      w.wake = undefined
+      wake()
+    }
+  }
+
+  /** A new waiter for one read: it keeps its place in the queue across wake-ups. */
+  waiter(): ReadWaiter {
+    return { need: 1, wake: undefined, queued: false }
+  }
+
+  /**
+   * Calls `wake` (possibly at once) when `w` is the first reader and its bytes (or the end of the
+   * stream) are there. The woken fiber then calls `tryRead` with `w`; until it does, or withdraws,
+   * later readers wait behind it.
+   */
+  waitReadable(w: ReadWaiter, wake: () => void): void {
+    if (!w.queued) {
+      w.queued = true
+      this.waiters.push(w)
+    }
+    w.wake = wake
+    this.notifyReader()
+  }
+
+  /** Takes `w` out of the queue (its read ended or was interrupted); idempotent. */
+  withdraw(w: ReadWaiter): void {
+    w.wake = undefined
+    if (!w.queued) return
+    w.queued = false
+    const i = this.waiters.indexOf(w)
+    if (i >= 0) this.waiters.splice(i, 1)
+    // Nobody is waiting on a held buffer any more: it must not stay out of the kernel's ring.
+    if (this.waiters.length === 0) this.unhold()
+    else if (i === 0) this.notifyReader()
+  }
+
+  /**
+   * One attempt of a read, run synchronously by the fiber that will return its result: parses
+   * what is buffered and consumes what the parser used. Returns undefined when it must wait (for
+   * bytes, or behind an earlier reader: `w` is this read's waiter once it has one). Never throws:
+   * a throwing parser, or one answering anything but `done`/`needMore`, fails this read with a
+   * defect naming the answer, and the connection stays usable.
+   */
+  tryRead<A>(parse: (bytes: Uint8Array) => ReadResult<A>, w: ReadWaiter | undefined): Exit.Exit<A, ReadError> | undefined {
+    if (w === undefined ? this.waiters.length > 0 : this.waiters[0] !== w) return undefined
+    const exit = this.parseBuffered(parse, w)
+    if (exit !== undefined && w !== undefined) this.withdraw(w)
+    return exit
+  }
+
+  private parseBuffered<A>(parse: (bytes: Uint8Array) => ReadResult<A>, w: ReadWaiter | undefined): Exit.Exit<A, ReadError> | undefined {
+    if (this.phase === Phase.Closed) return Exit.fail(new ConnectionClosed({ operation: "read" }))
+    if (this.held !== -1 && this.inEnd > this.inStart) this.unhold()
+    const avail = this.bufferedBytes
+    const need = w === undefined ? 1 : w.need
+    if (avail > 0 && avail >= need) {
+      const d = this.driver
+      // Zero-copy: the parser sees the held provided buffer itself.
+      const bytes = this.held !== -1
+        ? new Uint8Array(d.recvBuffers, this.held * d.bufferSize, this.heldLen)
+        : this.inbuf.subarray(this.inStart, this.inEnd)
+      const answer = runParser(parse, bytes)
+      if (answer._tag === "Done") {
+        this.consume(answer.consumed)
+        return Exit.succeed(answer.value)
+      }
+      if (answer._tag === "Bad") {
+        this.unhold()
+        return Exit.die(answer.defect)
+      }
+      if (w !== undefined) w.need = Math.max(avail + 1, answer.atLeast)
+      // Not enough: the bytes must outlive this call, and a held buffer goes back to the kernel.
+      this.unhold()
+    }
+    if (!this.ended) return undefined
+    if (this.recvError !== undefined) return Exit.fail(this.recvError)
+    if (avail > 0) {
+      // The parser already said these bytes are not a whole message.
+      return Exit.fail(new EndOfStream({ leftover: this.inbuf.slice(this.inStart, this.inEnd) }))
+    }
+    // A clean end: the parser gets one look at the empty stream to produce a final value.
+    const answer = runParser(parse, EMPTY)
+    if (answer._tag === "Done") return Exit.succeed(answer.value)
+    if (answer._tag === "Bad") return Exit.die(answer.defect)
+    return Exit.fail(new EndOfStream({ leftover: EMPTY }))
+  }
+
+  /** The parser used `n` bytes: drop them (a held buffer's rest moves to the reassembly buffer). */
+  private consume(n: number): void {
+    if (this.held !== -1) {
+      const d = this.driver
+      const bid = this.held
+      this.held = -1
+      if (n < this.heldLen) this.append(new Uint8Array(d.recvBuffers, bid * d.bufferSize + n, this.heldLen - n))
+      this.heldLen = 0
+      d.recycleLater(bid)
+    } else {
+      this.inStart += n
       if (this.inStart === this.inEnd) this.inStart = this.inEnd = 0
     }
-    if (this.readPaused && this.inEnd - this.inStart <= this.lowWater) {
+    if (this.readPaused && this.bufferedBytes <= this.lowWater) {
       this.readPaused = false
       this.recv.sync()
-    }
-    const ended = this.eof || this.recvError !== undefined || this.phase === Phase.Closed
-    while (ended && this.readers.length > 0) {
-      const r = this.readers[0]!
-      if (this.phase === Phase.Closed) {
-        this.readers.shift()
-        r.fail(new ConnectionClosed({ operation: "read" }))
-      } else if (this.recvError !== undefined) {
-        this.readers.shift()
-        r.fail(this.recvError)
-      } else if (this.inEnd > this.inStart) {
-        // The parser already said these bytes are not a whole message.
-        this.readers.shift()
-        r.fail(new EndOfStream({ leftover: this.inbuf.slice(this.inStart, this.inEnd) }))
-      } else {
-        // A clean end: the parser gets one look at the empty stream to produce a final value.
-        r.need = 0
-        this.offer(EMPTY)
-        if (this.readers[0] === r) {
-          this.readers.shift()
-          r.fail(new EndOfStream({ leftover: EMPTY }))
-        }
-      }
-    }
-  }
-
-  /** Queues a parser; `cb` hears its value or error. Returns a function that withdraws it. */
-  read<A>(parse: (bytes: Uint8Array) => ReadResult<A>, cb: Callbacks<A>): () => void {
-    const reader: Reader<any> = { parse, need: 0, ok: cb.ok, fail: cb.fail }
-    if (this.phase === Phase.Closed) {
-      cb.fail(new ConnectionClosed({ operation: "read" }))
-      return noop
-    }
-    this.readers.push(reader)
-    if (this.readers.length === 1) this.drainInbuf()
-    return () => {
-      const i = this.readers.indexOf(reader)
-      if (i >= 0) this.readers.splice(i, 1)
     }
   }
 
@@ -794,8 +919,14 @@ export class Conn implements OpOwner {
       this.driver.counters.closed++
       this.inbuf = EMPTY
       this.inStart = this.inEnd = 0
+      if (this.held !== -1) {
+        this.driver.recycleLater(this.held)
+        this.held = -1
+        this.heldLen = 0
+      }
       this.recv.unpark()
-      this.drainInbuf()
+      // Waiting readers wake up to ConnectionClosed, one after the other.
+      this.notifyReader()
       this.failSends(new ConnectionClosed({ operation: "send" }))
       this.driver.fixedSlotReleased()
       const waiters = this.closeWaiters

@@ -349,6 +349,30 @@ export class Driver {
     this.pushRecycle(bid)
   }
 
+  /**
+   * `recycle` from outside a completion batch (a reader's fiber gives back a buffer it held):
+   * connections parked on -ENOBUFS are re-armed by the batch that returns buffers, so with no
+   * batch running they are re-armed from a microtask instead (the buffer and the re-arm reach
+   * the kernel together, before the loop blocks).
+   */
+  recycleLater(bid: number): void {
+    this.recycle(bid)
+    if (!this.dispatching && this.parked.size > 0 && !this.rearmQueued) {
+      this.rearmQueued = true
+      queueMicrotask(this.rearmParked)
+    }
+  }
+
+  private dispatching = false
+  private rearmQueued = false
+  private readonly rearmParked = () => {
+    this.rearmQueued = false
+    if (this.closed || this.parked.size === 0) return
+    const parked = [...this.parked]
+    this.parked.clear()
+    for (const c of parked) c.rearm()
+  }
+
   private pushRecycle(bid: number): void {
     const n = this.ctl[Ctl.recycled]!
     this.recycleList[n] = bid
@@ -377,6 +401,7 @@ export class Driver {
   private dispatch(count: number): void {
     const q = this.cqes
     this.counters.cqes += count
+    this.dispatching = true
     for (let i = 0; i < count; i++) {
       const base = i * 4
       const slot = q[base]!
@@ -399,6 +424,7 @@ export class Driver {
       }
       if ((flags & CqeFlag.MORE) === 0 && --this.pending[slot]! === 0) this.release(slot)
     }
+    this.dispatching = false
     if (this.parked.size > 0) {
       // Buffers recycled in this batch reach the kernel before these re-arms (same flush).
       const parked = [...this.parked]

@@ -103,6 +103,11 @@ export class Timers implements OpOwner {
     this.syncQueued = false
     this.sync()
   }
+  private immediate: ReturnType<typeof setImmediate> | undefined = undefined
+  private readonly runImmediate = () => {
+    this.immediate = undefined
+    this.sync()
+  }
   private readonly onFallback = () => {
     this.fallback = undefined
     this.armedDeadline = Infinity
@@ -307,7 +312,12 @@ export class Timers implements OpOwner {
       // This CQE freed a slot: try the cancels that found none.
       for (const pending of this.uncancelled.splice(0)) this.cancel(pending)
     }
-    this.sync()
+    // Sleeps are woken in the check phase right after this poll phase, never inside the batch
+    // of completions, as libuv timers are woken in a phase of their own. A read completing in
+    // this batch then settles (its fiber returns, an Effect.timeout or race around it picks it)
+    // before a timeout racing it can fire; a sleep woken here could have won a race whose loser
+    // had already received its bytes, and those bytes would have been dropped with the loser.
+    if (this.immediate === undefined && this.heap.length > 0) this.immediate = setImmediate(this.runImmediate)
     if (this.closed && this.ringOps === 0) this.settle()
   }
 
@@ -319,6 +329,10 @@ export class Timers implements OpOwner {
    */
   close(done: () => void): void {
     this.closed = true
+    if (this.immediate !== undefined) {
+      clearImmediate(this.immediate)
+      this.immediate = undefined
+    }
     this.disarm()
     for (const pending of this.uncancelled.splice(0)) this.cancel(pending)
     this.sync()
