@@ -7,6 +7,7 @@ import { Effect, Option, Sink, Stream } from "effect"
 import type { Address } from "./Address.js"
 import type { ConnectionClosed, EndOfStream, SocketError } from "./RinglineError.js"
 import type { Callbacks, Conn, ReadResult as InternalReadResult } from "./internal/connection.js"
+import { takeInFiber } from "./internal/waiters.js"
 
 /**
  * @since 0.1.0
@@ -178,30 +179,10 @@ const fromCallbacks = <A, E>(register: (cb: Callbacks<A>) => (() => void) | void
 const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
   bytes.length === 0 ? done(0, Option.none()) : done(bytes.length, Option.some(bytes.slice()))
 
-/**
- * A read: parse what is buffered, synchronously, in the fiber that returns the value; only if
- * that is not enough, wait (interruptibly, consuming nothing) until the connection has what the
- * parser asked for, then try again in the same way. Bytes are therefore consumed only by a fiber
- * that is running, not interrupted, and returns them right away: an interrupted read leaves every
- * byte for the next one. The waiter keeps this read's place in the connection's reader queue and
- * is withdrawn however the read ends.
- */
-const makeRead = (conn: Conn) => <A>(parse: Parser<A>): Effect.Effect<A, ReadError> =>
-  Effect.suspend(() => {
-    const now = conn.tryRead(parse, undefined)
-    if (now !== undefined) return now
-    const w = conn.waiter()
-    const wait = Effect.async<void>((resume) => {
-      conn.waitReadable(w, () => resume(Effect.void))
-      return Effect.sync(() => conn.withdraw(w))
-    })
-    const attempt: Effect.Effect<A, ReadError> = Effect.flatMap(wait, () => conn.tryRead(parse, w) ?? attempt)
-    return Effect.onExit(attempt, () => Effect.sync(() => conn.withdraw(w)))
-  })
-
 /** @internal */
 export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void): Connection => {
-  const read = makeRead(conn)
+  // Parsed and consumed in the fiber that returns the value (internal/waiters.ts).
+  const read = <A>(parse: Parser<A>): Effect.Effect<A, ReadError> => takeInFiber(conn.readers, (w) => conn.tryRead(parse, w))
   const recv = read(takeChunk) as Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed>
   const enqueue = (bytes: Uint8Array) =>
     Effect.suspend(() => {

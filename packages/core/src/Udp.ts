@@ -14,6 +14,7 @@ import { load } from "./internal/native.js"
 import { decode, encodeToBytes, literal, SOCK_DGRAM } from "./internal/sockaddr.js"
 import { Op } from "./internal/sqe.js"
 import { RECV_OVERHEAD, UdpSock } from "./internal/udp.js"
+import { takeInFiber } from "./internal/waiters.js"
 import { Ringline } from "./Ringline.js"
 import {
   type ConnectionClosed,
@@ -226,12 +227,11 @@ const resolve = (
   }).pipe(Effect.map((r) => Addr.tcp(r.address, port, r.family === 6 ? 6 : 4)))
 
 const make = (sock: UdpSock): UdpSocket => {
-  const recvFrom = Effect.async<Datagram, RecvError>((resume) => {
-    const withdraw = sock.read({
-      ok: (dg) => resume(Effect.succeed(dg)),
-      fail: (e) => resume(Effect.fail(e as RecvError))
-    })
-    return Effect.sync(withdraw)
+  // Taken from the socket's queue by the fiber that returns it (internal/waiters.ts): an
+  // interrupted recvFrom takes nothing, the datagram goes to the next one.
+  const recvFrom = Effect.suspend(() => {
+    sock.start()
+    return takeInFiber(sock.readers, (w) => sock.take(w))
   })
   const destination = (to: Destination): Effect.Effect<TcpAddress, SocketError> => {
     if ("_tag" in to && to._tag === "TcpAddress") return Effect.succeed(to)

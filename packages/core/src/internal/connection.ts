@@ -16,6 +16,7 @@ import { ConnectionClosed, EndOfStream, socketError, type SocketError } from "..
 import { type Driver, MAX_IOV, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
 import { MultishotRecv } from "./multishot.js"
+import { type Waiter as ReadWaiter, WaiterQueue } from "./waiters.js"
 import { load } from "./native.js"
 import { decode } from "./sockaddr.js"
 import { CqeFlag, IOPRIO_RECV_MULTISHOT, MSG_NOSIGNAL, Op, putU64, SqeFlag, W } from "./sqe.js"
@@ -44,15 +45,6 @@ export interface Callbacks<A> {
 
 /** Errors of a read. */
 export type ReadError = EndOfStream | SocketError | ConnectionClosed
-
-/** One pending read's place in the connection's reader queue. */
-export interface ReadWaiter {
-  /** Bytes needed before the parser is worth calling again. */
-  need: number
-  /** Set while the read's fiber is suspended waiting; cleared when it is woken. */
-  wake: (() => void) | undefined
-  queued: boolean
-}
 
 type Answer<A> =
   | { readonly _tag: "Done"; readonly consumed: number; readonly value: A }
@@ -165,7 +157,11 @@ export class Conn implements OpOwner {
   /** A provided buffer received while a reader waited with nothing buffered, or -1. */
   private held = -1
   private heldLen = 0
-  private waiters: Array<ReadWaiter> = []
+  /** Readers waiting for bytes, first come first served; a held buffer goes back when none is left. */
+  readonly readers = new WaiterQueue(
+    (w) => this.bufferedBytes >= w.need || this.ended,
+    () => this.unhold()
+  )
 
   // send side
   private queue: Array<Segment> = []
@@ -291,7 +287,7 @@ export class Conn implements OpOwner {
       this.driver.countError(this.recvError.code)
     }
     if (terminal) this.recv.ended(res)
-    this.notifyReader()
+    this.readers.notify()
   }
 
   /**
@@ -302,7 +298,7 @@ export class Conn implements OpOwner {
    */
   private received(bid: number, len: number): void {
     const d = this.driver
-    if (this.held === -1 && this.inEnd === this.inStart && this.waiters.length > 0) {
+    if (this.held === -1 && this.inEnd === this.inStart && this.readers.length > 0) {
       this.held = bid
       this.heldLen = len
     } else {
@@ -350,48 +346,6 @@ export class Conn implements OpOwner {
     return this.eof || this.recvError !== undefined || this.phase === Phase.Closed
   }
 
-  /** Wakes the first waiting reader if what it waits for is there (bytes, end of stream, error). */
-  private notifyReader(): void {
-    const w = this.waiters[0]
-    if (w === undefined || w.wake === undefined) return
-    if (this.bufferedBytes >= w.need || this.ended) {
-      const wake = w.wake
-      w.wake = undefined
-      wake()
-    }
-  }
-
-  /** A new waiter for one read: it keeps its place in the queue across wake-ups. */
-  waiter(): ReadWaiter {
-    return { need: 1, wake: undefined, queued: false }
-  }
-
-  /**
-   * Calls `wake` (possibly at once) when `w` is the first reader and its bytes (or the end of the
-   * stream) are there. The woken fiber then calls `tryRead` with `w`; until it does, or withdraws,
-   * later readers wait behind it.
-   */
-  waitReadable(w: ReadWaiter, wake: () => void): void {
-    if (!w.queued) {
-      w.queued = true
-      this.waiters.push(w)
-    }
-    w.wake = wake
-    this.notifyReader()
-  }
-
-  /** Takes `w` out of the queue (its read ended or was interrupted); idempotent. */
-  withdraw(w: ReadWaiter): void {
-    w.wake = undefined
-    if (!w.queued) return
-    w.queued = false
-    const i = this.waiters.indexOf(w)
-    if (i >= 0) this.waiters.splice(i, 1)
-    // Nobody is waiting on a held buffer any more: it must not stay out of the kernel's ring.
-    if (this.waiters.length === 0) this.unhold()
-    else if (i === 0) this.notifyReader()
-  }
-
   /**
    * One attempt of a read, run synchronously by the fiber that will return its result: parses
    * what is buffered and consumes what the parser used. Returns undefined when it must wait (for
@@ -399,19 +353,18 @@ export class Conn implements OpOwner {
    * a throwing parser, or one answering anything but `done`/`needMore`, fails this read with a
    * defect naming the answer, and the connection stays usable.
    */
-  tryRead<A>(parse: (bytes: Uint8Array) => ReadResult<A>, w: ReadWaiter | undefined): Exit.Exit<A, ReadError> | undefined {
-    if (w === undefined ? this.waiters.length > 0 : this.waiters[0] !== w) return undefined
+  tryRead<A>(parse: (bytes: Uint8Array) => ReadResult<A>, w: ReadWaiter): Exit.Exit<A, ReadError> | undefined {
+    if (!this.readers.mayTake(w)) return undefined
     const exit = this.parseBuffered(parse, w)
-    if (exit !== undefined && w !== undefined) this.withdraw(w)
+    if (exit !== undefined) this.readers.withdraw(w)
     return exit
   }
 
-  private parseBuffered<A>(parse: (bytes: Uint8Array) => ReadResult<A>, w: ReadWaiter | undefined): Exit.Exit<A, ReadError> | undefined {
+  private parseBuffered<A>(parse: (bytes: Uint8Array) => ReadResult<A>, w: ReadWaiter): Exit.Exit<A, ReadError> | undefined {
     if (this.phase === Phase.Closed) return Exit.fail(new ConnectionClosed({ operation: "read" }))
     if (this.held !== -1 && this.inEnd > this.inStart) this.unhold()
     const avail = this.bufferedBytes
-    const need = w === undefined ? 1 : w.need
-    if (avail > 0 && avail >= need) {
+    if (avail > 0 && avail >= w.need) {
       const d = this.driver
       // Zero-copy: the parser sees the held provided buffer itself.
       const bytes = this.held !== -1
@@ -426,7 +379,7 @@ export class Conn implements OpOwner {
         this.unhold()
         return Exit.die(answer.defect)
       }
-      if (w !== undefined) w.need = Math.max(avail + 1, answer.atLeast)
+      w.need = Math.max(avail + 1, answer.atLeast)
       // Not enough: the bytes must outlive this call, and a held buffer goes back to the kernel.
       this.unhold()
     }
@@ -926,9 +879,9 @@ export class Conn implements OpOwner {
       }
       this.recv.unpark()
       // Waiting readers wake up to ConnectionClosed, one after the other.
-      this.notifyReader()
+      this.readers.notify()
       this.failSends(new ConnectionClosed({ operation: "send" }))
-      this.driver.fixedSlotReleased()
+      this.driver.socketSlotReleased()
       const waiters = this.closeWaiters
       this.closeWaiters = []
       for (const f of waiters) f()

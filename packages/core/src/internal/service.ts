@@ -12,12 +12,13 @@ import type { Listener } from "../Listener.js"
 import { resolveCurrent, toTcpAddress } from "../Resolver.js"
 import type { ConnectOptions, ConnectTarget, ListenOptions, RinglineService, RinglineStats } from "../Ringline.js"
 import type { RinglineConfig } from "../RinglineConfig.js"
-import { ConnectError, ConnectionClosed, RinglineUnavailable, socketError, type SocketError } from "../RinglineError.js"
+import { ConnectError, RinglineUnavailable, socketError, type SocketError } from "../RinglineError.js"
 import { ConnectOp } from "./connect.js"
 import { type Conn } from "./connection.js"
 import { Driver } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { Lst } from "./listener.js"
+import { takeInFiber } from "./waiters.js"
 import { load } from "./native.js"
 import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
 import { Op, OpName } from "./sqe.js"
@@ -171,10 +172,8 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
             Effect.zipRight(Effect.timeoutOption(Effect.interruptible(FiberSet.awaitEmpty(handlers)), config.shutdownTimeoutMs))
           )
         )
-        const acceptRaw = Effect.async<Conn, ConnectionClosed>((resume) => {
-          const withdraw = lst.accept({ ok: (c) => resume(Effect.succeed(c)), fail: (e) => resume(Effect.fail(e as ConnectionClosed)) })
-          return Effect.sync(withdraw)
-        })
+        // Taken from the listener's queue by the fiber that returns it (internal/waiters.ts).
+        const acceptRaw = takeInFiber(lst.acceptors, (w) => lst.take(w))
         const accept = Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(restore(acceptRaw), (conn) => {
             const c = wrap(conn)
@@ -234,14 +233,24 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
     const connectTo = (address: Address, timeoutMs: number | undefined) =>
       Effect.gen(function*() {
         const raw = Effect.async<Conn, ConnectError>((resume) => {
+          let made: Conn | undefined
+          let taken = false
           const op = new ConnectOp(driver, address, timeoutMs, {
             ok: (c) => {
               conns.add(c)
-              resume(Effect.succeed(c))
+              made = c
+              // Taken by the fiber when it runs; an interruption that reaches it first leaves
+              // `taken` false and the canceler below closes the connection.
+              resume(Effect.sync(() => {
+                taken = true
+                return c
+              }))
             },
             fail: (e) => resume(Effect.fail(e as ConnectError))
           })
-          return Effect.async<void>((done) => op.interrupt(() => done(Effect.void)))
+          return Effect.async<void>((done) => op.interrupt(() => done(Effect.void))).pipe(
+            Effect.zipRight(Effect.suspend(() => (made !== undefined && !taken ? closeConn(made) : Effect.void)))
+          )
         })
         return yield* Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(restore(raw), (conn) => {
