@@ -14,7 +14,7 @@ import type { ConnectOptions, ConnectTarget, ListenOptions, RinglineService, Rin
 import type { RinglineConfig } from "../RinglineConfig.js"
 import { ConnectError, RinglineUnavailable, socketError, type SocketError } from "../RinglineError.js"
 import { ConnectOp } from "./connect.js"
-import { type Conn } from "./connection.js"
+import { type Conn, describe } from "./connection.js"
 import { Driver } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { Lst } from "./listener.js"
@@ -189,7 +189,14 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
                   Effect.sync(() => {
                     const c = wrap(conn)
                     run(
-                      handler(c).pipe(
+                      // The handler is user code: a throw or a non-Effect answer is that
+                      // connection's defect (logged below), never the accept loop's.
+                      Effect.suspend(() => {
+                        const h: unknown = handler(c)
+                        return Effect.isEffect(h)
+                          ? h as Effect.Effect<unknown, E, R>
+                          : Effect.die(new TypeError(`serve handler returned ${describe(h)}, not an Effect`))
+                      }).pipe(
                         Effect.catchAllCause((cause) =>
                           Cause.isInterruptedOnly(cause)
                             ? Effect.void
