@@ -705,6 +705,17 @@ export class Conn implements OpOwner {
   private failSends(error: SocketError | ConnectionClosed): void {
     if (this.sendError === undefined && error._tag === "SocketError") this.driver.countError(error.code)
     this.sendError ??= error
+    if (error._tag === "SocketError" && this.recvError === undefined && !this.eof) {
+      // A send failing with a socket error (ECONNRESET, EPIPE, ETIMEDOUT...) means the connection
+      // is gone both ways. The kernel reports a reset once, to whichever op sees it first; when
+      // that is the send, a multishot recv armed on the dead socket was seen to wait forever
+      // (issue 9, item 8: parse-mode echo handlers never ended after client resets). So reads
+      // fail with the same error once the bytes already received are consumed, and the recv is
+      // cancelled.
+      this.recvError = socketError("recv", -error.errno)
+      this.recv.sync()
+      this.readers.notify()
+    }
     // The segments in flight (queue[0..inFlight)) keep their memory until their CQE, zero-copy ones until
     // their notifications.
     for (let i = this.sendSlot === -1 ? 0 : this.inFlight; i < this.queue.length; i++) {
