@@ -103,10 +103,14 @@ export class Timers implements OpOwner {
     this.syncQueued = false
     this.sync()
   }
+  /** Sleeps found due, woken in the next check phase (see `sync`). */
+  private dueList: Array<Sleeper> = []
   private immediate: ReturnType<typeof setImmediate> | undefined = undefined
   private readonly runImmediate = () => {
     this.immediate = undefined
-    this.sync()
+    const due = this.dueList
+    this.dueList = []
+    for (const s of due) s.wake()
   }
   private readonly onFallback = () => {
     this.fallback = undefined
@@ -200,8 +204,14 @@ export class Timers implements OpOwner {
       this.arm(h[0]!.deadline)
     }
     if (due !== undefined) {
+      // Woken in the check phase, never here: not inside a batch of completions, and not in the
+      // microtasks that follow one (as libuv wakes timers in a phase of their own). Whatever a
+      // completion resumed (a read returning its bytes) thus settles first, before a sleep
+      // racing it (Effect.timeout, Effect.race) can win: a loser that had already taken bytes
+      // would drop them. A sleep of 0 behaves as on the default clock (a later macrotask).
       this.woken += due.length
-      for (const s of due) s.wake()
+      for (const s of due) this.dueList.push(s)
+      if (this.immediate === undefined) this.immediate = setImmediate(this.runImmediate)
     }
   }
 
@@ -312,12 +322,7 @@ export class Timers implements OpOwner {
       // This CQE freed a slot: try the cancels that found none.
       for (const pending of this.uncancelled.splice(0)) this.cancel(pending)
     }
-    // Sleeps are woken in the check phase right after this poll phase, never inside the batch
-    // of completions, as libuv timers are woken in a phase of their own. A read completing in
-    // this batch then settles (its fiber returns, an Effect.timeout or race around it picks it)
-    // before a timeout racing it can fire; a sleep woken here could have won a race whose loser
-    // had already received its bytes, and those bytes would have been dropped with the loser.
-    if (this.immediate === undefined && this.heap.length > 0) this.immediate = setImmediate(this.runImmediate)
+    this.sync()
     if (this.closed && this.ringOps === 0) this.settle()
   }
 
@@ -329,10 +334,6 @@ export class Timers implements OpOwner {
    */
   close(done: () => void): void {
     this.closed = true
-    if (this.immediate !== undefined) {
-      clearImmediate(this.immediate)
-      this.immediate = undefined
-    }
     this.disarm()
     for (const pending of this.uncancelled.splice(0)) this.cancel(pending)
     this.sync()
