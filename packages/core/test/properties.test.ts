@@ -13,6 +13,14 @@ import { Connection, RinglineClock, RinglineTesting, Tcp, Udp } from "../src/ind
 import { portOf } from "./helpers.js"
 
 const RUNS = Number(process.env.RINGLINE_PROPERTY_RUNS ?? 25)
+/** Cases finished per property, logged every 1000 (long runs report their progress). */
+const done = new Map<string, number>()
+const finished = (name: string) =>
+  Effect.sync(() => {
+    const n = (done.get(name) ?? 0) + 1
+    done.set(name, n)
+    if (n % 1000 === 0) console.log(`${name}: ${n} cases passed`)
+  })
 /** A small ring per case: cheap to set up, and a 16-buffer ring exercises ENOBUFS too. */
 const RING = {
   sqEntries: 64,
@@ -181,7 +189,7 @@ describe("properties (issue 9)", () => {
               }
             })
             return yield* (clock === undefined ? body : Effect.withClock(body, clock))
-          }), RING).pipe(Effect.timeout(Duration.seconds(30))))
+          }), RING).pipe(Effect.timeout(Duration.seconds(30)), Effect.zipLeft(finished("connections"))))
         ),
         { numRuns: RUNS }
       )
@@ -243,7 +251,7 @@ describe("properties (issue 9)", () => {
                 expect(seen).toEqual(Array.from({ length: next }, (_, i) => i))
               })
               return yield* (clock === undefined ? body : Effect.withClock(body, clock))
-            }), RING).pipe(Effect.timeout(Duration.seconds(30))))
+            }), RING).pipe(Effect.timeout(Duration.seconds(30)), Effect.zipLeft(finished("udp"))))
         ),
         { numRuns: RUNS }
       )
