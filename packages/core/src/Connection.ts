@@ -90,12 +90,27 @@ export interface Connection {
    * Runs `parse` over the buffered bytes until it produces a value; see {@link Parser}.
    * At end of stream with nothing buffered the parser is called once with an empty view (so it
    * can return a final value); otherwise the read fails with `EndOfStream` carrying the leftover.
-   * Interrupting a read withdraws it; no byte is lost.
+   *
+   * Interruption consumes nothing. The parser runs, and its bytes are consumed, only in the fiber
+   * that returns the value, as the first thing that fiber runs after the bytes arrived; the value
+   * is returned in the same synchronous run. A read interrupted before that (by `Effect.timeout`,
+   * `Effect.race`, `Fiber.interrupt`, on any clock) leaves every byte for the next read.
+   *
+   * A parser that throws, or answers anything but `done`/`needMore` (`undefined`, `done(NaN)`,
+   * `done(n)` with `n` beyond the view, a throwing getter...), fails this read with a defect
+   * naming its answer; nothing is consumed and the connection stays usable. Reads are served in
+   * call order.
    */
   readonly read: <A>(parse: Parser<A>) => Effect.Effect<A, ReadError>
-  /** The next chunk of bytes (an owned copy), or `None` at end of stream. */
+  /**
+   * The next chunk of bytes (an owned copy), or `None` at end of stream. A `read` like any other:
+   * an interrupted `recv` consumes nothing.
+   */
   readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed>
-  /** Every received chunk until end of stream. */
+  /**
+   * Every received chunk until end of stream (`recv` repeated). A chunk the stream has pulled
+   * belongs to the stream: interrupting its consumer may drop the chunk it was handling.
+   */
   readonly stream: Stream.Stream<Uint8Array, SocketError | ConnectionClosed>
   /** Writes every chunk it receives, with `write`'s backpressure. */
   readonly sink: Sink.Sink<void, Uint8Array, never, WriteError>

@@ -113,7 +113,9 @@ export interface UdpSocket {
    * The next datagram, boundaries kept. Readers are served in call order. A datagram larger than
    * `recvBuffer.bufferSize - 44` bytes fails this read with `DatagramTruncated` (carrying the
    * real length and the bytes that fitted); the next read returns the next datagram.
-   * Interrupting a pending read withdraws it: no datagram is lost. The socket starts taking
+   * A datagram is taken from the socket's queue by the reading fiber itself when it runs, so an
+   * interrupted read (`Effect.timeout`, `Effect.race`, `Fiber.interrupt`) takes nothing: the
+   * datagram goes to the next read. The socket starts taking
    * datagrams from the kernel at the first read; until then they wait in its socket buffer.
    */
   readonly recvFrom: Effect.Effect<Datagram, RecvError>
