@@ -14,7 +14,7 @@ const MB = 1024 * 1024
 /** Bytes per scenario: enough for ~hundreds of timeouts landing on data, bounded in time. */
 const TOTAL = Number(process.env.RINGLINE_RACE_BYTES ?? 20 * MB)
 
-const onRingClock = <A, E>(body: Effect.Effect<A, E, Ringline.Ringline>) =>
+const onRingClock = <A, E, R>(body: Effect.Effect<A, E, R>) =>
   Effect.flatMap(RinglineClock.make(), (clock) => Effect.withClock(body, clock))
 
 /** Pseudo-random chunk sizes 1..20,000 and contents, from a seed (reproducible). */

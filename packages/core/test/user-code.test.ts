@@ -5,13 +5,13 @@
  * answer, and the connection and the process stay usable.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Duration, Effect, Exit, Option, Stream } from "effect"
+import { Cause, Duration, Effect, Exit, Option, type Scope, Stream } from "effect"
 import type * as net from "node:net"
-import { Connection, RinglineSocket, RinglineSocketServer, Tcp } from "../src/index.js"
+import { Connection, type Ringline, RinglineSocket, RinglineSocketServer, Tcp } from "../src/index.js"
 import { nodeClient, portOf, readN, withRing } from "./helpers.js"
 
 /** Fails the test if anything reaches Node's uncaughtException while `body` runs. */
-const noUncaught = <A, E, R>(body: Effect.Effect<A, E, R>) =>
+const noUncaught = <A, E>(body: Effect.Effect<A, E, Ringline.Ringline | Scope.Scope>) =>
   Effect.acquireUseRelease(
     Effect.sync(() => {
       const seen: Array<unknown> = []
@@ -116,7 +116,7 @@ describe("user code never throws into Node (issue 9, item 1)", () => {
     withRing(noUncaught(Effect.gen(function*() {
       const l = yield* Tcp.listen({ port: 0 })
       let calls = 0
-      yield* Effect.forkScoped(l.serve((conn) => {
+      yield* Effect.forkScoped(l.serve((conn): Effect.Effect<void, unknown> => {
         calls++
         if (calls === 1) throw new Error("handler boom")
         if (calls === 2) return 42 as any
@@ -145,7 +145,7 @@ describe("user code never throws into Node (issue 9, item 1)", () => {
       const port = server.address._tag === "TcpAddress" ? server.address.port : 0
       let calls = 0
       let dataHandlerExit: Exit.Exit<void, unknown> | undefined
-      yield* Effect.forkScoped(server.run((socket) => {
+      yield* Effect.forkScoped(server.run((socket): Effect.Effect<void, unknown> => {
         calls++
         if (calls === 1) throw new Error("socket server handler boom")
         if (calls === 2) return "garbage" as any
@@ -176,7 +176,7 @@ describe("user code never throws into Node (issue 9, item 1)", () => {
       const s = yield* Effect.promise(() => nodeClient(portOf(l)))
       const c = yield* l.accept
       s.write("first")
-      const exit = yield* Effect.exit(Stream.runForEach(c.stream, () => {
+      const exit = yield* Effect.exit(Stream.runForEach(c.stream, (): Effect.Effect<void> => {
         throw new Error("consumer boom")
       }))
       expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
