@@ -5,7 +5,7 @@
  */
 import { Effect, Option, Sink, Stream } from "effect"
 import type { Address } from "./Address.js"
-import type { ConnectionClosed, EndOfStream, SocketError } from "./RinglineError.js"
+import type { ConnectionClosed, EndOfStream, SocketError, TlsError } from "./RinglineError.js"
 import type { Callbacks, Conn, ReadResult as InternalReadResult } from "./internal/connection.js"
 import { takeInFiber } from "./internal/waiters.js"
 
@@ -68,7 +68,7 @@ export const needMore = (atLeast?: number): ReadResult<never> =>
  * @since 0.1.0
  * @category errors
  */
-export type ReadError = EndOfStream | SocketError | ConnectionClosed
+export type ReadError = EndOfStream | SocketError | ConnectionClosed | TlsError
 
 /**
  * Errors of the send side.
@@ -76,7 +76,7 @@ export type ReadError = EndOfStream | SocketError | ConnectionClosed
  * @since 0.1.0
  * @category errors
  */
-export type WriteError = SocketError | ConnectionClosed
+export type WriteError = SocketError | ConnectionClosed | TlsError
 
 /**
  * @since 0.1.0
@@ -106,12 +106,12 @@ export interface Connection {
    * The next chunk of bytes (an owned copy), or `None` at end of stream. A `read` like any other:
    * an interrupted `recv` consumes nothing.
    */
-  readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed>
+  readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
   /**
    * Every received chunk until end of stream (`recv` repeated). A chunk the stream has pulled
    * belongs to the stream: interrupting its consumer may drop the chunk it was handling.
    */
-  readonly stream: Stream.Stream<Uint8Array, SocketError | ConnectionClosed>
+  readonly stream: Stream.Stream<Uint8Array, SocketError | ConnectionClosed | TlsError>
   /** Writes every chunk it receives, with `write`'s backpressure. */
   readonly sink: Sink.Sink<void, Uint8Array, never, WriteError>
   /**
@@ -198,7 +198,7 @@ const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
 export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void): Connection => {
   // Parsed and consumed in the fiber that returns the value (internal/waiters.ts).
   const read = <A>(parse: Parser<A>): Effect.Effect<A, ReadError> => takeInFiber(conn.readers, (w) => conn.tryRead(parse, w))
-  const recv = read(takeChunk) as Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed>
+  const recv = read(takeChunk) as Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
   const enqueue = (bytes: Uint8Array) =>
     Effect.suspend(() => {
       const r = conn.enqueue(bytes)
@@ -230,7 +230,7 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
   const addresses = fromCallbacks<{ local: Address; peer: Address }, SocketError | ConnectionClosed>((cb) =>
     conn.addressesOf(cb)
   )
-  return {
+  const connection: Connection = {
     [TypeId]: TypeId,
     id: conn.id,
     read,
@@ -281,4 +281,16 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
       return conn.bytesOut
     }
   }
+  internals.set(connection, conn)
+  return connection
 }
+
+const internals = new WeakMap<Connection, Conn>()
+
+/**
+ * The driver-level connection behind `connection` (for @ringline/tls, which attaches its
+ * transport there).
+ *
+ * @internal
+ */
+export const unsafeInternal = (connection: Connection): Conn | undefined => internals.get(connection)

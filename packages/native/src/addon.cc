@@ -3,7 +3,12 @@
 #include <napi.h>
 
 #include "ring.h"
+#include "tls.h"
 #include "wide_ring.h"
+
+namespace ringline {
+void InitHttp(Napi::Env env, Napi::Object exports);  // http_parser.cc
+}  // namespace ringline
 
 namespace {
 
@@ -11,6 +16,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Ring", ringline::Ring::Init(env));
   exports.Set("WideRing", ringline::WideRing::Init(env));
   ringline::InitProcess(env, exports);
+  ringline::InitTls(env, exports);  // tls.cc: TlsContext, TlsSession
+  ringline::InitHttp(env, exports);
   return ringline::InitSockets(env, exports);
 }
 
