@@ -93,8 +93,10 @@ export interface Connection {
    *
    * Interruption consumes nothing. The parser runs, and its bytes are consumed, only in the fiber
    * that returns the value, as the first thing that fiber runs after the bytes arrived; the value
-   * is returned in the same synchronous run. A read interrupted before that (by `Effect.timeout`,
-   * `Effect.race`, `Fiber.interrupt`, on any clock) leaves every byte for the next read.
+   * is returned in the same synchronous run. A read interrupted before that (`Fiber.interrupt`,
+   * or `Effect.timeout` / `Effect.race` against a sleep, on any clock) leaves every byte for the
+   * next read. (`Effect.race` of two reads can still drop the loser's value when both complete in
+   * the same turn: Effect keeps only the first; read each connection in its own fiber.)
    *
    * A parser that throws, or answers anything but `done`/`needMore` (`undefined`, `done(NaN)`,
    * `done(n)` with `n` beyond the view, a throwing getter...), fails this read with a defect

@@ -13,6 +13,8 @@
  * that completed in the same turn as the winner loses its value. Nothing that wakes fibers from
  * inside a completion batch may therefore decide such a race in that batch: RinglineClock wakes
  * its sleeps in the check phase after the batch, as libuv wakes timers in a phase of their own.
+ * (Two takes raced against each other whose results arrive in one batch remain exposed to this:
+ * both run and take; Effect keeps one value.)
  */
 import { Effect, type Exit } from "effect"
 
