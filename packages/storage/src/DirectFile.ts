@@ -25,6 +25,8 @@
  *
  * @since 0.1.0
  */
+import type { Driver } from "@ringline/core/internal/driver"
+import { badCString } from "@ringline/core/internal/validate"
 import { Ringline } from "@ringline/core"
 import { Effect, type Scope } from "effect"
 import * as internal from "./internal/direct.js"
@@ -150,17 +152,30 @@ export interface DirectFile {
   readonly dataSync: Effect.Effect<void, DirectFileError>
 }
 
+/**
+ * The driver, after checking the path (a NUL byte would end the C string early: `EINVAL`, nothing
+ * submitted). After the Ringline layer was released: `ESHUTDOWN`, nothing submitted.
+ */
 const driverOf = (path: string) =>
-  Effect.flatMap(Ringline.Ringline, (r) =>
-    r.driver === undefined
-      ? Effect.fail(
+  Effect.flatMap(Ringline.Ringline, (r): Effect.Effect<Driver, internal.DirectIoUnsupported | internal.DirectFileError> => {
+    if (badCString(path) !== undefined) return Effect.fail(internal.fileError("open", typeof path === "string" ? path : String(path), -EINVAL))
+    if (r.driver === undefined) {
+      return Effect.fail(
         new internal.DirectIoUnsupported({
           path,
           reason: "NoRing",
           detail: `the Ringline implementation "${r.mode}" has no io_uring driver; direct files need the io_uring one`
         })
       )
-      : Effect.succeed(r.driver))
+    }
+    if (r.driver.released || r.driver.closed) {
+      return Effect.fail(new internal.DirectFileError({ operation: "open", path, errno: ESHUTDOWN, code: "ESHUTDOWN" }))
+    }
+    return Effect.succeed(r.driver)
+  })
+
+const EINVAL = 22
+const ESHUTDOWN = 108
 
 /**
  * Opens `path` with O_DIRECT into the ring's fixed-file table and reads its direct I/O alignment.

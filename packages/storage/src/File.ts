@@ -15,6 +15,7 @@ import { Ringline } from "@ringline/core"
 import type { Driver } from "@ringline/core/internal/driver"
 import { load } from "@ringline/core/internal/native"
 import { FILE_INDEX_ALLOC, SqeFlag, W } from "@ringline/core/internal/sqe"
+import { badCString, bytesOf, show } from "@ringline/core/internal/validate"
 import { Effect, type Scope } from "effect"
 import {
   AT_EMPTY_PATH,
@@ -95,11 +96,40 @@ export interface OpenOptions {
   readonly mode?: number
 }
 
-const driverOf = (method: string, path: string): Effect.Effect<Driver, SystemError, Ringline.Ringline> =>
-  Effect.flatMap(Ringline.Ringline, (ring) =>
-    ring.driver !== undefined
-      ? Effect.succeed(ring.driver)
-      : Effect.fail(otherError(method, path, "Unknown", `the ${ring.mode} Ringline implementation has no io_uring`)))
+/**
+ * The driver for a path operation, after checking every path: a NUL byte would end the C string
+ * early (`open("a\0.png")` opening `a`), so such a path fails with `InvalidData` before any SQE.
+ * After the Ringline layer was released the driver is refused (`BadResource`), nothing submitted.
+ */
+const driverOf = (method: string, path: string, ...more: ReadonlyArray<readonly [string, string]>): Effect.Effect<Driver, SystemError, Ringline.Ringline> =>
+  Effect.flatMap(Ringline.Ringline, (ring) => {
+    for (const [argument, value] of [["path", path] as const, ...more]) {
+      const problem = badCString(value)
+      if (problem !== undefined) return Effect.fail(invalid(method, path, `${argument} ${problem}`))
+    }
+    const d = ring.driver
+    if (d === undefined) return Effect.fail(otherError(method, path, "Unknown", `the ${ring.mode} Ringline implementation has no io_uring`))
+    if (d.released || d.closed) return Effect.fail(otherError(method, path, "BadResource", RELEASED))
+    return Effect.succeed(d)
+  })
+
+const RELEASED = "the Ringline layer was released (its scope is closed); build a new one"
+
+/** A bad argument, rejected before anything was submitted. */
+const invalid = (method: string, path: unknown, what: string): SystemError =>
+  otherError(method, typeof path === "string" ? path : show(path), "InvalidData", what)
+
+/** A file offset or length: a non-negative safe integer (what the kernel reads as a u64/s64). */
+const badOffset = (value: unknown): string | undefined =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+    ? undefined
+    : `must be an integer of at least 0, got ${show(value)}`
+
+/** A Uint8Array as is, another ArrayBufferView as its bytes; anything else throws (a defect). */
+const viewOf = (value: unknown, where: string): Uint8Array => value instanceof Uint8Array ? value : bytesOf(value, where)
+
+const bytesError = (value: unknown, where: string): TypeError =>
+  new TypeError(`${where} must be a Uint8Array or another ArrayBufferView, got ${show(value)}`)
 
 const setPosition = (d: Driver, w: number, position: number | undefined) =>
   d.setAddr(w, W.off, position === undefined ? -1 : position)
@@ -118,7 +148,16 @@ class FileImpl implements File {
     return Effect.suspend(() => {
       if (this.closed) return this.closedError(method)
       this.inflight++
-      return Effect.ensuring(f(), Effect.sync(() => this.leave()))
+      let body: Effect.Effect<A, SystemError>
+      try {
+        body = f()
+      } catch (e) {
+        // A throw while building the op (a bad argument) must not leave it counted: close
+        // would wait for it forever.
+        this.leave()
+        return Effect.die(e)
+      }
+      return Effect.ensuring(body, Effect.sync(() => this.leave()))
     })
   }
 
@@ -146,6 +185,14 @@ class FileImpl implements File {
     position: number | undefined,
     insideOp = false
   ): Effect.Effect<number, SystemError> {
+    if (!(view instanceof Uint8Array)) {
+      if (!ArrayBuffer.isView(view)) return Effect.die(bytesError(view, `${method}: buffer`))
+      view = viewOf(view, method)
+    }
+    if (position !== undefined) {
+      const bad = badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid(method, this.path, `position ${bad}`))
+    }
     if (view.byteLength === 0) return Effect.succeed(0)
     const d = this.d
     return submitWith(
@@ -176,6 +223,9 @@ class FileImpl implements File {
 
   readonly readFully = (buffer: Uint8Array, position?: number) =>
     this.op("readFully", () => {
+      buffer = viewOf(buffer, "readFully: buffer")
+      const bad = position === undefined ? undefined : badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid("readFully", this.path, `position ${bad}`))
       const loop = (done: number): Effect.Effect<void, SystemError> =>
         done >= buffer.byteLength
           ? Effect.void
@@ -191,6 +241,9 @@ class FileImpl implements File {
 
   readonly writeAll = (bytes: Uint8Array, position?: number) =>
     this.op("writeAll", () => {
+      bytes = viewOf(bytes, "writeAll: bytes")
+      const bad = position === undefined ? undefined : badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid("writeAll", this.path, `position ${bad}`))
       const loop = (done: number): Effect.Effect<void, SystemError> =>
         done >= bytes.byteLength
           ? Effect.void
@@ -205,6 +258,17 @@ class FileImpl implements File {
     })
 
   private vectored(op: number, method: string, views: ReadonlyArray<Uint8Array>, position: number | undefined) {
+    // Checked before the op is entered: a throw inside it would leave it counted in flight.
+    if (!Array.isArray(views)) return Effect.die(new TypeError(`${method}: buffers must be an array of Uint8Arrays, got ${show(views)}`))
+    try {
+      views = views.map((v, i) => viewOf(v, `${method}: buffers[${i}]`))
+    } catch (e) {
+      return Effect.die(e)
+    }
+    if (position !== undefined) {
+      const bad = badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid(method, this.path, `position ${bad}`))
+    }
     return this.op(method, () => {
       const d = this.d
       const fixed = this.fixedIndex
@@ -244,9 +308,18 @@ class FileImpl implements File {
   readonly writev = (buffers: ReadonlyArray<Uint8Array>, position?: number) =>
     this.vectored(FileOp.WRITEV, "writev", buffers, position)
 
-  /** A single op on the fixed file that yields nothing. */
-  private simple(method: string, prepare: (w: number) => void, op: number): Effect.Effect<void, SystemError> {
+  /** A single op on the fixed file that yields nothing, after checking its numeric arguments. */
+  private simple(
+    method: string,
+    prepare: (w: number) => void,
+    op: number,
+    numbers: ReadonlyArray<readonly [string, unknown]> = []
+  ): Effect.Effect<void, SystemError> {
     return this.op(method, () => {
+      for (const [argument, value] of numbers) {
+        const bad = badOffset(value)
+        if (bad !== undefined) return Effect.fail(invalid(method, this.path, `${argument} ${bad}`))
+      }
       const d = this.d
       return Effect.flatMap(
         submit(d, (slot) => prepare(d.sqe(op, SqeFlag.FIXED_FILE, this.fixedIndex, slot))),
@@ -266,12 +339,12 @@ class FileImpl implements File {
       this.d.setAddr(w, W.off, offset)
       this.d.setAddr(w, W.addr, length)
       this.d.words[w + W.len] = mode
-    }, FileOp.FALLOCATE)
+    }, FileOp.FALLOCATE, [["length", length], ["offset", offset], ["mode", mode]])
 
   readonly truncate = (length = 0) =>
     this.simple("truncate", (w) => {
       this.d.setAddr(w, W.off, length)
-    }, FileOp.FTRUNCATE)
+    }, FileOp.FTRUNCATE, [["length", length]])
 
   readonly stat: Effect.Effect<PlatformFile.Info, SystemError> = this.op("stat", () => {
     // STATX refuses fixed files: install the slot as a transient O_CLOEXEC fd, statx it, close it.
@@ -341,6 +414,9 @@ export const open = (
     const d = yield* driverOf("open", path)
     const flags = openFlags(options.flags ?? "r")
     if (flags === undefined) return yield* Effect.fail(otherError("open", path, "InvalidData", `unknown open flag ${options.flags}`))
+    if (options.mode !== undefined && !(Number.isInteger(options.mode) && options.mode >= 0 && options.mode <= 0o7777)) {
+      return yield* Effect.fail(invalid("open", path, `mode must be permission bits from 0 to 0o7777, got ${show(options.mode)}`))
+    }
     const p = cString(path)
     let file: FileImpl | undefined
     const res = yield* submitOwned(
@@ -375,9 +451,10 @@ export const stat = (path: string): Effect.Effect<PlatformFile.Info, SystemError
 const pathOp = (
   method: string,
   path: string,
-  prepare: (d: Driver, slot: number, p: Buffer) => void
+  prepare: (d: Driver, slot: number, p: Buffer) => void,
+  ...more: ReadonlyArray<readonly [string, string]>
 ): Effect.Effect<void, SystemError, Ringline.Ringline> =>
-  Effect.flatMap(driverOf(method, path), (d) => {
+  Effect.flatMap(driverOf(method, path, ...more), (d) => {
     const p = cString(path)
     return Effect.flatMap(
       submit(d, (slot) => prepare(d, slot, p)),
@@ -400,7 +477,7 @@ export const rename = (from: string, to: string): Effect.Effect<void, SystemErro
     d.setAddr(w, W.addr, native.addressOf(p))
     d.words[w + W.len] = AT_FDCWD
     d.setAddr(w, W.off, native.addressOf(q))
-  })
+   }, ["to", to])
 
 /**
  * unlinkat(2): removes a file, or an empty directory with `{ directory: true }`.
@@ -426,7 +503,9 @@ export const remove = (
  * @category path operations
  */
 export const makeDirectory = (path: string, mode = 0o777): Effect.Effect<void, SystemError, Ringline.Ringline> =>
-  pathOp("makeDirectory", path, (d, slot, p) => {
+  !(Number.isInteger(mode) && mode >= 0 && mode <= 0o7777)
+    ? Effect.fail(invalid("makeDirectory", path, `mode must be permission bits from 0 to 0o7777, got ${show(mode)}`))
+    : pathOp("makeDirectory", path, (d, slot, p) => {
     d.holds[slot] = p
     const w = d.sqe(FileOp.MKDIRAT, 0, AT_FDCWD, slot)
     d.setAddr(w, W.addr, load().addressOf(p))
@@ -457,7 +536,7 @@ export const link = (from: string, to: string): Effect.Effect<void, SystemError,
     d.setAddr(w, W.addr, native.addressOf(p))
     d.words[w + W.len] = AT_FDCWD
     d.setAddr(w, W.off, native.addressOf(q))
-  })
+   }, ["to", to])
 
 /**
  * symlinkat(2): a symbolic link at `path` whose content is `target` (IORING_OP_SYMLINKAT).
@@ -473,4 +552,4 @@ export const symlink = (target: string, path: string): Effect.Effect<void, Syste
     const w = d.sqe(FileOp.SYMLINKAT, 0, AT_FDCWD, slot)
     d.setAddr(w, W.addr, native.addressOf(t))
     d.setAddr(w, W.off, native.addressOf(p))
-  })
+   }, ["target", target])

@@ -20,9 +20,9 @@
  * most the provided-buffer ring size: the kernel cannot complete more without recycled buffers,
  * and the recycles reach it together with the cancel.
  */
-import type { TcpAddress } from "../Address.js"
+import type { UdpAddress } from "../Address.js"
 import * as Addr from "../Address.js"
-import { ConnectionClosed, DatagramTruncated, socketError, type SocketError } from "../RinglineError.js"
+import { DatagramTruncated, SocketClosed, socketError, type SocketError } from "../RinglineError.js"
 import { Exit } from "effect"
 import type { Callbacks } from "./connection.js"
 import type { Driver, OpOwner } from "./driver.js"
@@ -52,16 +52,16 @@ const ARG_NAME = 72
 /** A received datagram: an owned copy of its bytes and its sender. */
 export interface Datagram {
   readonly data: Uint8Array
-  readonly address: TcpAddress
+  readonly address: UdpAddress
 }
 
-export type RecvError = DatagramTruncated | SocketError | ConnectionClosed
+export type RecvError = DatagramTruncated | SocketError | SocketClosed
 
 type Item = Datagram | DatagramTruncated | SocketError
 
 interface Send {
   readonly cb: Callbacks<void>
-  readonly to: TcpAddress
+  readonly to: UdpAddress
   readonly pool: number
   interrupted: boolean
   onTerminal: (() => void) | undefined
@@ -84,7 +84,7 @@ export class UdpSock implements OpOwner {
   readonly readers = new WaiterQueue(() => this.queued > 0 || this.closing)
   private lastName = new Uint8Array(NAME_ROOM)
   private lastNameLen = -1
-  private lastAddress: TcpAddress | undefined
+  private lastAddress: UdpAddress | undefined
 
   // lifecycle
   private ops = 0
@@ -102,7 +102,7 @@ export class UdpSock implements OpOwner {
   constructor(
     driver: Driver,
     readonly fd: number,
-    readonly address: TcpAddress,
+    readonly address: UdpAddress,
     private readonly capacity: number
   ) {
     this.driver = driver
@@ -202,7 +202,7 @@ export class UdpSock implements OpOwner {
   }
 
   /** Decodes a sender's sockaddr, reusing the previous Address when it is the same peer. */
-  private nameAt(off: number, len: number): TcpAddress {
+  private nameAt(off: number, len: number): UdpAddress {
     const bytes = new Uint8Array(this.driver.recvBuffers, off, len)
     const last = this.lastName
     if (len === this.lastNameLen && this.lastAddress !== undefined) {
@@ -215,10 +215,10 @@ export class UdpSock implements OpOwner {
       }
       if (same) return this.lastAddress
     }
-    let address: TcpAddress
+    let address: UdpAddress
     try {
       const a = decode(bytes)
-      address = a._tag === "TcpAddress" ? a : UNKNOWN
+      address = a._tag === "TcpAddress" ? Addr.udp(a.host, a.port, a.family) : UNKNOWN
     } catch {
       // No usable name (the kernel gave none): never throw out of a CQE callback.
       address = UNKNOWN
@@ -252,7 +252,7 @@ export class UdpSock implements OpOwner {
   take(w: Waiter): Exit.Exit<Datagram, RecvError> | undefined {
     if (this.closing) {
       this.readers.withdraw(w)
-      return Exit.fail(new ConnectionClosed({ operation: "recvFrom" }))
+      return Exit.fail(new SocketClosed({ operation: "recvFrom" }))
     }
     if (this.queued === 0 || !this.readers.mayTake(w)) return undefined
     const item = this.items[this.head]!
@@ -278,9 +278,9 @@ export class UdpSock implements OpOwner {
    * when the kernel took the datagram. Returns a function that cancels it (its `done` runs after
    * the terminal CQE), or undefined when it failed at once.
    */
-  sendTo(data: Uint8Array, to: TcpAddress, cb: Callbacks<void>): ((done: () => void) => void) | undefined {
+  sendTo(data: Uint8Array, to: UdpAddress, cb: Callbacks<void>): ((done: () => void) => void) | undefined {
     if (this.closing) {
-      cb.fail(new ConnectionClosed({ operation: "sendTo" }))
+      cb.fail(new SocketClosed({ operation: "sendTo" }))
       return undefined
     }
     const d = this.driver
@@ -325,8 +325,8 @@ export class UdpSock implements OpOwner {
   }
 
   /** An IPv6 socket reaches IPv4 peers through their v4-mapped address. */
-  private destination(to: TcpAddress): TcpAddress {
-    return this.address.family === 6 && to.family === 4 ? Addr.tcp(`::ffff:${to.host}`, to.port, 6) : to
+  private destination(to: UdpAddress): UdpAddress {
+    return this.address.family === 6 && to.family === 4 ? Addr.udp(`::ffff:${to.host}`, to.port, 6) : to
   }
 
   private onSend(slot: number, res: number): void {
@@ -344,7 +344,7 @@ export class UdpSock implements OpOwner {
     } else if (res >= 0) {
       send.cb.ok()
     } else if (res === -Errno.ECANCELED && this.closing) {
-      send.cb.fail(new ConnectionClosed({ operation: "sendTo" }))
+      send.cb.fail(new SocketClosed({ operation: "sendTo" }))
     } else {
       send.cb.fail(socketError("sendTo", res, Addr.format(send.to)))
     }
@@ -392,4 +392,4 @@ export class UdpSock implements OpOwner {
   }
 }
 
-const UNKNOWN: TcpAddress = Addr.tcp("0.0.0.0", 0, 4)
+const UNKNOWN: UdpAddress = Addr.udp("0.0.0.0", 0, 4)
