@@ -7,6 +7,7 @@ import { Effect, Option, Sink, Stream } from "effect"
 import type { Address } from "./Address.js"
 import type { ConnectionClosed, EndOfStream, SocketError, TlsError } from "./RinglineError.js"
 import type { Callbacks, Conn, ReadResult as InternalReadResult } from "./internal/connection.js"
+import { takeInFiber } from "./internal/waiters.js"
 import { bytesOf, show } from "./internal/validate.js"
 
 /**
@@ -90,12 +91,29 @@ export interface Connection {
    * Runs `parse` over the buffered bytes until it produces a value; see {@link Parser}.
    * At end of stream with nothing buffered the parser is called once with an empty view (so it
    * can return a final value); otherwise the read fails with `EndOfStream` carrying the leftover.
-   * Interrupting a read withdraws it; no byte is lost.
+   *
+   * Interruption consumes nothing. The parser runs, and its bytes are consumed, only in the fiber
+   * that returns the value, as the first thing that fiber runs after the bytes arrived; the value
+   * is returned in the same synchronous run. A read interrupted before that (`Fiber.interrupt`,
+   * or `Effect.timeout` / `Effect.race` against a sleep, on any clock) leaves every byte for the
+   * next read. (`Effect.race` of two reads can still drop the loser's value when both complete in
+   * the same turn: Effect keeps only the first; read each connection in its own fiber.)
+   *
+   * A parser that throws, or answers anything but `done`/`needMore` (`undefined`, `done(NaN)`,
+   * `done(n)` with `n` beyond the view, a throwing getter...), fails this read with a defect
+   * naming its answer; nothing is consumed and the connection stays usable. Reads are served in
+   * call order.
    */
   readonly read: <A>(parse: Parser<A>) => Effect.Effect<A, ReadError>
-  /** The next chunk of bytes (an owned copy), or `None` at end of stream. */
+  /**
+   * The next chunk of bytes (an owned copy), or `None` at end of stream. A `read` like any other:
+   * an interrupted `recv` consumes nothing.
+   */
   readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
-  /** Every received chunk until end of stream. */
+  /**
+   * Every received chunk until end of stream (`recv` repeated). A chunk the stream has pulled
+   * belongs to the stream: interrupting its consumer may drop the chunk it was handling.
+   */
   readonly stream: Stream.Stream<Uint8Array, SocketError | ConnectionClosed | TlsError>
   /**
    * Writes every chunk it receives, with `write`'s backpressure.
@@ -207,7 +225,8 @@ const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
 
 /** @internal */
 export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void): Connection => {
-  const read = <A>(parse: Parser<A>) => fromCallbacks<A, ReadError>((cb) => conn.read(parse, cb))
+  // Parsed and consumed in the fiber that returns the value (internal/waiters.ts).
+  const read = <A>(parse: Parser<A>): Effect.Effect<A, ReadError> => takeInFiber(conn.readers, (w) => conn.tryRead(parse, w))
   const recv = read(takeChunk) as Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
   // Not bytes: a TypeError thrown in `suspend` is a defect, raised before anything is queued.
   const enqueue = (bytes: Uint8Array, where: string) =>

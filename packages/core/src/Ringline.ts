@@ -91,6 +91,18 @@ export interface RinglineStats {
   readonly accepted: number
   readonly connected: number
   readonly closed: number
+  /**
+   * Connections the kernel accepted that no `accept` took before their listener closed (an
+   * interrupted accept leaves its connection to the next one): closed unserved.
+   */
+  readonly acceptsAbandoned: number
+  /**
+   * Times listeners stopped arming accept because sockets held every fixed-file slot
+   * (`maxConnections`), and the milliseconds spent so: clients wait in the kernel's listen
+   * backlog meanwhile, none is reset.
+   */
+  readonly acceptFull: number
+  readonly acceptFullMs: number
   readonly bytesIn: number
   readonly bytesOut: number
   /** UDP datagrams received and sent. */

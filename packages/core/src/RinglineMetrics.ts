@@ -63,6 +63,27 @@ export const backpressurePauses = Metric.counter("ringline_backpressure_pauses",
 })
 /** @since 0.1.0 @category metrics */
 export const zeroCopySends = Metric.counter("ringline_zero_copy_sends", { description: "SEND_ZC/SENDMSG_ZC requests", incremental: true })
+/**
+ * Accepted connections that no accept took before their listener closed (closed unserved).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const acceptsAbandoned = Metric.counter("ringline_accepts_abandoned", {
+  description: "Accepted connections closed unserved because no accept took them before the listener closed",
+  incremental: true
+})
+/**
+ * Milliseconds during which listeners did not accept because sockets held every fixed-file slot
+ * (`maxConnections`); clients waited in the kernel's listen backlog meanwhile.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const acceptFullMillis = Metric.counter("ringline_accept_full_ms", {
+  description: "Milliseconds listeners spent not accepting because the fixed-file table was full",
+  incremental: true
+})
 /** @since 0.1.0 @category metrics */
 export const inFlightOps = Metric.gauge("ringline_inflight_ops", { description: "Operations submitted and not yet completed" })
 /**
@@ -93,7 +114,9 @@ const publish = (driver: Driver) =>
       sqFull: s.sqFull,
       enobufs: c.enobufs,
       backpressurePauses: c.backpressurePauses,
-      zeroCopySends: c.zeroCopySends
+      zeroCopySends: c.zeroCopySends,
+      acceptsAbandoned: c.acceptsAbandoned,
+      acceptFullMs: s.acceptFullMs
     }
     for (const [code, n] of driver.errors) now[`error:${code}`] = n
     const before = published.get(driver) ?? {}
@@ -113,6 +136,8 @@ const publish = (driver: Driver) =>
       Metric.incrementBy(enobufsParks, delta("enobufs")),
       Metric.incrementBy(backpressurePauses, delta("backpressurePauses")),
       Metric.incrementBy(zeroCopySends, delta("zeroCopySends")),
+      Metric.incrementBy(acceptsAbandoned, delta("acceptsAbandoned")),
+      Metric.incrementBy(acceptFullMillis, delta("acceptFullMs")),
       Metric.set(connectionsActive, c.accepted + c.connected - c.closed),
       Metric.set(inFlightOps, s.inFlight)
     ]

@@ -13,6 +13,7 @@ import { load } from "./internal/native.js"
 import { decode, encodeToBytes, SOCK_DGRAM } from "./internal/sockaddr.js"
 import { Op } from "./internal/sqe.js"
 import { RECV_OVERHEAD, UdpSock } from "./internal/udp.js"
+import { takeInFiber } from "./internal/waiters.js"
 import { badCount, badCString, badPort, bytesOf, notBytes, show } from "./internal/validate.js"
 import { numeric, resolveCurrent } from "./Resolver.js"
 import { Ringline } from "./Ringline.js"
@@ -123,7 +124,9 @@ export interface UdpSocket {
    * The next datagram, boundaries kept. Readers are served in call order. A datagram larger than
    * `recvBuffer.bufferSize - 44` bytes fails this read with `DatagramTruncated` (carrying the
    * real length and the bytes that fitted); the next read returns the next datagram.
-   * Interrupting a pending read withdraws it: no datagram is lost. The socket starts taking
+   * A datagram is taken from the socket's queue by the reading fiber itself when it runs, so an
+   * interrupted read (`Effect.timeout`, `Effect.race`, `Fiber.interrupt`) takes nothing: the
+   * datagram goes to the next read. The socket starts taking
    * datagrams from the kernel at the first read; until then they wait in its socket buffer.
    */
   readonly recvFrom: Effect.Effect<Datagram, RecvError>
@@ -282,12 +285,11 @@ const resolve = (
 const bytesOfError = (data: unknown) => notBytes(data, "sendTo: data")
 
 const make = (sock: UdpSock): UdpSocket => {
-  const recvFrom = Effect.async<Datagram, RecvError>((resume) => {
-    const withdraw = sock.read({
-      ok: (dg) => resume(Effect.succeed(dg)),
-      fail: (e) => resume(Effect.fail(e as RecvError))
-    })
-    return Effect.sync(withdraw)
+  // Taken from the socket's queue by the fiber that returns it (internal/waiters.ts): an
+  // interrupted recvFrom takes nothing, the datagram goes to the next one.
+  const recvFrom = Effect.suspend(() => {
+    sock.start()
+    return takeInFiber(sock.readers, (w) => sock.take(w))
   })
   // The last destination checked: an echo loop answers the same sender object again and again
   // (recvFrom reuses one address object per peer), which then costs one comparison.

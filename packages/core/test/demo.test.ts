@@ -55,6 +55,25 @@ describe("the echo demo (pnpm run echo)", () => {
     })
   }
 
+  it("--mode parse: 300 clients of another process closing or resetting mid-transfer leave no connection behind (issue 9, item 8)", async () => {
+    const { child, port, exited } = await start(["--mode", "parse"], [], { RINGLINE_SHUTDOWN_TIMEOUT: "10 seconds" })
+    let summary = ""
+    child.stderr!.on("data", (d) => (summary += d))
+    const fixture = new URL("./fixtures/reset-clients.mjs", import.meta.url).pathname
+    const clients = spawnSync(process.execPath, [fixture, String(port), "300"], { encoding: "utf8", timeout: 120_000 })
+    expect(clients.stdout).toContain("done")
+    // Every handler ends once its client is gone: nothing is left for the shutdown to wait for.
+    await new Promise((r) => setTimeout(r, 2000))
+    const signalled = Date.now()
+    child.kill("SIGTERM")
+    expect(await exited).toBe(0)
+    const m = /accepted=(\d+) closed=(\d+)/.exec(summary)
+    expect(m).not.toBeNull()
+    expect(Number(m![2])).toBe(Number(m![1]))
+    // A leaked connection would hold the stop for the whole 10 s drain timeout.
+    expect(Date.now() - signalled).toBeLessThan(8000)
+  }, 180_000)
+
   it("SIGTERM mid-transfer: listeners refuse at once, clients finish with their full echo and EOF, exit 0", async () => {
     const { child, port, exited } = await start([], [], { RINGLINE_SHUTDOWN_TIMEOUT: "5 seconds" })
     const transfer = async () => {

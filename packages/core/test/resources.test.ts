@@ -102,6 +102,44 @@ describe("resource safety", () => {
       expect(err.reason).toBe("Refused")
     })))
 
+  it.live("a full fixed-file table resets nobody: later clients wait in the backlog and are served as slots free (issue 9, item 9)", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      yield* Effect.forkScoped(l.serve(echo))
+      const MAX = 20
+      const EXTRA = 10
+      // Every client echoes one message and reports how its connection ended.
+      const outcomes: Array<Promise<string>> = []
+      const sockets: Array<net.Socket> = []
+      const client = (i: number) => {
+        const s = net.connect(portOf(l), "127.0.0.1")
+        sockets.push(s)
+        outcomes.push(new Promise<string>((resolve) => {
+          let got = ""
+          s.on("connect", () => s.write(`hello ${i}`))
+          s.on("data", (d) => (got += d))
+          s.on("error", (e: NodeJS.ErrnoException) => resolve(`error ${e.code}`))
+          s.on("close", () => resolve(got))
+        }))
+      }
+      for (let i = 0; i < MAX; i++) client(i)
+      yield* Effect.sleep(300)
+      expect(l.accepted).toBe(MAX)
+      // The table is full: these connect (the kernel's backlog) but must not be reset.
+      for (let i = MAX; i < MAX + EXTRA; i++) client(i)
+      yield* Effect.sleep(300)
+      expect(l.accepted).toBe(MAX)
+      // Each held client closes its side; each freed slot takes one waiting client.
+      for (let i = 0; i < MAX + EXTRA; i++) sockets[i]!.end()
+      const results = yield* Effect.promise(() => Promise.all(outcomes))
+      expect(results).toEqual(Array.from({ length: MAX + EXTRA }, (_, i) => `hello ${i}`))
+      expect(l.accepted).toBe(MAX + EXTRA)
+      // The time spent full is counted.
+      const stats = yield* Ringline.stats
+      expect(stats.acceptFull).toBeGreaterThanOrEqual(1)
+      expect(stats.acceptFullMs).toBeGreaterThan(100)
+    }), { maxConnections: 20 }))
+
   it.live("the fixed-file table bounds connections; a freed slot lets accept continue", () =>
     withRing(Effect.gen(function*() {
       const l = yield* Tcp.listen({ port: 0 })

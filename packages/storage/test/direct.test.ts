@@ -253,6 +253,31 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       expect(badLength._tag).toBe("AlignmentError")
     })))
 
+  it.live.skipIf(!onDisk)("forEachRead: an offsets iterator answering garbage ends the run with a defect, never an uncaught throw (issue 9, item 1)", () =>
+    withRing(Effect.gen(function*() {
+      const file = path.join((disk as { dir: string }).dir, "many-garbage.bin")
+      const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 4096, chunks: 8 } })
+      yield* f.write(0, pattern(16 * 4096, 5))
+      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      const uncaught: Array<unknown> = []
+      const onError = (e: unknown) => void uncaught.push(e)
+      process.on("uncaughtException", onError)
+      // The answers come from the completion handler's refill: after a few good offsets.
+      const answers: Array<unknown> = [undefined, null, 42, { done: false, value: "x" }, { done: false, value: undefined }]
+      for (const bad of answers) {
+        let i = 0
+        const offsets = {
+          [Symbol.iterator]: () => ({ next: () => (i < 4 ? { done: false, value: (i++) * 4096 } : bad) })
+        } as unknown as Iterable<number>
+        const exit = yield* Effect.exit(f.forEachRead(offsets, { length: 4096, concurrency: 2 }, () => {}))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause), String(bad)).toBe(true)
+        expect(pool.available).toBe(8)
+        expect((yield* Ringline.stats).inFlight).toBe(0)
+      }
+      process.off("uncaughtException", onError)
+      expect(uncaught).toEqual([])
+    })))
+
   it.live.skipIf(!onDisk)("forEachRead: interrupting an endless run cancels its reads and completes after their CQEs", () =>
     withRing(Effect.gen(function*() {
       const file = path.join((disk as { dir: string }).dir, "many-intr.bin")

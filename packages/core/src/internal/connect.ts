@@ -61,6 +61,7 @@ export class ConnectOp implements OpOwner {
         if (res < 0) this.result = res
         else {
           this.fixed = res
+          this.driver.socketSlots++
           if (!this.interrupted) this.submitConnect()
         }
         break
@@ -149,7 +150,7 @@ export class ConnectOp implements OpOwner {
 
   private settle(slotReleased: boolean): void {
     this.settled = true
-    if (slotReleased) this.driver.fixedSlotReleased()
+    if (slotReleased) this.driver.socketSlotReleased()
     for (const f of this.onSettled.splice(0)) f()
   }
 }

@@ -11,10 +11,12 @@
  */
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
+import { Exit } from "effect"
 import { ConnectionClosed, EndOfStream, socketError, type SocketError, type TlsError } from "../RinglineError.js"
 import { type Driver, MAX_IOV, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
 import { MultishotRecv } from "./multishot.js"
+import { type Waiter as ReadWaiter, WaiterQueue } from "./waiters.js"
 import { load } from "./native.js"
 import { decode } from "./sockaddr.js"
 import { CqeFlag, IOPRIO_RECV_MULTISHOT, MSG_NOSIGNAL, Op, putU64, SqeFlag, W } from "./sqe.js"
@@ -42,10 +44,66 @@ export interface Callbacks<A> {
   fail(error: unknown, defect?: boolean): void
 }
 
-interface Reader<A = unknown> extends Callbacks<A> {
-  readonly parse: (bytes: Uint8Array) => ReadResult<A>
-  /** Bytes needed before the parser is worth calling again. */
-  need: number
+/** Errors of a read. */
+export type ReadError = EndOfStream | SocketError | ConnectionClosed | TlsError
+
+type Answer<A> =
+  | { readonly _tag: "Done"; readonly consumed: number; readonly value: A }
+  | { readonly _tag: "NeedMore"; readonly atLeast: number }
+  | { readonly _tag: "Bad"; readonly defect: unknown }
+
+/**
+ * Calls a user parser and checks its answer. Nothing the parser does (throw, return garbage,
+ * answer through throwing getters) escapes: it becomes a `Bad` answer carrying a defect that
+ * names what was returned.
+ */
+const runParser = <A>(parse: (bytes: Uint8Array) => ReadResult<A>, bytes: Uint8Array): Answer<A> => {
+  let result: unknown
+  try {
+    result = parse(bytes)
+  } catch (defect) {
+    return { _tag: "Bad", defect }
+  }
+  try {
+    const r = result as Record<string, unknown>
+    const tag = typeof r === "object" && r !== null ? r._tag : undefined
+    if (tag === "Done") {
+      const consumed = r.consumed
+      const value = r.value as A
+      if (typeof consumed === "number" && Number.isInteger(consumed) && consumed >= 0 && consumed <= bytes.length) {
+        return { _tag: "Done", consumed, value }
+      }
+      return {
+        _tag: "Bad",
+        defect: new RangeError(`read parser consumed ${describe(consumed)} of ${bytes.length} bytes (must be an integer 0..${bytes.length})`)
+      }
+    }
+    if (tag === "NeedMore") {
+      const atLeast = r.atLeast === undefined ? 0 : r.atLeast
+      if (typeof atLeast === "number" && atLeast >= 0 && !Number.isNaN(atLeast)) return { _tag: "NeedMore", atLeast }
+      return { _tag: "Bad", defect: new RangeError(`read parser answered needMore(${describe(atLeast)}): atLeast must be a number >= 0`) }
+    }
+  } catch (defect) {
+    return { _tag: "Bad", defect }
+  }
+  return {
+    _tag: "Bad",
+    defect: new TypeError(`read parser returned ${describe(result)}; expected done(consumed, value) or needMore(atLeast?)`)
+  }
+}
+
+/** A short, never-throwing description of an arbitrary value for an error message. */
+export const describe = (u: unknown): string => {
+  try {
+    if (typeof u === "string") return JSON.stringify(u.length > 40 ? u.slice(0, 40) + "…" : u)
+    if (typeof u === "function") return "a function"
+    if (typeof u === "symbol" || typeof u === "bigint") return String(u) + (typeof u === "bigint" ? "n" : "")
+    if (typeof u !== "object" || u === null) return String(u)
+    const tag = Object.prototype.hasOwnProperty.call(u, "_tag") ? (u as any)._tag : undefined
+    return tag !== undefined ? `an object with _tag ${describe(tag)}` : `an object (${Object.prototype.toString.call(u)})`
+  } catch {
+    return "an unprintable value"
+  }
 }
 
 interface Segment {
@@ -99,7 +157,14 @@ export class Conn implements OpOwner {
   private inbuf: Uint8Array = EMPTY
   private inStart = 0
   private inEnd = 0
-  private readers: Array<Reader> = []
+  /** A provided buffer received while a reader waited with nothing buffered, or -1. */
+  private held = -1
+  private heldLen = 0
+  /** Readers waiting for bytes, first come first served; a held buffer goes back when none is left. */
+  readonly readers = new WaiterQueue(
+    (w) => this.bufferedBytes >= w.need || this.ended,
+    () => this.unhold()
+  )
 
   // send side
   private queue: Array<Segment> = []
@@ -149,7 +214,7 @@ export class Conn implements OpOwner {
 
   /** Bytes received and not yet consumed by a reader. */
   get bufferedBytes(): number {
-    return this.inEnd - this.inStart
+    return this.inEnd - this.inStart + this.heldLen
   }
 
   /**
@@ -200,6 +265,10 @@ export class Conn implements OpOwner {
   }
 
   // ---- receive --------------------------------------------------------------------------------
+  //
+  // Bytes are consumed only by the fiber that returns them (see `tryRead`): a completion only
+  // stores the bytes and wakes the first waiting reader, so a reader whose fiber was interrupted
+  // (even in the same dispatch batch) has consumed nothing and the bytes stay for the next one.
 
   private get recvWanted(): boolean {
     return !this.eof && this.recvError === undefined && this.phase === Phase.Open && !this.sendPaused &&
@@ -219,19 +288,18 @@ export class Conn implements OpOwner {
   private onRecv(res: number, flags: number): void {
     const terminal = (flags & CqeFlag.MORE) === 0
     if (res > 0) {
-      const bid = flags >>> 16
       const d = this.driver
+      const bid = flags >>> 16
       this.bytesIn += res
       d.counters.bytesIn += res
-      const view = new Uint8Array(d.recvBuffers, bid * d.bufferSize, res)
-      // Transport hook: ciphertext goes through the transport, which hands plaintext to deliver().
-      if (this.transport !== undefined) this.transportReceive(view)
-      else this.deliver(view)
-      // The view must not be used past this point: the buffer is the kernel's again.
-      d.recycle(bid)
-      if (this.inEnd - this.inStart > this.highWater && !this.readPaused) {
-        this.readPaused = true
-        this.recv.sync()
+      if (this.transport !== undefined) {
+        // Transport hook: ciphertext goes through the transport, which hands plaintext to deliver().
+        this.transportReceive(new Uint8Array(d.recvBuffers, bid * d.bufferSize, res))
+        // The view must not be used past this point: the buffer is the kernel's again.
+        d.recycle(bid)
+        this.pauseIfFull()
+      } else {
+        this.received(bid, res)
       }
     } else if (res === 0) {
       if (this.transport === undefined) this.eof = true
@@ -245,18 +313,53 @@ export class Conn implements OpOwner {
       else this.transportEnd(error)
     }
     if (terminal) this.recv.ended(res)
-    if ((this.eof || this.recvError !== undefined) && this.readers.length > 0) this.drainInbuf()
+    this.readers.notify()
   }
 
-  /** Bytes of the stream (plain socket bytes, or a transport's plaintext) for the readers. */
-  private deliver(view: Uint8Array): void {
-    if (this.inEnd === this.inStart && this.readers.length > 0) {
-      const used = this.offer(view)
-      if (used < view.length) this.append(used === 0 ? view : view.subarray(used))
+  /**
+   * Bytes received from the kernel: `len` bytes in provided buffer `bid`. With a reader waiting
+   * and nothing else buffered the buffer is held as is (the reader's parser runs over it without
+   * a copy, in its own fiber); otherwise the bytes are copied into the reassembly buffer and the
+   * provided buffer goes back to the kernel at once.
+   */
+  private received(bid: number, len: number): void {
+    const d = this.driver
+    if (this.held === -1 && this.inEnd === this.inStart && this.readers.length > 0) {
+      this.held = bid
+      this.heldLen = len
     } else {
-      this.append(view)
-      if (this.readers.length > 0) this.drainInbuf()
+      this.unhold()
+      this.append(new Uint8Array(d.recvBuffers, bid * d.bufferSize, len))
+      // The view must not be used past this point: the buffer is the kernel's again.
+      d.recycle(bid)
     }
+    this.pauseIfFull()
+  }
+
+  /** Above the high-water mark of unread bytes: stop receiving until reads bring it down. */
+  private pauseIfFull(): void {
+    if (this.bufferedBytes > this.highWater && !this.readPaused) {
+      this.readPaused = true
+      this.recv.sync()
+    }
+  }
+
+  /** Copies a held provided buffer into the reassembly buffer and gives it back to the kernel. */
+  private unhold(): void {
+    if (this.held === -1) return
+    const d = this.driver
+    const bid = this.held
+    this.held = -1
+    this.append(new Uint8Array(d.recvBuffers, bid * d.bufferSize, this.heldLen))
+    this.heldLen = 0
+    d.recycleLater(bid)
+  }
+
+  /** A transport's plaintext for the readers (copied: the view is the transport's memory). */
+  private deliver(view: Uint8Array): void {
+    this.unhold()
+    this.append(view)
+    this.readers.notify()
   }
 
   private append(bytes: Uint8Array): void {
@@ -277,87 +380,76 @@ export class Conn implements OpOwner {
     this.inEnd += len
   }
 
-  /**
-   * Runs waiting parsers over `bytes` (zero-copy: may be a provided buffer) and returns how many
-   * bytes they consumed.
-   */
-  private offer(bytes: Uint8Array): number {
-    let off = 0
-    const readers = this.readers
-    while (readers.length > 0) {
-      const r = readers[0]!
-      const avail = bytes.length - off
-      if (avail < r.need) break
-      let result: ReadResult<unknown>
-      try {
-        result = r.parse(off === 0 ? bytes : bytes.subarray(off))
-      } catch (e) {
-        readers.shift()
-        r.fail(e, true)
-        continue
-      }
-      if (result._tag === "NeedMore") {
-        r.need = Math.max(avail + 1, result.atLeast)
-        break
-      }
-      if (!(result.consumed >= 0 && result.consumed <= avail)) {
-        readers.shift()
-        r.fail(new RangeError(`read parser consumed ${result.consumed} of ${avail} bytes`), true)
-        continue
-      }
-      off += result.consumed
-      readers.shift()
-      r.ok(result.value)
-    }
-    return off
+  private get ended(): boolean {
+    return this.eof || this.recvError !== undefined || this.phase === Phase.Closed
   }
 
-  private drainInbuf(): void {
-    if (this.inEnd > this.inStart) {
-      this.inStart += this.offer(this.inbuf.subarray(this.inStart, this.inEnd))
+  /**
+   * One attempt of a read, run synchronously by the fiber that will return its result: parses
+   * what is buffered and consumes what the parser used. Returns undefined when it must wait (for
+   * bytes, or behind an earlier reader: `w` is this read's waiter once it has one). Never throws:
+   * a throwing parser, or one answering anything but `done`/`needMore`, fails this read with a
+   * defect naming the answer, and the connection stays usable.
+   */
+  tryRead<A>(parse: (bytes: Uint8Array) => ReadResult<A>, w: ReadWaiter): Exit.Exit<A, ReadError> | undefined {
+    if (!this.readers.mayTake(w)) return undefined
+    const exit = this.parseBuffered(parse, w)
+    if (exit !== undefined) this.readers.withdraw(w)
+    return exit
+  }
+
+  private parseBuffered<A>(parse: (bytes: Uint8Array) => ReadResult<A>, w: ReadWaiter): Exit.Exit<A, ReadError> | undefined {
+    if (this.phase === Phase.Closed) return Exit.fail(new ConnectionClosed({ operation: "read" }))
+    if (this.held !== -1 && this.inEnd > this.inStart) this.unhold()
+    const avail = this.bufferedBytes
+    if (avail > 0 && avail >= w.need) {
+      const d = this.driver
+      // Zero-copy: the parser sees the held provided buffer itself.
+      const bytes = this.held !== -1
+        ? new Uint8Array(d.recvBuffers, this.held * d.bufferSize, this.heldLen)
+        : this.inbuf.subarray(this.inStart, this.inEnd)
+      const answer = runParser(parse, bytes)
+      if (answer._tag === "Done") {
+        this.consume(answer.consumed)
+        return Exit.succeed(answer.value)
+      }
+      if (answer._tag === "Bad") {
+        this.unhold()
+        return Exit.die(answer.defect)
+      }
+      w.need = Math.max(avail + 1, answer.atLeast)
+      // Not enough: the bytes must outlive this call, and a held buffer goes back to the kernel.
+      this.unhold()
+    }
+    if (!this.ended) return undefined
+    if (this.recvError !== undefined) return Exit.fail(this.recvError)
+    if (avail > 0) {
+      // The parser already said these bytes are not a whole message.
+      return Exit.fail(new EndOfStream({ leftover: this.inbuf.slice(this.inStart, this.inEnd) }))
+    }
+    // A clean end: the parser gets one look at the empty stream to produce a final value.
+    const answer = runParser(parse, EMPTY)
+    if (answer._tag === "Done") return Exit.succeed(answer.value)
+    if (answer._tag === "Bad") return Exit.die(answer.defect)
+    return Exit.fail(new EndOfStream({ leftover: EMPTY }))
+  }
+
+  /** The parser used `n` bytes: drop them (a held buffer's rest moves to the reassembly buffer). */
+  private consume(n: number): void {
+    if (this.held !== -1) {
+      const d = this.driver
+      const bid = this.held
+      this.held = -1
+      if (n < this.heldLen) this.append(new Uint8Array(d.recvBuffers, bid * d.bufferSize + n, this.heldLen - n))
+      this.heldLen = 0
+      d.recycleLater(bid)
+    } else {
+      this.inStart += n
       if (this.inStart === this.inEnd) this.inStart = this.inEnd = 0
     }
-    if (this.readPaused && this.inEnd - this.inStart <= this.lowWater) {
+    if (this.readPaused && this.bufferedBytes <= this.lowWater) {
       this.readPaused = false
       this.recv.sync()
-    }
-    const ended = this.eof || this.recvError !== undefined || this.phase === Phase.Closed
-    while (ended && this.readers.length > 0) {
-      const r = this.readers[0]!
-      if (this.phase === Phase.Closed) {
-        this.readers.shift()
-        r.fail(new ConnectionClosed({ operation: "read" }))
-      } else if (this.recvError !== undefined) {
-        this.readers.shift()
-        r.fail(this.recvError)
-      } else if (this.inEnd > this.inStart) {
-        // The parser already said these bytes are not a whole message.
-        this.readers.shift()
-        r.fail(new EndOfStream({ leftover: this.inbuf.slice(this.inStart, this.inEnd) }))
-      } else {
-        // A clean end: the parser gets one look at the empty stream to produce a final value.
-        r.need = 0
-        this.offer(EMPTY)
-        if (this.readers[0] === r) {
-          this.readers.shift()
-          r.fail(new EndOfStream({ leftover: EMPTY }))
-        }
-      }
-    }
-  }
-
-  /** Queues a parser; `cb` hears its value or error. Returns a function that withdraws it. */
-  read<A>(parse: (bytes: Uint8Array) => ReadResult<A>, cb: Callbacks<A>): () => void {
-    const reader: Reader<any> = { parse, need: 0, ok: cb.ok, fail: cb.fail }
-    if (this.phase === Phase.Closed) {
-      cb.fail(new ConnectionClosed({ operation: "read" }))
-      return noop
-    }
-    this.readers.push(reader)
-    if (this.readers.length === 1) this.drainInbuf()
-    return () => {
-      const i = this.readers.indexOf(reader)
-      if (i >= 0) this.readers.splice(i, 1)
     }
   }
 
@@ -663,6 +755,17 @@ export class Conn implements OpOwner {
   private failSends(error: SocketError | ConnectionClosed | TlsError): void {
     if (this.sendError === undefined && error._tag === "SocketError") this.driver.countError(error.code)
     this.sendError ??= error
+    if (error._tag === "SocketError" && this.recvError === undefined && !this.eof) {
+      // A send failing with a socket error (ECONNRESET, EPIPE, ETIMEDOUT...) means the connection
+      // is gone both ways. The kernel reports a reset once, to whichever op sees it first; when
+      // that is the send, a multishot recv armed on the dead socket was seen to wait forever
+      // (issue 9, item 8: parse-mode echo handlers never ended after client resets). So reads
+      // fail with the same error once the bytes already received are consumed, and the recv is
+      // cancelled.
+      this.recvError = socketError("recv", -error.errno)
+      this.recv.sync()
+      this.readers.notify()
+    }
     // The segments in flight (queue[0..inFlight)) keep their memory until their CQE, zero-copy ones until
     // their notifications.
     for (let i = this.sendSlot === -1 ? 0 : this.inFlight; i < this.queue.length; i++) {
@@ -833,12 +936,18 @@ export class Conn implements OpOwner {
       this.driver.counters.closed++
       this.inbuf = EMPTY
       this.inStart = this.inEnd = 0
+      if (this.held !== -1) {
+        this.driver.recycleLater(this.held)
+        this.held = -1
+        this.heldLen = 0
+      }
       this.recv.unpark()
-      this.drainInbuf()
+      // Waiting readers wake up to ConnectionClosed, one after the other.
+      this.readers.notify()
       this.failSends(new ConnectionClosed({ operation: "send" }))
       // Every op has ended: no send references transport memory any more.
       this.transport?.dispose()
-      this.driver.fixedSlotReleased()
+      this.driver.socketSlotReleased()
       const waiters = this.closeWaiters
       this.closeWaiters = []
       for (const f of waiters) f()
@@ -858,15 +967,17 @@ export class Conn implements OpOwner {
       ended: () => {
         this.eof = true
         this.recv.sync()
-        if (this.readers.length > 0) this.drainInbuf()
+        this.readers.notify()
       },
       fail: (error) => {
         this.recvError ??= error
         this.recv.sync()
-        if (this.readers.length > 0) this.drainInbuf()
+        this.readers.notify()
       }
     })
     this.transport = t
+    // Bytes received before (held or buffered) are ciphertext: they go through the transport.
+    this.unhold()
     const early = this.inbuf.slice(this.inStart, this.inEnd)
     this.inStart = this.inEnd = 0
     if (early.length > 0) this.transportReceive(early)

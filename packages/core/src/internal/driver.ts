@@ -43,6 +43,10 @@ export interface DriverCounters {
   chains: number
   backpressurePauses: number
   accepted: number
+  /** Accepted connections no accept took before their listener closed (closed unserved). */
+  acceptsAbandoned: number
+  /** Times listeners stopped accepting because sockets filled the fixed-file table. */
+  acceptFull: number
   connected: number
   closed: number
   bytesIn: number
@@ -109,6 +113,8 @@ export class Driver {
     chains: 0,
     backpressurePauses: 0,
     accepted: 0,
+    acceptsAbandoned: 0,
+    acceptFull: 0,
     connected: 0,
     closed: 0,
     bytesIn: 0,
@@ -304,6 +310,46 @@ export class Driver {
     return slot
   }
 
+  /** Fixed-file slots held by sockets (accepted, connected, or connecting). */
+  socketSlots = 0
+  /** Slots reserved by one-shot accepts in flight. */
+  acceptReserved = 0
+
+  /** Fixed-file slots a new socket could still take (files opened by storage are not counted). */
+  get socketSlotsFree(): number {
+    return this.config.maxConnections - this.socketSlots - this.acceptReserved
+  }
+
+  private readonly fullListeners = new Set<unknown>()
+  private fullSince = 0
+  private fullMsDone = 0
+
+  /** A listener wants to accept but the table has no slot (`full`), or no longer. */
+  noteTableFull(listener: unknown, full: boolean): void {
+    if (full === this.fullListeners.has(listener)) return
+    if (full) {
+      if (this.fullListeners.size === 0) {
+        this.fullSince = performance.now()
+        this.counters.acceptFull++
+      }
+      this.fullListeners.add(listener)
+    } else {
+      this.fullListeners.delete(listener)
+      if (this.fullListeners.size === 0) this.fullMsDone += performance.now() - this.fullSince
+    }
+  }
+
+  /** Milliseconds during which a listener could not accept because the fixed-file table was full. */
+  get acceptFullMs(): number {
+    return this.fullMsDone + (this.fullListeners.size > 0 ? performance.now() - this.fullSince : 0)
+  }
+
+  /** A socket's fixed slot is closed: accept loops may arm again. */
+  socketSlotReleased(): void {
+    this.socketSlots--
+    this.fixedSlotReleased()
+  }
+
   /** Tells accept loops waiting for a free fixed slot to try again. */
   fixedSlotReleased(): void {
     if (this.slotReleased.size === 0) return
@@ -356,6 +402,30 @@ export class Driver {
     this.pushRecycle(bid)
   }
 
+  /**
+   * `recycle` from outside a completion batch (a reader's fiber gives back a buffer it held):
+   * connections parked on -ENOBUFS are re-armed by the batch that returns buffers, so with no
+   * batch running they are re-armed from a microtask instead (the buffer and the re-arm reach
+   * the kernel together, before the loop blocks).
+   */
+  recycleLater(bid: number): void {
+    this.recycle(bid)
+    if (!this.dispatching && this.parked.size > 0 && !this.rearmQueued) {
+      this.rearmQueued = true
+      queueMicrotask(this.rearmParked)
+    }
+  }
+
+  private dispatching = false
+  private rearmQueued = false
+  private readonly rearmParked = () => {
+    this.rearmQueued = false
+    if (this.closed || this.parked.size === 0) return
+    const parked = [...this.parked]
+    this.parked.clear()
+    for (const c of parked) c.rearm()
+  }
+
   private pushRecycle(bid: number): void {
     const n = this.ctl[Ctl.recycled]!
     this.recycleList[n] = bid
@@ -384,6 +454,7 @@ export class Driver {
   private dispatch(count: number): void {
     const q = this.cqes
     this.counters.cqes += count
+    this.dispatching = true
     for (let i = 0; i < count; i++) {
       const base = i * 4
       const slot = q[base]!
@@ -414,6 +485,7 @@ export class Driver {
       }
       if ((flags & CqeFlag.MORE) === 0 && --this.pending[slot]! === 0) this.release(slot)
     }
+    this.dispatching = false
     if (this.parked.size > 0) {
       // Buffers recycled in this batch reach the kernel before these re-arms (same flush).
       const parked = [...this.parked]
@@ -441,6 +513,7 @@ export class Driver {
       cqOverflows: ctl[Ctl.overflow]!,
       sendSlotsFree: this.freeSendTop,
       buffersLent: this.loansOut,
+      acceptFullMs: Math.round(this.acceptFullMs),
       ...this.counters
     }
   }

@@ -8,14 +8,17 @@
  * arrived and been taken by a handler before the program is interrupted: nothing is lost.
  * Arrivals after the inbox closed are closed at once (counted in `refused`).
  */
+import { Exit } from "effect"
 import { ConnectionClosed } from "../RinglineError.js"
-import { type Callbacks, Conn } from "./connection.js"
+import { Conn } from "./connection.js"
 import type { Driver } from "./driver.js"
 import type { AcceptSource } from "./service.js"
+import { type Waiter, WaiterQueue } from "./waiters.js"
 
 export class Inbox implements AcceptSource {
   private readonly queue: Array<Conn> = []
-  private readonly waiters: Array<Callbacks<Conn>> = []
+  /** Accepts waiting here; a connection is taken by the fiber that returns it (waiters.ts). */
+  readonly acceptors = new WaiterQueue(() => this.queue.length > 0 || this.closing)
   private track: ((conn: Conn) => void) | undefined
   private closing = false
   private readonly settledWaiters: Array<() => void> = []
@@ -44,13 +47,8 @@ export class Inbox implements AcceptSource {
     const conn = new Conn(this.driver, res, "tcp", undefined, undefined)
     this.track(conn)
     conn.onClosed(() => this.onOpenChange(-1))
-    const w = this.waiters.shift()
-    if (w !== undefined) {
-      this.accepted++
-      w.ok(conn)
-    } else {
-      this.queue.push(conn)
-    }
+    this.queue.push(conn)
+    this.acceptors.notify()
     this.settle()
   }
 
@@ -61,29 +59,28 @@ export class Inbox implements AcceptSource {
     return this
   }
 
-  accept(cb: Callbacks<Conn>): () => void {
+  /**
+   * Takes the next handed-off connection for `w`; undefined when none is queued or an earlier
+   * accept is first in line. An accept interrupted before it took one leaves it for the next.
+   */
+  take(w: Waiter): Exit.Exit<Conn, ConnectionClosed> | undefined {
     if (this.closing) {
-      cb.fail(new ConnectionClosed({ operation: "accept" }))
-      return () => {}
+      this.acceptors.withdraw(w)
+      return Exit.fail(new ConnectionClosed({ operation: "accept" }))
     }
-    const conn = this.queue.shift()
-    if (conn !== undefined) {
-      this.accepted++
-      cb.ok(conn)
-      this.settle()
-      return () => {}
-    }
-    this.waiters.push(cb)
-    return () => {
-      const i = this.waiters.indexOf(cb)
-      if (i >= 0) this.waiters.splice(i, 1)
-    }
+    if (this.queue.length === 0 || !this.acceptors.mayTake(w)) return undefined
+    const conn = this.queue.shift()!
+    this.acceptors.withdraw(w)
+    this.accepted++
+    this.settle()
+    return Exit.succeed(conn)
   }
 
   close(done: () => void): void {
     this.closing = true
     this.track = undefined
-    for (const w of this.waiters.splice(0)) w.fail(new ConnectionClosed({ operation: "accept" }))
+    // Waiting accepts wake up to ConnectionClosed.
+    this.acceptors.notify()
     // Unclaimed connections: close them (drain waits for `settled` first, so normally none).
     for (const conn of this.queue.splice(0)) conn.beginClose()
     this.settle()

@@ -1,14 +1,23 @@
 /**
- * A listening socket with one multishot ACCEPT armed on it. Accepted sockets go straight into the
+ * A listening socket with one ACCEPT armed on it. Accepted sockets go straight into the
  * fixed-file table (IORING_FILE_INDEX_ALLOC), so they never exist as ordinary fds.
+ *
+ * The kernel completes the TCP handshake before an ACCEPT runs; an ACCEPT that then finds the
+ * fixed-file table full fails with ENFILE and the kernel closes the new socket, which resets that
+ * client. So accept is armed only while sockets leave the table a free slot
+ * (`driver.socketSlotsFree`): multishot while many are free, one-shot (reserving its slot) when
+ * few are, and not at all when none is. Clients then wait in the kernel's listen backlog until a
+ * connection closes, and the time spent so is counted (`acceptFullMs`).
  */
 import { unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import { ConnectionClosed, socketError } from "../RinglineError.js"
-import { Conn, type Callbacks } from "./connection.js"
+import { Exit } from "effect"
+import { Conn } from "./connection.js"
 import type { Driver, OpOwner } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { CqeFlag, FILE_INDEX_ALLOC, IOPRIO_ACCEPT_MULTISHOT, Op, W } from "./sqe.js"
+import { type Waiter, WaiterQueue } from "./waiters.js"
 
 const TAG_ACCEPT = 1
 const TAG_CLOSE = 2
@@ -21,11 +30,14 @@ export class Lst implements OpOwner {
   private closeSubmitted = false
   private waitingForSlot = false
   private readonly queue: Array<Conn> = []
-  private readonly waiters: Array<Callbacks<Conn>> = []
+  /** Accepts waiting for a connection; each takes it in its own fiber (internal/waiters.ts). */
+  readonly acceptors = new WaiterQueue(() => this.queue.length > 0 || this.closing)
   private readonly orphans = new Set<Conn>()
   private closeWaiters: Array<() => void> = []
   accepted = 0
   acceptErrors = 0
+  /** Connections accepted by the kernel that no accept took before the listener closed. */
+  abandoned = 0
 
   constructor(
     private readonly driver: Driver,
@@ -36,6 +48,7 @@ export class Lst implements OpOwner {
     private readonly onConn: (conn: Conn) => void
   ) {
     driver.ring.own(fd)
+    driver.slotReleased.add(this.onSlotReleased)
     this.sync()
   }
 
@@ -45,20 +58,37 @@ export class Lst implements OpOwner {
     this.sync()
   }
 
-  /** Arms accept unless closing, waiting for a fixed slot, or holding `backlog` unclaimed connections. */
+  /** Whether the armed accept is multishot (else it is one-shot and holds a slot reservation). */
+  private multishot = false
+
+  private readonly onSlotReleased = () => this.sync()
+
+  /**
+   * Arms accept unless closing, waiting for a fixed slot, holding `backlog` unclaimed
+   * connections, or the fixed-file table has no slot for another socket. Multishot only while
+   * more slots are free than a burst of connections could take before a cancel lands (twice the
+   * backlog: the kernel's queue, plus as many arriving meanwhile).
+   */
   private sync(): void {
+    const d = this.driver
+    const free = d.socketSlotsFree
     const wanted = !this.closing && !this.waitingForSlot && this.queue.length < this.backlog
-    if (wanted && this.acceptSlot === -1) {
-      const d = this.driver
+    d.noteTableFull(this, wanted && free <= 0 && this.acceptSlot === -1)
+    const many = free > Math.max(2 * this.backlog, 64)
+    if (wanted && this.acceptSlot === -1 && free > 0) {
       const slot = d.alloc(this, TAG_ACCEPT)
       const w = d.sqe(Op.ACCEPT, 0, this.fd, slot)
-      d.words[w] |= IOPRIO_ACCEPT_MULTISHOT << 16
+      if (many) d.words[w] |= IOPRIO_ACCEPT_MULTISHOT << 16
+      else d.acceptReserved++
       d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
       this.acceptSlot = slot
+      this.multishot = many
       this.cancelled = false
-    } else if (!wanted && this.acceptSlot !== -1 && !this.cancelled) {
+    } else if (this.acceptSlot !== -1 && !this.cancelled && (!wanted || (this.multishot && !many))) {
+      // Not wanted any more, or the table is filling up: a multishot accept could take the last
+      // slots and then reset clients; it is replaced by a one-shot one after its terminal CQE.
       this.cancelled = true
-      this.driver.cancel(this.acceptSlot)
+      d.cancel(this.acceptSlot)
     }
   }
 
@@ -68,17 +98,19 @@ export class Lst implements OpOwner {
       this.fdClosed = true
       return this.finish()
     }
+    const terminal = (flags & CqeFlag.MORE) === 0
+    if (terminal && !this.multishot) this.driver.acceptReserved--
     if (res >= 0) {
+      this.driver.socketSlots++
       this.accepted++
       this.driver.counters.accepted++
       const conn = new Conn(this.driver, res, this.kind, undefined, this.kind === "unix" ? this.address : undefined)
       this.onConn(conn)
       if (this.closing) {
         this.orphan(conn)
-      } else if (this.waiters.length > 0) {
-        this.waiters.shift()!.ok(conn)
       } else {
         this.queue.push(conn)
+        this.acceptors.notify()
       }
     } else if (res === -Errno.ENFILE || res === -Errno.EMFILE) {
       // The fixed-file table is full: wait for a connection to close instead of spinning.
@@ -88,7 +120,7 @@ export class Lst implements OpOwner {
       this.acceptErrors++
       this.driver.countError(errnoName(res))
     }
-    if ((flags & CqeFlag.MORE) === 0) {
+    if (terminal) {
       this.acceptSlot = -1
       this.sync()
       if (this.closing) this.finish()
@@ -97,22 +129,22 @@ export class Lst implements OpOwner {
     }
   }
 
-  accept(cb: Callbacks<Conn>): () => void {
+  /**
+   * Takes the next accepted connection for waiter `w`, in the fiber that returns it; undefined
+   * when there is none yet or an earlier accept is first in line. An accept interrupted before
+   * it took one leaves it queued for the next accept (or, when the listener closes, it is closed
+   * and counted in `abandoned`).
+   */
+  take(w: Waiter): Exit.Exit<Conn, ConnectionClosed> | undefined {
     if (this.closing) {
-      cb.fail(new ConnectionClosed({ operation: "accept" }))
-      return () => {}
+      this.acceptors.withdraw(w)
+      return Exit.fail(new ConnectionClosed({ operation: "accept" }))
     }
-    const conn = this.queue.shift()
-    if (conn !== undefined) {
-      cb.ok(conn)
-      this.sync()
-      return () => {}
-    }
-    this.waiters.push(cb)
-    return () => {
-      const i = this.waiters.indexOf(cb)
-      if (i >= 0) this.waiters.splice(i, 1)
-    }
+    if (this.queue.length === 0 || !this.acceptors.mayTake(w)) return undefined
+    const conn = this.queue.shift()!
+    this.acceptors.withdraw(w)
+    this.sync()
+    return Exit.succeed(conn)
   }
 
   private orphan(conn: Conn): void {
@@ -130,8 +162,15 @@ export class Lst implements OpOwner {
     if (this.closing) return this.finish()
     this.closing = true
     this.driver.slotReleased.delete(this.retry)
-    for (const w of this.waiters.splice(0)) w.fail(new ConnectionClosed({ operation: "accept" }))
-    for (const conn of this.queue.splice(0)) this.orphan(conn)
+    this.driver.slotReleased.delete(this.onSlotReleased)
+    for (const conn of this.queue.splice(0)) {
+      // Accepted by the kernel, never taken by an accept: closed here, and counted.
+      this.abandoned++
+      this.driver.counters.acceptsAbandoned++
+      this.orphan(conn)
+    }
+    // Waiting accepts wake up to ConnectionClosed.
+    this.acceptors.notify()
     this.sync()
     this.finish()
   }

@@ -3,7 +3,7 @@
  * and connections, and at release stops accepting, drains and closes everything, waits for every
  * in-flight op's terminal CQE and only then exits the ring.
  */
-import { Cause, Duration, Effect, Fiber, FiberSet, Scope } from "effect"
+import { Cause, Duration, Effect, type Exit, Fiber, FiberSet, Scope } from "effect"
 import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
@@ -14,7 +14,7 @@ import type { ConnectOptions, ConnectTarget, ListenOptions, RinglineService, Rin
 import type { RinglineConfig } from "../RinglineConfig.js"
 import {
   ConnectError,
-  ConnectionClosed,
+  type ConnectionClosed,
   invalidArgument,
   invalidConnect,
   RELEASED,
@@ -24,10 +24,11 @@ import {
   SocketError
 } from "../RinglineError.js"
 import { ConnectOp } from "./connect.js"
-import { type Callbacks, type Conn } from "./connection.js"
+import { type Conn, describe } from "./connection.js"
 import { Driver } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { Lst } from "./listener.js"
+import { takeInFiber, type Waiter, type WaiterQueue } from "./waiters.js"
 import { load } from "./native.js"
 import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
 import { Op, OpName } from "./sqe.js"
@@ -35,7 +36,10 @@ import { badCount, badCString, badPort, badUnixPath, show } from "./validate.js"
 
 /** What a Listener accepts from: a listening socket (Lst) or a handed-off connection inbox. */
 export interface AcceptSource {
-  accept(cb: Callbacks<Conn>): () => void
+  /** Accepts waiting for a connection; woken when one is queued or the source closes. */
+  readonly acceptors: WaiterQueue
+  /** Takes the next connection for `w` in the fiber that returns it (internal/waiters.ts). */
+  take(w: Waiter): Exit.Exit<Conn, ConnectionClosed> | undefined
   close(done: () => void): void
   readonly accepted: number
 }
@@ -231,10 +235,8 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
             Effect.zipRight(Effect.timeoutOption(Effect.interruptible(drainHandlers), config.shutdownTimeoutMs))
           )
         )
-        const acceptRaw = Effect.async<Conn, ConnectionClosed>((resume) => {
-          const withdraw = lst.accept({ ok: (c) => resume(Effect.succeed(c)), fail: (e) => resume(Effect.fail(e as ConnectionClosed)) })
-          return Effect.sync(withdraw)
-        })
+        // Taken from the listener's queue by the fiber that returns it (internal/waiters.ts).
+        const acceptRaw = takeInFiber(lst.acceptors, (w) => lst.take(w))
         const accept = Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(restore(acceptRaw), (conn) => {
             const c = wrap(conn)
@@ -250,7 +252,14 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
                   Effect.sync(() => {
                     const c = wrap(conn)
                     const fiber = run(
-                      handler(c).pipe(
+                      // The handler is user code: a throw or a non-Effect answer is that
+                      // connection's defect (logged below), never the accept loop's.
+                      Effect.suspend(() => {
+                        const h: unknown = handler(c)
+                        return Effect.isEffect(h)
+                          ? h as Effect.Effect<unknown, E, R>
+                          : Effect.die(new TypeError(`serve handler returned ${describe(h)}, not an Effect`))
+                      }).pipe(
                         Effect.catchAllCause((cause) =>
                           Cause.isInterruptedOnly(cause)
                             ? Effect.void
@@ -344,14 +353,24 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
     const connectTo = (address: Address, timeoutMs: number | undefined) =>
       Effect.gen(function*() {
         const raw = Effect.async<Conn, ConnectError>((resume) => {
+          let made: Conn | undefined
+          let taken = false
           const op = new ConnectOp(driver, address, timeoutMs, {
             ok: (c) => {
               conns.add(c)
-              resume(Effect.succeed(c))
+              made = c
+              // Taken by the fiber when it runs; an interruption that reaches it first leaves
+              // `taken` false and the canceler below closes the connection.
+              resume(Effect.sync(() => {
+                taken = true
+                return c
+              }))
             },
             fail: (e) => resume(Effect.fail(e as ConnectError))
           })
-          return Effect.async<void>((done) => op.interrupt(() => done(Effect.void)))
+          return Effect.async<void>((done) => op.interrupt(() => done(Effect.void))).pipe(
+            Effect.zipRight(Effect.suspend(() => (made !== undefined && !taken ? closeConn(made) : Effect.void)))
+          )
         })
         return yield* Effect.uninterruptibleMask((restore) =>
           Effect.flatMap(restore(raw), (conn) => {

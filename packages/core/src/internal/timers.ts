@@ -103,6 +103,15 @@ export class Timers implements OpOwner {
     this.syncQueued = false
     this.sync()
   }
+  /** Sleeps found due, woken in the next check phase (see `sync`). */
+  private dueList: Array<Sleeper> = []
+  private immediate: ReturnType<typeof setImmediate> | undefined = undefined
+  private readonly runImmediate = () => {
+    this.immediate = undefined
+    const due = this.dueList
+    this.dueList = []
+    for (const s of due) s.wake()
+  }
   private readonly onFallback = () => {
     this.fallback = undefined
     this.armedDeadline = Infinity
@@ -195,8 +204,14 @@ export class Timers implements OpOwner {
       this.arm(h[0]!.deadline)
     }
     if (due !== undefined) {
+      // Woken in the check phase, never here: not inside a batch of completions, and not in the
+      // microtasks that follow one (as libuv wakes timers in a phase of their own). Whatever a
+      // completion resumed (a read returning its bytes) thus settles first, before a sleep
+      // racing it (Effect.timeout, Effect.race) can win: a loser that had already taken bytes
+      // would drop them. A sleep of 0 behaves as on the default clock (a later macrotask).
       this.woken += due.length
-      for (const s of due) s.wake()
+      for (const s of due) this.dueList.push(s)
+      if (this.immediate === undefined) this.immediate = setImmediate(this.runImmediate)
     }
   }
 

@@ -23,10 +23,12 @@
 import type { UdpAddress } from "../Address.js"
 import * as Addr from "../Address.js"
 import { DatagramTruncated, SocketClosed, socketError, type SocketError } from "../RinglineError.js"
+import { Exit } from "effect"
 import type { Callbacks } from "./connection.js"
 import type { Driver, OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
 import { MultishotRecv } from "./multishot.js"
+import { type Waiter, WaiterQueue } from "./waiters.js"
 import { load } from "./native.js"
 import { decode, encode } from "./sockaddr.js"
 import { CqeFlag, IOPRIO_RECV_MULTISHOT, Op, putU64, SqeFlag, W } from "./sqe.js"
@@ -78,7 +80,8 @@ export class UdpSock implements OpOwner {
   private full = false
   private items: Array<Item> = []
   private head = 0
-  private readers: Array<Callbacks<Datagram>> = []
+  /** Readers waiting for a datagram; each takes it in its own fiber (internal/waiters.ts). */
+  readonly readers = new WaiterQueue(() => this.queued > 0 || this.closing)
   private lastName = new Uint8Array(NAME_ROOM)
   private lastNameLen = -1
   private lastAddress: UdpAddress | undefined
@@ -227,55 +230,45 @@ export class UdpSock implements OpOwner {
   }
 
   private deliver(item: Item): void {
-    const r = this.readers.shift()
-    if (r !== undefined) return this.hand(item, r)
     this.items.push(item)
     if (this.queued >= this.capacity && !this.full) {
       this.full = true
       this.recv.sync()
     }
+    this.readers.notify()
   }
 
-  private hand(item: Item, r: Callbacks<Datagram>): void {
-    if ("_tag" in item) {
-      if (item._tag === "SocketError") {
-        this.errorQueued = false
-        this.recv.sync()
-      }
-      r.fail(item)
-    } else {
-      r.ok(item)
-    }
-  }
-
-  /** Takes the next datagram (or queued error); `cb` hears it. Returns a function that withdraws the read. */
-  read(cb: Callbacks<Datagram>): () => void {
-    if (this.closing) {
-      cb.fail(new SocketClosed({ operation: "recvFrom" }))
-      return noop
-    }
-    if (this.queued > 0) {
-      const item = this.items[this.head]!
-      this.items[this.head++] = undefined as any
-      if (this.head === this.items.length) {
-        this.items = []
-        this.head = 0
-      } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-        this.items = this.items.slice(this.head)
-        this.head = 0
-      }
-      if (this.full && this.queued <= this.capacity >>> 1) this.full = false
-      this.hand(item, cb)
-      this.recv.sync()
-      return noop
-    }
-    this.readers.push(cb)
+  /** The first reader starts the receive (until then datagrams wait in the socket buffer). */
+  start(): void {
+    if (this.started) return
     this.started = true
     this.recv.sync()
-    return () => {
-      const i = this.readers.indexOf(cb)
-      if (i >= 0) this.readers.splice(i, 1)
+  }
+
+  /**
+   * Takes the next datagram (or queued error) for waiter `w`, in the fiber that returns it;
+   * undefined when there is none yet or an earlier reader is first in line.
+   */
+  take(w: Waiter): Exit.Exit<Datagram, RecvError> | undefined {
+    if (this.closing) {
+      this.readers.withdraw(w)
+      return Exit.fail(new SocketClosed({ operation: "recvFrom" }))
     }
+    if (this.queued === 0 || !this.readers.mayTake(w)) return undefined
+    const item = this.items[this.head]!
+    this.items[this.head++] = undefined as any
+    if (this.head === this.items.length) {
+      this.items = []
+      this.head = 0
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    if (this.full && this.queued <= this.capacity >>> 1) this.full = false
+    if ("_tag" in item && item._tag === "SocketError") this.errorQueued = false
+    this.recv.sync()
+    this.readers.withdraw(w)
+    return "_tag" in item ? Exit.fail(item) : Exit.succeed(item)
   }
 
   // ---- send -----------------------------------------------------------------------------------
@@ -375,12 +368,13 @@ export class UdpSock implements OpOwner {
     this.closing = true
     const d = this.driver
     this.recv.unpark()
-    for (const r of this.readers.splice(0)) r.fail(new SocketClosed({ operation: "recvFrom" }))
     this.items = []
     this.head = 0
     this.recv.sync()
     // Sends still in flight (a full socket buffer) would hold the close up: withdraw them.
     for (const slot of this.sends) d.cancel(slot)
+    // Waiting readers wake up to ConnectionClosed.
+    this.readers.notify()
     this.advanceClose()
   }
 
@@ -398,5 +392,4 @@ export class UdpSock implements OpOwner {
   }
 }
 
-const noop = () => {}
 const UNKNOWN: UdpAddress = Addr.udp("0.0.0.0", 0, 4)

@@ -66,9 +66,15 @@ class Pipeline implements OpOwner {
 
   /** Submits the next offset's read into chunk `c`; false (chunk given back) when there is none. */
   submit(c: number): boolean {
+    // The offsets iterator is user code run from the CQE handler: whatever it throws or answers
+    // must end this run with a defect, never escape into the completion dispatch.
     let next: IteratorResult<number>
     try {
       next = this.offsets.next()
+      if (typeof next !== "object" || next === null) throw new TypeError(`forEachRead: the offsets iterator answered ${String(next)}`)
+      if (next.done !== true && typeof next.value !== "number") {
+        throw new TypeError(`forEachRead: offset ${String(next.value)} is not a number`)
+      }
     } catch (defect) {
       next = { done: true, value: undefined }
       this.stop({ _tag: "Die", defect })

@@ -1,0 +1,112 @@
+/**
+ * Taking a result in the fiber that returns it: the rule behind every read, recvFrom and accept.
+ *
+ * A completion never hands bytes, datagrams or connections to a fiber. It stores them in its
+ * socket and wakes the first waiter of a {@link WaiterQueue}; the woken fiber then takes what it
+ * needs synchronously, as the first thing it runs after the wake-up ({@link takeInFiber}). So:
+ * - a fiber whose interruption reached it before it ran takes nothing: the interruption wins over
+ *   the wake-up, the waiter is withdrawn, and the next waiter (or the next take) gets the result;
+ * - a fiber that took something returns it in the same synchronous run (no yield point between
+ *   the take and the return), so what was taken is the operation's value.
+ *
+ * Effect's `race` and `timeout` keep the first fiber to complete and interrupt the other; a fiber
+ * that completed in the same turn as the winner loses its value. Nothing that wakes fibers from
+ * inside a completion batch may therefore decide such a race in that batch: RinglineClock wakes
+ * its sleeps in the check phase after the batch, as libuv wakes timers in a phase of their own.
+ * (Two takes raced against each other whose results arrive in one batch remain exposed to this:
+ * both run and take; Effect keeps one value.)
+ */
+import { Effect, type Exit } from "effect"
+
+/** One pending take's place in a queue. */
+export interface Waiter {
+  /** Owner-defined threshold (for a read: bytes needed before the parser is worth calling). */
+  need: number
+  /** Set while the fiber is suspended waiting; cleared when it is woken or withdrawn. */
+  wake: (() => void) | undefined
+  queued: boolean
+}
+
+/** First-come first-served waiters; the owner says when the first one can take. */
+export class WaiterQueue {
+  private list: Array<Waiter> = []
+
+  /**
+   * `ready(w)`: whether the first waiter `w` would get a result now (a value or an error).
+   * `idle()` runs when the last waiter left.
+   */
+  constructor(private readonly ready: (w: Waiter) => boolean, private readonly idle: () => void = noop) {}
+
+  get length(): number {
+    return this.list.length
+  }
+
+  waiter(need = 1): Waiter {
+    return { need, wake: undefined, queued: false }
+  }
+
+  /** Whether `w` may take now: it is first in line, or (undefined) nobody is waiting. */
+  mayTake(w: Waiter | undefined): boolean {
+    return w === undefined ? this.list.length === 0 : this.list[0] === w
+  }
+
+  /** Queues `w` (once) and calls `wake` when it is first and ready, possibly at once. */
+  wait(w: Waiter, wake: () => void): void {
+    if (!w.queued) {
+      w.queued = true
+      this.list.push(w)
+    }
+    w.wake = wake
+    this.notify()
+  }
+
+  /** Takes `w` out of line (its take ended, or was interrupted); idempotent. */
+  withdraw(w: Waiter): void {
+    w.wake = undefined
+    if (!w.queued) return
+    w.queued = false
+    const i = this.list.indexOf(w)
+    if (i >= 0) this.list.splice(i, 1)
+    if (this.list.length === 0) this.idle()
+    else if (i === 0) this.notify()
+  }
+
+  /** Wakes the first waiter if it is suspended and ready. Call after anything it waits for changed. */
+  notify(): void {
+    const w = this.list[0]
+    if (w === undefined || w.wake === undefined || !this.ready(w)) return
+    const wake = w.wake
+    w.wake = undefined
+    wake()
+  }
+}
+
+/**
+ * Waits (interruptibly, taking nothing) until `queue` says this take is first and ready, then
+ * runs `take` as the first step of the resumed fiber. `take` returns the result, or undefined to
+ * wait again (a parser that needs more bytes); it must withdraw `w` when it returns a result.
+ */
+export const takeInFiber = <A, E>(
+  queue: WaiterQueue,
+  take: (w: Waiter) => Exit.Exit<A, E> | undefined
+): Effect.Effect<A, E> =>
+  Effect.suspend(() => {
+    const w = queue.waiter()
+    // Run by the fiber right after its wake-up message, before anything else it could yield at:
+    // an interruption queued before or with the wake-up is seen first and `take` never runs.
+    const attempt: Effect.Effect<A, E> = Effect.suspend(() => {
+      try {
+        return take(w) ?? wait
+      } catch (defect) {
+        queue.withdraw(w)
+        return Effect.die(defect)
+      }
+    })
+    const wait: Effect.Effect<A, E> = Effect.async<A, E>((resume) => {
+      queue.wait(w, () => resume(attempt))
+      return Effect.sync(() => queue.withdraw(w))
+    })
+    return wait
+  })
+
+const noop = () => {}
