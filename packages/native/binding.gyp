@@ -2,7 +2,15 @@
   "targets": [
     {
       "target_name": "ringline",
-      "sources": ["src/addon.cc", "src/loop_ring.cc", "src/ring.cc", "src/wide_ring.cc", "src/sockets.cc", "src/process.cc"],
+      "sources": [
+        "src/addon.cc",
+        "src/abi.cc",
+        "src/loop_ring.cc",
+        "src/ring.cc",
+        "src/wide_ring.cc",
+        "src/sockets.cc",
+        "src/process.cc"
+      ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++20", "-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],

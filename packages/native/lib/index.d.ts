@@ -136,3 +136,18 @@ export declare function kill(pidfd: number, signal: number): void
  * (CLD_EXITED 1, CLD_KILLED 2, CLD_DUMPED 3) and `status` (exit code or signal number).
  */
 export declare function reap(pidfd: number): { code: number; status: number } | null
+
+/**
+ * The io_uring ABI this addon was compiled against (liburing's header, offsetof on its structs,
+ * the control-word enums): compared entry by entry with @ringline/core's table by a test.
+ */
+export declare const abi: {
+  readonly op: Readonly<Record<string, number>>
+  readonly sqeFlag: Readonly<Record<string, number>>
+  readonly cqeFlag: Readonly<Record<string, number>>
+  readonly setupFlag: Readonly<Record<string, number>>
+  readonly values: Readonly<Record<string, number>>
+  readonly sqeOffset: Readonly<Record<string, number>>
+  readonly cqeOffset: Readonly<Record<string, number>>
+  readonly ctl: Readonly<Record<string, number>>
+}

@@ -2,6 +2,7 @@
 // exports and its own rings; nothing is shared between threads.
 #include <napi.h>
 
+#include "abi.h"
 #include "ring.h"
 #include "wide_ring.h"
 
@@ -11,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Ring", ringline::Ring::Init(env));
   exports.Set("WideRing", ringline::WideRing::Init(env));
   ringline::InitProcess(env, exports);
+  ringline::InitAbi(env, exports);
   return ringline::InitSockets(env, exports);
 }
 

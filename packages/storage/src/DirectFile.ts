@@ -25,10 +25,9 @@
  *
  * @since 0.1.0
  */
-import { Ringline } from "@ringline/core"
+import { Ring, type Ringline } from "@ringline/core"
 import { Effect, type Scope } from "effect"
 import * as internal from "./internal/direct.js"
-import { closeFixedEffect, submitWith } from "./internal/ops.js"
 import * as pipeline from "./internal/pipeline.js"
 
 /**
@@ -150,17 +149,13 @@ export interface DirectFile {
   readonly dataSync: Effect.Effect<void, DirectFileError>
 }
 
-const driverOf = (path: string) =>
-  Effect.flatMap(Ringline.Ringline, (r) =>
-    r.driver === undefined
-      ? Effect.fail(
-        new internal.DirectIoUnsupported({
-          path,
-          reason: "NoRing",
-          detail: `the Ringline implementation "${r.mode}" has no io_uring driver; direct files need the io_uring one`
-        })
-      )
-      : Effect.succeed(r.driver))
+const ringOf = (path: string) =>
+  Effect.mapError(Ring.current, (e) =>
+    new internal.DirectIoUnsupported({
+      path,
+      reason: "NoRing",
+      detail: `${e.detail}; direct files need the io_uring one`
+    }))
 
 /**
  * Opens `path` with O_DIRECT into the ring's fixed-file table and reads its direct I/O alignment.
@@ -177,7 +172,7 @@ export const open = (
   options: OpenOptions = {}
 ): Effect.Effect<DirectFile, DirectIoUnsupported | DirectFileError, Ringline.Ringline | Scope.Scope> =>
   Effect.gen(function*() {
-    const d = yield* driverOf(path)
+    const d = yield* ringOf(path)
     const flags = (options.readOnly ? 0 : internal.O_RDWR) |
       (options.create ? internal.O_CREAT : 0) |
       (options.exclusive ? internal.O_EXCL : 0) |
@@ -197,7 +192,7 @@ export const open = (
         }
         return Effect.fail(internal.fileError("open", path, res))
       }),
-      (i) => closeFixedEffect(d, i)
+      (i) => Ring.closeFixed(d, i)
     )
     const st = yield* internal.statx(d, path)
     if (st.res < 0) return yield* Effect.fail(internal.fileError("statx", path, st.res))
@@ -251,7 +246,7 @@ export const open = (
         while (done < length) {
           const n = Math.min(pool.chunkSize, length - done)
           const got = yield* chunked((c) =>
-            Effect.flatMap(internal.rw(d, pool, internal.DirectOp.READ_FIXED, index, c, off + done, n), (res): Effect.Effect<number, DirectFileError> => {
+            Effect.flatMap(internal.rw(d, pool, Ring.prepReadFixed, index, c, off + done, n), (res): Effect.Effect<number, DirectFileError> => {
               if (res < 0) return Effect.fail(internal.fileError("read", path, res))
               out.set(pool.view(c, res), done)
               return Effect.succeed(res)
@@ -269,20 +264,19 @@ export const open = (
      */
     const readOne = (off: number, out: Uint8Array): Effect.Effect<number, DirectFileError> => {
       let c = -1
-      return submitWith(
-        d,
-        (slot) => internal.stageRw(d, pool, internal.DirectOp.READ_FIXED, slot, index, c, off, out.length),
-        (res) => {
+      return Ring.submit(d, {
+        prepare: (slot) => internal.stageRw(d, pool, Ring.prepReadFixed, slot, index, c, off, out.length),
+        finish: (res) => {
           if (res < 0) return Effect.fail(internal.fileError("read", path, res))
           out.set(pool.view(c, res))
           return Effect.succeed(res)
         },
-        () => pool.give(c),
-        () => {
+        always: () => pool.give(c),
+        guard: () => {
           c = pool.tryTake()
           return c < 0 ? readChunked(off, out) : undefined
         }
-      )
+      })
     }
 
     const readAny = (off: number, out: Uint8Array) =>
@@ -306,7 +300,7 @@ export const open = (
               Effect.suspend(() => {
                 pool.view(c, n).set(data.subarray(done, done + n))
                 return Effect.flatMap(
-                  internal.rw(d, pool, internal.DirectOp.WRITE_FIXED, index, c, off + done, n),
+                  internal.rw(d, pool, Ring.prepWriteFixed, index, c, off + done, n),
                   (res): Effect.Effect<number, DirectFileError> =>
                     res < 0 ? Effect.fail(internal.fileError("write", path, res)) : Effect.succeed(res)
                 )

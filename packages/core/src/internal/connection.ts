@@ -16,6 +16,7 @@ import { type Driver, MAX_IOV, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
 import { MultishotRecv } from "./multishot.js"
 import { load } from "./native.js"
+import { prepFixedFdInstall } from "./ring/prep.js"
 import { decode } from "./sockaddr.js"
 import { CqeFlag, IOPRIO_RECV_MULTISHOT, MSG_NOSIGNAL, Op, putU64, SqeFlag, W } from "./sqe.js"
 
@@ -745,7 +746,7 @@ export class Conn implements OpOwner {
         load().closeFd(res)
       }
     }
-    d.sqe(Op.FIXED_FD_INSTALL, SqeFlag.FIXED_FILE, this.fixed, slot)
+    prepFixedFdInstall(d, slot, this.fixed)
   }
 
   // ---- close ----------------------------------------------------------------------------------

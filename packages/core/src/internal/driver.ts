@@ -10,9 +10,9 @@
  * the memory an op points at (argument area, send data) is pinned by its slot until then.
  */
 import type { RinglineConfig } from "../RinglineConfig.js"
-import { Ctl, type Native } from "./native.js"
-import { GEN_MASK, OpSlots } from "./slots.js"
-import { CqeFlag, Op, putU64, SqeFlag, W } from "./sqe.js"
+import type { Native } from "./native.js"
+import { CqeFlag, Ctl, Op, putU64, SqeFlag, W } from "./ring/abi.js"
+import { GEN_MASK, OpSlots } from "./ring/slots.js"
 
 /** Receives the CQEs of the ops it submitted. `tag` is whatever the owner chose at alloc time. */
 export interface OpOwner {
