@@ -31,9 +31,6 @@ import { Errno } from "./errno.js"
 import { TIMEOUT_ABS } from "./ring/abi.js"
 import { prepTimeout } from "./ring/prep.js"
 
-/** timeout_flags: the timespec is an absolute CLOCK_MONOTONIC time. */
-export const IORING_TIMEOUT_ABS = TIMEOUT_ABS
-
 const TAG_TIMEOUT = 1
 const NS_PER_SEC = 1_000_000_000
 const NS_PER_SEC_N = 1_000_000_000n
@@ -232,7 +229,7 @@ export class Timers implements OpOwner {
     aw[at + 3] = 0
     try {
       // count 0: a pure timer, not "after N completions".
-      prepTimeout(d, slot, d.argAddress(slot) + ARG_TIMESPEC, 0, this.mode === "absolute" ? IORING_TIMEOUT_ABS : 0)
+      prepTimeout(d, slot, d.argAddress(slot) + ARG_TIMESPEC, 0, this.mode === "absolute" ? TIMEOUT_ABS : 0)
     } catch {
       // The SQ is full and the kernel refuses more. The slot stays allocated without an SQE
       // (the driver has no way to hand it back), but the sleeps stay on time.
