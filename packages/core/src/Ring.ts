@@ -724,7 +724,27 @@ export const probeOpcodes: Effect.Effect<Uint8Array, RinglineUnavailable> = Effe
  * @since 0.1.0
  * @category wide rings
  */
-export type WideRing = wide.WideRing
+export interface WideRing {
+  /** Ring set-up the kernel accepted: `defer-taskrun`, `coop-taskrun` or `plain`. */
+  readonly mode: string
+  /** IORING_SETUP_* flags (always including SQE128 and CQE32). */
+  readonly setupFlags: number
+  /** `opcodes[op] === 1` when the kernel supports that opcode. */
+  readonly opcodes: Uint8Array
+  /** SQE and CQE entries the kernel gave this ring. */
+  readonly entries: { readonly sq: number; readonly cq: number }
+  /** Ops in flight, cancels included. */
+  readonly inFlight: number
+  /** SQEs submitted to the kernel so far (a wrapping counter). */
+  readonly submitted: number
+  /** True once the ring's scope has closed it. */
+  readonly closed: boolean
+  /**
+   * Submits one 128-byte SQE (its user_data is overwritten) and succeeds with its CQE; `hold` is
+   * pinned until then. Interruption cancels the op and completes after its CQE.
+   */
+  submit(sqe: Uint8Array, hold?: Hold): Effect.Effect<Completion, WideRingClosed>
+}
 /**
  * The CQE of a wide-ring op: res, flags and the two extra u64 words of a 32-byte CQE.
  *

@@ -86,6 +86,19 @@ describe("io_uring ABI: JS table = addon build", () => {
     }
   })
 
+  it("a wide ring's regions have 128-byte SQEs and 8-word CQEs", () => {
+    const ring = new (load().WideRing)({ entries: 4 }, () => {})
+    try {
+      const info = ring.info()
+      expect(info.setupFlags & (abi.SetupFlag.SQE128 | abi.SetupFlag.CQE32)).toBe(abi.SetupFlag.SQE128 | abi.SetupFlag.CQE32)
+      expect(info.regions.stage.byteLength).toBe(info.sqEntries * abi.SQE128_BYTES)
+      expect(info.regions.cqes.byteLength).toBe(info.cqEntries * abi.CQE32_WORDS * 4)
+      expect(info.regions.ctl.byteLength).toBe(abi.Ctl.words * 4)
+    } finally {
+      ring.close()
+    }
+  })
+
   it("the public Ring module re-exports the same table", () => {
     expect(Ring.Op).toBe(abi.Op)
     expect(Ring.SqeFlag).toBe(abi.SqeFlag)

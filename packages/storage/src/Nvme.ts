@@ -637,7 +637,7 @@ const execute = (
   ring: Ring.WideRing,
   fd: number,
   cmd: Command,
-  hold: unknown
+  hold: Ring.Hold
 ): Effect.Effect<Ring.Completion, NvmeStatusError | NvmeCommandError> =>
   ring.submit(sqe128(cmd, { fd }), hold).pipe(
     // The ring's scope is over: the device is closed, as a read(2) on a closed fd would say.

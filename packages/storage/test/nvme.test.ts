@@ -192,9 +192,7 @@ describe("WideRing (SQE128 | CQE32)", () => {
         expect(ring.setupFlags & Ring.SetupFlag.SQE128).toBe(Ring.SetupFlag.SQE128)
         expect(ring.setupFlags & Ring.SetupFlag.CQE32).toBe(Ring.SetupFlag.CQE32)
         expect(ring.opcodes[Ring.Op.URING_CMD]).toBe(1)
-        const info = ring.native.info()
-        expect(info.regions.stage.byteLength).toBe(info.sqEntries * 128)
-        expect(info.regions.cqes.byteLength).toBe(info.cqEntries * 32)
+        expect(ring.entries.cq).toBeGreaterThanOrEqual(ring.entries.sq)
         const c = yield* ring.submit(Ring.blankSqe(Ring.Op.NOP))
         expect(c).toEqual({ res: 0, flags: 0, big0: 0n, big1: 0n })
         // More ops than SQ entries at once: staged, flushed and completed in batches.
@@ -383,7 +381,7 @@ describe("Nvme device handle (driven over /dev/null and /dev/zero)", () => {
         (fd) => Effect.sync(() => fs.closeSync(fd))
       )
     )
-  const submitted = (ring: Ring.WideRing) => new Int32Array(ring.native.info().regions.ctl)[Ring.Ctl.submitted]!
+  const submitted = (ring: Ring.WideRing) => ring.submitted
 
   it.live.skipIf(!Nvme.kernelAtLeast(6, 0))("reads and writes are split at maxTransferBytes; flush is one command", () =>
     withDevice("/dev/null", false, (dev, ring) =>

@@ -15,6 +15,7 @@ import { Data, Effect, type Scope } from "effect"
 import { errnoName } from "../errno.js"
 import { load, type Native } from "../native.js"
 import { CQE32_WORDS, CqeFlag, CqeWord, Ctl, Op, SetupFlag, SQE128_BYTES, SqeOffset } from "./abi.js"
+import type { Hold } from "./op.js"
 import { GEN_MASK, OpSlots } from "./slots.js"
 
 /** The setup flags every wide ring has. */
@@ -96,6 +97,17 @@ export class WideRing {
     return this.slots.inUse
   }
 
+  /** SQEs submitted to the kernel so far (a wrapping counter). */
+  get submitted(): number {
+    return this.ctl[Ctl.submitted]! >>> 0
+  }
+
+  /** SQE and CQE entries the kernel gave this ring. */
+  get entries(): { readonly sq: number; readonly cq: number } {
+    const info = this.native.info()
+    return { sq: info.sqEntries, cq: info.cqEntries }
+  }
+
   private alloc(owner: Owner): number {
     return this.slots.take(owner)
   }
@@ -140,7 +152,7 @@ export class WideRing {
    * Submits one 128-byte SQE (its user_data is overwritten) and resumes with its CQE. `hold` is
    * kept alive until that CQE. Interruption cancels the op and waits for its CQE.
    */
-  submit(sqe: Uint8Array, hold?: unknown): Effect.Effect<Completion, WideRingClosed> {
+  submit(sqe: Uint8Array, hold?: Hold): Effect.Effect<Completion, WideRingClosed> {
     const run = Effect.suspend(() => {
       if (this.closed) return Effect.fail(new WideRingClosed())
       return Effect.async<Completion>((resume) => {
