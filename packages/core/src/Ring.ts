@@ -182,6 +182,8 @@ export interface Ring {
   readonly mode: string
   /** Ops in flight (slots taken). */
   readonly inFlight: number
+  /** True once the ring was closed (its `Ringline` layer released): submit nothing more. */
+  readonly closed: boolean
   /** SQEs staged and not yet submitted. */
   readonly staged: number
   /** The staging area as 32-bit words; an SQE's fields are at `w + SqeWord.*`. */
@@ -232,6 +234,9 @@ class RingImpl implements Ring {
   }
   get inFlight() {
     return this.driver.inFlight
+  }
+  get closed() {
+    return this.driver.closed
   }
   get staged() {
     return this.driver.staged

@@ -154,7 +154,7 @@ const ringOf = (path: string) =>
     new internal.DirectIoUnsupported({
       path,
       reason: "NoRing",
-      detail: `${e.detail}; direct files need the io_uring one`
+      detail: `direct files need the io_uring Ringline: ${e.detail}`
     }))
 
 /**
