@@ -64,10 +64,10 @@ export class WideRing {
   private readonly stageWords: Int32Array
   private readonly stageCap: number
   private readonly cqes: Int32Array
-  private readonly slots: OpSlots<Owner>
+  private readonly slots: OpSlots<Owner, Hold>
   private readonly cancelOp: Uint8Array
   /** What an op points at (data buffers, timespecs), kept alive until its CQE. */
-  readonly holds: Array<unknown>
+  private readonly holds: Array<Hold | undefined>
   private deferredError: unknown = undefined
   closed = false
   /** Ops (not counting cancels) admitted at once: each may need a second slot for its cancel. */
@@ -86,7 +86,7 @@ export class WideRing {
     this.cqes = new Int32Array(info.regions.cqes)
     // As many slots as CQ entries: the CQ can never overflow with our own ops.
     this.capacity = info.cqEntries
-    this.slots = new OpSlots<Owner>(this.capacity, (busy) => (busy ? this.native.ref() : this.native.unref()), "wide ring")
+    this.slots = new OpSlots<Owner, Hold>(this.capacity, (busy) => (busy ? this.native.ref() : this.native.unref()), "wide ring")
     this.cancelOp = new Uint8Array(this.capacity)
     this.holds = this.slots.holds
     this.permits = Effect.unsafeMakeSemaphore(Math.max(1, this.capacity >>> 1))
