@@ -150,4 +150,6 @@ export declare const abi: {
   readonly sqeOffset: Readonly<Record<string, number>>
   readonly cqeOffset: Readonly<Record<string, number>>
   readonly ctl: Readonly<Record<string, number>>
+  /** A zeroed 64-byte SQE filled by liburing's `io_uring_prep_<name>(sqe, ...args)` (for tests). */
+  readonly prepSqe: (name: string, args: ReadonlyArray<number>) => ArrayBuffer
 }

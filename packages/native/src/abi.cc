@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <cstring>
+#include <string>
 
 #include "loop_ring.h"
 #include "ring.h"
@@ -27,6 +29,47 @@ static_assert(IORING_OP_SENDMSG_ZC == 48, "liburing's opcode enum moved: recheck
 
 void Set(Napi::Env env, Napi::Object& o, const char* name, double value) {
   o.Set(name, Napi::Number::New(env, value));
+}
+
+// prepSqe(name, args): a zeroed SQE filled by liburing's io_uring_prep_<name>(sqe, ...args), so a
+// test can compare JS's prep helpers with liburing's byte for byte. Addresses are numbers.
+Napi::Value PrepSqe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = info[0].As<Napi::String>();
+  const Napi::Array a = info[1].As<Napi::Array>();
+  auto n = [&](uint32_t i) { return a.Get(i).As<Napi::Number>().DoubleValue(); };
+  auto i32 = [&](uint32_t i) { return static_cast<int>(n(i)); };
+  auto u32 = [&](uint32_t i) { return static_cast<unsigned>(static_cast<int64_t>(n(i))); };
+  auto u64 = [&](uint32_t i) { return static_cast<uint64_t>(static_cast<int64_t>(n(i))); };
+  auto ptr = [&](uint32_t i) { return reinterpret_cast<void*>(static_cast<uintptr_t>(n(i))); };
+  auto str = [&](uint32_t i) { return static_cast<const char*>(ptr(i)); };
+  Napi::ArrayBuffer out = Napi::ArrayBuffer::New(env, sizeof(io_uring_sqe));
+  auto* sqe = static_cast<io_uring_sqe*>(out.Data());
+  memset(sqe, 0, sizeof(*sqe));
+  if (name == "rw") io_uring_prep_rw(i32(0), sqe, i32(1), ptr(2), u32(3), u64(4));
+  else if (name == "nop") io_uring_prep_nop(sqe);
+  else if (name == "read") io_uring_prep_read(sqe, i32(0), ptr(1), u32(2), u64(3));
+  else if (name == "write") io_uring_prep_write(sqe, i32(0), ptr(1), u32(2), u64(3));
+  else if (name == "readv") io_uring_prep_readv(sqe, i32(0), static_cast<const iovec*>(ptr(1)), u32(2), u64(3));
+  else if (name == "writev") io_uring_prep_writev(sqe, i32(0), static_cast<const iovec*>(ptr(1)), u32(2), u64(3));
+  else if (name == "readFixed") io_uring_prep_read_fixed(sqe, i32(0), ptr(1), u32(2), u64(3), i32(4));
+  else if (name == "writeFixed") io_uring_prep_write_fixed(sqe, i32(0), ptr(1), u32(2), u64(3), i32(4));
+  else if (name == "fsync") io_uring_prep_fsync(sqe, i32(0), u32(1));
+  else if (name == "fallocate") io_uring_prep_fallocate(sqe, i32(0), i32(1), static_cast<off_t>(n(2)), static_cast<off_t>(n(3)));
+  else if (name == "openat") io_uring_prep_openat(sqe, i32(0), str(1), i32(2), u32(3));
+  else if (name == "openatDirect") io_uring_prep_openat_direct(sqe, i32(0), str(1), i32(2), u32(3), u32(4));
+  else if (name == "close") io_uring_prep_close(sqe, i32(0));
+  else if (name == "closeDirect") io_uring_prep_close_direct(sqe, u32(0));
+  else if (name == "statx") io_uring_prep_statx(sqe, i32(0), str(1), i32(2), u32(3), static_cast<struct statx*>(ptr(4)));
+  else if (name == "renameat") io_uring_prep_renameat(sqe, i32(0), str(1), i32(2), str(3), u32(4));
+  else if (name == "unlinkat") io_uring_prep_unlinkat(sqe, i32(0), str(1), i32(2));
+  else if (name == "mkdirat") io_uring_prep_mkdirat(sqe, i32(0), str(1), u32(2));
+  else if (name == "symlinkat") io_uring_prep_symlinkat(sqe, str(0), i32(1), str(2));
+  else if (name == "linkat") io_uring_prep_linkat(sqe, i32(0), str(1), i32(2), str(3), i32(4));
+  else if (name == "timeout") io_uring_prep_timeout(sqe, static_cast<__kernel_timespec*>(ptr(0)), u32(1), u32(2));
+  else if (name == "pollAdd") io_uring_prep_poll_add(sqe, i32(0), u32(1));
+  else throw Napi::Error::New(env, "prepSqe: no liburing helper named " + name);
+  return out;
 }
 
 }  // namespace
@@ -153,6 +196,7 @@ Napi::Object InitAbi(Napi::Env env, Napi::Object exports) {
   Set(env, ctl, "words", kCtlWords);
   abi.Set("ctl", ctl);
 
+  abi.Set("prepSqe", Napi::Function::New(env, PrepSqe, "prepSqe"));
   exports.Set("abi", abi);
   return exports;
 }
