@@ -7,7 +7,8 @@
 #   bash scripts/dev.sh setup                                     # only install and build
 #
 # Idempotent: a second run skips what is already there. `pnpm install` builds the addon through
-# @ringline/native's install script, against the running node's own headers (no download).
+# @ringline/native's install script, against the running node's own headers (no download), and
+# only when its sources, binding.gyp or Node changed (packages/native/scripts/build.mjs).
 # Needs Linux with io_uring, Node >= 20, and apt (Debian/Ubuntu) for missing system packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,11 +52,8 @@ fi
 say "installing dependencies"
 "${PNPM[@]}" install --frozen-lockfile --reporter=silent
 
-addon=packages/native/build/Release/ringline.node
-if [ ! -f "$addon" ] || [ -n "$(find packages/native/src packages/native/binding.gyp -newer "$addon" 2>/dev/null)" ]; then
-  say "building the native addon (node-gyp + liburing)"
-  "${PNPM[@]}" --filter @ringline/native run build
-fi
+# pnpm install already ran it (the addon's install script); it rebuilds only what changed.
+node packages/native/scripts/build.mjs
 say "building TypeScript"
 "${PNPM[@]}" exec tsc -b
 

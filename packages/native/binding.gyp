@@ -15,7 +15,9 @@
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++20", "-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "libraries": ["-luring"]
+      # liburing.a (from liburing-dev) linked in, its symbols kept private: the binary needs only libc/libstdc++.
+      "libraries": ["-l:liburing.a"],
+      "ldflags": ["-Wl,--exclude-libs,liburing.a"]
     }
   ]
 }

@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Effect, Layer } from "effect"
+import { Cause, Context, Effect, Layer, Logger } from "effect"
 import type { Duration, Scope } from "effect"
 import { setFlagsFromString } from "node:v8"
 import type { UnixAddress } from "./Address.js"
@@ -197,10 +197,13 @@ export interface RunMainOptions {
   readonly tuneGc?: boolean
 }
 
+const prettyStderr = Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true }))
+
 /**
  * Runs `program` as the process's main program: SIGINT or SIGTERM interrupts it, so every
  * finalizer runs (listeners stop accepting, connections drain and close, the ring exits), and
- * the process exits with code 0 after such a clean stop, 1 if the program failed. A second
+ * the process exits with code 0 after such a clean stop, 1 if the program failed (its cause is
+ * printed on stderr, pretty-printed as `NodeRuntime.runMain` does). A second
  * signal exits at once with code 130.
  *
  * @since 0.1.0
@@ -229,7 +232,9 @@ export const runMain = <E>(program: Effect.Effect<unknown, E>, options?: RunMain
     if (exit._tag === "Success" || (signalled && Cause.isInterruptedOnly(exit.cause))) {
       process.exitCode = 0
     } else {
-      Effect.runSync(Effect.logError("ringline: program failed", exit.cause))
+      // Reported as NodeRuntime.runMain does: the whole cause pretty-printed (each error's name,
+      // message and stack, every concurrent failure), here on stderr.
+      Effect.runSync(Effect.logError("ringline: the program failed", exit.cause).pipe(Effect.provide(prettyStderr)))
       process.exitCode = 1
     }
   })

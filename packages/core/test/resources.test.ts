@@ -4,7 +4,7 @@ import * as net from "node:net"
 import { closeSync, openSync } from "node:fs"
 import { Ringline, RinglineTesting, Tcp } from "../src/index.js"
 import { Op, W } from "../src/internal/sqe.js"
-import { echo, fdCount, nodeClient, portOf, random, withRing } from "./helpers.js"
+import { echo, fdCount, nodeClient, portOf, random, ignoringPeerResets, withRing } from "./helpers.js"
 
 describe("resource safety", () => {
   it.live("RinglineTesting.withFreshRing fails with ResourceLeak for a leaked fd or an op left in flight", () =>
@@ -36,7 +36,7 @@ describe("resource safety", () => {
     }))
 
   it.live("releasing the Layer with live connections closes every fd and op", () =>
-    Effect.gen(function*() {
+    ignoringPeerResets(Effect.gen(function*() {
       const baseline = fdCount()
       const scope = yield* Scope.make()
       const ctx = yield* Layer.buildWithScope(Ringline.layer(), scope)
@@ -60,10 +60,10 @@ describe("resource safety", () => {
       clients.forEach((c) => c.destroy())
       yield* Effect.sleep(50)
       expect(fdCount()).toBe(baseline)
-    }))
+    })))
 
   it.live("1000 connect/close cycles leak nothing", () =>
-    withRing(Effect.gen(function*() {
+    ignoringPeerResets(withRing(Effect.gen(function*() {
       const l = yield* Tcp.listen({ port: 0 })
       yield* Effect.forkScoped(l.serve(echo))
       const fds = fdCount()
@@ -81,10 +81,10 @@ describe("resource safety", () => {
       expect(stats.inFlight).toBe(ops)
       expect(fdCount()).toBe(fds)
       expect(l.accepted).toBe(1000)
-    })))
+    }))))
 
   it.live("the op table is empty after a listener, connections and their scopes are closed", () =>
-    withRing(Effect.gen(function*() {
+    ignoringPeerResets(withRing(Effect.gen(function*() {
       yield* Effect.scoped(Effect.gen(function*() {
         const l = yield* Tcp.listen({ port: 0 })
         yield* Effect.forkScoped(l.serve(echo))
@@ -93,7 +93,7 @@ describe("resource safety", () => {
         expect((yield* Ringline.stats).inFlight).toBeGreaterThan(0)
       }))
       expect((yield* Ringline.stats).inFlight).toBe(0)
-    })))
+    }))))
 
   it.live("a closed listener refuses new connects at once", () =>
     withRing(Effect.gen(function*() {

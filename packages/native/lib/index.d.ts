@@ -1,3 +1,17 @@
+/**
+ * What `require("@ringline/native")` throws when neither a local build nor the shipped prebuilt
+ * binary loads; the message lists what was tried and how to build from source.
+ */
+export interface NativeAddonError extends Error {
+  readonly name: "NativeAddonError"
+  readonly code: "ERR_RINGLINE_NATIVE_ADDON"
+  readonly platform: string
+  readonly arch: string
+  /** "glibc", "musl", or "" off Linux. */
+  readonly libc: string
+  readonly tried: ReadonlyArray<{ readonly path: string; readonly reason: string }>
+}
+
 /** Options of a native ring. All sizes are validated by @ringline/core before they reach here. */
 export interface RingOptions {
   readonly sqEntries: number
