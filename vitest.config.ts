@@ -7,6 +7,7 @@ export default defineConfig({
       "packages/core",
       "packages/tls",
       "packages/storage",
+      "packages/http",
       "test"
     ]
   }

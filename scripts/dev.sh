@@ -4,6 +4,8 @@
 #   bash scripts/dev.sh demo [--port 7878] [--host 127.0.0.1]   # the io_uring echo server
 #   bash scripts/dev.sh test                                      # the whole test suite
 #   bash scripts/dev.sh bench [--quick]                           # the benchmark suite
+#   bash scripts/dev.sh bench-http [--quick]                      # the HTTP benchmark (installs wrk)
+#   bash scripts/dev.sh http [--port 8080] [--host 127.0.0.1]     # the HTTP demo server
 #   bash scripts/dev.sh setup                                     # only install and build
 #
 # Idempotent: a second run skips what is already there. `pnpm install` builds the addon through
@@ -27,6 +29,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; t
 # strace for the test that proves socket I/O goes through the ring.
 missing=()
 [ -f /usr/include/liburing.h ] || missing+=(liburing-dev)
+# node-llhttp: the C sources of Node's HTTP parser, compiled into the addon for @ringline/http.
+[ -f /usr/share/llhttp/llhttp.c ] || missing+=(node-llhttp)
 command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
 command -v python3 >/dev/null || missing+=(python3)
@@ -67,5 +71,14 @@ case "$action" in
     "${PNPM[@]}" exec tsc -p tsconfig.test.json
     exec "${PNPM[@]}" test "$@" ;;
   bench) exec "${PNPM[@]}" run bench "$@" ;;
-  *) die "unknown action '$action' (demo | test | bench | setup)" ;;
+  bench-http)
+    if ! command -v wrk >/dev/null; then
+      command -v apt-get >/dev/null || die "the HTTP benchmark needs wrk and there is no apt-get to install it"
+      say "installing wrk (apt)"
+      as_root apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq wrk >/dev/null
+    fi
+    exec "${PNPM[@]}" run bench:http "$@" ;;
+  http) exec "${PNPM[@]}" run http "$@" ;;
+  *) die "unknown action '$action' (demo | test | bench | bench-http | http | setup)" ;;
 esac

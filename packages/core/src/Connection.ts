@@ -5,7 +5,7 @@
  */
 import { Effect, Option, Sink, Stream } from "effect"
 import type { Address } from "./Address.js"
-import type { ConnectionClosed, EndOfStream, SocketError } from "./RinglineError.js"
+import type { ConnectionClosed, EndOfStream, SocketError, TlsError } from "./RinglineError.js"
 import type { Callbacks, Conn, ReadResult as InternalReadResult } from "./internal/connection.js"
 
 /**
@@ -67,7 +67,7 @@ export const needMore = (atLeast?: number): ReadResult<never> =>
  * @since 0.1.0
  * @category errors
  */
-export type ReadError = EndOfStream | SocketError | ConnectionClosed
+export type ReadError = EndOfStream | SocketError | ConnectionClosed | TlsError
 
 /**
  * Errors of the send side.
@@ -75,7 +75,7 @@ export type ReadError = EndOfStream | SocketError | ConnectionClosed
  * @since 0.1.0
  * @category errors
  */
-export type WriteError = SocketError | ConnectionClosed
+export type WriteError = SocketError | ConnectionClosed | TlsError
 
 /**
  * @since 0.1.0
@@ -93,9 +93,9 @@ export interface Connection {
    */
   readonly read: <A>(parse: Parser<A>) => Effect.Effect<A, ReadError>
   /** The next chunk of bytes (an owned copy), or `None` at end of stream. */
-  readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed>
+  readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
   /** Every received chunk until end of stream. */
-  readonly stream: Stream.Stream<Uint8Array, SocketError | ConnectionClosed>
+  readonly stream: Stream.Stream<Uint8Array, SocketError | ConnectionClosed | TlsError>
   /** Writes every chunk it receives, with `write`'s backpressure. */
   readonly sink: Sink.Sink<void, Uint8Array, never, WriteError>
   /**
@@ -181,7 +181,7 @@ const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
 /** @internal */
 export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void): Connection => {
   const read = <A>(parse: Parser<A>) => fromCallbacks<A, ReadError>((cb) => conn.read(parse, cb))
-  const recv = read(takeChunk) as Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed>
+  const recv = read(takeChunk) as Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
   const enqueue = (bytes: Uint8Array) =>
     Effect.suspend(() => {
       const r = conn.enqueue(bytes)
@@ -213,7 +213,7 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
   const addresses = fromCallbacks<{ local: Address; peer: Address }, SocketError | ConnectionClosed>((cb) =>
     conn.addressesOf(cb)
   )
-  return {
+  const connection: Connection = {
     [TypeId]: TypeId,
     id: conn.id,
     read,
@@ -264,4 +264,16 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
       return conn.bytesOut
     }
   }
+  internals.set(connection, conn)
+  return connection
 }
+
+const internals = new WeakMap<Connection, Conn>()
+
+/**
+ * The driver-level connection behind `connection` (for @ringline/tls, which attaches its
+ * transport there).
+ *
+ * @internal
+ */
+export const unsafeInternal = (connection: Connection): Conn | undefined => internals.get(connection)

@@ -187,3 +187,21 @@ export class DatagramTruncated extends Data.TaggedError("DatagramTruncated")<{
     return `datagram of ${this.length} bytes from ${format(this.address)} truncated to ${this.data.length} bytes (raise recvBuffer.bufferSize)`
   }
 }
+
+/**
+ * The TLS layer of a connection failed after its handshake: `Truncated` when the peer closed TCP
+ * without a close_notify alert (the data may have been cut short by an attacker), `Protocol` for a
+ * fatal alert, a bad record or a decryption failure. `detail` is OpenSSL's reason.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TlsError extends Data.TaggedError("TlsError")<{
+  readonly reason: "Truncated" | "Protocol"
+  readonly operation: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `TLS ${this.operation} failed (${this.reason}): ${this.detail}`
+  }
+}

@@ -74,7 +74,7 @@ interface Current {
   writeShut: boolean
 }
 
-const readError = (cause: { readonly _tag: "SocketError" | "ConnectionClosed" }): Socket.SocketError =>
+const readError = (cause: { readonly _tag: "SocketError" | "ConnectionClosed" | "TlsError" }): Socket.SocketError =>
   cause._tag === "ConnectionClosed"
     // The connection was closed on this side (like a destroyed net.Socket's "close" event).
     ? new Socket.SocketCloseError({ reason: "Close", code: 1000 })

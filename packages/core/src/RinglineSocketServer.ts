@@ -13,6 +13,7 @@ import { Effect, Exit, FiberRef, FiberSet, Layer, Scope } from "effect"
 import type { Cause } from "effect"
 import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
+import type { Listener } from "./Listener.js"
 import type { Ringline } from "./Ringline.js"
 import * as RinglineSocket from "./RinglineSocket.js"
 import * as Tcp from "./Tcp.js"
@@ -118,7 +119,17 @@ export const make = (
       "path" in options ? Unix.listen(options) : Tcp.listen(options),
       (cause) => new SocketServer.SocketServerError({ reason: "Open", cause })
     )
+    return fromListener(listener)
+  })
 
+/**
+ * A `SocketServer` over any ringline `Listener` (e.g. one from `Tls.listen`): `run` accepts from
+ * it and hands each connection to the handler as a platform `Socket`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromListener = (listener: Listener): SocketServer.SocketServer["Type"] => {
     const handle = <R, E, _>(conn: Connection, handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>) =>
       Effect.suspend(() => handler(RinglineSocket.fromConnection(conn))).pipe(
         Effect.catchAllCause(reportUnhandledError),
@@ -152,7 +163,7 @@ export const make = (
       )
 
     return SocketServer.SocketServer.of({ address: toPlatformAddress(listener.address), run })
-  })
+}
 
 /**
  * {@link make} as a Layer of the platform's `SocketServer` service; the listener closes with the

@@ -39,6 +39,8 @@ export * as RinglineTesting from "./RinglineTesting.js"
 /** @since 0.1.0 */
 export * as Tcp from "./Tcp.js"
 /** @since 0.1.0 */
+export * as Transport from "./Transport.js"
+/** @since 0.1.0 */
 export * as Udp from "./Udp.js"
 /** @since 0.1.0 */
 export * as Unix from "./Unix.js"

@@ -151,6 +151,68 @@ export declare function kill(pidfd: number, signal: number): void
  */
 export declare function reap(pidfd: number): { code: number; status: number } | null
 
+/** TLS (tls.cc), on the OpenSSL that Node exports. See packages/tls/src/internal/engine.ts. */
+export interface TlsContextOptions {
+  readonly server: boolean
+  readonly cert?: string
+  readonly key?: string
+  readonly ca?: ReadonlyArray<string>
+  readonly alpn?: ReadonlyArray<string>
+  readonly minVersion?: number
+  readonly maxVersion?: number
+  /** 0: no verification; 1: verify the peer's certificate; 2: also require one. */
+  readonly verify?: 0 | 1 | 2
+  readonly sni?: ReadonlyArray<readonly [string, TlsContext]>
+  readonly tickets?: boolean
+}
+export declare class TlsContext {
+  constructor(options: TlsContextOptions)
+  /** Session-ticket keys, 80 bytes each (16 name, 32 HMAC, 32 AES), newest first. */
+  setTicketKeys(keys: Uint8Array): void
+}
+export interface TlsSessionInfo {
+  readonly protocol: string
+  readonly cipher?: string
+  readonly alpn?: string
+  readonly servername?: string
+  readonly resumed: boolean
+  readonly verifyError: string | null
+  readonly peerCertificate?: string
+}
+/** Every call writes its results into `io` (layout: TlsIo in tls.h) and returns the event bits. */
+export declare class TlsSession {
+  constructor(
+    context: TlsContext,
+    io: Float64Array,
+    options?: { servername?: string; verifyHost?: string; verifyIp?: string; sessionKey?: string }
+  )
+  handshake(): number
+  feed(input: Uint8Array | null, plain: Uint8Array): number
+  write(plain: Uint8Array): number
+  shutdown(): number
+  keyUpdate(requestPeer: boolean): number
+  release(): void
+  info(): TlsSessionInfo
+  error(): string | null
+  free(): void
+}
+// ---- HTTP/1.1 request parser (llhttp), used by @ringline/http ----------------------------------
+
+/**
+ * The record array shared with the parser: word 0 = words used by the last `httpParse`, records
+ * from word 2 (layout in src/http_parser.cc).
+ */
+export declare const httpRecords: Int32Array
+/** A new request parser; returns its id. */
+export declare function httpParserCreate(maxHeadBytes: number, maxHeaders: number): number
+export declare function httpParserFree(id: number): void
+/** Parses `view` (at most `maxHeads` new request heads); returns the bytes consumed. */
+export declare function httpParse(id: number, view: Uint8Array, maxHeads: number): number
+/** llhttp's name of an errno (HPE_*). */
+export declare function httpErrorName(errno: number): string
+/** HTTP method names indexed by llhttp's method code. */
+export declare const httpMethods: ReadonlyArray<string>
+
 /**
  * The io_uring ABI this addon was compiled against (liburing's header, offsetof on its structs,
  * the control-word enums): compared entry by entry with @ringline/core's table by a test.

@@ -4,7 +4,12 @@
 
 #include "abi.h"
 #include "ring.h"
+#include "tls.h"
 #include "wide_ring.h"
+
+namespace ringline {
+void InitHttp(Napi::Env env, Napi::Object exports);  // http_parser.cc
+}  // namespace ringline
 
 namespace {
 
@@ -13,6 +18,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("WideRing", ringline::WideRing::Init(env));
   ringline::InitProcess(env, exports);
   ringline::InitAbi(env, exports);
+  ringline::InitTls(env, exports);  // tls.cc: TlsContext, TlsSession
+  ringline::InitHttp(env, exports);
   return ringline::InitSockets(env, exports);
 }
 

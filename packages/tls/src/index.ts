@@ -1,8 +1,12 @@
 /**
- * @ringline/tls — TLS over ringline connections. This first module answers whether the kernel can
- * take over record encryption (kernel TLS, the `tls` upper-layer protocol), which decides between
- * the kTLS path and user-space records over the ring.
+ * @ringline/tls — TLS 1.2/1.3 over ringline connections with Node's own OpenSSL (`Tls`), and the
+ * kernel-TLS probe (`KernelTls`) for the offload path.
  *
  * @since 0.1.0
  */
+/** @since 0.1.0 */
 export * as KernelTls from "./KernelTls.js"
+/** @since 0.1.0 */
+export * as Tls from "./Tls.js"
+/** @since 0.1.0 */
+export * as TlsSocketServer from "./TlsSocketServer.js"

@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 /**
- * The io_uring echo server: `pnpm run echo --port <p> [--host <h>] [--mode stream|parse]`.
+ * The io_uring echo server: `pnpm run echo --port <p> [--host <h>] [--mode stream|parse]`
+ * `[--tls-cert cert.pem --tls-key key.pem [--alpn echo]]` (TLS through @ringline/tls).
  *
  * Every byte received is sent back in order; when the client half-closes, the server finishes
  * sending and then closes. SIGINT/SIGTERM stop it cleanly (connections drained, exit code 0).
  * `--mode stream` (default) uses recv/write; `--mode parse` the zero-copy read(parse) path.
  * The driver reads its configuration from RINGLINE_* environment variables (see RinglineConfig).
  */
-import { Effect } from "effect"
+import { Effect, type Scope } from "effect"
 import { parseArgs } from "node:util"
 import * as Address from "../Address.js"
 import * as Connection from "../Connection.js"
+import type { Listener } from "../Listener.js"
 import * as Ringline from "../Ringline.js"
 import { echo } from "../internal/echo.js"
 import * as Tcp from "../Tcp.js"
@@ -22,7 +24,10 @@ const { values } = parseArgs({
   options: {
     port: { type: "string", default: "7878" },
     host: { type: "string", default: "127.0.0.1" },
-    mode: { type: "string", default: "stream" }
+    mode: { type: "string", default: "stream" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    alpn: { type: "string" }
   }
 })
 const port = Number(values.port)
@@ -51,9 +56,33 @@ const viaParse = (conn: Connection.Connection) =>
 
 const handler = values.mode === "parse" ? viaParse : echo
 
+if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+  console.error("--tls-cert and --tls-key go together")
+  process.exit(2)
+}
+
+/**
+ * Plain TCP, or TLS with --tls-cert/--tls-key. @ringline/tls depends on this package, so it is
+ * loaded from the workspace at run time rather than imported.
+ */
+const listen = Effect.gen(function*() {
+  if (values["tls-cert"] === undefined) return { listener: yield* Tcp.listen({ host: values.host, port }), suffix: "" }
+  const { readFileSync } = yield* Effect.promise(() => import("node:fs"))
+  const { Tls } = yield* Effect.promise(() => import(new URL("../../../tls/dist/index.js", import.meta.url).href))
+  const options = {
+    host: values.host,
+    port,
+    cert: readFileSync(values["tls-cert"]!, "utf8"),
+    key: readFileSync(values["tls-key"]!, "utf8"),
+    ...(values.alpn === undefined ? {} : { alpn: values.alpn.split(",") })
+  }
+  const listener: Listener = yield* Effect.orDie(Tls.listen(options) as Effect.Effect<Listener, unknown, Ringline.Ringline | Scope.Scope>)
+  return { listener, suffix: " (tls)" }
+})
+
 const program = Effect.gen(function*() {
-  const listener = yield* Tcp.listen({ host: values.host, port })
-  console.log(`listening on ${Address.format(listener.address)}`)
+  const { listener, suffix } = yield* listen
+  console.log(`listening on ${Address.format(listener.address)}${suffix}`)
   // A one-line summary of the driver's counters when the server stops (on stderr).
   yield* Effect.addFinalizer(() =>
     Effect.flatMap(Ringline.stats, (s) =>

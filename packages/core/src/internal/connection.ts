@@ -11,7 +11,7 @@
  */
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
-import { ConnectionClosed, EndOfStream, socketError, type SocketError } from "../RinglineError.js"
+import { ConnectionClosed, EndOfStream, socketError, type SocketError, type TlsError } from "../RinglineError.js"
 import { type Driver, MAX_IOV, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
 import { MultishotRecv } from "./multishot.js"
@@ -19,6 +19,7 @@ import { load } from "./native.js"
 import { prepFixedFdInstall } from "./ring/prep.js"
 import { decode } from "./sockaddr.js"
 import { CqeFlag, IOPRIO_RECV_MULTISHOT, MSG_NOSIGNAL, Op, putU64, SqeFlag, W } from "./sqe.js"
+import { lentBuffers, type Transport, type TransportSink } from "./transport.js"
 
 const TAG_RECV = 1
 const TAG_SEND = 2
@@ -64,6 +65,8 @@ interface Segment {
   notifs: number
   /** Id of the linked chain this segment belongs to, or 0. */
   chain: number
+  /** Transport memory (ciphertext) to hand back once sent, or -1. */
+  token: number
 }
 
 interface Waiter {
@@ -92,7 +95,7 @@ export class Conn implements OpOwner {
   // receive side
   private readonly recv: MultishotRecv
   private eof = false
-  private recvError: SocketError | undefined
+  private recvError: SocketError | TlsError | undefined
   private readPaused = false
   private inbuf: Uint8Array = EMPTY
   private inStart = 0
@@ -107,7 +110,7 @@ export class Conn implements OpOwner {
   private enqueued = 0
   private sent = 0
   private zcHeld: Array<Segment> = []
-  private sendError: SocketError | ConnectionClosed | undefined
+  private sendError: SocketError | ConnectionClosed | TlsError | undefined
   private sendPaused = false
   private writeShut = false
   private sendWaiters: Array<Waiter> = []
@@ -122,6 +125,8 @@ export class Conn implements OpOwner {
   private addresses: { local: Address; peer: Address } | undefined
   bytesIn = 0
   bytesOut = 0
+  /** TLS (or another transform) between the socket and the byte stream; see transport.ts. */
+  private transport: Transport | undefined
 
   constructor(
     driver: Driver,
@@ -211,13 +216,9 @@ export class Conn implements OpOwner {
       this.bytesIn += res
       d.counters.bytesIn += res
       const view = new Uint8Array(d.recvBuffers, bid * d.bufferSize, res)
-      if (this.inEnd === this.inStart && this.readers.length > 0) {
-        const used = this.offer(view)
-        if (used < res) this.append(used === 0 ? view : view.subarray(used))
-      } else {
-        this.append(view)
-        if (this.readers.length > 0) this.drainInbuf()
-      }
+      // Transport hook: ciphertext goes through the transport, which hands plaintext to deliver().
+      if (this.transport !== undefined) this.transportReceive(view)
+      else this.deliver(view)
       // The view must not be used past this point: the buffer is the kernel's again.
       d.recycle(bid)
       if (this.inEnd - this.inStart > this.highWater && !this.readPaused) {
@@ -225,15 +226,29 @@ export class Conn implements OpOwner {
         this.recv.sync()
       }
     } else if (res === 0) {
-      this.eof = true
+      if (this.transport === undefined) this.eof = true
+      else this.transportEnd(undefined)
     } else if (res === -Errno.ENOBUFS) {
       this.driver.counters.enobufs++
     } else if (res !== -Errno.ECANCELED) {
-      this.recvError = socketError("recv", res)
-      this.driver.countError(this.recvError.code)
+      const error = socketError("recv", res)
+      this.driver.countError(error.code)
+      if (this.transport === undefined) this.recvError = error
+      else this.transportEnd(error)
     }
     if (terminal) this.recv.ended(res)
     if ((this.eof || this.recvError !== undefined) && this.readers.length > 0) this.drainInbuf()
+  }
+
+  /** Bytes of the stream (plain socket bytes, or a transport's plaintext) for the readers. */
+  private deliver(view: Uint8Array): void {
+    if (this.inEnd === this.inStart && this.readers.length > 0) {
+      const used = this.offer(view)
+      if (used < view.length) this.append(used === 0 ? view : view.subarray(used))
+    } else {
+      this.append(view)
+      if (this.readers.length > 0) this.drainInbuf()
+    }
   }
 
   private append(bytes: Uint8Array): void {
@@ -345,20 +360,22 @@ export class Conn implements OpOwner {
    * (and coalesced); large ones are sent from the caller's memory, zero-copy above the threshold.
    * Returns the stream offset at which these bytes are all sent, or an error.
    */
-  enqueue(bytes: Uint8Array): number | SocketError | ConnectionClosed {
+  enqueue(bytes: Uint8Array): number | SocketError | ConnectionClosed | TlsError {
     if (this.sendError !== undefined) return this.sendError
     if (this.writeShut || this.phase !== Phase.Open) {
       return new ConnectionClosed({ operation: this.writeShut ? "write after shutdownWrite" : "write" })
     }
     const len = bytes.length
     if (len === 0) return this.enqueued
+    if (this.transport !== undefined) return this.transportSend(bytes)
     const d = this.driver
     const slotSize = d.sendSlotSize
     const small = len <= slotSize && (this.zcThreshold === 0 || len < this.zcThreshold)
     // A parser's view (a provided buffer, or this connection's reassembly buffer) is reused as
     // soon as the read callback returns, so it is always copied. Small writes are copied anyway;
     // only large ones need the check (and `.buffer` would materialise small on-heap arrays).
-    const borrowed = !small && (bytes.buffer === d.recvBuffers || bytes.buffer === this.inbuf.buffer)
+    const borrowed = !small &&
+      (bytes.buffer === d.recvBuffers || bytes.buffer === this.inbuf.buffer || lentBuffers.has(bytes.buffer))
     if (len >= LEND_MIN && bytes.buffer === d.recvBuffers && d.lend(Math.floor(bytes.byteOffset / d.bufferSize))) {
       // Echoing a parsed view: send straight from the provided buffer, which goes back to the
       // kernel once this send completes (no copy at all).
@@ -402,9 +419,15 @@ export class Conn implements OpOwner {
    * (0 disables linking: the parts go out as ordinary gathered sends). Each part is its own
    * segment, never coalesced. Returns the stream offset after the last part.
    */
-  enqueueChain(parts: ReadonlyArray<Uint8Array>): number | SocketError | ConnectionClosed {
+  enqueueChain(parts: ReadonlyArray<Uint8Array>): number | SocketError | ConnectionClosed | TlsError {
     if (this.sendError !== undefined) return this.sendError
     if (this.writeShut || this.phase !== Phase.Open) return new ConnectionClosed({ operation: "chain" })
+    if (this.transport !== undefined) {
+      // Records cannot be linked SQEs: over a transport a chain is an ordinary ordered write.
+      let r: number | SocketError | ConnectionClosed | TlsError = this.enqueued
+      for (const part of parts) if (typeof (r = this.enqueue(part)) !== "number") return r
+      return r
+    }
     const d = this.driver
     const max = d.config.maxChainLength
     let total = 0
@@ -423,7 +446,9 @@ export class Conn implements OpOwner {
         d.sendPool.set(part, pool * d.sendSlotSize)
         seg = segment(null, pool, -1, d.sendPoolBase + pool * d.sendSlotSize, part.length, this.enqueued + total)
       } else {
-        const owned = part.buffer === d.recvBuffers || part.buffer === this.inbuf.buffer ? part.slice() : part
+        const owned = part.buffer === d.recvBuffers || part.buffer === this.inbuf.buffer || lentBuffers.has(part.buffer)
+          ? part.slice()
+          : part
         seg = segment(owned, -1, -1, 0, part.length, this.enqueued + total)
       }
       seg.chain = max > 0 ? id : 0
@@ -434,7 +459,7 @@ export class Conn implements OpOwner {
   }
 
   private zeroCopy(seg: Segment): boolean {
-    return seg.pool < 0 && seg.chain === 0 && this.zcThreshold > 0 && seg.len >= this.zcThreshold
+    return seg.pool < 0 && seg.token < 0 && seg.chain === 0 && this.zcThreshold > 0 && seg.len >= this.zcThreshold
   }
 
   /**
@@ -596,8 +621,10 @@ export class Conn implements OpOwner {
   private releaseSegment(seg: Segment): void {
     if (seg.pool >= 0) this.driver.giveSendSlot(seg.pool)
     if (seg.bid >= 0) this.driver.giveBack(seg.bid)
+    if (seg.token >= 0) this.transport!.release(seg.token)
     seg.pool = -1
     seg.bid = -1
+    seg.token = -1
   }
 
   /** Stream offset up to which the kernel has taken the bytes and released their memory. */
@@ -625,7 +652,7 @@ export class Conn implements OpOwner {
     }
   }
 
-  private failSends(error: SocketError | ConnectionClosed): void {
+  private failSends(error: SocketError | ConnectionClosed | TlsError): void {
     if (this.sendError === undefined && error._tag === "SocketError") this.driver.countError(error.code)
     this.sendError ??= error
     // The segments in flight (queue[0..inFlight)) keep their memory until their CQE, zero-copy ones until
@@ -690,6 +717,7 @@ export class Conn implements OpOwner {
   shutdownWrite(cb: Callbacks<void>): void {
     if (this.phase !== Phase.Open) return cb.fail(new ConnectionClosed({ operation: "shutdownWrite" }))
     this.writeShut = true
+    if (this.transport !== undefined) this.transportClose()
     this.whenDrained(0, () => {
       if (this.phase !== Phase.Open) return cb.fail(new ConnectionClosed({ operation: "shutdownWrite" }))
       const d = this.driver
@@ -755,6 +783,8 @@ export class Conn implements OpOwner {
   beginClose(): void {
     if (this.phase !== Phase.Open) return
     this.phase = Phase.Draining
+    // close_notify goes out behind everything queued, then the socket closes (FIN).
+    if (this.transport !== undefined && !this.writeShut) this.transportClose()
     this.recv.sync()
     this.advanceClose()
   }
@@ -798,11 +828,100 @@ export class Conn implements OpOwner {
       this.recv.unpark()
       this.drainInbuf()
       this.failSends(new ConnectionClosed({ operation: "send" }))
+      // Every op has ended: no send references transport memory any more.
+      this.transport?.dispose()
       this.driver.fixedSlotReleased()
       const waiters = this.closeWaiters
       this.closeWaiters = []
       for (const f of waiters) f()
     }
+  }
+
+  // ---- transport hook (TLS) --------------------------------------------------------------------
+
+  /**
+   * Puts `make`'s transport between the socket and the byte stream. Bytes that arrived before
+   * (a TLS ClientHello racing the accept, or what followed a STARTTLS command) go through it.
+   */
+  attachTransport<T extends Transport>(make: (sink: TransportSink) => T): T {
+    const t = make({
+      plaintext: (bytes) => this.deliver(bytes),
+      ciphertext: (addr, len, token) => this.queueCiphertext(addr, len, token),
+      ended: () => {
+        this.eof = true
+        this.recv.sync()
+        if (this.readers.length > 0) this.drainInbuf()
+      },
+      fail: (error) => {
+        this.recvError ??= error
+        this.recv.sync()
+        if (this.readers.length > 0) this.drainInbuf()
+      }
+    })
+    this.transport = t
+    const early = this.inbuf.slice(this.inStart, this.inEnd)
+    this.inStart = this.inEnd = 0
+    if (early.length > 0) this.transportReceive(early)
+    return t
+  }
+
+  /** Sends what the transport queued outside the hooks (a client's first flight, a KeyUpdate). */
+  flushTransport(): void {
+    this.flushCiphertext()
+  }
+
+  private transportReceive(view: Uint8Array): void {
+    this.transport!.receive(view)
+    this.flushCiphertext()
+  }
+
+  private transportSend(bytes: Uint8Array): number | TlsError {
+    const error = this.transport!.send(bytes)
+    if (error !== undefined) return error
+    this.flushCiphertext()
+    return this.enqueued
+  }
+
+  private transportEnd(error: SocketError | undefined): void {
+    const e = this.transport!.end(error) as SocketError | TlsError | undefined
+    if (e === undefined) this.eof = true
+    else this.recvError ??= e
+    this.flushCiphertext()
+  }
+
+  private transportClose(): void {
+    this.transport!.close()
+    this.flushCiphertext()
+  }
+
+  /** Appends transport memory to the send queue; contiguous bytes of one token share a segment. */
+  private queueCiphertext(addr: number, len: number, token: number): void {
+    const tail = this.queue[this.queue.length - 1]
+    const tailInFlight = this.sendSlot !== -1 && this.queue.length <= this.inFlight
+    if (tail !== undefined && tail.token === token && !tailInFlight && tail.addr + tail.len === addr) {
+      tail.len += len
+      this.transport!.release(token) // one reference per segment
+    } else {
+      const seg = segment(null, -1, -1, addr, len, this.enqueued + this.pendingCipher)
+      seg.token = token
+      this.queue.push(seg)
+    }
+    this.pendingCipher += len
+  }
+
+  private pendingCipher = 0
+
+  private flushCiphertext(): void {
+    if (this.pendingCipher === 0) return
+    const len = this.pendingCipher
+    this.pendingCipher = 0
+    if (this.sendError !== undefined || this.phase >= Phase.Closing) {
+      // Nothing will send these bytes any more.
+      for (let i = this.queue.length - 1; i >= 0 && this.queue[i]!.start >= this.enqueued; i--) this.releaseSegment(this.queue[i]!)
+      this.queue = this.queue.filter((seg) => seg.start < this.enqueued)
+      return
+    }
+    this.queued(len)
   }
 }
 
@@ -821,7 +940,8 @@ const segment = (data: Uint8Array | null, pool: number, bid: number, addr: numbe
   sent: 0,
   start,
   notifs: 0,
-  chain: 0
+  chain: 0,
+  token: -1
 })
 
 const remove = <A>(list: Array<A>, item: A): void => {

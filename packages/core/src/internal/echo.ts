@@ -4,9 +4,9 @@
  */
 import { Effect, Option } from "effect"
 import type { Connection } from "../Connection.js"
-import type { ConnectionClosed, SocketError } from "../RinglineError.js"
+import type { ConnectionClosed, SocketError, TlsError } from "../RinglineError.js"
 
-export const echo = (conn: Connection): Effect.Effect<void, SocketError | ConnectionClosed> =>
+export const echo = (conn: Connection): Effect.Effect<void, SocketError | ConnectionClosed | TlsError> =>
   Effect.gen(function*() {
     while (true) {
       const chunk = yield* conn.recv

@@ -1,0 +1,42 @@
+/**
+ * The seam between a connection's socket and its byte stream: a Transport (TLS) sees every
+ * received byte before reassembly and every queued byte before the send queue. Without one a
+ * connection moves bytes unchanged.
+ *
+ *   kernel bytes ──receive──▶ transport ──sink.plaintext──▶ readers (same view rules as plain bytes)
+ *   enqueue ──send──▶ transport ──sink.ciphertext──▶ ordered send queue (same backpressure)
+ *
+ * Ciphertext segments point at transport-owned memory (`addr`); `release(token)` hands it back
+ * once the kernel is done with it, and `dispose` runs after every op of the connection ended.
+ */
+import type { TlsError } from "../RinglineError.js"
+
+export interface TransportSink {
+  /** Bytes for the readers; valid only during the call (like a provided buffer). */
+  plaintext(bytes: Uint8Array): void
+  /** Bytes to send, in order, from transport memory that stays put until `release(token)`. */
+  ciphertext(addr: number, len: number, token: number): void
+  /** The peer ended the stream cleanly (TLS close_notify). */
+  ended(): void
+  /** A fatal error: readers and later writes fail with it. */
+  fail(error: TlsError): void
+}
+
+export interface Transport {
+  receive(bytes: Uint8Array): void
+  /** Plaintext to send; undefined when queued (as ciphertext), else why not. */
+  send(bytes: Uint8Array): TlsError | undefined
+  /** The socket reported end of stream (`error` undefined: FIN) or an error; returns what readers get. */
+  end(error: unknown): unknown
+  /** No more writes: queue the closing message (close_notify). */
+  close(): void
+  release(token: number): void
+  /** Every op of the connection has ended: free what the transport holds. */
+  dispose(): void
+}
+
+/**
+ * Memory a transport lends to parsers (its plaintext views): like receive buffers, it is reused
+ * as soon as the parser returns, so a write of such a view must be copied.
+ */
+export const lentBuffers = new WeakSet<ArrayBufferLike>()

@@ -1,0 +1,493 @@
+/**
+ * HTTP/1.1 on one ringline connection: a reader (the connection's fiber) that parses every received
+ * chunk with one native call and queues request heads and body chunks, and a processor (a child
+ * fiber) that runs the app for each request in order and writes its response straight to the
+ * connection's send queue.
+ *
+ * Memory stays bounded: the reader stops reading while `maxPipelined` requests wait or the body
+ * being received has `bodyHighWater` bytes the handler has not taken; the connection then stops
+ * receiving at its own high-water mark. A client that stops reading responses blocks the processor
+ * in `writable`, so the same bound applies.
+ */
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as ServerRequest from "@effect/platform/HttpServerRequest"
+import type * as ServerResponse from "@effect/platform/HttpServerResponse"
+import type * as Socket from "@effect/platform/Socket"
+import { Connection as Conn } from "@ringline/core"
+import type { Connection } from "@ringline/core/Connection"
+import { Cause, Chunk, Effect, Fiber, Stream } from "effect"
+import type { Exchange as ExchangeT } from "./exchange.js"
+import { Exchange } from "./exchange.js"
+import { type Head, HeadFlag, native, parseInto, type Sink } from "./parser.js"
+import { RinglineServerRequest } from "./request.js"
+import { upgradeWebSocket } from "./upgrade.js"
+import * as Response from "./response.js"
+
+/** Resolved server options. */
+export interface Limits {
+  readonly maxHeaderSize: number
+  readonly maxHeaders: number
+  readonly maxBodySize: number
+  readonly maxPipelined: number
+  readonly bodyHighWater: number
+  readonly headersTimeoutMs: number
+  readonly keepAliveTimeoutMs: number
+}
+
+
+const EOF = 0
+const MORE = 1
+const writeHighWater = 65536
+const textEncoder = new TextEncoder()
+
+/** @internal */
+export class HttpConnection implements Sink {
+  readonly parserId: number
+  private readonly queue: Array<Exchange> = []
+  /** The exchange whose body the parser is in. */
+  private receiving: Exchange | undefined = undefined
+  /** The exchange whose handler runs. */
+  current: Exchange | undefined = undefined
+  private failureStatus = 0
+  private stopped = false
+  private closed = false
+  shuttingDown = false
+  upgraded = false
+  private timedOut = false
+  private readerWaiter: (() => void) | undefined = undefined
+  private processorWaiter: (() => void) | undefined = undefined
+  private processorFiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
+  private lastActivity = Date.now()
+  private servedAny = false
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  private readonly keepAliveLine: string
+
+  constructor(
+    readonly conn: Connection,
+    readonly limits: Limits,
+    readonly remoteAddress: string | undefined
+  ) {
+    this.parserId = native().httpParserCreate(limits.maxHeaderSize, limits.maxHeaders)
+    this.keepAliveLine = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(limits.keepAliveTimeoutMs / 1000)}\r\n`
+  }
+
+  // ---- parser sink -----------------------------------------------------------------------------
+
+  head(head: Head): void {
+    const ex = new Exchange(head, this, this.remoteAddress, this.limits.maxBodySize)
+    this.receiving = ex
+    this.queue.push(ex)
+    // After an upgrade or a last request, the bytes that follow are not HTTP requests.
+    if ((head.flags & (HeadFlag.Upgrade)) !== 0 || (head.flags & HeadFlag.KeepAlive) === 0) this.stopped = true
+    this.wakeProcessor()
+  }
+
+  body(chunk: Uint8Array): void {
+    this.receiving?.onBody(chunk)
+  }
+
+  end(): void {
+    const ex = this.receiving
+    this.receiving = undefined
+    ex?.onEnd()
+  }
+
+  error(status: number, _reason: string): void {
+    this.failureStatus = status
+    this.stopped = true
+    this.receiving?.fail(new Error(`malformed request body (${_reason})`))
+    this.receiving = undefined
+    this.wakeProcessor()
+  }
+
+  private readonly parse = (view: Uint8Array): Conn.ReadResult<number> => {
+    if (view.length === 0) return Conn.done(0, EOF)
+    const consumed = parseInto(this.parserId, view, this.limits.maxPipelined, this)
+    return consumed === 0 && native().httpRecords[0]! <= 2 ? Conn.needMore() : Conn.done(consumed, MORE)
+  }
+
+  /** After the last request: reads only to notice the peer going away. */
+  private readonly watch = (view: Uint8Array): Conn.ReadResult<number> =>
+    view.length === 0 ? Conn.done(0, EOF) : Conn.needMore(Number.MAX_SAFE_INTEGER)
+
+  // ---- wake-ups ----------------------------------------------------------------------------------
+
+  readonly wakeReader = (): void => {
+    const w = this.readerWaiter
+    if (w !== undefined && !this.readerMustWait()) {
+      this.readerWaiter = undefined
+      w()
+    }
+  }
+
+  private wakeProcessor(): void {
+    const w = this.processorWaiter
+    if (w !== undefined) {
+      this.processorWaiter = undefined
+      w()
+    }
+  }
+
+  private readerMustWait(): boolean {
+    if (this.upgraded) return true
+    if (this.stopped) return false
+    if (this.queue.length >= this.limits.maxPipelined) return true
+    const r = this.receiving
+    return r !== undefined && !r.discard && r.buffered >= this.limits.bodyHighWater
+  }
+
+  private readonly waitReader = Effect.async<void>((resume) => {
+    const wake = () => resume(Effect.void)
+    this.readerWaiter = wake
+    return Effect.sync(() => {
+      if (this.readerWaiter === wake) this.readerWaiter = undefined
+    })
+  })
+
+  private readonly waitProcessor = Effect.async<void>((resume) => {
+    const wake = () => resume(Effect.void)
+    this.processorWaiter = wake
+    return Effect.sync(() => {
+      if (this.processorWaiter === wake) this.processorWaiter = undefined
+    })
+  })
+
+  readonly sendContinue = (): void => {
+    this.conn.unsafeWrite(continueBytes)
+  }
+
+  upgrade(exchange: ExchangeT, request: unknown): Effect.Effect<Socket.Socket, HttpServerError.RequestError> {
+    return upgradeWebSocket(this, this.conn, exchange, request as ServerRequest.HttpServerRequest)
+  }
+
+  private readerFiber: Fiber.RuntimeFiber<void> | undefined = undefined
+
+  /** The connection now belongs to an upgraded protocol: the HTTP reader's pending read goes. */
+  readonly beginUpgrade: Effect.Effect<void> = Effect.suspend(() => {
+    this.upgraded = true
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    return this.readerFiber === undefined ? Effect.void : Fiber.interrupt(this.readerFiber)
+  })
+
+  // ---- the reader --------------------------------------------------------------------------------
+
+  /** Reads until the peer goes away or the connection is done; then ends the exchanges. */
+  readonly reader: Effect.Effect<void> = Effect.suspend(() => {
+    const loop: Effect.Effect<void> = Effect.suspend(() => {
+      if (this.closed) return Effect.void
+      if (this.upgraded) return Effect.void
+      if (this.readerMustWait()) return Effect.zipRight(this.waitReader, loop)
+      return Effect.matchEffect(this.conn.read(this.stopped ? this.watch : this.parse), {
+        onFailure: () => Effect.sync(() => this.peerGone()),
+        onSuccess: (r) => r === EOF ? Effect.sync(() => this.peerGone()) : loop
+      })
+    })
+    return loop
+  })
+
+  /** End of stream or a receive error: a running handler is interrupted (client abort). */
+  private peerGone(): void {
+    if (this.closed || this.upgraded) return
+    this.closed = true
+    this.receiving?.fail(new Error("connection closed before the request body was complete"))
+    const fiber = this.processorFiber
+    if (this.current !== undefined && fiber !== undefined) {
+      fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
+    }
+    this.wakeProcessor()
+  }
+
+  // ---- timeouts ----------------------------------------------------------------------------------
+
+  private armTimer(ms: number): void {
+    this.timer = setTimeout(this.onTimer, ms)
+    this.timer.unref()
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined
+    if (this.closed || this.upgraded) return
+    if (this.current !== undefined || this.queue.length > 0) return this.armTimer(this.limits.keepAliveTimeoutMs)
+    const partial = this.conn.bufferedBytes > 0
+    const limit = partial || !this.servedAny ? this.limits.headersTimeoutMs : this.limits.keepAliveTimeoutMs
+    const idle = Date.now() - this.lastActivity
+    if (idle < limit) return this.armTimer(limit - idle)
+    // Idle keep-alive: close quietly. A head that never completed (slowloris): 408, as Node does.
+    if (partial) this.conn.unsafeWrite(Response.simple(408))
+    this.timedOut = true
+    this.stopped = true
+    this.wakeProcessor()
+    this.peerGone()
+  }
+
+  /** Ends the connection at once if it is idle; else after the response in flight. */
+  shutdown(): void {
+    this.shuttingDown = true
+    if (this.current === undefined && this.queue.length === 0) {
+      this.stopped = true
+      this.closed = true
+      this.wakeProcessor()
+      this.wakeReaderForce()
+    }
+  }
+
+  private wakeReaderForce(): void {
+    const w = this.readerWaiter
+    this.readerWaiter = undefined
+    w?.()
+  }
+
+  // ---- the processor -----------------------------------------------------------------------------
+
+  /** Serves the connection: runs the reader beside the processor; returns when both are done. */
+  serve(handled: Effect.Effect<void, never, ServerRequest.HttpServerRequest>): Effect.Effect<void> {
+    return Effect.withFiberRuntime<void>((fiber) => {
+      this.processorFiber = fiber
+      this.armTimer(this.limits.headersTimeoutMs)
+      return Effect.acquireUseRelease(
+        // Forked from the (uninterruptible) acquire: it must be made interruptible itself.
+        Effect.forkDaemon(Effect.interruptible(this.reader)),
+        (readerFiber) => {
+          this.readerFiber = readerFiber
+          return this.process(handled)
+        },
+        (readerFiber) =>
+          Effect.suspend(() => {
+            this.closed = true
+            if (this.timer !== undefined) clearTimeout(this.timer)
+            native().httpParserFree(this.parserId)
+            return Fiber.interrupt(readerFiber)
+          })
+      )
+    })
+  }
+
+  private process(handled: Effect.Effect<void, never, ServerRequest.HttpServerRequest>): Effect.Effect<void> {
+    const loop: Effect.Effect<void> = Effect.suspend(() => {
+      if (this.closed) return Effect.void
+      const ex = this.queue.shift()
+      if (ex === undefined) {
+        if (this.failureStatus !== 0) return this.writeRaw(Response.simple(this.failureStatus))
+        if (this.closed || this.stopped || this.shuttingDown || this.timedOut) return Effect.void
+        return Effect.zipRight(this.waitProcessor, loop)
+      }
+      this.wakeReader()
+      this.current = ex
+      if ((ex.head.flags & HeadFlag.ContentLength) !== 0 && ex.head.contentLength > this.limits.maxBodySize) {
+        return this.writeRaw(Response.simple(413))
+      }
+      const request = new RinglineServerRequest(ex, ex.head.url)
+      // The handled app has already answered a failure (500...) and then fails with its cause, as
+      // it does under NodeHttpServer where nobody looks at it: the connection goes on.
+      return Effect.zipRight(
+        Effect.exit(Effect.provideService(handled, ServerRequest.HttpServerRequest, request)),
+        Effect.suspend(() => this.afterExchange(ex, loop))
+      )
+    })
+    return loop
+  }
+
+  private afterExchange(ex: Exchange, loop: Effect.Effect<void>): Effect.Effect<void> {
+    this.current = undefined
+    this.servedAny = true
+    this.lastActivity = Date.now()
+    // The upgraded socket was used by the handler; when it returns, the connection is done.
+    if (this.upgraded) return Effect.void
+    if (!ex.responded) return this.writeRaw(Response.simple(500))
+    if (!ex.keepAlive || ex.closeAfter || this.shuttingDown || this.closed) return Effect.void
+    if (!ex.ended) {
+      // The client may still be waiting for 100 Continue: it will not send the body, so the next
+      // bytes could not be trusted to be a request.
+      if ((ex.head.flags & HeadFlag.ExpectContinue) !== 0 && !ex.continueSent) return Effect.void
+      ex.dropBody()
+    }
+    return loop
+  }
+
+  private writeRaw(bytes: Uint8Array): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.conn.unsafeWrite(bytes)
+    })
+  }
+
+  // ---- responses ---------------------------------------------------------------------------------
+
+  private connectionLine(ex: Exchange): string {
+    return ex.keepAlive && !ex.closeAfter && !this.shuttingDown ? this.keepAliveLine : "Connection: close\r\n"
+  }
+
+  /** Writes `response` for `ex` (the platform's `handleResponse`). */
+  respond(ex: Exchange, response: ServerResponse.HttpServerResponse): Effect.Effect<void, HttpServerError.ResponseError> {
+    if (ex.responded) return Effect.void
+    if (this.upgraded) {
+      // The handshake answered the request; what the app returns after the upgrade is not sent.
+      ex.responded = true
+      return Effect.void
+    }
+    if (ex.tooLarge) {
+      ex.responded = true
+      ex.closeAfter = true
+      return this.writeRaw(Response.simple(413))
+    }
+    const status = response.status
+    const noBody = ex.head.method === "HEAD" || Response.bodyless(status)
+    let headers = response.headers as Record<string, string>
+    const body = response.body
+    switch (body._tag) {
+      case "Empty": {
+        if (Response.bodyless(status) || headers["content-length"] !== undefined) {
+          return this.writeHeadOnly(ex, response, headers, "")
+        }
+        // What Node's writeHead() + end() sends, so that both servers frame it the same way: an
+        // empty chunked body on HTTP/1.1, a zero length on HTTP/1.0.
+        return ex.head.version >= 11
+          ? this.writeStream(ex, response, headers, Stream.empty, noBody)
+          : this.writeHeadOnly(ex, response, headers, "Content-Length: 0\r\n")
+      }
+      case "Uint8Array":
+        return this.writeBytes(ex, response, headers, body.body, noBody)
+      case "Raw": {
+        const raw = body.body
+        if (typeof raw === "string") return this.writeBytes(ex, response, headers, textEncoder.encode(raw), noBody)
+        if (raw instanceof Uint8Array) return this.writeBytes(ex, response, headers, raw, noBody)
+        if (raw instanceof ArrayBuffer) return this.writeBytes(ex, response, headers, new Uint8Array(raw), noBody)
+        if (raw instanceof ReadableStream) {
+          return this.writeStream(ex, response, headers, Stream.fromReadableStream(() => raw, (e) => e), noBody)
+        }
+        if (raw !== null && typeof raw === "object" && Symbol.asyncIterator in raw) {
+          return this.writeStream(
+            ex,
+            response,
+            headers,
+            Stream.fromAsyncIterable(raw as AsyncIterable<Uint8Array>, (e) => e),
+            noBody
+          )
+        }
+        return Effect.die(new Error(`@ringline/http: unsupported Raw response body ${typeof raw}`))
+      }
+      case "FormData": {
+        const web = new globalThis.Response(body.formData)
+        headers = { ...headers, ...Object.fromEntries(web.headers) }
+        return this.writeStream(
+          ex,
+          response,
+          headers,
+          Stream.fromReadableStream(() => web.body!, (e) => e),
+          noBody
+        )
+      }
+      case "Stream":
+        return this.writeStream(ex, response, headers, body.stream, noBody)
+    }
+  }
+
+  private writeHeadOnly(
+    ex: Exchange,
+    response: ServerResponse.HttpServerResponse,
+    headers: Record<string, string>,
+    extra: string
+  ): Effect.Effect<void> {
+    return Effect.sync(() => {
+      const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
+      ex.responded = true
+      if (!this.conn.unsafeWrite(Response.bytes(head))) ex.closeAfter = true
+    })
+  }
+
+  private writeBytes(
+    ex: Exchange,
+    response: ServerResponse.HttpServerResponse,
+    headers: Record<string, string>,
+    bytes: Uint8Array,
+    noBody: boolean
+  ): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const extra = headers["content-length"] !== undefined || Response.bodyless(response.status)
+        ? ""
+        : `Content-Length: ${bytes.length}\r\n`
+      const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
+      ex.responded = true
+      const conn = this.conn
+      if (!conn.unsafeWrite(Response.bytes(head)) || (!noBody && bytes.length > 0 && !conn.unsafeWrite(bytes))) {
+        ex.closeAfter = true
+        return Effect.void
+      }
+      return conn.queuedBytes > writeHighWater ? this.drain(ex) : Effect.void
+    })
+  }
+
+  private drain(ex: Exchange): Effect.Effect<void> {
+    return Effect.catchAll(this.conn.writable, () =>
+      Effect.sync(() => {
+        ex.closeAfter = true
+      }))
+  }
+
+  private writeStream<E, R>(
+    ex: Exchange,
+    response: ServerResponse.HttpServerResponse,
+    headers: Record<string, string>,
+    stream: Stream.Stream<Uint8Array, E, R>,
+    noBody: boolean
+  ): Effect.Effect<void, HttpServerError.ResponseError, R> {
+    return Effect.suspend(() => {
+      const hasLength = headers["content-length"] !== undefined
+      const chunked = !hasLength && !noBody && ex.head.version >= 11
+      // HTTP/1.0 without a length: the body ends when the connection does.
+      if (!hasLength && !noBody && !chunked) ex.closeAfter = true
+      const head = Response.encodeHead(response, headers) + (chunked ? "Transfer-Encoding: chunked\r\n" : "") +
+        this.connectionLine(ex) + "\r\n"
+      ex.responded = true
+      const conn = this.conn
+      if (!conn.unsafeWrite(Response.bytes(head))) {
+        ex.closeAfter = true
+        return Effect.void
+      }
+      if (noBody) return Effect.void
+      return stream.pipe(
+        Stream.runForEachChunk((chunk) => {
+          for (const part of Chunk.toReadonlyArray(chunk)) {
+            if (part.length === 0) continue
+            const ok = chunked
+              ? conn.unsafeWrite(Response.chunkHeader(part.length)) && conn.unsafeWrite(part) &&
+                conn.unsafeWrite(Response.chunkTrailer)
+              : conn.unsafeWrite(part)
+            if (!ok) return Effect.fail(new Error("connection closed"))
+          }
+          return conn.queuedBytes > writeHighWater ? conn.writable : Effect.void
+        }),
+        Effect.zipRight(Effect.sync(() => {
+          if (chunked) conn.unsafeWrite(Response.chunkedEnd)
+        })),
+        Effect.catchAllCause((cause) => {
+          // The head is out: the only way left to signal the failure is to end the connection.
+          ex.closeAfter = true
+          return Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause as Cause.Cause<never>)
+            : Effect.fail(
+              new HttpServerError.ResponseError({
+                request: new RinglineServerRequest(ex, ex.head.url),
+                response,
+                reason: "Decode",
+                cause: Cause.squash(cause)
+              })
+            )
+        })
+      )
+    })
+  }
+}
+
+const continueBytes = Response.bytes("HTTP/1.1 100 Continue\r\n\r\n")
+
+/** The platform's `handleResponse` for every ringline connection. */
+export const handleResponse = (
+  request: ServerRequest.HttpServerRequest,
+  response: ServerResponse.HttpServerResponse
+): Effect.Effect<void, HttpServerError.ResponseError> => {
+  if (!(request instanceof RinglineServerRequest)) {
+    return Effect.die(new Error("@ringline/http: the request is not a RinglineServerRequest"))
+  }
+  const host = request.exchange.host as unknown as HttpConnection
+  return host.respond(request.exchange, response)
+}

@@ -1,0 +1,230 @@
+/**
+ * The TLS transport of one connection: drives a native TlsSession (packages/native/src/tls.cc)
+ * from the connection's two hook points (see @ringline/core/Transport).
+ *
+ * - receive: one `feed` per received chunk; OpenSSL reads the ciphertext straight from the
+ *   provided buffer, plaintext lands in a per-thread scratch view lent to the readers.
+ * - send: one `write` per call (at most MAX_WRITE plaintext bytes each); the records stay in
+ *   native chunks, which the send queue points at. A chunk goes back to native code once no
+ *   queued segment references it (`refs`), batched into the next call through the io area.
+ * - Whatever OpenSSL writes inside a call (handshake, alerts, tickets, KeyUpdate replies) is
+ *   queued right after that call.
+ */
+import { lentBuffers, type Transport, type TransportSink } from "@ringline/core/Transport"
+import { TlsError } from "@ringline/core/RinglineError"
+import type * as Native from "@ringline/native"
+import { createRequire } from "node:module"
+
+let loaded: typeof Native | undefined
+/** The addon, loaded on first use (importing this package never needs the native build). */
+const load = (): typeof Native => {
+  if (loaded === undefined) loaded = createRequire(import.meta.url)("@ringline/native") as typeof Native
+  return loaded
+}
+
+/** Layout of the shared io area; keep in sync with TlsIo in packages/native/src/tls.h. */
+const Io = {
+  plain: 0,
+  events: 1,
+  spans: 2,
+  consumed: 3,
+  releases: 4,
+  releaseBase: 64,
+  releaseMax: 960,
+  spanBase: 1024,
+  length: 1024 + 3 * 1024
+} as const
+
+export const Ev = {
+  HandshakeDone: 1,
+  CloseNotify: 2,
+  Error: 4,
+  More: 8,
+  Parked: 16
+} as const
+
+/** Plaintext per `write` call: ≤ 16 records, a handful of spans. */
+const MAX_WRITE = 256 * 1024
+const PLAIN_BYTES = 64 * 1024
+
+// One io area and one plaintext view per thread: calls never overlap, and every call's results
+// are read before anything else can run.
+let io: Float64Array | undefined
+let plain: Uint8Array | undefined
+
+const shared = (): { io: Float64Array; plain: Uint8Array } => {
+  if (io === undefined || plain === undefined) {
+    io = new Float64Array(Io.length)
+    plain = new Uint8Array(PLAIN_BYTES)
+    lentBuffers.add(plain.buffer)
+  }
+  return { io, plain }
+}
+
+export interface HandshakeFailure {
+  /** OpenSSL's reason ("hostname mismatch", "unable to get local issuer certificate", ...). */
+  readonly detail: string
+  readonly verify: boolean
+}
+
+export class TlsTransport implements Transport {
+  private readonly io: Float64Array
+  private readonly plain: Uint8Array
+  private readonly refs = new Map<number, number>()
+  private releases: Array<number> = []
+  private waiter: ((failure: HandshakeFailure | undefined) => void) | undefined
+  handshakeDone = false
+  closeNotifyReceived = false
+  private closeSent = false
+  private failure: TlsError | undefined
+  private disposed = false
+
+  constructor(private readonly sink: TransportSink, readonly session: Native.TlsSession) {
+    const s = shared()
+    this.io = s.io
+    this.plain = s.plain
+  }
+
+  /** Calls back once when the handshake finished (undefined) or failed. */
+  onHandshake(f: (failure: HandshakeFailure | undefined) => void): void {
+    if (this.handshakeDone) f(undefined)
+    else if (this.failure !== undefined) f({ detail: this.failure.detail, verify: false })
+    else this.waiter = f
+  }
+
+  /** A client's first flight (ClientHello). */
+  start(): void {
+    this.prepare()
+    this.after(this.session.handshake())
+  }
+
+  receive(bytes: Uint8Array): void {
+    if (this.disposed) return
+    this.prepare()
+    let ev = this.session.feed(bytes, this.plain)
+    this.after(ev)
+    while ((ev & Ev.More) !== 0 && !this.disposed) {
+      this.prepare()
+      ev = this.session.feed(null, this.plain)
+      this.after(ev)
+    }
+  }
+
+  send(bytes: Uint8Array): TlsError | undefined {
+    if (this.failure !== undefined) return this.failure
+    for (let off = 0; off < bytes.length; off += MAX_WRITE) {
+      this.prepare()
+      const end = Math.min(bytes.length, off + MAX_WRITE)
+      this.after(this.session.write(off === 0 && end === bytes.length ? bytes : bytes.subarray(off, end)))
+      if (this.failure !== undefined) return this.failure
+    }
+    return undefined
+  }
+
+  end(error: unknown): unknown {
+    if (!this.handshakeDone) {
+      this.settle({
+        detail: error === undefined
+          ? "the peer closed the connection during the handshake"
+          : `the connection failed during the handshake: ${(error as { code?: string }).code ?? String(error)}`,
+        verify: false
+      })
+    }
+    if (error !== undefined) return error
+    if (this.closeNotifyReceived) return undefined
+    return new TlsError({
+      reason: "Truncated",
+      operation: "read",
+      detail: "unexpected eof while reading: the peer closed TCP without a close_notify alert"
+    })
+  }
+
+  close(): void {
+    if (this.closeSent || this.disposed || !this.handshakeDone || this.failure !== undefined) return
+    this.closeSent = true
+    this.prepare()
+    this.after(this.session.shutdown())
+  }
+
+  keyUpdate(requestPeer: boolean): void {
+    this.prepare()
+    this.after(this.session.keyUpdate(requestPeer))
+  }
+
+  release(token: number): void {
+    const n = (this.refs.get(token) ?? 0) - 1
+    if (n > 0) {
+      this.refs.set(token, n)
+      return
+    }
+    this.refs.delete(token)
+    if (this.disposed) return
+    this.releases.push(token)
+    if (this.releases.length >= Io.releaseMax) {
+      this.prepare()
+      this.session.release()
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return
+    this.disposed = true
+    this.session.free()
+    this.settle({ detail: "the connection closed during the handshake", verify: false })
+  }
+
+  private settle(failure: HandshakeFailure | undefined): void {
+    const w = this.waiter
+    this.waiter = undefined
+    w?.(failure)
+  }
+
+  /** Hands the chunk ids nothing references any more to the next native call. */
+  private prepare(): void {
+    const io = this.io
+    const n = Math.min(this.releases.length, Io.releaseMax)
+    for (let i = 0; i < n; i++) io[Io.releaseBase + i] = this.releases[i]!
+    io[Io.releases] = n
+    this.releases = n === this.releases.length ? [] : this.releases.slice(n)
+  }
+
+  /** Reads a call's results (all of them first: the callbacks below may call in again). */
+  private after(ev: number): void {
+    const io = this.io
+    const spans = io[Io.spans]!
+    const plainLen = io[Io.plain]!
+    for (let i = 0; i < spans; i++) {
+      const b = Io.spanBase + 3 * i
+      const id = io[b]!
+      this.refs.set(id, (this.refs.get(id) ?? 0) + 1)
+      this.sink.ciphertext(io[b + 1]!, io[b + 2]!, id)
+    }
+    if ((ev & Ev.HandshakeDone) !== 0) {
+      this.handshakeDone = true
+      this.settle(undefined)
+    }
+    if (plainLen > 0) this.sink.plaintext(this.plain.subarray(0, plainLen))
+    if ((ev & Ev.Error) !== 0 && this.failure === undefined) {
+      const detail = this.session.error() ?? "protocol error"
+      this.failure = new TlsError({ reason: "Protocol", operation: this.handshakeDone ? "read" : "handshake", detail })
+      if (!this.handshakeDone) {
+        const verifyError = this.session.info().verifyError
+        this.settle({ detail, verify: verifyError !== null && verifyError === detail })
+      }
+      this.sink.fail(this.failure)
+    }
+    if ((ev & Ev.CloseNotify) !== 0 && !this.closeNotifyReceived) {
+      this.closeNotifyReceived = true
+      this.sink.ended()
+    }
+  }
+}
+
+/** The native addon's TLS classes. */
+export const native = () => load()
+
+/** A native session writing its results into this thread's io area. */
+export const newSession = (
+  context: Native.TlsContext,
+  options: { servername?: string; verifyHost?: string; verifyIp?: string; sessionKey?: string } | undefined
+): Native.TlsSession => new (load().TlsSession)(context, shared().io, options)

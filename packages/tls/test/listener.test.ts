@@ -1,0 +1,131 @@
+/** Tls.listen's accept (concurrent handshakes), STARTTLS upgrade, and the platform SocketServer. */
+import { describe, expect, it } from "@effect/vitest"
+import * as Socket from "@effect/platform/Socket"
+import { Connection, RinglineTesting, Tcp } from "@ringline/core"
+import { Duration, Effect, Option } from "effect"
+import * as net from "node:net"
+import * as tls from "node:tls"
+import { Tls, TlsSocketServer } from "../src/index.js"
+import { pki } from "./certs.js"
+
+const portOf = (l: { readonly address: unknown }) => (l.address as { port: number }).port
+const enc = (s: string) => new TextEncoder().encode(s)
+const dec = (b: Uint8Array) => new TextDecoder().decode(b)
+
+const nodeEcho = (port: number, payload: string) =>
+  new Promise<string>((resolve, reject) => {
+    const s = tls.connect({ port, host: "127.0.0.1", ca: pki().ca, servername: "localhost" }, () => s.end(payload))
+    let out = ""
+    s.on("data", (d) => (out += d))
+    s.on("end", () => resolve(out))
+    s.on("error", reject)
+  })
+
+describe("Tls.listen accept", () => {
+  it.live("a silent client does not hold up accept; the handshaken connection is served", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      const listener = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key, handshakeTimeout: "5 seconds" })
+      const port = portOf(listener)
+      const silent = net.connect(port, "127.0.0.1")
+      silent.on("error", () => {})
+      yield* Effect.addFinalizer(() => Effect.sync(() => silent.destroy()))
+      yield* Effect.sleep(Duration.millis(100))
+      const client = nodeEcho(port, "accepted")
+      const started = Date.now()
+      const conn = yield* listener.accept
+      expect(Date.now() - started).toBeLessThan(4000)
+      const chunk = yield* conn.recv
+      expect(dec(Option.getOrThrow(chunk))).toBe("accepted")
+      yield* conn.send(Option.getOrThrow(chunk))
+      yield* conn.close
+      expect(yield* Effect.promise(() => client)).toBe("accepted")
+      expect(listener.accepted).toBe(1)
+    })))
+})
+
+describe("STARTTLS", () => {
+  it.live("a plaintext exchange, then Tls.upgrade on both sides of a ringline connection", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      const plain = yield* Tcp.listen({ port: 0 })
+      const server = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        const conn = yield* plain.accept
+        const line = yield* conn.read((b) => {
+          const i = b.indexOf(10)
+          return i < 0 ? Connection.needMore() : Connection.done(i + 1, dec(b.slice(0, i)))
+        })
+        expect(line).toBe("STARTTLS")
+        yield* conn.send(enc("220 go ahead\n"))
+        yield* Tls.upgrade(conn, { side: "server", cert: p.cert, key: p.key })
+        const chunk = Option.getOrThrow(yield* conn.recv)
+        yield* conn.send(enc(`secret: ${dec(chunk)}`))
+        yield* conn.close
+      })))
+      const c = yield* Tcp.connect(`127.0.0.1:${portOf(plain)}`)
+      // The ClientHello goes out right behind the command: the server has it buffered already
+      // when it upgrades.
+      yield* c.send(enc("STARTTLS\n"))
+      let reply = ""
+      while (!reply.includes("\n")) reply += dec(Option.getOrThrow(yield* c.recv))
+      expect(reply).toBe("220 go ahead\n")
+      yield* Tls.upgrade(c, { side: "client", host: "localhost", ca: p.ca })
+      expect(Tls.isTls(c)).toBe(true)
+      yield* c.send(enc("hush"))
+      let got = ""
+      while (true) {
+        const chunk = yield* c.recv
+        if (Option.isNone(chunk)) break
+        got += dec(chunk.value)
+      }
+      expect(got).toBe("secret: hush")
+      yield* Effect.fromFiber(server)
+    })))
+})
+
+describe("TlsSocketServer", () => {
+  it.live("@effect/platform SocketServer.run serves TLS connections as plaintext Sockets", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      const server = yield* TlsSocketServer.make({ port: 0, cert: p.cert, key: p.key })
+      yield* Effect.forkScoped(server.run((socket) =>
+        Effect.gen(function*() {
+          const write = yield* socket.writer
+          yield* socket.run((chunk) => write(chunk))
+          yield* write(new Socket.CloseEvent())
+        })
+      ))
+      const port = (server.address as { port: number }).port
+      expect(yield* Effect.promise(() => nodeEcho(port, "platform over tls"))).toBe("platform over tls")
+    })))
+})
+
+describe("session tickets", () => {
+  it.live("shared ticket keys: a session from one listener resumes on another; rotation keeps the previous key", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      const key = Tls.generateTicketKey()
+      const serve = (keys: ReadonlyArray<Uint8Array>) =>
+        Effect.gen(function*() {
+          const l = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key, ticketKeys: keys })
+          yield* Effect.forkScoped(l.serve((c) => Effect.flatMap(c.recv, (chunk) => c.send(Option.getOrThrow(chunk)))))
+          return `127.0.0.1:${portOf(l)}`
+        })
+      const a = yield* serve([key])
+      const b = yield* serve([Tls.generateTicketKey(), key]) // rotated: newest first, the old key kept
+      const c = yield* serve([Tls.generateTicketKey()]) // an unrelated key
+      // One client-side session cache entry ("svc") for the three endpoints.
+      const resumed = (target: string) =>
+        Effect.scoped(Effect.gen(function*() {
+          const conn = yield* Tls.connect(target, { ca: p.ca, servername: "localhost", resume: "svc" })
+          yield* conn.send(enc("t"))
+          yield* conn.recv // the tickets arrive with the server's first records
+          return Option.getOrThrow(Tls.info(conn)).resumed
+        }))
+      expect(yield* resumed(a)).toBe(false)
+      expect(yield* resumed(b)).toBe(true)
+      // b issued a fresh ticket under its newest key, unknown to c: a full handshake, which works.
+      expect(yield* resumed(c)).toBe(false)
+      expect(yield* resumed(c)).toBe(true)
+    })))
+})
