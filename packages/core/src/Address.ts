@@ -18,6 +18,20 @@ export interface TcpAddress {
 }
 
 /**
+ * A UDP endpoint (IPv4 or IPv6). `host` is always a numeric address. Structurally a
+ * {@link TcpAddress} with its own tag, so a datagram's sender is never mistaken for a stream peer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface UdpAddress {
+  readonly _tag: "UdpAddress"
+  readonly family: 4 | 6
+  readonly host: string
+  readonly port: number
+}
+
+/**
  * A Unix-domain socket endpoint. An unnamed peer (the usual client) has `path === ""`; an abstract
  * socket's path starts with `"\0"`.
  *
@@ -50,6 +64,17 @@ export const tcp = (host: string, port: number, family: 4 | 6 = host.includes(":
  * @since 0.1.0
  * @category constructors
  */
+export const udp = (host: string, port: number, family: 4 | 6 = host.includes(":") ? 6 : 4): UdpAddress => ({
+  _tag: "UdpAddress",
+  family,
+  host,
+  port
+})
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
 export const unix = (path: string): UnixAddress => ({ _tag: "UnixAddress", path })
 
 /**
@@ -58,7 +83,7 @@ export const unix = (path: string): UnixAddress => ({ _tag: "UnixAddress", path 
  * @since 0.1.0
  * @category formatting
  */
-export const format = (address: Address): string =>
+export const format = (address: Address | UdpAddress): string =>
   address._tag === "UnixAddress"
     ? `unix:${address.path === "" ? "(unnamed)" : address.path}`
     : address.family === 6

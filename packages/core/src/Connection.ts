@@ -7,6 +7,7 @@ import { Effect, Option, Sink, Stream } from "effect"
 import type { Address } from "./Address.js"
 import type { ConnectionClosed, EndOfStream, SocketError, TlsError } from "./RinglineError.js"
 import type { Callbacks, Conn, ReadResult as InternalReadResult } from "./internal/connection.js"
+import { bytesOf, show } from "./internal/validate.js"
 
 /**
  * @since 0.1.0
@@ -96,7 +97,15 @@ export interface Connection {
   readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
   /** Every received chunk until end of stream. */
   readonly stream: Stream.Stream<Uint8Array, SocketError | ConnectionClosed | TlsError>
-  /** Writes every chunk it receives, with `write`'s backpressure. */
+  /**
+   * Writes every chunk it receives, with `write`'s backpressure.
+   *
+   * Bytes arguments (`sink`, `send`, `write`, `unsafeWrite`, `sendv`, `chain`): a `Uint8Array`
+   * (a `Buffer` is one) is sent as is; any other `ArrayBufferView` (`DataView`, `Int32Array`, ...)
+   * sends exactly its bytes (`byteOffset`..`byteOffset + byteLength` of its buffer); anything else
+   * (a string, a number) dies with a `TypeError` naming the argument before anything is queued
+   * (`unsafeWrite` throws it).
+   */
   readonly sink: Sink.Sink<void, Uint8Array, never, WriteError>
   /**
    * Queues `bytes` and completes when the kernel has taken all of them (short sends are
@@ -175,6 +184,24 @@ const fromCallbacks = <A, E>(register: (cb: Callbacks<A>) => (() => void) | void
     return withdraw === undefined ? undefined : Effect.sync(withdraw)
   })
 
+/**
+ * `parts` with every element as a Uint8Array (other ArrayBufferViews viewed as bytes), checked
+ * before any part is queued; throws a TypeError naming the bad element. No copy when all are
+ * Uint8Arrays already.
+ */
+const partsOf = (parts: ReadonlyArray<Uint8Array>, where: string): ReadonlyArray<Uint8Array> => {
+  if (!Array.isArray(parts)) throw new TypeError(`${where} must be an array of Uint8Arrays, got ${show(parts)}`)
+  let out: Array<Uint8Array> | undefined
+  for (let i = 0; i < parts.length; i++) {
+    const part: unknown = parts[i]
+    if (!(part instanceof Uint8Array)) {
+      out ??= parts.slice()
+      out[i] = bytesOf(part, `${where}[${i}]`)
+    }
+  }
+  return out ?? parts
+}
+
 const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
   bytes.length === 0 ? done(0, Option.none()) : done(bytes.length, Option.some(bytes.slice()))
 
@@ -182,9 +209,10 @@ const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
 export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void): Connection => {
   const read = <A>(parse: Parser<A>) => fromCallbacks<A, ReadError>((cb) => conn.read(parse, cb))
   const recv = read(takeChunk) as Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
-  const enqueue = (bytes: Uint8Array) =>
+  // Not bytes: a TypeError thrown in `suspend` is a defect, raised before anything is queued.
+  const enqueue = (bytes: Uint8Array, where: string) =>
     Effect.suspend(() => {
-      const r = conn.enqueue(bytes)
+      const r = conn.enqueue(bytes instanceof Uint8Array ? bytes : bytesOf(bytes, where))
       return typeof r === "number" ? Effect.succeed(r) : Effect.fail(r)
     })
   const waitSent = (target: number) =>
@@ -194,7 +222,7 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
       ? fromCallbacks<void, WriteError>((cb) => conn.whenDrained(conn.lowWaterMark, cb.ok, cb.fail))
       : Effect.void
   )
-  const write = (bytes: Uint8Array) => Effect.zipRight(enqueue(bytes), writable)
+  const write = (bytes: Uint8Array) => Effect.zipRight(enqueue(bytes, "write: bytes"), writable)
   const waitClosed = fromCallbacks<void, never>((cb) => conn.onClosed(() => cb.ok()))
   const close = Effect.suspend(() => {
     conn.beginClose()
@@ -224,13 +252,15 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
         Effect.flatMap(Option.match({ onNone: () => Effect.fail(Option.none()), onSome: Effect.succeed }))
       )
     ),
-    sink: Sink.forEach(write),
-    send: (bytes) => Effect.flatMap(enqueue(bytes), waitSent),
+    sink: Sink.forEach((bytes: Uint8Array) => Effect.zipRight(enqueue(bytes, "sink: chunk"), writable)),
+    send: (bytes) => Effect.flatMap(enqueue(bytes, "send: bytes"), waitSent),
     write,
     writable,
-    unsafeWrite: (bytes) => typeof conn.enqueue(bytes) === "number",
+    unsafeWrite: (bytes) =>
+      typeof conn.enqueue(bytes instanceof Uint8Array ? bytes : bytesOf(bytes, "unsafeWrite: bytes")) === "number",
     sendv: (parts) =>
       Effect.suspend(() => {
+        parts = partsOf(parts, "sendv: parts")
         let target = 0
         for (const part of parts) {
           const r = conn.enqueue(part)
@@ -242,7 +272,7 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
     chain: (parts) =>
       Effect.suspend(() => {
         const start = conn.queuedTotal
-        const r = conn.enqueueChain(parts)
+        const r = conn.enqueueChain(partsOf(parts, "chain: parts"))
         return typeof r === "number" ? Effect.as(waitSent(r), r - start) : Effect.fail(r)
       }),
     shutdownWrite: fromCallbacks<void, WriteError>((cb) => conn.shutdownWrite(cb)),

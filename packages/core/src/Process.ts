@@ -17,7 +17,7 @@ import * as internal from "./internal/process.js"
 import { Op } from "./internal/ring/abi.js"
 import type { Driver } from "./internal/driver.js"
 import { Ringline } from "./Ringline.js"
-import { ProcessError, RinglineUnavailable } from "./RinglineError.js"
+import { ProcessError, RELEASED, RinglineUnavailable } from "./RinglineError.js"
 import { Errno, errnoName } from "./internal/errno.js"
 
 /**
@@ -119,6 +119,7 @@ export const requireDriver: Effect.Effect<Driver, RinglineUnavailable, Ringline>
       new RinglineUnavailable({ reason: "Other", detail: `child processes need the io_uring driver (this Ringline is "${r.mode}")` })
     )
   }
+  if (d.released || d.closed) return Effect.fail(new RinglineUnavailable({ reason: "Other", detail: RELEASED }))
   for (const [name, op] of [["READ", Op.READ], ["WRITE", Op.WRITE]] as const) {
     if (d.opcodes[op] !== 1) {
       return Effect.fail(new RinglineUnavailable({ reason: "MissingOpcode", detail: `the kernel lacks IORING_OP_${name}, needed for process pipes` }))
@@ -164,7 +165,10 @@ export const fromChild = (child: internal.Child): ChildProcess => {
 
 /**
  * Starts `command` with `args`. Fails with `ProcessError` when the program cannot be started
- * (`ENOENT`, `EACCES`, a missing `cwd`, ...), with the errno the kernel gave the child's `execve`.
+ * (`ENOENT`, `EACCES`, a missing `cwd`, ...), with the errno the kernel gave the child's `execve`;
+ * a command, argument, `argv0`, `cwd` or environment entry with a NUL byte (or an empty or `=`
+ * holding variable name) fails with `EINVAL` naming it, before anything starts. After the
+ * Ringline layer was released it fails with `RinglineUnavailable` at once.
  * The child is tied to the current `Scope`: closing it SIGKILLs a child that still runs, reaps it
  * and closes every fd.
  *

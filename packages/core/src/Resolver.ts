@@ -140,9 +140,12 @@ const systemLookup: LookupFunction = (host) => dnsLookup(host, { all: true })
 const resolveWith = (lookup: LookupFunction, timeoutMs: number | undefined) =>
 (host: string): Effect.Effect<Arr.NonEmptyReadonlyArray<ResolvedAddress>, ResolveError> =>
   Effect.suspend(() => {
-    const n = numeric(host)
+    const n = typeof host === "string" ? numeric(host) : undefined
     if (n !== undefined) return Effect.succeed([n] as const)
-    if (host === "") return Effect.fail(new ResolveError({ reason: "Other", host, code: "EBADNAME" }))
+    // A NUL would cut the name short in getaddrinfo ("localhost\0.evil" resolving as localhost).
+    if (host === "" || typeof host !== "string" || host.includes("\0")) {
+      return Effect.fail(new ResolveError({ reason: "Other", host, code: "EBADNAME" }))
+    }
     const run = Effect.tryPromise({
       try: () => lookup(host),
       catch: (e: any) => {

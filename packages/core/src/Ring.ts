@@ -51,6 +51,7 @@ import * as op from "./internal/ring/op.js"
 import * as prep from "./internal/ring/prep.js"
 import * as wide from "./internal/ring/wide.js"
 import { reasonOf as reasonOfInternal } from "./internal/systemError.js"
+import * as validate from "./internal/validate.js"
 import { Ringline } from "./Ringline.js"
 import { RinglineUnavailable } from "./RinglineError.js"
 
@@ -236,7 +237,7 @@ class RingImpl implements Ring {
     return this.driver.inFlight
   }
   get closed() {
-    return this.driver.closed
+    return this.driver.closed || this.driver.released
   }
   get staged() {
     return this.driver.staged
@@ -321,6 +322,34 @@ export const cString = (s: string): Buffer => {
   b[b.write(s)] = 0
   return b
 }
+
+// ---- arguments ----------------------------------------------------------------------------------
+
+/**
+ * Why `value` cannot be passed to the kernel as a C string (not a string, or a NUL byte that
+ * would cut it short), or undefined when it can. Check paths before staging an op.
+ *
+ * @since 0.1.0
+ * @category arguments
+ */
+export const badCString: (value: unknown) => string | undefined = validate.badCString
+
+/**
+ * `value`'s bytes: a Uint8Array as is, another ArrayBufferView over the same memory; anything
+ * else throws a TypeError naming `where` (a defect: the type said bytes).
+ *
+ * @since 0.1.0
+ * @category arguments
+ */
+export const bytesOf: (value: unknown, where: string) => Uint8Array = validate.bytesOf
+
+/**
+ * A short, bounded description of any value, for argument error messages.
+ *
+ * @since 0.1.0
+ * @category arguments
+ */
+export const show: (value: unknown) => string = validate.show
 
 // ---- prep helpers -------------------------------------------------------------------------------
 

@@ -4,7 +4,10 @@
  * @since 0.1.0
  */
 import { Config, Duration, Effect, Either, ParseResult, Schema } from "effect"
+import { show } from "./internal/validate.js"
 import { RinglineConfigError } from "./RinglineError.js"
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const powerOfTwo = (max: number) =>
   Schema.Int.pipe(
@@ -109,20 +112,30 @@ export const defaults: RinglineConfig = {
  * @category constructors
  */
 export const make = (input: RinglineConfigInput = {}): Either.Either<RinglineConfig, RinglineConfigError> => {
+  // Shapes first: spreading a string or an array would turn its characters into bogus keys.
+  if (!isRecord(input)) return Either.left(new RinglineConfigError({ field: "(config)", detail: `must be an object, got ${show(input)}` }))
+  for (const key of ["recvBuffer", "sendPool"] as const) {
+    const v: unknown = input[key]
+    if (v !== undefined && !isRecord(v)) {
+      return Either.left(new RinglineConfigError({ field: key, detail: `must be an object, got ${show(v)}` }))
+    }
+  }
   const merged = {
     ...defaults,
     ...input,
     recvBuffer: { ...defaults.recvBuffer, ...input.recvBuffer },
     sendPool: { ...defaults.sendPool, ...input.sendPool }
   }
-  return Schema.decodeUnknownEither(RinglineConfig, { errors: "first" })(merged).pipe(
+  // An unknown key is an error, not ignored: a misspelt option (`maxConnection`) must not
+  // silently run with the default.
+  return Schema.decodeUnknownEither(RinglineConfig, { errors: "first", onExcessProperty: "error" })(merged).pipe(
     Either.mapLeft((error) => {
       const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
       const field = issue === undefined || issue.path.length === 0 ? "(config)" : issue.path.join(".")
       const value = issue === undefined ? undefined : issue.path.reduce<any>((o, k) => o?.[k], merged)
       return new RinglineConfigError({
         field,
-        detail: `${issue?.message ?? String(error)} (got ${JSON.stringify(value)})`
+        detail: `${issue?.message ?? String(error)} (got ${show(value)})`
       })
     })
   )

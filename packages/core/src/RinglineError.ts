@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import { Data } from "effect"
-import { format, type TcpAddress } from "./Address.js"
+import { format, type UdpAddress } from "./Address.js"
 import { errnoName } from "./internal/errno.js"
 
 /**
@@ -65,12 +65,53 @@ export class SocketError extends Data.TaggedError("SocketError")<{
   readonly errno: number
   readonly code: string
   readonly address?: string
+  /** The argument that was rejected before anything was submitted (`port`, `host`, `path`, ...). */
+  readonly argument?: string
+  /** What is wrong, in words, when the errno alone does not say it. */
+  readonly detail?: string
 }> {
   override get message(): string {
     const where = this.address === undefined ? "" : ` (${this.address})`
-    return `${this.operation} failed: ${this.code} (errno ${this.errno})${where}`
+    return `${this.operation} failed: ${this.code} (errno ${this.errno})${where}${explain(this.argument, this.detail)}`
   }
 }
+
+const explain = (argument: string | undefined, detail: string | undefined): string =>
+  detail === undefined ? "" : argument === undefined ? `: ${detail}` : `: ${argument} ${detail}`
+
+/**
+ * A bad argument, rejected before anything was submitted: a {@link SocketError} with `EINVAL`
+ * naming the argument, e.g. `listen failed: EINVAL (errno 22): port must be an integer from 0
+ * to 65535, got 70000`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const invalidArgument = (operation: string, argument: string, detail: string, address?: string): SocketError =>
+  new SocketError({
+    operation,
+    errno: EINVAL,
+    code: "EINVAL",
+    argument,
+    detail,
+    ...(address === undefined ? {} : { address })
+  })
+
+const EINVAL = 22
+const ESHUTDOWN = 108
+
+/**
+ * The operation was started after the `Ringline` layer (or the scope of `Ringline.make`) was
+ * released: an `ESHUTDOWN` {@link SocketError}, failed at once, nothing submitted.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const released = (operation: string): SocketError =>
+  new SocketError({ operation, errno: ESHUTDOWN, code: "ESHUTDOWN", detail: RELEASED })
+
+/** @internal */
+export const RELEASED = "the Ringline layer was released (its scope is closed); build a new one"
 
 /**
  * Builds a {@link SocketError} from a negative CQE result or a positive errno.
@@ -87,11 +128,11 @@ export const socketError = (operation: string, errno: number, address?: string):
  * @since 0.1.0
  * @category errors
  */
-export type ConnectFailure = "Refused" | "Unreachable" | "Timeout" | "NotFound" | "Other"
+export type ConnectFailure = "Refused" | "Unreachable" | "Timeout" | "NotFound" | "InvalidArgument" | "Other"
 
 /**
- * `Tcp.connect` / `Unix.connect` failed: refused, unreachable, timed out, name not found, or
- * another errno.
+ * `Tcp.connect` / `Unix.connect` failed: refused, unreachable, timed out, name not found, a bad
+ * argument (`InvalidArgument`, nothing was submitted; `argument` names it), or another errno.
  *
  * @since 0.1.0
  * @category errors
@@ -101,13 +142,28 @@ export class ConnectError extends Data.TaggedError("ConnectError")<{
   readonly address: string
   readonly errno: number
   readonly code: string
+  /** The rejected argument (`port`, `host`, `path`, `target`) when `reason` is `InvalidArgument`. */
+  readonly argument?: string
+  /** What is wrong, in words, when the errno alone does not say it. */
+  readonly detail?: string
 }> {
   override get message(): string {
     return this.reason === "Timeout"
       ? `connect to ${this.address} timed out`
-      : `connect to ${this.address} failed (${this.reason}): ${this.code} (errno ${this.errno})`
+      : `connect to ${this.address} failed (${this.reason}): ${this.code} (errno ${this.errno})${
+        explain(this.argument, this.detail)
+      }`
   }
 }
+
+/**
+ * A connect argument rejected before anything was submitted (reason `InvalidArgument`, `EINVAL`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const invalidConnect = (address: string, argument: string, detail: string): ConnectError =>
+  new ConnectError({ reason: "InvalidArgument", address, errno: EINVAL, code: "EINVAL", argument, detail })
 
 /**
  * The peer ended the stream before `read`'s parser produced a value. `leftover` holds the bytes
@@ -123,6 +179,20 @@ export class EndOfStream extends Data.TaggedError("EndOfStream")<{
     return this.leftover.length === 0
       ? "end of stream"
       : `end of stream with ${this.leftover.length} unconsumed bytes`
+  }
+}
+
+/**
+ * An operation was attempted on a UDP socket that is closing or closed (its scope closed).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SocketClosed extends Data.TaggedError("SocketClosed")<{
+  readonly operation: string
+}> {
+  override get message(): string {
+    return `${this.operation} on a closed UDP socket`
   }
 }
 
@@ -159,10 +229,16 @@ export class ProcessError extends Data.TaggedError("ProcessError")<{
   readonly code: string
   /** The failing system call when known (`execve`, `chdir`, `clone3`, ...). */
   readonly syscall?: string
+  /** The argument rejected before anything started (`command`, `args[1]`, `cwd`, `env.PATH`). */
+  readonly argument?: string
+  /** What is wrong, in words, when the errno alone does not say it. */
+  readonly detail?: string
 }> {
   override get message(): string {
     const where = this.syscall === undefined ? "" : ` in ${this.syscall}`
-    return `${this.operation} ${this.command} failed: ${this.code} (errno ${this.errno})${where}`
+    return `${this.operation} ${this.command} failed: ${this.code} (errno ${this.errno})${where}${
+      explain(this.argument, this.detail)
+    }`
   }
 }
 
@@ -177,7 +253,7 @@ export class ProcessError extends Data.TaggedError("ProcessError")<{
  */
 export class DatagramTruncated extends Data.TaggedError("DatagramTruncated")<{
   /** The sender. */
-  readonly address: TcpAddress
+  readonly address: UdpAddress
   /** The datagram's real size in bytes. */
   readonly length: number
   /** The first `data.length` bytes of the datagram. */

@@ -9,8 +9,7 @@
  */
 import type * as Socket from "@effect/platform/Socket"
 import * as SocketServer from "@effect/platform/SocketServer"
-import { Effect, Exit, FiberRef, FiberSet, Layer, Scope } from "effect"
-import type { Cause } from "effect"
+import { Cause, Effect, Exit, FiberRef, FiberSet, Layer, LogLevel, Scope } from "effect"
 import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { Listener } from "./Listener.js"
@@ -63,12 +62,17 @@ export const toPlatformAddress = (address: Address): SocketServer.Address =>
     ? { _tag: "UnixAddress", path: address.path }
     : { _tag: "TcpAddress", hostname: address.host, port: address.port }
 
+/**
+ * A failed handler is logged at `FiberRef.unhandledErrorLogLevel`, but never below Warning: that
+ * FiberRef defaults to Debug, which hid every failing handler at the default (Info) minimum log
+ * level. Setting it to `Option.none()` still silences the report.
+ */
 const reportUnhandledError = <E>(cause: Cause.Cause<E>) =>
   Effect.withFiberRuntime<void>((fiber) => {
     const level = fiber.getFiberRef(FiberRef.unhandledErrorLogLevel)
-    return level._tag === "Some"
-      ? Effect.logWithLevel(level.value, cause, "Unhandled error in SocketServer")
-      : Effect.void
+    if (level._tag === "None" || Cause.isInterruptedOnly(cause)) return Effect.void
+    const at = LogLevel.greaterThan(level.value, LogLevel.Warning) ? level.value : LogLevel.Warning
+    return Effect.logWithLevel(at, cause, "Unhandled error in SocketServer")
   })
 
 /**
@@ -80,7 +84,8 @@ const reportUnhandledError = <E>(cause: Cause.Cause<E>) =>
  * - `run(handler)` accepts forever and runs `handler` for each connection in its own fiber, with
  *   the connection as a platform `Socket` (see `RinglineSocket.fromConnection`) and as the
  *   `RinglineSocket.RinglineConnection` service. A failing handler is logged at
- *   `FiberRef.unhandledErrorLogLevel` (message "Unhandled error in SocketServer") and the server
+ *   `FiberRef.unhandledErrorLogLevel` but at least Warning, so it shows at the default log level
+ *   (message "Unhandled error in SocketServer"; `Option.none()` there silences it) and the server
  *   keeps serving. The connection is closed (queued writes drained first) when the socket's
  *   `run` ends or the handler ends, whichever comes first. Interrupting `run` stops accepting,
  *   interrupts the handlers and waits until their connections are closed. If the listener is

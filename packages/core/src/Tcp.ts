@@ -8,7 +8,8 @@ import type { Scope } from "effect"
 import type { Connection } from "./Connection.js"
 import type { Listener } from "./Listener.js"
 import { type ConnectOptions, Ringline } from "./Ringline.js"
-import { ConnectError, type SocketError } from "./RinglineError.js"
+import { type ConnectError, invalidConnect, type SocketError } from "./RinglineError.js"
+import { show } from "./internal/validate.js"
 
 /**
  * @since 0.1.0
@@ -25,6 +26,8 @@ export interface ListenOptions {
 
 /**
  * Listens on a TCP port. The listener (and every connection it accepted) closes with the scope.
+ * A port outside 0..65535, a host with a NUL byte or a negative backlog fails with `SocketError`
+ * (`EINVAL`, `argument` naming it) before anything is created.
  *
  * @example
  * ```ts
@@ -40,7 +43,9 @@ export const listen = (options: ListenOptions = {}): Effect.Effect<Listener, Soc
 
 /**
  * Connects to `host:port` (a string such as `"127.0.0.1:80"` or `"[::1]:80"`, or an object). Host
- * names are resolved first. The connection closes with the scope.
+ * names are resolved first. The connection closes with the scope. A malformed target, a port
+ * outside 0..65535 or a host with a NUL byte fails with `ConnectError` (reason
+ * `InvalidArgument`, naming the argument) before anything is submitted.
  *
  * @since 0.1.0
  * @category constructors
@@ -53,10 +58,22 @@ export const connect = (
     Effect.flatMap(parseTarget(target), (t) => r.connect(t, options))
   )
 
+/**
+ * `"host:port"` / `"[v6]:port"` into `{ host, port }`. What is wrong with a malformed string is
+ * said in the error (`InvalidArgument`); the port's range is checked by the connect itself.
+ */
 const parseTarget = (target: string | { readonly host: string; readonly port: number }) => {
   if (typeof target !== "string") return Effect.succeed(target)
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(target) ?? /^([^:]+):(\d+)$/.exec(target)
-  return m === null
-    ? Effect.fail(new ConnectError({ reason: "Other", address: target, errno: 22, code: "EINVAL" }))
-    : Effect.succeed({ host: m[1]!, port: Number(m[2]) })
+  const m = /^\[([^\]]+)\]:([^:]*)$/.exec(target) ?? /^([^:[\]]*):([^:]*)$/.exec(target)
+  if (m === null) {
+    return Effect.fail(invalidConnect(
+      show(target),
+      "target",
+      `must be "host:port" or "[ipv6]:port", got ${show(target)}${target.includes(":") ? "" : " (no port)"}`
+    ))
+  }
+  if (!/^\d{1,5}$/.test(m[2]!)) {
+    return Effect.fail(invalidConnect(show(target), "port", `must be an integer from 0 to 65535, got ${show(m[2])}`))
+  }
+  return Effect.succeed({ host: m[1]!, port: Number(m[2]) })
 }

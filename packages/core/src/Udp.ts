@@ -6,21 +6,24 @@
  */
 import { Effect, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import { lookup } from "node:dns/promises"
-import type { TcpAddress } from "./Address.js"
+import type { TcpAddress, UdpAddress } from "./Address.js"
 import * as Addr from "./Address.js"
 import { Errno } from "./internal/errno.js"
 import { load } from "./internal/native.js"
-import { decode, encodeToBytes, literal, SOCK_DGRAM } from "./internal/sockaddr.js"
+import { decode, encodeToBytes, SOCK_DGRAM } from "./internal/sockaddr.js"
 import { Op } from "./internal/sqe.js"
 import { RECV_OVERHEAD, UdpSock } from "./internal/udp.js"
+import { badCount, badCString, badPort, bytesOf, notBytes, show } from "./internal/validate.js"
+import { numeric, resolveCurrent } from "./Resolver.js"
 import { Ringline } from "./Ringline.js"
 import {
-  type ConnectionClosed,
   type DatagramTruncated,
+  invalidArgument,
+  RELEASED,
   RinglineUnavailable,
+  type SocketClosed,
   socketError,
-  type SocketError
+  SocketError
 } from "./RinglineError.js"
 
 /**
@@ -67,7 +70,12 @@ export interface BindOptions {
 export interface Datagram {
   readonly data: Uint8Array
   /** The sender (a v4-mapped `::ffff:a.b.c.d` for IPv4 peers of a dual-stack `::` socket). */
-  readonly address: TcpAddress
+  readonly address: UdpAddress
+  /**
+   * Present (only from {@link UdpSocket.stream}) when the datagram was larger than a receive
+   * buffer: `data` holds the bytes that fitted, `length` the datagram's real size.
+   */
+  readonly truncated?: { readonly length: number }
 }
 
 /**
@@ -77,7 +85,7 @@ export interface Datagram {
  * @since 0.1.0
  * @category errors
  */
-export type RecvError = DatagramTruncated | SocketError | ConnectionClosed
+export type RecvError = DatagramTruncated | SocketError | SocketClosed
 
 /**
  * Errors of {@link UdpSocket.sendTo}.
@@ -85,16 +93,19 @@ export type RecvError = DatagramTruncated | SocketError | ConnectionClosed
  * @since 0.1.0
  * @category errors
  */
-export type SendError = SocketError | ConnectionClosed
+export type SendError = SocketError | SocketClosed
 
 /**
- * A destination: an `Address.TcpAddress` or any `{ host, port }` (a numeric host, or a name
- * resolved with the socket's address family).
+ * A destination: an `Address.UdpAddress` (e.g. a datagram's sender) or any `{ host, port }`: a
+ * numeric host, or a host name resolved through the `Resolver` service (the system resolver
+ * when none is provided), as `Tcp.connect` does, taking the first address the socket's family
+ * can reach. A port outside 0..65535 or a host with a NUL byte fails with `SocketError`
+ * (`EINVAL`, naming the argument) before anything is sent.
  *
  * @since 0.1.0
  * @category models
  */
-export type Destination = TcpAddress | { readonly host: string; readonly port: number }
+export type Destination = UdpAddress | TcpAddress | { readonly host: string; readonly port: number }
 
 /**
  * A bound UDP socket. It is closed when the scope it was bound in closes: the receive is
@@ -107,7 +118,7 @@ export type Destination = TcpAddress | { readonly host: string; readonly port: n
 export interface UdpSocket {
   readonly [TypeId]: TypeId
   /** The bound address; with port 0 it carries the port the kernel picked. */
-  readonly address: TcpAddress
+  readonly address: UdpAddress
   /**
    * The next datagram, boundaries kept. Readers are served in call order. A datagram larger than
    * `recvBuffer.bufferSize - 44` bytes fails this read with `DatagramTruncated` (carrying the
@@ -117,16 +128,17 @@ export interface UdpSocket {
    */
   readonly recvFrom: Effect.Effect<Datagram, RecvError>
   /**
-   * Every datagram, as {@link UdpSocket.recvFrom} returns them. Ends when the socket closes;
-   * fails on the first error (to skip truncated datagrams instead, build your own stream:
-   * `Stream.repeatEffect(recvFrom.pipe(Effect.catchTag("DatagramTruncated", ...)))`).
+   * Every datagram, as {@link UdpSocket.recvFrom} returns them, except that a datagram too large
+   * for a receive buffer does not end the stream: it is emitted with `truncated` set (its first
+   * bytes in `data`) and the stream goes on. Ends when the socket closes; fails on a kernel error.
    */
-  readonly stream: Stream.Stream<Datagram, DatagramTruncated | SocketError>
+  readonly stream: Stream.Stream<Datagram, SocketError>
   /**
    * Sends `data` as one datagram to `to`; completes when the kernel took it. Any number of sends
    * may be in flight. Data that fits a send-pool slot is copied at once; larger data is sent from
    * `data` itself, so do not modify it until the send completes. Interrupting a pending send
-   * cancels it (completing after the kernel confirmed).
+   * cancels it (completing after the kernel confirmed). Any `ArrayBufferView` sends its exact
+   * bytes; anything else dies with a `TypeError` before anything is sent.
    */
   readonly sendTo: (data: Uint8Array, to: Destination) => Effect.Effect<void, SendError>
   /** Datagrams received and waiting for a reader. */
@@ -173,10 +185,12 @@ export const bind = (
   Effect.gen(function*() {
     const service = yield* Ringline
     const d = service.driver
-    if (d === undefined || d.closed) {
+    if (d === undefined || d.closed || d.released) {
       return yield* new RinglineUnavailable({
         reason: "Other",
-        detail: `Udp.bind needs the io_uring driver; this Ringline service (${service.mode}) has none`
+        detail: d === undefined
+          ? `Udp.bind needs the io_uring driver; this Ringline service (${service.mode}) has none`
+          : RELEASED
       })
     }
     if (d.opcodes[Op.RECVMSG] !== 1 || d.opcodes[Op.SENDMSG] !== 1) {
@@ -185,22 +199,26 @@ export const bind = (
         detail: "the kernel lacks IORING_OP_RECVMSG or IORING_OP_SENDMSG; ringline needs Linux 6.8+"
       })
     }
-    const capacity = options.queueCapacity ?? 1024
-    const host = options.host ?? "127.0.0.1"
-    const port = options.port ?? 0
-    if (!(Number.isInteger(capacity) && capacity >= 1)) {
-      return yield* socketError("bind", Errno.EINVAL, `queueCapacity ${capacity}`)
-    }
-    const wanted = (literal(host, port) as TcpAddress | undefined) ?? (yield* resolve(host, port, undefined, "bind"))
+    // Only `undefined` means "the default": a null is a bad value like any other.
+    const capacity = options.queueCapacity === undefined ? 1024 : options.queueCapacity
+    const host = options.host === undefined ? "127.0.0.1" : options.host
+    const port = options.port === undefined ? 0 : options.port
+    const invalid = argumentError("bind", [
+      ["host", badCString(host)],
+      ["port", badPort(port)],
+      ["queueCapacity", badCount(capacity, 1)]
+    ])
+    if (invalid !== undefined) return yield* invalid
+    const wanted = yield* resolve(host, port, undefined, "bind")
     const sock = yield* Effect.acquireRelease(
       Effect.try({
         try: () => {
           const native = load()
           const fd = native.listen(encodeToBytes(wanted), 0, options.reusePort === true, SOCK_DGRAM, false)
-          let address: TcpAddress
+          let address: UdpAddress
           try {
             const a = decode(native.sockName(fd, false))
-            address = a._tag === "TcpAddress" ? a : wanted
+            address = a._tag === "TcpAddress" ? Addr.udp(a.host, a.port, a.family) : wanted
           } catch (e) {
             native.closeFd(fd)
             throw e
@@ -214,16 +232,54 @@ export const bind = (
     return make(sock)
   }).pipe(Effect.withSpan("ringline.udp.bind"))
 
+/** The first failing check as a typed error naming its argument. */
+const argumentError = (operation: string, checks: ReadonlyArray<readonly [string, string | undefined]>) => {
+  for (const [argument, problem] of checks) if (problem !== undefined) return invalidArgument(operation, argument, problem)
+  return undefined
+}
+
+/**
+ * A numeric host as is; a name through the `Resolver` service (the system resolver without
+ * one), keeping the first address of `family` (an IPv6 socket reaches IPv4 peers too).
+ */
 const resolve = (
   host: string,
   port: number,
   family: 4 | 6 | undefined,
   operation: string
-): Effect.Effect<TcpAddress, SocketError> =>
-  Effect.tryPromise({
-    try: () => (family === undefined ? lookup(host) : lookup(host, { family })),
-    catch: () => socketError(operation, Errno.ENOENT, `${host}:${port}`)
-  }).pipe(Effect.map((r) => Addr.tcp(r.address, port, r.family === 6 ? 6 : 4)))
+): Effect.Effect<UdpAddress, SocketError> => {
+  const n = numeric(host)
+  if (n !== undefined) return Effect.succeed(Addr.udp(n.address, port, n.family))
+  return resolveCurrent(host).pipe(
+    Effect.mapError((e) =>
+      new SocketError({
+        operation,
+        errno: Errno.ENOENT,
+        code: e.code,
+        address: `${host}:${port}`,
+        argument: "host",
+        detail: `${show(host)} is not an IP address, and as a host name: ${e.message}`
+      })
+    ),
+    Effect.flatMap((all) => {
+      const a = family === 4 ? all.find((r) => r.family === 4) : family === 6 ? all.find((r) => r.family === 6) ?? all[0] : all[0]
+      return a === undefined
+        ? Effect.fail(
+          new SocketError({
+            operation,
+            errno: Errno.ENOENT,
+            code: "ENODATA",
+            address: `${host}:${port}`,
+            argument: "host",
+            detail: `${show(host)} has no IPv${family} address for this IPv${family} socket`
+          })
+        )
+        : Effect.succeed(Addr.udp(a.address, port, a.family))
+    })
+  )
+}
+
+const bytesOfError = (data: unknown) => notBytes(data, "sendTo: data")
 
 const make = (sock: UdpSock): UdpSocket => {
   const recvFrom = Effect.async<Datagram, RecvError>((resume) => {
@@ -233,14 +289,29 @@ const make = (sock: UdpSock): UdpSocket => {
     })
     return Effect.sync(withdraw)
   })
-  const destination = (to: Destination): Effect.Effect<TcpAddress, SocketError> => {
-    if ("_tag" in to && to._tag === "TcpAddress") return Effect.succeed(to)
+  // The last destination checked: an echo loop answers the same sender object again and again
+  // (recvFrom reuses one address object per peer), which then costs one comparison.
+  let lastTo: Destination | undefined
+  let lastAddress: UdpAddress | undefined
+  const destination = (to: Destination): Effect.Effect<UdpAddress, SocketError> => {
+    if (to === lastTo && to.host === lastAddress!.host && to.port === lastAddress!.port) return Effect.succeed(lastAddress!)
     return Effect.suspend(() => {
-      const lit = literal(to.host, to.port)
-      return lit !== undefined ? Effect.succeed(lit as TcpAddress) : resolve(to.host, to.port, sock.address.family, "sendTo")
+      if (to === null || typeof to !== "object") {
+        return Effect.fail(invalidArgument("sendTo", "to", `must be { host, port }, got ${show(to)}`))
+      }
+      const invalid = argumentError("sendTo", [["host", badCString(to.host)], ["port", badPort(to.port)]])
+      if (invalid !== undefined) return Effect.fail(invalid)
+      const n = numeric(to.host)
+      if (n === undefined) return resolve(to.host, to.port, sock.address.family, "sendTo")
+      const address = Addr.udp(n.address, to.port, n.family)
+      if ("_tag" in to && to._tag === "UdpAddress" && to.host === n.address) {
+        lastTo = to
+        lastAddress = address
+      }
+      return Effect.succeed(address)
     })
   }
-  const send = (data: Uint8Array, to: TcpAddress) =>
+  const send = (data: Uint8Array, to: UdpAddress) =>
     Effect.async<void, SendError>((resume) => {
       const cancel = sock.sendTo(data, to, {
         ok: () => resume(Effect.void),
@@ -254,9 +325,20 @@ const make = (sock: UdpSock): UdpSocket => {
     address: sock.address,
     recvFrom,
     stream: Stream.repeatEffectOption(
-      Effect.catchAll(recvFrom, (e) => e._tag === "ConnectionClosed" ? Effect.fail(Option.none()) : Effect.fail(Option.some(e)))
+      Effect.catchAll(recvFrom, (e): Effect.Effect<Datagram, Option.Option<SocketError>> =>
+        e._tag === "SocketClosed"
+          ? Effect.fail(Option.none())
+          : e._tag === "DatagramTruncated"
+          ? Effect.succeed({ data: e.data, address: e.address, truncated: { length: e.length } })
+          : Effect.fail(Option.some(e)))
     ),
-    sendTo: (data, to) => Effect.flatMap(destination(to), (t) => send(data, t)),
+    sendTo: (data, to) => {
+      if (!(data instanceof Uint8Array)) {
+        if (!ArrayBuffer.isView(data)) return Effect.die(bytesOfError(data))
+        data = bytesOf(data, "sendTo: data")
+      }
+      return Effect.flatMap(destination(to), (t) => send(data, t))
+    },
     get queued() {
       return sock.queued
     },

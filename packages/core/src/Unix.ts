@@ -14,6 +14,8 @@ import type { ConnectError, SocketError } from "./RinglineError.js"
 /**
  * Listens on a Unix socket path. A stale socket file at `path` is removed first (a regular file
  * is not: that fails with EADDRINUSE); the file is removed again when the listener closes.
+ * A path longer than 107 bytes or with a NUL byte (other than the leading one of an abstract
+ * socket name) fails with `SocketError` (`EINVAL`, argument `path`) before anything is created.
  *
  * @since 0.1.0
  * @category constructors
@@ -25,7 +27,9 @@ export const listen = (options: {
   Effect.flatMap(Ringline, (r) => r.listen({ _tag: "Unix", ...options }))
 
 /**
- * Connects to the Unix socket at `path`.
+ * Connects to the Unix socket at `path`. A path longer than 107 bytes or with a NUL byte (other
+ * than an abstract name's leading one) fails with `ConnectError` (reason `InvalidArgument`)
+ * before anything is submitted.
  *
  * @since 0.1.0
  * @category constructors

@@ -149,13 +149,30 @@ export interface DirectFile {
   readonly dataSync: Effect.Effect<void, DirectFileError>
 }
 
-const ringOf = (path: string) =>
-  Effect.mapError(Ring.current, (e) =>
-    new internal.DirectIoUnsupported({
-      path,
-      reason: "NoRing",
-      detail: `direct files need the io_uring Ringline: ${e.detail}`
-    }))
+/**
+ * The ring, after checking the path (a NUL byte would end the C string early: `EINVAL`, nothing
+ * submitted). After the Ringline layer was released: `ESHUTDOWN`, nothing submitted.
+ */
+const ringOf = (path: string): Effect.Effect<Ring.Ring, internal.DirectIoUnsupported | internal.DirectFileError, Ringline.Ringline> => {
+  if (Ring.badCString(path) !== undefined) {
+    return Effect.fail(internal.fileError("open", typeof path === "string" ? path : String(path), -EINVAL))
+  }
+  return Effect.flatMap(
+    Effect.mapError(Ring.current, (e) =>
+      new internal.DirectIoUnsupported({
+        path,
+        reason: "NoRing",
+        detail: `direct files need the io_uring Ringline: ${e.detail}`
+      })),
+    (ring) =>
+      ring.closed
+        ? Effect.fail(new internal.DirectFileError({ operation: "open", path, errno: ESHUTDOWN, code: "ESHUTDOWN" }))
+        : Effect.succeed(ring)
+  )
+}
+
+const EINVAL = 22
+const ESHUTDOWN = 108
 
 /**
  * Opens `path` with O_DIRECT into the ring's fixed-file table and reads its direct I/O alignment.

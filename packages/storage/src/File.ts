@@ -86,8 +86,39 @@ export interface OpenOptions {
   readonly mode?: number
 }
 
-const ringOf = (method: string, path: string): Effect.Effect<Ring.Ring, SystemError, Ringline.Ringline> =>
-  Effect.mapError(Ring.current, (e) => otherError(method, path, "Unknown", e.detail))
+/**
+ * The ring for a path operation, after checking every path: a NUL byte would end the C string
+ * early (`open("a\0.png")` opening `a`), so such a path fails with `InvalidData` before any SQE.
+ * After the Ringline layer was released the ring is refused (`BadResource`), nothing submitted.
+ */
+const ringOf = (method: string, path: string, ...more: ReadonlyArray<readonly [string, string]>): Effect.Effect<Ring.Ring, SystemError, Ringline.Ringline> => {
+  for (const [argument, value] of [["path", path] as const, ...more]) {
+    const problem = Ring.badCString(value)
+    if (problem !== undefined) return Effect.fail(invalid(method, path, `${argument} ${problem}`))
+  }
+  return Effect.flatMap(
+    Effect.mapError(Ring.current, (e) => otherError(method, path, "Unknown", e.detail)),
+    (ring) => (ring.closed ? Effect.fail(otherError(method, path, "BadResource", RELEASED)) : Effect.succeed(ring))
+  )
+}
+
+const RELEASED = "the Ringline layer was released (its scope is closed); build a new one"
+
+/** A bad argument, rejected before anything was submitted. */
+const invalid = (method: string, path: unknown, what: string): SystemError =>
+  otherError(method, typeof path === "string" ? path : Ring.show(path), "InvalidData", what)
+
+/** A file offset or length: a non-negative safe integer (what the kernel reads as a u64/s64). */
+const badOffset = (value: unknown): string | undefined =>
+  typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+    ? undefined
+    : `must be an integer of at least 0, got ${Ring.show(value)}`
+
+/** A Uint8Array as is, another ArrayBufferView as its bytes; anything else throws (a defect). */
+const viewOf = (value: unknown, where: string): Uint8Array => value instanceof Uint8Array ? value : Ring.bytesOf(value, where)
+
+const bytesError = (value: unknown, where: string): TypeError =>
+  new TypeError(`${where} must be a Uint8Array or another ArrayBufferView, got ${Ring.show(value)}`)
 
 class FileImpl implements File {
   private inflight = 0
@@ -103,7 +134,16 @@ class FileImpl implements File {
     return Effect.suspend(() => {
       if (this.closed) return this.closedError(method)
       this.inflight++
-      return Effect.ensuring(f(), Effect.sync(() => this.leave()))
+      let body: Effect.Effect<A, SystemError>
+      try {
+        body = f()
+      } catch (e) {
+        // A throw while building the op (a bad argument) must not leave it counted: close
+        // would wait for it forever.
+        this.leave()
+        return Effect.die(e)
+      }
+      return Effect.ensuring(body, Effect.sync(() => this.leave()))
     })
   }
 
@@ -131,6 +171,14 @@ class FileImpl implements File {
     position: number | undefined,
     insideOp = false
   ): Effect.Effect<number, SystemError> {
+    if (!(view instanceof Uint8Array)) {
+      if (!ArrayBuffer.isView(view)) return Effect.die(bytesError(view, `${method}: buffer`))
+      view = viewOf(view, method)
+    }
+    if (position !== undefined) {
+      const bad = badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid(method, this.path, `position ${bad}`))
+    }
     if (view.byteLength === 0) return Effect.succeed(0)
     const d = this.d
     return Ring.submit(d, {
@@ -157,6 +205,9 @@ class FileImpl implements File {
 
   readonly readFully = (buffer: Uint8Array, position?: number) =>
     this.op("readFully", () => {
+      buffer = viewOf(buffer, "readFully: buffer")
+      const bad = position === undefined ? undefined : badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid("readFully", this.path, `position ${bad}`))
       const loop = (done: number): Effect.Effect<void, SystemError> =>
         done >= buffer.byteLength
           ? Effect.void
@@ -172,6 +223,9 @@ class FileImpl implements File {
 
   readonly writeAll = (bytes: Uint8Array, position?: number) =>
     this.op("writeAll", () => {
+      bytes = viewOf(bytes, "writeAll: bytes")
+      const bad = position === undefined ? undefined : badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid("writeAll", this.path, `position ${bad}`))
       const loop = (done: number): Effect.Effect<void, SystemError> =>
         done >= bytes.byteLength
           ? Effect.void
@@ -186,6 +240,17 @@ class FileImpl implements File {
     })
 
   private vectored(prep: typeof Ring.prepReadv, method: string, views: ReadonlyArray<Uint8Array>, position: number | undefined) {
+    // Checked before the op is entered: a throw inside it would leave it counted in flight.
+    if (!Array.isArray(views)) return Effect.die(new TypeError(`${method}: buffers must be an array of Uint8Arrays, got ${Ring.show(views)}`))
+    try {
+      views = views.map((v, i) => viewOf(v, `${method}: buffers[${i}]`))
+    } catch (e) {
+      return Effect.die(e)
+    }
+    if (position !== undefined) {
+      const bad = badOffset(position)
+      if (bad !== undefined) return Effect.fail(invalid(method, this.path, `position ${bad}`))
+    }
     return this.op(method, () => {
       const d = this.d
       const fixed = this.fixedIndex
@@ -213,13 +278,25 @@ class FileImpl implements File {
   readonly writev = (buffers: ReadonlyArray<Uint8Array>, position?: number) =>
     this.vectored(Ring.prepWritev, "writev", buffers, position)
 
-  /** A single op on the fixed file that yields nothing; `prep` stages it for (slot, fixed index). */
-  private simple(method: string, prep: (slot: number, index: number) => void): Effect.Effect<void, SystemError> {
-    return this.op(method, () =>
-      Effect.flatMap(
+  /**
+   * A single op on the fixed file that yields nothing, after checking its numeric arguments;
+   * `prep` stages it for (slot, fixed index).
+   */
+  private simple(
+    method: string,
+    prep: (slot: number, index: number) => void,
+    numbers: ReadonlyArray<readonly [string, unknown]> = []
+  ): Effect.Effect<void, SystemError> {
+    return this.op(method, () => {
+      for (const [argument, value] of numbers) {
+        const bad = badOffset(value)
+        if (bad !== undefined) return Effect.fail(invalid(method, this.path, `${argument} ${bad}`))
+      }
+      return Effect.flatMap(
         Ring.submitRaw(this.d, (slot) => prep(slot, this.fixedIndex)),
         (res) => Effect.asVoid(this.check(method, res))
-      ))
+      )
+    })
   }
 
   readonly sync = this.simple("sync", (slot, i) => Ring.prepFsync(this.d, slot, i, false, Ring.SqeFlag.FIXED_FILE))
@@ -227,10 +304,14 @@ class FileImpl implements File {
   readonly datasync = this.simple("datasync", (slot, i) => Ring.prepFsync(this.d, slot, i, true, Ring.SqeFlag.FIXED_FILE))
 
   readonly allocate = (length: number, offset = 0, mode = 0) =>
-    this.simple("allocate", (slot, i) => Ring.prepFallocate(this.d, slot, i, mode, offset, length, Ring.SqeFlag.FIXED_FILE))
+    this.simple(
+      "allocate",
+      (slot, i) => Ring.prepFallocate(this.d, slot, i, mode, offset, length, Ring.SqeFlag.FIXED_FILE),
+      [["length", length], ["offset", offset], ["mode", mode]]
+    )
 
   readonly truncate = (length = 0) =>
-    this.simple("truncate", (slot, i) => Ring.prepFtruncate(this.d, slot, i, length, Ring.SqeFlag.FIXED_FILE))
+    this.simple("truncate", (slot, i) => Ring.prepFtruncate(this.d, slot, i, length, Ring.SqeFlag.FIXED_FILE), [["length", length]])
 
   readonly stat: Effect.Effect<PlatformFile.Info, SystemError> = this.op("stat", () => {
     // STATX refuses fixed files: install the slot as a transient O_CLOEXEC fd, statx it, close it.
@@ -300,6 +381,9 @@ export const open = (
     const d = yield* ringOf("open", path)
     const flags = openFlags(options.flags ?? "r")
     if (flags === undefined) return yield* Effect.fail(otherError("open", path, "InvalidData", `unknown open flag ${options.flags}`))
+    if (options.mode !== undefined && !(Number.isInteger(options.mode) && options.mode >= 0 && options.mode <= 0o7777)) {
+      return yield* Effect.fail(invalid("open", path, `mode must be permission bits from 0 to 0o7777, got ${Ring.show(options.mode)}`))
+    }
     const p = cString(path)
     let file: FileImpl | undefined
     const res = yield* Ring.submitOwned(
@@ -330,9 +414,10 @@ export const stat = (path: string): Effect.Effect<PlatformFile.Info, SystemError
 const pathOp = (
   method: string,
   path: string,
-  prepare: (d: Ring.Ring, slot: number, p: Buffer) => Ring.Hold
+  prepare: (d: Ring.Ring, slot: number, p: Buffer) => Ring.Hold,
+  ...more: ReadonlyArray<readonly [string, string]>
 ): Effect.Effect<void, SystemError, Ringline.Ringline> =>
-  Effect.flatMap(ringOf(method, path), (d) => {
+  Effect.flatMap(ringOf(method, path, ...more), (d) => {
     const p = cString(path)
     return Effect.flatMap(
       Ring.submitRaw(d, (slot) => prepare(d, slot, p)),
@@ -351,7 +436,7 @@ export const rename = (from: string, to: string): Effect.Effect<void, SystemErro
     const q = cString(to)
     Ring.prepRenameat(d, slot, AT_FDCWD, Ring.addressOf(p), AT_FDCWD, Ring.addressOf(q))
     return [p, q]
-  })
+  }, ["to", to])
 
 /**
  * unlinkat(2): removes a file, or an empty directory with `{ directory: true }`.
@@ -375,9 +460,11 @@ export const remove = (
  * @category path operations
  */
 export const makeDirectory = (path: string, mode = 0o777): Effect.Effect<void, SystemError, Ringline.Ringline> =>
-  pathOp("makeDirectory", path, (d, slot, p) => {
-    Ring.prepMkdirat(d, slot, AT_FDCWD, Ring.addressOf(p), mode)
-    return p
+  !(Number.isInteger(mode) && mode >= 0 && mode <= 0o7777)
+    ? Effect.fail(invalid("makeDirectory", path, `mode must be permission bits from 0 to 0o7777, got ${Ring.show(mode)}`))
+    : pathOp("makeDirectory", path, (d, slot, p) => {
+      Ring.prepMkdirat(d, slot, AT_FDCWD, Ring.addressOf(p), mode)
+      return p
   })
 
 /**
@@ -400,7 +487,7 @@ export const link = (from: string, to: string): Effect.Effect<void, SystemError,
     const q = cString(to)
     Ring.prepLinkat(d, slot, AT_FDCWD, Ring.addressOf(p), AT_FDCWD, Ring.addressOf(q))
     return [p, q]
-  })
+  }, ["to", to])
 
 /**
  * symlinkat(2): a symbolic link at `path` whose content is `target` (IORING_OP_SYMLINKAT).
@@ -413,4 +500,4 @@ export const symlink = (target: string, path: string): Effect.Effect<void, Syste
     const t = cString(target)
     Ring.prepSymlinkat(d, slot, Ring.addressOf(t), AT_FDCWD, Ring.addressOf(p))
     return [p, t]
-  })
+  }, ["target", target])

@@ -696,6 +696,11 @@ const openIn = (
   Effect.gen(function*() {
     const unavailable = (reason: UnavailableReason, detail: string) =>
       Effect.fail(new NvmeUnavailable({ path: devicePath, reason, detail }))
+    // A NUL byte would end the C string early: refuse it before the path reaches any syscall.
+    const badPath = Ring.badCString(devicePath)
+    if (badPath !== undefined) {
+      return yield* Effect.fail(new NvmeArgumentError({ operation: "open", field: "path", value: JSON.stringify(devicePath), rule: badPath }))
+    }
     const stat = yield* Effect.promise(() => fs.stat(devicePath, { bigint: true }).then((s) => s, () => undefined))
     if (stat === undefined) {
       const present = yield* devices

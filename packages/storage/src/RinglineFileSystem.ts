@@ -412,7 +412,7 @@ export const make = (
       )
     )
 
-  return FileSystem.make({
+  return FileSystem.make(refusingNul({
     access,
     chmod: (path, mode) => viaNode("chmod", path, () => NFS.promises.chmod(path, mode)),
     chown: (path, uid, gid) => viaNode("chown", path, () => NFS.promises.chown(path, uid, gid)),
@@ -448,7 +448,48 @@ export const make = (
         Stream.unwrap
       ),
     writeFile
-  })
+  }))
+}
+
+/** NodeFileSystem's method names where they differ from the key (`utimes` fails as `utime`). */
+const nodeMethod: Record<string, string> = { utimes: "utime" }
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
+
+/**
+ * Every method with a NUL byte in a path (a string argument, or an options object's `directory`,
+ * `prefix` or `suffix`) fails before any op is submitted, with the error NodeFileSystem gives
+ * (Node's fs throws ERR_INVALID_ARG_VALUE for it): `BadArgument` naming the method, except
+ * `readDirectory`, which NodeFileSystem reports as a `SystemError` (reason `Unknown`). Without
+ * this the kernel would read the C string up to the NUL: `remove("victim\0zzz")` deleting `victim`.
+ * The derived methods (`exists`, `readFileString`, `stream`, `sink`, ...) call these.
+ */
+const refusingNul = <A extends object>(impl: A): A => {
+  const out: Record<string, unknown> = {}
+  for (const [key, f] of Object.entries(impl)) {
+    if (typeof f !== "function") {
+      out[key] = f
+      continue
+    }
+    const method = nodeMethod[key] ?? key
+    out[key] = (...args: Array<unknown>) => {
+      for (const arg of args) {
+        const candidates = typeof arg === "string" ? [arg] : isRecord(arg) ? [arg.directory, arg.prefix, arg.suffix] : []
+        for (const path of candidates) {
+          if (typeof path !== "string" || !path.includes("\0")) continue
+          const cause = new TypeError(
+            `The argument 'path' must be a string, Uint8Array, or URL without null bytes. Received ${JSON.stringify(path)}`
+          )
+          const error: PlatformError = key === "readDirectory"
+            ? new SystemError({ reason: "Unknown", module: "FileSystem", method, pathOrDescriptor: path, description: cause.message, cause })
+            : new BadArgument({ module: "FileSystem", method, description: cause.message, cause })
+          return key === "watch" ? Stream.fail(error) : Effect.fail(error)
+        }
+      }
+      return f(...args)
+    }
+  }
+  return out as A
 }
 
 /**

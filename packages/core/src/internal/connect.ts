@@ -12,7 +12,7 @@ import { ConnectError, type ConnectFailure } from "../RinglineError.js"
 import { Conn, type Callbacks } from "./connection.js"
 import { ARG_BYTES, ARG_TIMESPEC, type Driver, type OpOwner, TAG_LINK_TIMEOUT } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
-import { AF_INET, AF_INET6, AF_UNIX, encode, SOCK_STREAM } from "./sockaddr.js"
+import { AF_INET, AF_INET6, AF_UNIX, encodeToBytes, SOCK_STREAM } from "./sockaddr.js"
 import { FILE_INDEX_ALLOC, Op, SOCKET_URING_OP_SETSOCKOPT, SqeFlag, W } from "./sqe.js"
 
 const TAG_SOCKET = 1
@@ -32,6 +32,11 @@ export class ConnectOp implements OpOwner {
   private closing = false
   private settled = false
   private onSettled: Array<() => void> = []
+  /**
+   * The sockaddr, encoded before anything is submitted: CONNECT is staged from a CQE callback,
+   * where a bad address must not be able to throw (the caller checked it, this makes it final).
+   */
+  private readonly sockaddr: Uint8Array
 
   constructor(
     private readonly driver: Driver,
@@ -39,6 +44,7 @@ export class ConnectOp implements OpOwner {
     private readonly timeoutMs: number | undefined,
     private readonly cb: Callbacks<Conn>
   ) {
+    this.sockaddr = encodeToBytes(target)
     const d = driver
     const slot = d.alloc(this, TAG_SOCKET)
     this.ops++
@@ -92,7 +98,8 @@ export class ConnectOp implements OpOwner {
     const slot = d.alloc(this, TAG_CONNECT, withTimeout ? 2 : 1)
     this.ops += withTimeout ? 2 : 1
     this.connectSlot = slot
-    const len = encode(this.target, d.argView(slot))
+    const len = this.sockaddr.length
+    d.argView(slot).set(this.sockaddr)
     const w = d.sqe(Op.CONNECT, SqeFlag.FIXED_FILE | (withTimeout ? SqeFlag.IO_LINK : 0), this.fixed, slot)
     d.setAddr(w, W.addr, d.argAddress(slot))
     d.words[w + W.off] = len

@@ -153,6 +153,15 @@ export class Conn implements OpOwner {
     return this.inEnd - this.inStart
   }
 
+  /**
+   * A reader is waiting, nothing is buffered and nothing is queued to send: ending the reader's
+   * fiber now loses no byte either way (a graceful shutdown interrupts such handlers at once).
+   */
+  get idle(): boolean {
+    return this.phase === Phase.Open && this.readers.length > 0 && this.inEnd === this.inStart &&
+      this.enqueued === this.completed
+  }
+
   /** Bytes ever queued on this connection (a stream offset). */
   get queuedTotal(): number {
     return this.enqueued

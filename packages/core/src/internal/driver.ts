@@ -91,6 +91,8 @@ export class Driver {
   readonly slotReleased = new Set<() => void>()
   private deferredError: unknown = undefined
   closed = false
+  /** The service's release has begun: entry points refuse new work (the ring may still drain). */
+  released = false
   readonly counters: DriverCounters = {
     cqes: 0,
     staleCqes: 0,

@@ -23,6 +23,7 @@ import { Errno, errnoName } from "./errno.js"
 import { load, type Native } from "./native.js"
 import { Op } from "./ring/abi.js"
 import { CURRENT_POSITION, prepPollAdd, prepRead, prepWaitid, prepWrite } from "./ring/prep.js"
+import { badCString, bytesOf, notBytes, show } from "./validate.js"
 
 const TAG_WAIT = 1
 const TAG_POLL = 2
@@ -158,7 +159,10 @@ export class PipeEnd implements OpOwner {
   })
 
   /** Writes all of `bytes` (continuing short writes). Fails with EPIPE once the child closed its end. */
-  write(bytes: Uint8Array): Effect.Effect<void, ProcessError> {
+  write(input: Uint8Array): Effect.Effect<void, ProcessError> {
+    // Bytes are checked (views taken over their exact bytes) before an SQE could be staged.
+    if (!(input instanceof Uint8Array) && !ArrayBuffer.isView(input)) return Effect.die(notBytes(input, "write stdin: bytes"))
+    const bytes = bytesOf(input, "write stdin: bytes")
     const once = (offset: number): Effect.Effect<number, ProcessError> =>
       Effect.suspend(() => {
         if (this.closed) return Effect.fail(errnoError(this.operation, this.command, Errno.EPIPE))
@@ -386,6 +390,39 @@ const envArray = (options: SpawnOptions): Array<string> | null => {
   return out
 }
 
+/**
+ * The first argument execve would misread, as a typed error: a NUL byte ends a C string early,
+ * so `rm "a\0 -rf /"` must never reach the kernel as `rm a`. An environment name may not be empty
+ * or hold `=` either (the kernel splits `NAME=value` at the first one).
+ */
+export const checkSpawn = (command: string, args: ReadonlyArray<string>, options: SpawnOptions): ProcessError | undefined => {
+  const checks: Array<[string, string | undefined]> = [["command", badCString(command)]]
+  if (command === "") checks.push(["command", "must not be empty"])
+  if (!Array.isArray(args)) checks.push(["args", `must be an array of strings, got ${show(args)}`])
+  else args.forEach((a, i) => checks.push([`args[${i}]`, badCString(a)]))
+  if (options.argv0 !== undefined) checks.push(["argv0", badCString(options.argv0)])
+  if (options.cwd !== undefined) checks.push(["cwd", badCString(options.cwd)])
+  if (options.env !== undefined) {
+    for (const [k, v] of Object.entries(options.env)) {
+      checks.push([`env name ${show(k)}`, k === "" || k.includes("=") ? "must be non-empty and without \"=\"" : badCString(k)])
+      if (v !== undefined) checks.push([`env.${k}`, badCString(v)])
+    }
+  }
+  for (const [argument, problem] of checks) {
+    if (problem !== undefined) {
+      return new ProcessError({
+        operation: "spawn",
+        command: typeof command === "string" ? command : show(command),
+        errno: Errno.EINVAL,
+        code: "EINVAL",
+        argument,
+        detail: problem
+      })
+    }
+  }
+  return undefined
+}
+
 /** Starts a child; the Scope's release kills it if it still runs and closes every fd. */
 export const spawn = (
   d: Driver,
@@ -395,7 +432,10 @@ export const spawn = (
   useWaitid = d.opcodes[Op.WAITID] === 1
 ) =>
   Effect.acquireRelease(
-    Effect.try({
+    Effect.suspend(() => {
+      const invalid = checkSpawn(command, args, options)
+      return invalid === undefined ? Effect.void : Effect.fail(invalid)
+    }).pipe(Effect.zipRight(Effect.try({
       try: () => {
         const native = load()
         const spawned = native.spawn(
@@ -409,6 +449,6 @@ export const spawn = (
         return new Child(d, native, spawned, command, useWaitid)
       },
       catch: (e) => errorFrom("spawn", command, e)
-    }),
+    }))),
     (child) => child.release
   )

@@ -3,16 +3,26 @@
  * and connections, and at release stops accepting, drains and closes everything, waits for every
  * in-flight op's terminal CQE and only then exits the ring.
  */
-import { Cause, Duration, Effect, FiberSet, Scope } from "effect"
+import { Cause, Duration, Effect, Fiber, FiberSet, Scope } from "effect"
 import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
 import * as Connection from "../Connection.js"
 import type { Listener } from "../Listener.js"
-import { resolveCurrent, toTcpAddress } from "../Resolver.js"
+import { type ResolveError, resolveCurrent, toTcpAddress } from "../Resolver.js"
 import type { ConnectOptions, ConnectTarget, ListenOptions, RinglineService, RinglineStats } from "../Ringline.js"
 import type { RinglineConfig } from "../RinglineConfig.js"
-import { ConnectError, ConnectionClosed, RinglineUnavailable, socketError, type SocketError } from "../RinglineError.js"
+import {
+  ConnectError,
+  ConnectionClosed,
+  invalidArgument,
+  invalidConnect,
+  RELEASED,
+  released,
+  RinglineUnavailable,
+  socketError,
+  SocketError
+} from "../RinglineError.js"
 import { ConnectOp } from "./connect.js"
 import { type Conn } from "./connection.js"
 import { Driver } from "./driver.js"
@@ -21,6 +31,7 @@ import { Lst } from "./listener.js"
 import { load } from "./native.js"
 import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
 import { Op, OpName } from "./sqe.js"
+import { badCount, badCString, badPort, badUnixPath, show } from "./validate.js"
 
 const REQUIRED_OPS: Array<number> = [
   Op.ACCEPT, Op.RECV, Op.SEND, Op.SENDMSG, Op.ASYNC_CANCEL, Op.LINK_TIMEOUT, Op.CONNECT, Op.CLOSE, Op.SHUTDOWN,
@@ -81,17 +92,43 @@ export const unavailable = (e: any, config: RinglineConfig): RinglineUnavailable
   return new RinglineUnavailable({ reason: "Other", errno, detail: `${syscall} failed: ${errnoName(errno)} (errno ${errno})` })
 }
 
-const resolve = (host: string, port: number): Effect.Effect<Array<Address>, ConnectError> => {
+const resolve = (host: string, port: number): Effect.Effect<Array<Address>, ResolveError> => {
   const lit = literal(host, port)
   if (lit !== undefined) return Effect.succeed([lit])
   // The caller's Resolver service if it provides one, the system resolver (getaddrinfo on
   // libuv's thread pool) otherwise, in the order the resolver prefers.
-  return resolveCurrent(host).pipe(
-    Effect.mapError((e) =>
-      new ConnectError({ reason: e.reason === "NotFound" ? "NotFound" : "Other", address: `${host}:${port}`, errno: 0, code: e.code })
-    ),
-    Effect.map((all) => all.map((a) => toTcpAddress(a, port)))
-  )
+  return resolveCurrent(host).pipe(Effect.map((all) => all.map((a) => toTcpAddress(a, port))))
+}
+
+/** Why a host that is not a numeric address could not be used, in words. */
+const unresolved = (host: string, e: ResolveError): string =>
+  `${show(host)} is not an IP address, and as a host name: ${e.message}`
+
+/** A listen argument the kernel would misread, as a typed error; undefined when all are fine. */
+const checkListen = (options: ListenOptions): SocketError | undefined => {
+  let problem: [string, string | undefined]
+  if (options._tag === "Unix") {
+    problem = ["path", badUnixPath(options.path)]
+  } else {
+    problem = ["host", options.host === undefined ? undefined : badCString(options.host)]
+    if (problem[1] === undefined) problem = ["port", options.port === undefined ? undefined : badPort(options.port)]
+  }
+  if (problem[1] === undefined) problem = ["backlog", options.backlog === undefined ? undefined : badCount(options.backlog, 0)]
+  return problem[1] === undefined ? undefined : invalidArgument("listen", problem[0], problem[1])
+}
+
+/** The same for a connect target. */
+const checkConnect = (target: ConnectTarget): ConnectError | undefined => {
+  if (target === null || typeof target !== "object") return invalidConnect(show(target), "target", `must be { host, port } or a Unix address, got ${show(target)}`)
+  if (target._tag === "UnixAddress") {
+    const p = badUnixPath(target.path)
+    return p === undefined ? undefined : invalidConnect(`unix:${show(target.path)}`, "path", p)
+  }
+  const where = `${show(target.host)}:${show(target.port)}`
+  const h = badCString(target.host)
+  if (h !== undefined) return invalidConnect(where, "host", h)
+  const p = badPort(target.port)
+  return p === undefined ? undefined : invalidConnect(where, "port", p)
 }
 
 export const make = (config: RinglineConfig): Effect.Effect<RinglineService, RinglineUnavailable, Scope.Scope> =>
@@ -121,6 +158,9 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
+        // From here on every entry point fails at once (typed, nothing submitted) instead of
+        // submitting to a ring that is about to go away.
+        driver.released = true
         // Stop accepting first, so that a shutdown never takes in new work.
         yield* Effect.forEach([...listeners], (l) => Effect.async<void>((resume) => l.close(() => resume(Effect.void))), {
           concurrency: "unbounded",
@@ -136,11 +176,23 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
 
     const listen = (options: ListenOptions): Effect.Effect<Listener, SocketError, Scope.Scope> =>
       Effect.gen(function*() {
+        if (driver.released) return yield* released("listen")
+        const invalid = checkListen(options)
+        if (invalid !== undefined) return yield* invalid
         const kind = options._tag === "Unix" ? "unix" as const : "tcp" as const
         const wanted: Address = options._tag === "Unix"
           ? Addr.unix(options.path)
           : literal(options.host ?? "127.0.0.1", options.port ?? 0) ??
-            (yield* Effect.mapError(resolve(options.host!, options.port ?? 0), (e) => socketError("listen", Errno.ENOENT, e.address)))[0]!
+            (yield* Effect.mapError(resolve(options.host!, options.port ?? 0), (e) =>
+              new SocketError({
+                operation: "listen",
+                errno: Errno.ENOENT,
+                code: e.code,
+                address: `${options.host}:${options.port ?? 0}`,
+                argument: "host",
+                detail: unresolved(options.host!, e)
+              })))[0]!
+        if (driver.released) return yield* released("listen")
         const backlog = options.backlog ?? config.backlog
         const native = load()
         const fd = yield* Effect.try({
@@ -165,10 +217,36 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
         // on their own, and only then are the rest interrupted (FiberSet's own finalizer, which
         // runs after this one); each interrupted handler's connection still flushes its queue.
         const handlers = yield* FiberSet.make()
+        // Each handler's fiber by its connection, for the shutdown's idle sweep.
+        const serving = new Map<Conn, Fiber.RuntimeFiber<unknown, unknown>>()
+        // A handler that waits for input with nothing buffered and nothing queued, and has seen
+        // no byte in or out for IDLE_QUIET_MS, would only wait out the timeout: interrupting it
+        // loses nothing. The quiet period spares a client that is mid-transfer and merely
+        // between two writes. Checked every IDLE_SWEEP_MS during the shutdown (a handler may
+        // finish its work and go idle).
+        const drainHandlers = Effect.suspend(() => {
+          const quietSince = new Map<Conn, { activity: number; at: number }>()
+          const sweepIdle = Effect.sync(() => {
+            const now = Date.now()
+            for (const [conn, fiber] of serving) {
+              const activity = conn.bytesIn + conn.bytesOut
+              const seen = quietSince.get(conn)
+              if (!conn.idle || seen === undefined || seen.activity !== activity) {
+                quietSince.set(conn, { activity, at: now })
+              } else if (now - seen.at >= IDLE_QUIET_MS) {
+                fiber.unsafeInterruptAsFork(fiber.id())
+              }
+            }
+          })
+          return Effect.raceFirst(
+            FiberSet.awaitEmpty(handlers),
+            Effect.forever(Effect.zipRight(sweepIdle, Effect.sleep(IDLE_SWEEP_MS)))
+          )
+        })
         yield* Scope.addFinalizer(
           scope,
           Effect.async<void>((resume) => lst.close(() => resume(Effect.void))).pipe(
-            Effect.zipRight(Effect.timeoutOption(Effect.interruptible(FiberSet.awaitEmpty(handlers)), config.shutdownTimeoutMs))
+            Effect.zipRight(Effect.timeoutOption(Effect.interruptible(drainHandlers), config.shutdownTimeoutMs))
           )
         )
         const acceptRaw = Effect.async<Conn, ConnectionClosed>((resume) => {
@@ -189,16 +267,17 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
                 Effect.flatMap(restore(acceptRaw), (conn) =>
                   Effect.sync(() => {
                     const c = wrap(conn)
-                    run(
+                    const fiber = run(
                       handler(c).pipe(
                         Effect.catchAllCause((cause) =>
                           Cause.isInterruptedOnly(cause)
                             ? Effect.void
                             : Effect.logWarning("ringline: connection handler failed", cause)
                         ),
-                        Effect.ensuring(c.close)
+                        Effect.ensuring(Effect.zipRight(c.close, Effect.sync(() => serving.delete(conn))))
                       )
                     )
+                    serving.set(conn, fiber)
                   })
                 )
               ).pipe(
@@ -218,8 +297,25 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
 
     const connect = (target: ConnectTarget, options?: ConnectOptions) =>
       Effect.gen(function*() {
-        const addresses: Array<Address> = target._tag === "UnixAddress" ? [target] : yield* resolve(target.host, target.port)
+        const invalid = checkConnect(target)
+        if (invalid !== undefined) return yield* invalid
+        if (driver.released) return yield* releasedConnect(target)
+        const addresses: Array<Address> = target._tag === "UnixAddress"
+          ? [target]
+          : yield* Effect.mapError(resolve(target.host, target.port), (e) =>
+            new ConnectError({
+              reason: e.reason === "NotFound" ? "NotFound" : "Other",
+              address: `${target.host}:${target.port}`,
+              errno: 0,
+              code: e.code,
+              argument: "host",
+              detail: unresolved(target.host, e)
+            }))
+        if (driver.released) return yield* releasedConnect(target)
         const timeoutMs = options?.timeout === undefined ? undefined : toMillis(options.timeout)
+        if (timeoutMs !== undefined && !(timeoutMs >= 0)) {
+          return yield* invalidConnect(Addr.format(addresses[0]!), "timeout", `must be a duration of at least 0, got ${show(options!.timeout)}`)
+        }
         // Every address of a host name is tried in order (e.g. ::1 refused, then 127.0.0.1); the
         // timeout applies to each attempt; the last failure is reported.
         let failure: ConnectError | undefined
@@ -261,7 +357,30 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
     return { config, listen, connect, stats, mode: driver.mode, driver } satisfies RinglineService
   })
 
-const toMillis = (d: Duration.DurationInput): number => Duration.toMillis(Duration.decode(d))
+/** Milliseconds, or undefined for an infinite duration (no timeout); NaN for what is no duration. */
+const toMillis = (d: Duration.DurationInput): number | undefined => {
+  let ms: number
+  try {
+    ms = Duration.toMillis(Duration.decode(d))
+  } catch {
+    return NaN
+  }
+  return ms === Infinity ? undefined : ms
+}
+
+/** How often a graceful shutdown looks for handlers that went idle. */
+const IDLE_SWEEP_MS = 20
+/** How long an idle connection must stay quiet during a shutdown before its handler is ended. */
+const IDLE_QUIET_MS = 200
+
+const releasedConnect = (target: ConnectTarget) =>
+  new ConnectError({
+    reason: "Other",
+    address: target._tag === "UnixAddress" ? Addr.format(target) : `${target.host}:${target.port}`,
+    errno: 108,
+    code: "ESHUTDOWN",
+    detail: RELEASED
+  })
 
 const removeStaleSocket = (path: string): void => {
   if (path === "" || path[0] === "\0" || !existsSync(path)) return

@@ -3,7 +3,7 @@
  * kernel reads (an op's argument area), so a connect needs no N-API call.
  */
 import { isIPv4, isIPv6 } from "node:net"
-import type { Address } from "../Address.js"
+import type { Address, UdpAddress } from "../Address.js"
 import * as Addr from "../Address.js"
 
 export const AF_UNIX = 1
@@ -46,8 +46,12 @@ const parseIPv6 = (host: string, out: Uint8Array, at: number): void => {
   }
 }
 
-/** Writes `address` as a sockaddr at `out[at..]`; returns its length. */
-export const encode = (address: Address, out: Uint8Array, at = 0): number => {
+/**
+ * Writes `address` as a sockaddr at `out[at..]`; returns its length. Callers check the address
+ * first (`badUnixPath`, `badPort`, a numeric host): this runs between staging steps, where a
+ * throw would leave a half-built op.
+ */
+export const encode = (address: Address | UdpAddress, out: Uint8Array, at = 0): number => {
   const view = new DataView(out.buffer, out.byteOffset + at)
   if (address._tag === "UnixAddress") {
     const path = Buffer.from(address.path)
@@ -74,7 +78,7 @@ export const encode = (address: Address, out: Uint8Array, at = 0): number => {
   return 28
 }
 
-export const encodeToBytes = (address: Address): Uint8Array => {
+export const encodeToBytes = (address: Address | UdpAddress): Uint8Array => {
   const out = new Uint8Array(112)
   return out.subarray(0, encode(address, out))
 }

@@ -20,9 +20,9 @@
  * most the provided-buffer ring size: the kernel cannot complete more without recycled buffers,
  * and the recycles reach it together with the cancel.
  */
-import type { TcpAddress } from "../Address.js"
+import type { UdpAddress } from "../Address.js"
 import * as Addr from "../Address.js"
-import { ConnectionClosed, DatagramTruncated, socketError, type SocketError } from "../RinglineError.js"
+import { DatagramTruncated, SocketClosed, socketError, type SocketError } from "../RinglineError.js"
 import type { Callbacks } from "./connection.js"
 import { ARG_BYTES, type Driver, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
@@ -50,16 +50,16 @@ const ARG_NAME = 72
 /** A received datagram: an owned copy of its bytes and its sender. */
 export interface Datagram {
   readonly data: Uint8Array
-  readonly address: TcpAddress
+  readonly address: UdpAddress
 }
 
-export type RecvError = DatagramTruncated | SocketError | ConnectionClosed
+export type RecvError = DatagramTruncated | SocketError | SocketClosed
 
 type Item = Datagram | DatagramTruncated | SocketError
 
 interface Send {
   readonly cb: Callbacks<void>
-  readonly to: TcpAddress
+  readonly to: UdpAddress
   readonly pool: number
   interrupted: boolean
   onTerminal: (() => void) | undefined
@@ -81,7 +81,7 @@ export class UdpSock implements OpOwner {
   private readers: Array<Callbacks<Datagram>> = []
   private lastName = new Uint8Array(NAME_ROOM)
   private lastNameLen = -1
-  private lastAddress: TcpAddress | undefined
+  private lastAddress: UdpAddress | undefined
 
   // lifecycle
   private ops = 0
@@ -99,7 +99,7 @@ export class UdpSock implements OpOwner {
   constructor(
     driver: Driver,
     readonly fd: number,
-    readonly address: TcpAddress,
+    readonly address: UdpAddress,
     private readonly capacity: number
   ) {
     this.driver = driver
@@ -199,7 +199,7 @@ export class UdpSock implements OpOwner {
   }
 
   /** Decodes a sender's sockaddr, reusing the previous Address when it is the same peer. */
-  private nameAt(off: number, len: number): TcpAddress {
+  private nameAt(off: number, len: number): UdpAddress {
     const bytes = new Uint8Array(this.driver.recvBuffers, off, len)
     const last = this.lastName
     if (len === this.lastNameLen && this.lastAddress !== undefined) {
@@ -212,10 +212,10 @@ export class UdpSock implements OpOwner {
       }
       if (same) return this.lastAddress
     }
-    let address: TcpAddress
+    let address: UdpAddress
     try {
       const a = decode(bytes)
-      address = a._tag === "TcpAddress" ? a : UNKNOWN
+      address = a._tag === "TcpAddress" ? Addr.udp(a.host, a.port, a.family) : UNKNOWN
     } catch {
       // No usable name (the kernel gave none): never throw out of a CQE callback.
       address = UNKNOWN
@@ -251,7 +251,7 @@ export class UdpSock implements OpOwner {
   /** Takes the next datagram (or queued error); `cb` hears it. Returns a function that withdraws the read. */
   read(cb: Callbacks<Datagram>): () => void {
     if (this.closing) {
-      cb.fail(new ConnectionClosed({ operation: "recvFrom" }))
+      cb.fail(new SocketClosed({ operation: "recvFrom" }))
       return noop
     }
     if (this.queued > 0) {
@@ -285,9 +285,9 @@ export class UdpSock implements OpOwner {
    * when the kernel took the datagram. Returns a function that cancels it (its `done` runs after
    * the terminal CQE), or undefined when it failed at once.
    */
-  sendTo(data: Uint8Array, to: TcpAddress, cb: Callbacks<void>): ((done: () => void) => void) | undefined {
+  sendTo(data: Uint8Array, to: UdpAddress, cb: Callbacks<void>): ((done: () => void) => void) | undefined {
     if (this.closing) {
-      cb.fail(new ConnectionClosed({ operation: "sendTo" }))
+      cb.fail(new SocketClosed({ operation: "sendTo" }))
       return undefined
     }
     const d = this.driver
@@ -332,8 +332,8 @@ export class UdpSock implements OpOwner {
   }
 
   /** An IPv6 socket reaches IPv4 peers through their v4-mapped address. */
-  private destination(to: TcpAddress): TcpAddress {
-    return this.address.family === 6 && to.family === 4 ? Addr.tcp(`::ffff:${to.host}`, to.port, 6) : to
+  private destination(to: UdpAddress): UdpAddress {
+    return this.address.family === 6 && to.family === 4 ? Addr.udp(`::ffff:${to.host}`, to.port, 6) : to
   }
 
   private onSend(slot: number, res: number): void {
@@ -351,7 +351,7 @@ export class UdpSock implements OpOwner {
     } else if (res >= 0) {
       send.cb.ok()
     } else if (res === -Errno.ECANCELED && this.closing) {
-      send.cb.fail(new ConnectionClosed({ operation: "sendTo" }))
+      send.cb.fail(new SocketClosed({ operation: "sendTo" }))
     } else {
       send.cb.fail(socketError("sendTo", res, Addr.format(send.to)))
     }
@@ -375,7 +375,7 @@ export class UdpSock implements OpOwner {
     this.closing = true
     const d = this.driver
     this.recv.unpark()
-    for (const r of this.readers.splice(0)) r.fail(new ConnectionClosed({ operation: "recvFrom" }))
+    for (const r of this.readers.splice(0)) r.fail(new SocketClosed({ operation: "recvFrom" }))
     this.items = []
     this.head = 0
     this.recv.sync()
@@ -399,4 +399,4 @@ export class UdpSock implements OpOwner {
 }
 
 const noop = () => {}
-const UNKNOWN: TcpAddress = Addr.tcp("0.0.0.0", 0, 4)
+const UNKNOWN: UdpAddress = Addr.udp("0.0.0.0", 0, 4)
