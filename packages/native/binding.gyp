@@ -8,6 +8,7 @@
       "target_name": "ringline",
       "sources": [
         "src/addon.cc",
+        "src/abi.cc",
         "src/loop_ring.cc",
         "src/ring.cc",
         "src/wide_ring.cc",

@@ -14,7 +14,7 @@
 import { Effect, Sink, Stream } from "effect"
 import type { Scope } from "effect/Scope"
 import * as internal from "./internal/process.js"
-import { Op } from "./internal/sqe.js"
+import { Op } from "./internal/ring/abi.js"
 import type { Driver } from "./internal/driver.js"
 import { Ringline } from "./Ringline.js"
 import { ProcessError, RELEASED, RinglineUnavailable } from "./RinglineError.js"

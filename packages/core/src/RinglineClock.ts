@@ -15,7 +15,7 @@
 import { Clock, Duration, Effect, Layer, Option } from "effect"
 import type { Scope } from "effect"
 import { Timers, type TimerMode, type TimerStats as InternalTimerStats } from "./internal/timers.js"
-import { Op } from "./internal/sqe.js"
+import { Op } from "./internal/ring/abi.js"
 import { Ringline } from "./Ringline.js"
 import { RELEASED, RinglineUnavailable } from "./RinglineError.js"
 

@@ -17,6 +17,8 @@ export * as Process from "./Process.js"
 /** @since 0.1.0 */
 export * as Resolver from "./Resolver.js"
 /** @since 0.1.0 */
+export * as Ring from "./Ring.js"
+/** @since 0.1.0 */
 export * as Ringline from "./Ringline.js"
 /** @since 0.1.0 */
 export * as RinglineClock from "./RinglineClock.js"
@@ -38,6 +40,8 @@ export * as RinglineTesting from "./RinglineTesting.js"
 export * as RinglineWorkers from "./RinglineWorkers.js"
 /** @since 0.1.0 */
 export * as Tcp from "./Tcp.js"
+/** @since 0.1.0 */
+export * as Transport from "./Transport.js"
 /** @since 0.1.0 */
 export * as Udp from "./Udp.js"
 /** @since 0.1.0 */

@@ -220,3 +220,20 @@ export declare function httpParse(id: number, view: Uint8Array, maxHeads: number
 export declare function httpErrorName(errno: number): string
 /** HTTP method names indexed by llhttp's method code. */
 export declare const httpMethods: ReadonlyArray<string>
+
+/**
+ * The io_uring ABI this addon was compiled against (liburing's header, offsetof on its structs,
+ * the control-word enums): compared entry by entry with @ringline/core's table by a test.
+ */
+export declare const abi: {
+  readonly op: Readonly<Record<string, number>>
+  readonly sqeFlag: Readonly<Record<string, number>>
+  readonly cqeFlag: Readonly<Record<string, number>>
+  readonly setupFlag: Readonly<Record<string, number>>
+  readonly values: Readonly<Record<string, number>>
+  readonly sqeOffset: Readonly<Record<string, number>>
+  readonly cqeOffset: Readonly<Record<string, number>>
+  readonly ctl: Readonly<Record<string, number>>
+  /** A zeroed 64-byte SQE filled by liburing's `io_uring_prep_<name>(sqe, ...args)` (for tests). */
+  readonly prepSqe: (name: string, args: ReadonlyArray<number>) => ArrayBuffer
+}

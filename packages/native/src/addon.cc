@@ -2,6 +2,7 @@
 // exports and its own rings; nothing is shared between threads.
 #include <napi.h>
 
+#include "abi.h"
 #include "ring.h"
 #include "tls.h"
 #include "wide_ring.h"
@@ -17,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("WideRing", ringline::WideRing::Init(env));
   ringline::InitProcess(env, exports);
   ringline::InitWorkers(env, exports);
+  ringline::InitAbi(env, exports);
   ringline::InitTls(env, exports);  // tls.cc: TlsContext, TlsSession
   ringline::InitHttp(env, exports);
   return ringline::InitSockets(env, exports);

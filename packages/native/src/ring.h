@@ -17,7 +17,7 @@
 namespace ringline {
 
 // The control block is LoopCtlWord's words plus these. Keep both in sync with
-// packages/core/src/internal/native.ts.
+// packages/core/src/internal/ring/abi.ts (test/abi.test.ts checks it through abi.cc).
 enum CtlWord : int {
   kCtlRecycled = 1,  // buffer ids in the recycle list not yet returned to the buffer ring
 };

@@ -4,7 +4,7 @@
 //
 // The shared loop of loop_ring.h with 128-byte staged SQEs and 8-word CQEs, minus everything
 // ring.h adds (provided buffers, fixed files, sqpoll). Its control block is LoopCtlWord's words;
-// ctl[kCtlEmptyWakeups] is not kept. Keep in sync with packages/storage/src/internal/wideRing.ts.
+// ctl[kCtlEmptyWakeups] is not kept. JS side: packages/core/src/internal/ring/wide.ts.
 #pragma once
 
 #include <napi.h>

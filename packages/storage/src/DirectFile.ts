@@ -25,12 +25,9 @@
  *
  * @since 0.1.0
  */
-import type { Driver } from "@ringline/core/internal/driver"
-import { badCString } from "@ringline/core/internal/validate"
-import { Ringline } from "@ringline/core"
+import { Ring, type Ringline } from "@ringline/core"
 import { Effect, type Scope } from "effect"
 import * as internal from "./internal/direct.js"
-import { closeFixedEffect, submitWith } from "./internal/ops.js"
 import * as pipeline from "./internal/pipeline.js"
 
 /**
@@ -153,26 +150,26 @@ export interface DirectFile {
 }
 
 /**
- * The driver, after checking the path (a NUL byte would end the C string early: `EINVAL`, nothing
+ * The ring, after checking the path (a NUL byte would end the C string early: `EINVAL`, nothing
  * submitted). After the Ringline layer was released: `ESHUTDOWN`, nothing submitted.
  */
-const driverOf = (path: string) =>
-  Effect.flatMap(Ringline.Ringline, (r): Effect.Effect<Driver, internal.DirectIoUnsupported | internal.DirectFileError> => {
-    if (badCString(path) !== undefined) return Effect.fail(internal.fileError("open", typeof path === "string" ? path : String(path), -EINVAL))
-    if (r.driver === undefined) {
-      return Effect.fail(
-        new internal.DirectIoUnsupported({
-          path,
-          reason: "NoRing",
-          detail: `the Ringline implementation "${r.mode}" has no io_uring driver; direct files need the io_uring one`
-        })
-      )
-    }
-    if (r.driver.released || r.driver.closed) {
-      return Effect.fail(new internal.DirectFileError({ operation: "open", path, errno: ESHUTDOWN, code: "ESHUTDOWN" }))
-    }
-    return Effect.succeed(r.driver)
-  })
+const ringOf = (path: string): Effect.Effect<Ring.Ring, internal.DirectIoUnsupported | internal.DirectFileError, Ringline.Ringline> => {
+  if (Ring.badCString(path) !== undefined) {
+    return Effect.fail(internal.fileError("open", typeof path === "string" ? path : String(path), -EINVAL))
+  }
+  return Effect.flatMap(
+    Effect.mapError(Ring.current, (e) =>
+      new internal.DirectIoUnsupported({
+        path,
+        reason: "NoRing",
+        detail: `direct files need the io_uring Ringline: ${e.detail}`
+      })),
+    (ring) =>
+      ring.closed
+        ? Effect.fail(new internal.DirectFileError({ operation: "open", path, errno: ESHUTDOWN, code: "ESHUTDOWN" }))
+        : Effect.succeed(ring)
+  )
+}
 
 const EINVAL = 22
 const ESHUTDOWN = 108
@@ -192,7 +189,7 @@ export const open = (
   options: OpenOptions = {}
 ): Effect.Effect<DirectFile, DirectIoUnsupported | DirectFileError, Ringline.Ringline | Scope.Scope> =>
   Effect.gen(function*() {
-    const d = yield* driverOf(path)
+    const d = yield* ringOf(path)
     const flags = (options.readOnly ? 0 : internal.O_RDWR) |
       (options.create ? internal.O_CREAT : 0) |
       (options.exclusive ? internal.O_EXCL : 0) |
@@ -212,7 +209,7 @@ export const open = (
         }
         return Effect.fail(internal.fileError("open", path, res))
       }),
-      (i) => closeFixedEffect(d, i)
+      (i) => Ring.closeFixed(d, i)
     )
     const st = yield* internal.statx(d, path)
     if (st.res < 0) return yield* Effect.fail(internal.fileError("statx", path, st.res))
@@ -266,7 +263,7 @@ export const open = (
         while (done < length) {
           const n = Math.min(pool.chunkSize, length - done)
           const got = yield* chunked((c) =>
-            Effect.flatMap(internal.rw(d, pool, internal.DirectOp.READ_FIXED, index, c, off + done, n), (res): Effect.Effect<number, DirectFileError> => {
+            Effect.flatMap(internal.rw(d, pool, Ring.prepReadFixed, index, c, off + done, n), (res): Effect.Effect<number, DirectFileError> => {
               if (res < 0) return Effect.fail(internal.fileError("read", path, res))
               out.set(pool.view(c, res), done)
               return Effect.succeed(res)
@@ -284,20 +281,19 @@ export const open = (
      */
     const readOne = (off: number, out: Uint8Array): Effect.Effect<number, DirectFileError> => {
       let c = -1
-      return submitWith(
-        d,
-        (slot) => internal.stageRw(d, pool, internal.DirectOp.READ_FIXED, slot, index, c, off, out.length),
-        (res) => {
+      return Ring.submit(d, {
+        prepare: (slot) => internal.stageRw(d, pool, Ring.prepReadFixed, slot, index, c, off, out.length),
+        finish: (res) => {
           if (res < 0) return Effect.fail(internal.fileError("read", path, res))
           out.set(pool.view(c, res))
           return Effect.succeed(res)
         },
-        () => pool.give(c),
-        () => {
+        always: () => pool.give(c),
+        guard: () => {
           c = pool.tryTake()
           return c < 0 ? readChunked(off, out) : undefined
         }
-      )
+      })
     }
 
     const readAny = (off: number, out: Uint8Array) =>
@@ -321,7 +317,7 @@ export const open = (
               Effect.suspend(() => {
                 pool.view(c, n).set(data.subarray(done, done + n))
                 return Effect.flatMap(
-                  internal.rw(d, pool, internal.DirectOp.WRITE_FIXED, index, c, off + done, n),
+                  internal.rw(d, pool, Ring.prepWriteFixed, index, c, off + done, n),
                   (res): Effect.Effect<number, DirectFileError> =>
                     res < 0 ? Effect.fail(internal.fileError("write", path, res)) : Effect.succeed(res)
                 )

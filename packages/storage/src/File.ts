@@ -11,38 +11,28 @@
  */
 import type { SystemError } from "@effect/platform/Error"
 import type { File as PlatformFile, OpenFlag } from "@effect/platform/FileSystem"
-import { Ringline } from "@ringline/core"
-import type { Driver } from "@ringline/core/internal/driver"
-import { load } from "@ringline/core/internal/native"
-import { FILE_INDEX_ALLOC, SqeFlag, W } from "@ringline/core/internal/sqe"
-import { badCString, bytesOf, show } from "@ringline/core/internal/validate"
+import { Ring, type Ringline } from "@ringline/core"
 import { Effect, type Scope } from "effect"
 import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_REMOVEDIR,
   AT_SYMLINK_NOFOLLOW,
-  closeFdEffect,
-  closeFixed,
-  closeFixedEffect,
   cString,
   decodeStatx,
   errnoError,
-  FileOp,
-  IORING_FSYNC_DATASYNC,
   openFlags,
   otherError,
   STATX_MASK,
-  statxRaw,
-  submit,
-  submitOwned,
-  submitWith
+  statxRaw
 } from "./internal/ops.js"
 
 /** Largest count one read/write SQE transfers (Linux MAX_RW_COUNT). */
 const MAX_RW = 0x7ffff000
-/** iovecs that fit in a slot's 128-byte argument area. */
-const ARG_IOVECS = 8
+/** iovecs that fit in a slot's argument area. */
+const ARG_IOVECS = Ring.ARG_BYTES / 16
+/** An omitted position: the file's current one, which the op advances. */
+const at = (position: number | undefined): number => position === undefined ? Ring.CURRENT_POSITION : position
 
 /**
  * An open file in the ring's fixed-file table. Positions are byte offsets; an omitted position
@@ -97,42 +87,38 @@ export interface OpenOptions {
 }
 
 /**
- * The driver for a path operation, after checking every path: a NUL byte would end the C string
+ * The ring for a path operation, after checking every path: a NUL byte would end the C string
  * early (`open("a\0.png")` opening `a`), so such a path fails with `InvalidData` before any SQE.
- * After the Ringline layer was released the driver is refused (`BadResource`), nothing submitted.
+ * After the Ringline layer was released the ring is refused (`BadResource`), nothing submitted.
  */
-const driverOf = (method: string, path: string, ...more: ReadonlyArray<readonly [string, string]>): Effect.Effect<Driver, SystemError, Ringline.Ringline> =>
-  Effect.flatMap(Ringline.Ringline, (ring) => {
-    for (const [argument, value] of [["path", path] as const, ...more]) {
-      const problem = badCString(value)
-      if (problem !== undefined) return Effect.fail(invalid(method, path, `${argument} ${problem}`))
-    }
-    const d = ring.driver
-    if (d === undefined) return Effect.fail(otherError(method, path, "Unknown", `the ${ring.mode} Ringline implementation has no io_uring`))
-    if (d.released || d.closed) return Effect.fail(otherError(method, path, "BadResource", RELEASED))
-    return Effect.succeed(d)
-  })
+const ringOf = (method: string, path: string, ...more: ReadonlyArray<readonly [string, string]>): Effect.Effect<Ring.Ring, SystemError, Ringline.Ringline> => {
+  for (const [argument, value] of [["path", path] as const, ...more]) {
+    const problem = Ring.badCString(value)
+    if (problem !== undefined) return Effect.fail(invalid(method, path, `${argument} ${problem}`))
+  }
+  return Effect.flatMap(
+    Effect.mapError(Ring.current, (e) => otherError(method, path, "Unknown", e.detail)),
+    (ring) => (ring.closed ? Effect.fail(otherError(method, path, "BadResource", RELEASED)) : Effect.succeed(ring))
+  )
+}
 
 const RELEASED = "the Ringline layer was released (its scope is closed); build a new one"
 
 /** A bad argument, rejected before anything was submitted. */
 const invalid = (method: string, path: unknown, what: string): SystemError =>
-  otherError(method, typeof path === "string" ? path : show(path), "InvalidData", what)
+  otherError(method, typeof path === "string" ? path : Ring.show(path), "InvalidData", what)
 
 /** A file offset or length: a non-negative safe integer (what the kernel reads as a u64/s64). */
 const badOffset = (value: unknown): string | undefined =>
   typeof value === "number" && Number.isSafeInteger(value) && value >= 0
     ? undefined
-    : `must be an integer of at least 0, got ${show(value)}`
+    : `must be an integer of at least 0, got ${Ring.show(value)}`
 
 /** A Uint8Array as is, another ArrayBufferView as its bytes; anything else throws (a defect). */
-const viewOf = (value: unknown, where: string): Uint8Array => value instanceof Uint8Array ? value : bytesOf(value, where)
+const viewOf = (value: unknown, where: string): Uint8Array => value instanceof Uint8Array ? value : Ring.bytesOf(value, where)
 
 const bytesError = (value: unknown, where: string): TypeError =>
-  new TypeError(`${where} must be a Uint8Array or another ArrayBufferView, got ${show(value)}`)
-
-const setPosition = (d: Driver, w: number, position: number | undefined) =>
-  d.setAddr(w, W.off, position === undefined ? -1 : position)
+  new TypeError(`${where} must be a Uint8Array or another ArrayBufferView, got ${Ring.show(value)}`)
 
 class FileImpl implements File {
   private inflight = 0
@@ -141,7 +127,7 @@ class FileImpl implements File {
   private closeFinished = false
   private readonly closeWaiters: Array<() => void> = []
 
-  constructor(private readonly d: Driver, readonly path: string, readonly fixedIndex: number) {}
+  constructor(private readonly d: Ring.Ring, readonly path: string, readonly fixedIndex: number) {}
 
   /** Runs `f` as an op of this file: refused after close; close waits for it. */
   private op<A>(method: string, f: () => Effect.Effect<A, SystemError>): Effect.Effect<A, SystemError> {
@@ -179,7 +165,7 @@ class FileImpl implements File {
    * all happen inside the op's single submission instead of as separate Effect steps.
    */
   private rw(
-    op: number,
+    prep: typeof Ring.prepRead,
     method: string,
     view: Uint8Array,
     position: number | undefined,
@@ -195,31 +181,27 @@ class FileImpl implements File {
     }
     if (view.byteLength === 0) return Effect.succeed(0)
     const d = this.d
-    return submitWith(
-      d,
-      (slot) => {
-        d.holds[slot] = view
-        const w = d.sqe(op, SqeFlag.FIXED_FILE, this.fixedIndex, slot)
-        d.setAddr(w, W.addr, load().addressOf(view))
-        d.words[w + W.len] = Math.min(view.byteLength, MAX_RW)
-        setPosition(d, w, position)
+    return Ring.submit(d, {
+      prepare: (slot) => {
+        prep(d, slot, this.fixedIndex, Ring.addressOf(view), Math.min(view.byteLength, MAX_RW), at(position), Ring.SqeFlag.FIXED_FILE)
+        return view
       },
-      (res) => this.check(method, res),
-      this.leaveOp,
-      () => {
+      finish: (res) => this.check(method, res),
+      always: this.leaveOp,
+      guard: () => {
         // Inside readFully/writeAll the file is already held open by that op.
         if (this.closed && !insideOp) return this.closedError(method)
         this.inflight++
         return undefined
       }
-    )
+    })
   }
 
   private readonly leaveOp = () => this.leave()
 
-  readonly read = (buffer: Uint8Array, position?: number) => this.rw(FileOp.READ, "read", buffer, position)
+  readonly read = (buffer: Uint8Array, position?: number) => this.rw(Ring.prepRead, "read", buffer, position)
 
-  readonly write = (bytes: Uint8Array, position?: number) => this.rw(FileOp.WRITE, "write", bytes, position)
+  readonly write = (bytes: Uint8Array, position?: number) => this.rw(Ring.prepWrite, "write", bytes, position)
 
   readonly readFully = (buffer: Uint8Array, position?: number) =>
     this.op("readFully", () => {
@@ -230,7 +212,7 @@ class FileImpl implements File {
         done >= buffer.byteLength
           ? Effect.void
           : Effect.flatMap(
-            this.rw(FileOp.READ, "readFully", buffer.subarray(done), position === undefined ? undefined : position + done, true),
+            this.rw(Ring.prepRead, "readFully", buffer.subarray(done), position === undefined ? undefined : position + done, true),
             (n) =>
               n === 0
                 ? Effect.fail(otherError("readFully", this.path, "UnexpectedEof", `end of file after ${done} of ${buffer.byteLength} bytes`))
@@ -248,7 +230,7 @@ class FileImpl implements File {
         done >= bytes.byteLength
           ? Effect.void
           : Effect.flatMap(
-            this.rw(FileOp.WRITE, "writeAll", bytes.subarray(done), position === undefined ? undefined : position + done, true),
+            this.rw(Ring.prepWrite, "writeAll", bytes.subarray(done), position === undefined ? undefined : position + done, true),
             (n) =>
               n === 0
                 ? Effect.fail(otherError("writeAll", this.path, "WriteZero", `wrote 0 bytes after ${done} of ${bytes.byteLength}`))
@@ -257,9 +239,9 @@ class FileImpl implements File {
       return loop(0)
     })
 
-  private vectored(op: number, method: string, views: ReadonlyArray<Uint8Array>, position: number | undefined) {
+  private vectored(prep: typeof Ring.prepReadv, method: string, views: ReadonlyArray<Uint8Array>, position: number | undefined) {
     // Checked before the op is entered: a throw inside it would leave it counted in flight.
-    if (!Array.isArray(views)) return Effect.die(new TypeError(`${method}: buffers must be an array of Uint8Arrays, got ${show(views)}`))
+    if (!Array.isArray(views)) return Effect.die(new TypeError(`${method}: buffers must be an array of Uint8Arrays, got ${Ring.show(views)}`))
     try {
       views = views.map((v, i) => viewOf(v, `${method}: buffers[${i}]`))
     } catch (e) {
@@ -272,30 +254,18 @@ class FileImpl implements File {
     return this.op(method, () => {
       const d = this.d
       const fixed = this.fixedIndex
-      const native = load()
       return Effect.flatMap(
-        submit(d, (slot) => {
-          let iov: DataView
-          let iovAddr: number
-          let iovMem: Buffer | undefined
-          if (views.length <= ARG_IOVECS) {
-            iov = new DataView(d.args.buffer, d.args.byteOffset + slot * 128, 128)
-            iovAddr = d.argAddress(slot)
-          } else {
-            iovMem = Buffer.alloc(views.length * 16)
-            iov = new DataView(iovMem.buffer, iovMem.byteOffset, iovMem.byteLength)
-            iovAddr = native.addressOf(iovMem)
-          }
+        Ring.submitRaw(d, (slot) => {
+          // The iovec array: in the slot's argument memory when it fits, else in a pinned buffer.
+          const mem = views.length <= ARG_IOVECS ? d.argView(slot) : Buffer.alloc(views.length * 16)
+          const iov = new DataView(mem.buffer, mem.byteOffset, mem.byteLength)
           for (let i = 0; i < views.length; i++) {
             const v = views[i]!
-            iov.setBigUint64(i * 16, BigInt(v.byteLength === 0 ? 0 : native.addressOf(v)), true)
+            iov.setBigUint64(i * 16, BigInt(v.byteLength === 0 ? 0 : Ring.addressOf(v)), true)
             iov.setBigUint64(i * 16 + 8, BigInt(v.byteLength), true)
           }
-          d.holds[slot] = [views, iovMem]
-          const w = d.sqe(op, SqeFlag.FIXED_FILE, fixed, slot)
-          d.setAddr(w, W.addr, iovAddr)
-          d.words[w + W.len] = views.length
-          setPosition(d, w, position)
+          prep(d, slot, fixed, Ring.addressOf(mem), views.length, at(position), Ring.SqeFlag.FIXED_FILE)
+          return [views, mem]
         }),
         (res) => this.check(method, res)
       )
@@ -303,16 +273,18 @@ class FileImpl implements File {
   }
 
   readonly readv = (buffers: ReadonlyArray<Uint8Array>, position?: number) =>
-    this.vectored(FileOp.READV, "readv", buffers, position)
+    this.vectored(Ring.prepReadv, "readv", buffers, position)
 
   readonly writev = (buffers: ReadonlyArray<Uint8Array>, position?: number) =>
-    this.vectored(FileOp.WRITEV, "writev", buffers, position)
+    this.vectored(Ring.prepWritev, "writev", buffers, position)
 
-  /** A single op on the fixed file that yields nothing, after checking its numeric arguments. */
+  /**
+   * A single op on the fixed file that yields nothing, after checking its numeric arguments;
+   * `prep` stages it for (slot, fixed index).
+   */
   private simple(
     method: string,
-    prepare: (w: number) => void,
-    op: number,
+    prep: (slot: number, index: number) => void,
     numbers: ReadonlyArray<readonly [string, unknown]> = []
   ): Effect.Effect<void, SystemError> {
     return this.op(method, () => {
@@ -320,46 +292,41 @@ class FileImpl implements File {
         const bad = badOffset(value)
         if (bad !== undefined) return Effect.fail(invalid(method, this.path, `${argument} ${bad}`))
       }
-      const d = this.d
       return Effect.flatMap(
-        submit(d, (slot) => prepare(d.sqe(op, SqeFlag.FIXED_FILE, this.fixedIndex, slot))),
+        Ring.submitRaw(this.d, (slot) => prep(slot, this.fixedIndex)),
         (res) => Effect.asVoid(this.check(method, res))
       )
     })
   }
 
-  readonly sync = this.simple("sync", () => {}, FileOp.FSYNC)
+  readonly sync = this.simple("sync", (slot, i) => Ring.prepFsync(this.d, slot, i, false, Ring.SqeFlag.FIXED_FILE))
 
-  readonly datasync = this.simple("datasync", (w) => {
-    this.d.words[w + W.opFlags] = IORING_FSYNC_DATASYNC
-  }, FileOp.FSYNC)
+  readonly datasync = this.simple("datasync", (slot, i) => Ring.prepFsync(this.d, slot, i, true, Ring.SqeFlag.FIXED_FILE))
 
   readonly allocate = (length: number, offset = 0, mode = 0) =>
-    this.simple("allocate", (w) => {
-      this.d.setAddr(w, W.off, offset)
-      this.d.setAddr(w, W.addr, length)
-      this.d.words[w + W.len] = mode
-    }, FileOp.FALLOCATE, [["length", length], ["offset", offset], ["mode", mode]])
+    this.simple(
+      "allocate",
+      (slot, i) => Ring.prepFallocate(this.d, slot, i, mode, offset, length, Ring.SqeFlag.FIXED_FILE),
+      [["length", length], ["offset", offset], ["mode", mode]]
+    )
 
   readonly truncate = (length = 0) =>
-    this.simple("truncate", (w) => {
-      this.d.setAddr(w, W.off, length)
-    }, FileOp.FTRUNCATE, [["length", length]])
+    this.simple("truncate", (slot, i) => Ring.prepFtruncate(this.d, slot, i, length, Ring.SqeFlag.FIXED_FILE), [["length", length]])
 
   readonly stat: Effect.Effect<PlatformFile.Info, SystemError> = this.op("stat", () => {
     // STATX refuses fixed files: install the slot as a transient O_CLOEXEC fd, statx it, close it.
     const d = this.d
     let info: PlatformFile.Info | undefined
     return Effect.flatMap(
-      submitOwned(
+      Ring.submitOwned(
         d,
         (slot) => {
-          d.sqe(FileOp.FIXED_FD_INSTALL, SqeFlag.FIXED_FILE, this.fixedIndex, slot)
+          Ring.prepFixedFdInstall(d, slot, this.fixedIndex)
         },
-        (fd) => closeFdEffect(d, fd),
+        (fd) => Ring.closeFd(d, fd),
         (fd) =>
           Effect.flatMap(
-            Effect.ensuring(statx(d, "stat", this.path, fd, "", AT_EMPTY_PATH), closeFdEffect(d, fd)),
+            Effect.ensuring(statx(d, "stat", this.path, fd, "", AT_EMPTY_PATH), Ring.closeFd(d, fd)),
             (i) => Effect.sync(() => void (info = i))
           )
       ),
@@ -371,7 +338,7 @@ class FileImpl implements File {
   private maybeClose(): void {
     if (this.closeStarted || this.inflight > 0) return
     this.closeStarted = true
-    closeFixed(this.d, this.fixedIndex, () => {
+    Ring.closeFixedThen(this.d, this.fixedIndex, () => {
       this.closeFinished = true
       for (const w of this.closeWaiters.splice(0)) w()
     })
@@ -386,7 +353,7 @@ class FileImpl implements File {
 }
 
 const statx = (
-  d: Driver,
+  d: Ring.Ring,
   method: string,
   path: string,
   dirfd: number,
@@ -411,25 +378,21 @@ export const open = (
   options: OpenOptions = {}
 ): Effect.Effect<File, SystemError, Ringline.Ringline | Scope.Scope> =>
   Effect.gen(function*() {
-    const d = yield* driverOf("open", path)
+    const d = yield* ringOf("open", path)
     const flags = openFlags(options.flags ?? "r")
     if (flags === undefined) return yield* Effect.fail(otherError("open", path, "InvalidData", `unknown open flag ${options.flags}`))
     if (options.mode !== undefined && !(Number.isInteger(options.mode) && options.mode >= 0 && options.mode <= 0o7777)) {
-      return yield* Effect.fail(invalid("open", path, `mode must be permission bits from 0 to 0o7777, got ${show(options.mode)}`))
+      return yield* Effect.fail(invalid("open", path, `mode must be permission bits from 0 to 0o7777, got ${Ring.show(options.mode)}`))
     }
     const p = cString(path)
     let file: FileImpl | undefined
-    const res = yield* submitOwned(
+    const res = yield* Ring.submitOwned(
       d,
       (slot) => {
-        d.holds[slot] = p
-        const w = d.sqe(FileOp.OPENAT, 0, AT_FDCWD, slot)
-        d.setAddr(w, W.addr, load().addressOf(p))
-        d.words[w + W.len] = options.mode ?? 0o666
-        d.words[w + W.opFlags] = flags
-        d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
+        Ring.prepOpenat(d, slot, AT_FDCWD, Ring.addressOf(p), flags, options.mode ?? 0o666, Ring.FILE_INDEX_ALLOC)
+        return p
       },
-      (index) => closeFixedEffect(d, index),
+      (index) => Ring.closeFixed(d, index),
       (index) =>
         Effect.sync(() => {
           file = new FileImpl(d, path, index)
@@ -446,18 +409,18 @@ export const open = (
  * @category path operations
  */
 export const stat = (path: string): Effect.Effect<PlatformFile.Info, SystemError, Ringline.Ringline> =>
-  Effect.flatMap(driverOf("stat", path), (d) => statx(d, "stat", path, AT_FDCWD, path, 0))
+  Effect.flatMap(ringOf("stat", path), (d) => statx(d, "stat", path, AT_FDCWD, path, 0))
 
 const pathOp = (
   method: string,
   path: string,
-  prepare: (d: Driver, slot: number, p: Buffer) => void,
+  prepare: (d: Ring.Ring, slot: number, p: Buffer) => Ring.Hold,
   ...more: ReadonlyArray<readonly [string, string]>
 ): Effect.Effect<void, SystemError, Ringline.Ringline> =>
-  Effect.flatMap(driverOf(method, path, ...more), (d) => {
+  Effect.flatMap(ringOf(method, path, ...more), (d) => {
     const p = cString(path)
     return Effect.flatMap(
-      submit(d, (slot) => prepare(d, slot, p)),
+      Ring.submitRaw(d, (slot) => prepare(d, slot, p)),
       (res) => (res < 0 ? Effect.fail(errnoError(d, method, path, res)) : Effect.void)
     )
   })
@@ -471,13 +434,9 @@ const pathOp = (
 export const rename = (from: string, to: string): Effect.Effect<void, SystemError, Ringline.Ringline> =>
   pathOp("rename", from, (d, slot, p) => {
     const q = cString(to)
-    d.holds[slot] = [p, q]
-    const native = load()
-    const w = d.sqe(FileOp.RENAMEAT, 0, AT_FDCWD, slot)
-    d.setAddr(w, W.addr, native.addressOf(p))
-    d.words[w + W.len] = AT_FDCWD
-    d.setAddr(w, W.off, native.addressOf(q))
-   }, ["to", to])
+    Ring.prepRenameat(d, slot, AT_FDCWD, Ring.addressOf(p), AT_FDCWD, Ring.addressOf(q))
+    return [p, q]
+  }, ["to", to])
 
 /**
  * unlinkat(2): removes a file, or an empty directory with `{ directory: true }`.
@@ -490,10 +449,8 @@ export const remove = (
   options: { readonly directory?: boolean } = {}
 ): Effect.Effect<void, SystemError, Ringline.Ringline> =>
   pathOp("remove", path, (d, slot, p) => {
-    d.holds[slot] = p
-    const w = d.sqe(FileOp.UNLINKAT, 0, AT_FDCWD, slot)
-    d.setAddr(w, W.addr, load().addressOf(p))
-    d.words[w + W.opFlags] = options.directory === true ? AT_REMOVEDIR : 0
+    Ring.prepUnlinkat(d, slot, AT_FDCWD, Ring.addressOf(p), options.directory === true ? AT_REMOVEDIR : 0)
+    return p
   })
 
 /**
@@ -504,12 +461,10 @@ export const remove = (
  */
 export const makeDirectory = (path: string, mode = 0o777): Effect.Effect<void, SystemError, Ringline.Ringline> =>
   !(Number.isInteger(mode) && mode >= 0 && mode <= 0o7777)
-    ? Effect.fail(invalid("makeDirectory", path, `mode must be permission bits from 0 to 0o7777, got ${show(mode)}`))
+    ? Effect.fail(invalid("makeDirectory", path, `mode must be permission bits from 0 to 0o7777, got ${Ring.show(mode)}`))
     : pathOp("makeDirectory", path, (d, slot, p) => {
-    d.holds[slot] = p
-    const w = d.sqe(FileOp.MKDIRAT, 0, AT_FDCWD, slot)
-    d.setAddr(w, W.addr, load().addressOf(p))
-    d.words[w + W.len] = mode
+      Ring.prepMkdirat(d, slot, AT_FDCWD, Ring.addressOf(p), mode)
+      return p
   })
 
 /**
@@ -519,7 +474,7 @@ export const makeDirectory = (path: string, mode = 0o777): Effect.Effect<void, S
  * @category path operations
  */
 export const lstat = (path: string): Effect.Effect<PlatformFile.Info, SystemError, Ringline.Ringline> =>
-  Effect.flatMap(driverOf("lstat", path), (d) => statx(d, "lstat", path, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW))
+  Effect.flatMap(ringOf("lstat", path), (d) => statx(d, "lstat", path, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW))
 
 /**
  * linkat(2): a hard link `to` naming the file at `from` (IORING_OP_LINKAT).
@@ -530,13 +485,9 @@ export const lstat = (path: string): Effect.Effect<PlatformFile.Info, SystemErro
 export const link = (from: string, to: string): Effect.Effect<void, SystemError, Ringline.Ringline> =>
   pathOp("link", from, (d, slot, p) => {
     const q = cString(to)
-    d.holds[slot] = [p, q]
-    const native = load()
-    const w = d.sqe(FileOp.LINKAT, 0, AT_FDCWD, slot)
-    d.setAddr(w, W.addr, native.addressOf(p))
-    d.words[w + W.len] = AT_FDCWD
-    d.setAddr(w, W.off, native.addressOf(q))
-   }, ["to", to])
+    Ring.prepLinkat(d, slot, AT_FDCWD, Ring.addressOf(p), AT_FDCWD, Ring.addressOf(q))
+    return [p, q]
+  }, ["to", to])
 
 /**
  * symlinkat(2): a symbolic link at `path` whose content is `target` (IORING_OP_SYMLINKAT).
@@ -547,9 +498,6 @@ export const link = (from: string, to: string): Effect.Effect<void, SystemError,
 export const symlink = (target: string, path: string): Effect.Effect<void, SystemError, Ringline.Ringline> =>
   pathOp("symlink", path, (d, slot, p) => {
     const t = cString(target)
-    d.holds[slot] = [p, t]
-    const native = load()
-    const w = d.sqe(FileOp.SYMLINKAT, 0, AT_FDCWD, slot)
-    d.setAddr(w, W.addr, native.addressOf(t))
-    d.setAddr(w, W.off, native.addressOf(p))
-   }, ["target", target])
+    Ring.prepSymlinkat(d, slot, Ring.addressOf(t), AT_FDCWD, Ring.addressOf(p))
+    return [p, t]
+  }, ["target", target])

@@ -5,21 +5,18 @@
  * which submits Identify / Read / Write / Flush on a ring of its own.
  *
  * Passthrough needs IORING_SETUP_SQE128 | IORING_SETUP_CQE32, which ringline's main ring (64-byte
- * SQEs) does not use, so {@link open} sets up a small dedicated ring (the native `WideRing`) for
+ * SQEs) does not use, so {@link open} sets up a small dedicated ring (`Ring.makeWide`) for
  * the lifetime of its scope, driven by the same event loop. Without a device, or on an older
  * kernel, {@link open} fails with {@link NvmeUnavailable} saying what is missing.
  *
  * @since 0.1.0
  */
-import { badCString } from "@ringline/core/internal/validate"
-import { errnoName } from "@ringline/core/internal/errno"
-import { load } from "@ringline/core/internal/native"
+import { Ring } from "@ringline/core"
 import { Data, Effect, ExecutionStrategy, Exit, Scope } from "effect"
 import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as WideRing from "./internal/wideRing.js"
 
 /**
  * `cmd_op` of an NVMe I/O command: `_IOWR('N', 0x80, struct nvme_uring_cmd)` on x86_64/arm64.
@@ -48,7 +45,7 @@ export const CMD_BYTES = 72
  * @since 0.1.0
  * @category constants
  */
-export const SQE_CMD_OFFSET = 48
+export const SQE_CMD_OFFSET = Ring.SqeOffset.addr3
 
 /**
  * NVMe opcodes used here: admin Identify, and the NVM command set's Flush, Write and Read.
@@ -233,11 +230,11 @@ export const flush = (options: { readonly nsid: number }): Command => ({ queue: 
 export const sqe128 = (cmd: Command, options: { readonly fd: number; readonly fixed?: boolean; readonly userData?: bigint }): Uint8Array => {
   const out = new Uint8Array(128)
   const v = new DataView(out.buffer)
-  v.setUint8(0, 46)
-  v.setUint8(1, options.fixed ? 1 : 0)
-  v.setInt32(4, options.fd, true)
-  v.setUint32(8, cmdOp(cmd), true)
-  v.setBigUint64(32, options.userData ?? 0n, true)
+  v.setUint8(Ring.SqeOffset.opcode, Ring.Op.URING_CMD)
+  v.setUint8(Ring.SqeOffset.flags, options.fixed ? Ring.SqeFlag.FIXED_FILE : 0)
+  v.setInt32(Ring.SqeOffset.fd, options.fd, true)
+  v.setUint32(Ring.SqeOffset.off, cmdOp(cmd), true) // cmd_op shares the `off` union
+  v.setBigUint64(Ring.SqeOffset.userData, options.userData ?? 0n, true)
   encode(cmd, out, SQE_CMD_OFFSET)
   return out
 }
@@ -389,7 +386,7 @@ export class NvmeCommandError extends Data.TaggedError("NvmeCommandError")<{
   readonly errno: number
 }> {
   override get message(): string {
-    return `NVMe passthrough of command 0x${this.opcode.toString(16).padStart(2, "0")} failed in the kernel: ${errnoName(this.errno)} (errno ${this.errno})`
+    return `NVMe passthrough of command 0x${this.opcode.toString(16).padStart(2, "0")} failed in the kernel: ${Ring.errnoName(this.errno)} (errno ${this.errno})`
   }
 }
 
@@ -630,18 +627,18 @@ const MAX_BLOCKS = 65536
 /** A page-aligned view of `bytes` bytes (device DMA is then never bounced); `raw` must stay alive. */
 const alignedBuffer = (bytes: number) => {
   const raw = new Uint8Array(bytes + PAGE)
-  const base = load().addressOf(raw)
+  const base = Ring.addressOf(raw)
   const pad = (PAGE - (base % PAGE)) % PAGE
   return { raw, view: raw.subarray(pad, pad + bytes), address: base + pad }
 }
 
 /** Submits one passthrough command and checks its CQE result. */
 const execute = (
-  ring: WideRing.WideRing,
+  ring: Ring.WideRing,
   fd: number,
   cmd: Command,
-  hold: unknown
-): Effect.Effect<WideRing.Completion, NvmeStatusError | NvmeCommandError> =>
+  hold: Ring.Hold
+): Effect.Effect<Ring.Completion, NvmeStatusError | NvmeCommandError> =>
   ring.submit(sqe128(cmd, { fd }), hold).pipe(
     // The ring's scope is over: the device is closed, as a read(2) on a closed fd would say.
     Effect.catchTag("WideRingClosed", () => Effect.fail(new NvmeCommandError({ opcode: cmd.opcode, errno: EBADF }))),
@@ -700,7 +697,7 @@ const openIn = (
     const unavailable = (reason: UnavailableReason, detail: string) =>
       Effect.fail(new NvmeUnavailable({ path: devicePath, reason, detail }))
     // A NUL byte would end the C string early: refuse it before the path reaches any syscall.
-    const badPath = badCString(devicePath)
+    const badPath = Ring.badCString(devicePath)
     if (badPath !== undefined) {
       return yield* Effect.fail(new NvmeArgumentError({ operation: "open", field: "path", value: JSON.stringify(devicePath), rule: badPath }))
     }
@@ -762,12 +759,12 @@ const openIn = (
     )
     if (opened.fd < 0) {
       return yield* opened.errno === EACCES || opened.errno === EPERM
-        ? unavailable("PermissionDenied", `opening ${devicePath} failed with ${errnoName(opened.errno)} (NVMe char devices are usually root-only)`)
-        : unavailable("NoDevice", `opening ${devicePath} failed with ${errnoName(opened.errno)}; ${NEEDS}`)
+        ? unavailable("PermissionDenied", `opening ${devicePath} failed with ${Ring.errnoName(opened.errno)} (NVMe char devices are usually root-only)`)
+        : unavailable("NoDevice", `opening ${devicePath} failed with ${Ring.errnoName(opened.errno)}; ${NEEDS}`)
     }
     const { fd, readOnly } = opened
 
-    const ring = yield* WideRing.make(options.entries ?? 32).pipe(
+    const ring = yield* Ring.makeWide(options.entries ?? 32).pipe(
       Effect.catchTag("WideRingError", (e) =>
         unavailable(
           "RingUnsupported",
@@ -780,7 +777,7 @@ const openIn = (
     yield* execute(ring, fd, identifyNamespace({ nsid, addr: id.address, dataLen: 4096 }), id.raw).pipe(
       Effect.catchIf(
         (e): e is NvmeCommandError => e._tag === "NvmeCommandError" && (e.errno === EOPNOTSUPP || e.errno === 25 /* ENOTTY */),
-        (e) => unavailable("NotNvme", `${devicePath} does not take NVMe passthrough commands (${errnoName(e.errno)}); ${NEEDS}`)
+        (e) => unavailable("NotNvme", `${devicePath} does not take NVMe passthrough commands (${Ring.errnoName(e.errno)}); ${NEEDS}`)
       )
     )
     const namespace = parseIdentifyNamespace(id.view)
@@ -813,7 +810,7 @@ const openIn = (
  * @category internal
  */
 export const makeDevice = (options: {
-  readonly ring: WideRing.WideRing
+  readonly ring: Ring.WideRing
   readonly fd: number
   readonly path: string
   readonly nsid: number

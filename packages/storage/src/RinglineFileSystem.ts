@@ -9,14 +9,13 @@
  */
 import { BadArgument, type PlatformError, SystemError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Ringline } from "@ringline/core"
+import { Ring, Ringline } from "@ringline/core"
 import { Effect, Layer, Option, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as NFS from "node:fs"
 import * as OS from "node:os"
 import * as Path from "node:path"
 import * as File from "./File.js"
-import { reasonOf } from "./internal/ops.js"
 
 /** Chunk size of copies and of whole-file reads beyond the size statx reported. */
 const COPY_CHUNK = 256 * 1024
@@ -47,7 +46,7 @@ const nodeError = (method: string, path: string) => (err: unknown): PlatformErro
     return new BadArgument({ module: "FileSystem", method, cause: err })
   }
   return new SystemError({
-    reason: e.code.startsWith("ERR_") ? "Unknown" : reasonOf(e.code),
+    reason: e.code.startsWith("ERR_") ? "Unknown" : Ring.reasonOf(e.code),
     module: "FileSystem",
     method,
     pathOrDescriptor: path,

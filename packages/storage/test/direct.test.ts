@@ -1,13 +1,11 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Ringline } from "@ringline/core"
+import { Ring, Ringline } from "@ringline/core"
 import { Cause, Effect, Exit, Fiber } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as DirectFile from "../src/DirectFile.js"
-import * as StorageSupport from "../src/StorageSupport.js"
 import * as Direct from "../src/internal/direct.js"
-import { load } from "@ringline/core/internal/native"
 import { withRing } from "./helpers.js"
 
 const EXT4 = 0xef53
@@ -50,23 +48,6 @@ const pattern = (n: number, seed: number) => {
 }
 
 describe("DirectFile (O_DIRECT + registered buffers)", () => {
-  it("native: the pool is page-aligned, registered once per ring, re-registrable after unregister", () => {
-    const native = load()
-    const ring = new native.Ring(StorageSupport.probeRingOptions, () => {})
-    try {
-      const p = ring.registerDirectPool(10_000)
-      expect(p.base % 4096).toBe(0)
-      expect(p.buffer.byteLength).toBe(12_288)
-      new Uint8Array(p.buffer).fill(1)
-      expect(() => ring.registerDirectPool(4096)).toThrow(expect.objectContaining({ errno: 16 }))
-      ring.unregisterDirectPool()
-      const q = ring.registerDirectPool(4096)
-      expect(q.base % 4096).toBe(0)
-    } finally {
-      ring.close()
-    }
-  })
-
   it.live.skipIf(!onDisk)("write -> fsync -> read back byte for byte, across pool chunks", () =>
     withRing(Effect.gen(function*() {
       const file = path.join((disk as { dir: string }).dir, "data.bin")
@@ -130,7 +111,7 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       const file = path.join((disk as { dir: string }).dir, "intr.bin")
       const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 64 * 1024, chunks: 2 } })
       yield* f.write(0, pattern(256 * 1024, 3))
-      const d = (yield* Ringline.Ringline).driver!
+      const d = yield* Ring.current
       const pool = Direct.poolFor(d)
       expect(pool.chunks).toBe(2)
       const exit = yield* Effect.forEach(Array.from({ length: 8 }), () => f.read(0, 256 * 1024), { concurrency: "unbounded" })
@@ -170,7 +151,7 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       expect(yield* f.readInto(data.length - n, tail)).toBe(n)
       const bad = yield* Effect.flip(f.readInto(0, new Uint8Array(n + 1)))
       expect(bad._tag).toBe("AlignmentError")
-      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      const pool = Direct.poolFor(yield* Ring.current)
       expect(pool.available).toBe(2)
     })))
 
@@ -179,7 +160,7 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       const file = path.join((disk as { dir: string }).dir, "intr1.bin")
       const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 4096, chunks: 4 } })
       yield* f.write(0, pattern(1024 * 1024, 5))
-      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      const pool = Direct.poolFor(yield* Ring.current)
       let sawInFlight = 0
       for (let round = 0; round < 20; round++) {
         const fiber = yield* Effect.fork(
@@ -206,7 +187,7 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       const data = pattern(blocks * 4096, 21)
       yield* f.write(0, data)
       yield* f.sync
-      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      const pool = Direct.poolFor(yield* Ring.current)
       // Shuffled offsets, more readers wanted than the pool has chunks, and per-read Effects
       // competing for the same chunks at the same time.
       const order = Array.from({ length: blocks }, (_, i) => i).sort((a, b) => ((a * 7919) % 61) - ((b * 7919) % 61))
@@ -235,7 +216,7 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       const file = path.join((disk as { dir: string }).dir, "many-bad.bin")
       const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 4096, chunks: 8 } })
       yield* f.write(0, pattern(64 * 4096, 3))
-      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      const pool = Direct.poolFor(yield* Ring.current)
       let calls = 0
       const bad = yield* Effect.flip(f.forEachRead([0, 4096, 8192, 100, 12288], { length: 4096, concurrency: 2 }, () => void calls++))
       expect(bad._tag).toBe("AlignmentError")
@@ -283,7 +264,7 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       const file = path.join((disk as { dir: string }).dir, "many-intr.bin")
       const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 4096, chunks: 16 } })
       yield* f.write(0, pattern(256 * 4096, 9))
-      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      const pool = Direct.poolFor(yield* Ring.current)
       function* endless() {
         for (let i = 0; ; i++) yield ((i * 37) % 256) * 4096
       }

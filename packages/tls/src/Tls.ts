@@ -8,12 +8,12 @@
  */
 import { Connection, type Listener, Ringline, Tcp } from "@ringline/core"
 import { type ConnectError, ConnectionClosed, type SocketError } from "@ringline/core/RinglineError"
-import { unsafeInternal } from "@ringline/core/Connection"
+import * as Transport from "@ringline/core/Transport"
 import { Data, Deferred, Duration, Effect, Exit, Option, Queue, Scope } from "effect"
 import { randomBytes, X509Certificate } from "node:crypto"
 import { isIP } from "node:net"
 import { rootCertificates } from "node:tls"
-import type { Native } from "@ringline/core/internal/native"
+import type * as Native from "@ringline/native"
 import { native, newSession, TlsTransport } from "./internal/engine.js"
 
 /**
@@ -271,12 +271,6 @@ const clientContext = (options: ClientOptions) =>
     return ctx
   })
 
-const internalConn = (connection: Connection.Connection) => {
-  const conn = unsafeInternal(connection)
-  if (conn === undefined) throw new TypeError("not a ringline connection")
-  return conn
-}
-
 /**
  * Puts a TLS session under `connection` and runs the handshake, failing with
  * TlsHandshakeError (after `timeout`, too). The connection is not closed here.
@@ -291,11 +285,10 @@ const handshake = (
     if (transports.has(connection)) {
       return resume(Effect.fail(new TlsHandshakeError({ reason: "Protocol", detail: "the connection already speaks TLS" })))
     }
-    const conn = internalConn(connection)
     let transport: TlsTransport
     try {
       const session = newSession(context, sessionOptions)
-      transport = conn.attachTransport((sink) => new TlsTransport(sink, session))
+      transport = Transport.attach(connection, (sink) => new TlsTransport(sink, session))
     } catch (e) {
       return resume(Effect.fail(new TlsHandshakeError({ reason: "Protocol", detail: String((e as Error)?.message ?? e) })))
     }
@@ -312,7 +305,7 @@ const handshake = (
     })
     if (sessionOptions !== undefined) {
       transport.start()
-      conn.flushTransport()
+      Transport.flush(connection)
     }
     return Effect.sync(() => clearTimeout(timer))
   })
@@ -602,7 +595,7 @@ export const keyUpdate = (connection: Connection.Connection, requestPeer = false
     return Effect.try({
       try: () => {
         t.keyUpdate(requestPeer)
-        internalConn(connection).flushTransport()
+        Transport.flush(connection)
       },
       catch: (e) => new TlsConfigError({ field: "connection", detail: String((e as Error)?.message ?? e) })
     })

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { Connection } from "@ringline/core"
 import { RinglineTesting } from "@ringline/core"
-import { echo } from "@ringline/core/internal/echo"
+import { echo } from "./echo.js"
 import { Effect, Option } from "effect"
 import { execFile } from "node:child_process"
 import * as tls from "node:tls"

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { Connection } from "@ringline/core"
 import { Ringline, RinglineTesting } from "@ringline/core"
-import { echo } from "@ringline/core/internal/echo"
+import { echo } from "./echo.js"
 import { Deferred, Duration, Effect, Exit, Fiber, Option } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"

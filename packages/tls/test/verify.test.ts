@@ -1,7 +1,7 @@
 /** Certificate verification: host names, trust, expiry, client certificates; typed failures. */
 import { describe, expect, it } from "@effect/vitest"
 import { RinglineTesting } from "@ringline/core"
-import { echo } from "@ringline/core/internal/echo"
+import { echo } from "./echo.js"
 import { Effect, Exit, Option } from "effect"
 import * as tls from "node:tls"
 import { Tls } from "../src/index.js"

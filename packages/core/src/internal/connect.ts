@@ -10,7 +10,7 @@ import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
 import { ConnectError, type ConnectFailure } from "../RinglineError.js"
 import { Conn, type Callbacks } from "./connection.js"
-import { ARG_TIMESPEC, type Driver, type OpOwner, TAG_LINK_TIMEOUT } from "./driver.js"
+import { ARG_BYTES, ARG_TIMESPEC, type Driver, type OpOwner, TAG_LINK_TIMEOUT } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { AF_INET, AF_INET6, AF_UNIX, encodeToBytes, SOCK_STREAM } from "./sockaddr.js"
 import { FILE_INDEX_ALLOC, Op, SOCKET_URING_OP_SETSOCKOPT, SqeFlag, W } from "./sqe.js"
@@ -87,7 +87,7 @@ export class ConnectOp implements OpOwner {
     if (tcp && d.config.tcpNoDelay) {
       const slot = d.alloc(this, TAG_SOCKOPT)
       this.ops++
-      new DataView(d.args.buffer, d.args.byteOffset).setInt32(slot * 128, 1, true)
+      new DataView(d.args.buffer, d.args.byteOffset).setInt32(slot * ARG_BYTES, 1, true)
       const w = d.sqe(Op.URING_CMD, SqeFlag.FIXED_FILE | SqeFlag.IO_HARDLINK, this.fixed, slot)
       d.words[w + W.off] = SOCKET_URING_OP_SETSOCKOPT
       d.words[w + W.addr] = IPPROTO_TCP
@@ -106,7 +106,7 @@ export class ConnectOp implements OpOwner {
     d.words[w + W.off] = len
     if (withTimeout) {
       const ms = Math.max(0, this.timeoutMs!)
-      const ts = new DataView(d.args.buffer, d.args.byteOffset + slot * 128 + ARG_TIMESPEC, 16)
+      const ts = new DataView(d.args.buffer, d.args.byteOffset + slot * ARG_BYTES + ARG_TIMESPEC, 16)
       ts.setBigInt64(0, BigInt(Math.floor(ms / 1000)), true)
       ts.setBigInt64(8, BigInt(Math.round((ms % 1000) * 1e6)), true)
       const lw = d.sqe(Op.LINK_TIMEOUT, 0, -1, slot, true)

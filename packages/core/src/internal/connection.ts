@@ -18,6 +18,7 @@ import { Errno } from "./errno.js"
 import { MultishotRecv } from "./multishot.js"
 import { type Waiter as ReadWaiter, WaiterQueue } from "./waiters.js"
 import { load } from "./native.js"
+import { prepFixedFdInstall } from "./ring/prep.js"
 import { decode } from "./sockaddr.js"
 import { CqeFlag, IOPRIO_RECV_MULTISHOT, MSG_NOSIGNAL, Op, putU64, SqeFlag, W } from "./sqe.js"
 import { lentBuffers, type Transport, type TransportSink } from "./transport.js"
@@ -885,7 +886,7 @@ export class Conn implements OpOwner {
         load().closeFd(res)
       }
     }
-    d.sqe(Op.FIXED_FD_INSTALL, SqeFlag.FIXED_FILE, this.fixed, slot)
+    prepFixedFdInstall(d, slot, this.fixed)
   }
 
   // ---- close ----------------------------------------------------------------------------------

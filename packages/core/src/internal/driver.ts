@@ -10,14 +10,13 @@
  * the memory an op points at (argument area, send data) is pinned by its slot until then.
  */
 import type { RinglineConfig } from "../RinglineConfig.js"
-import { Ctl, type Native } from "./native.js"
-import { GEN_MASK, OpSlots } from "./slots.js"
-import { CqeFlag, Op, putU64, SqeFlag, W } from "./sqe.js"
+import type { Native } from "./native.js"
+import { CqeFlag, Ctl, Op, putU64, SqeFlag, W } from "./ring/abi.js"
+import type { OpOwner } from "./ring/op.js"
+import { prepClose, prepCloseDirect } from "./ring/prep.js"
+import { GEN_MASK, OpSlots } from "./ring/slots.js"
 
-/** Receives the CQEs of the ops it submitted. `tag` is whatever the owner chose at alloc time. */
-export interface OpOwner {
-  onCqe(slot: number, tag: number, res: number, flags: number): void
-}
+export type { OpOwner }
 
 /** Tag delivered for the CQE of a LINK_TIMEOUT attached to an op (same slot, marked user_data). */
 export const TAG_LINK_TIMEOUT = -1
@@ -298,15 +297,14 @@ export class Driver {
   /** Closes a fixed-file slot. `owner` hears the CQE (tag) if given. */
   closeFixed(index: number, owner: OpOwner = ignore, tag = 0): number {
     const slot = this.alloc(owner, tag)
-    const w = this.sqe(Op.CLOSE, 0, 0, slot)
-    this.stage[w + W.fileIndex] = index + 1
+    prepCloseDirect(this, slot, index)
     return slot
   }
 
   /** Closes a regular fd through the ring. */
   closeFd(fd: number, owner: OpOwner = ignore, tag = 0): number {
     const slot = this.alloc(owner, tag)
-    this.sqe(Op.CLOSE, 0, fd, slot)
+    prepClose(this, slot, fd)
     return slot
   }
 

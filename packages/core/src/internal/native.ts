@@ -15,16 +15,3 @@ export const load = (): typeof Native => {
   }
   return loaded
 }
-
-/** Words of the control block shared with the ring; keep in sync with packages/native/src/ring.h. */
-export const Ctl = {
-  staged: 0,
-  recycled: 1,
-  submitted: 2,
-  sqFull: 3,
-  cqes: 4,
-  wakeups: 5,
-  submitErr: 6,
-  overflow: 7,
-  emptyWakeups: 8
-} as const

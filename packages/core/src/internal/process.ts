@@ -21,7 +21,8 @@ import { ProcessError } from "../RinglineError.js"
 import type { Driver, OpOwner } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { load, type Native } from "./native.js"
-import { Op, W } from "./sqe.js"
+import { Op } from "./ring/abi.js"
+import { CURRENT_POSITION, prepPollAdd, prepRead, prepWaitid, prepWrite } from "./ring/prep.js"
 import { badCString, bytesOf, notBytes, show } from "./validate.js"
 
 const TAG_WAIT = 1
@@ -143,11 +144,7 @@ export class PipeEnd implements OpOwner {
         this.slot = d.alloc(this, TAG_IO)
         this.pending = k
         this.reading = true
-        const w = d.sqe(Op.READ, 0, this.fd, this.slot)
-        d.setAddr(w, W.addr, this.bufAddr)
-        d.words[w + W.len] = READ_CHUNK
-        d.words[w + W.off] = -1
-        d.words[w + W.off + 1] = -1
+        prepRead(d, this.slot, this.fd, this.bufAddr, READ_CHUNK, CURRENT_POSITION)
         d.holds[this.slot] = this.buf
       },
       (res) => {
@@ -176,11 +173,7 @@ export class PipeEnd implements OpOwner {
             this.slot = d.alloc(this, TAG_IO)
             this.pending = k
             this.reading = false
-            const w = d.sqe(Op.WRITE, 0, this.fd, this.slot)
-            d.setAddr(w, W.addr, this.native.addressOf(bytes) + offset)
-            d.words[w + W.len] = bytes.length - offset
-            d.words[w + W.off] = -1
-            d.words[w + W.off + 1] = -1
+            prepWrite(d, this.slot, this.fd, this.native.addressOf(bytes) + offset, bytes.length - offset, CURRENT_POSITION)
             d.holds[this.slot] = bytes
           },
           (res) => res >= 0 ? Effect.succeed(res) : Effect.fail(errnoError(this.operation, this.command, res))
@@ -282,20 +275,17 @@ export class Child implements OpOwner {
     if (this.useWaitid) {
       const slot = d.alloc(this, TAG_WAIT)
       d.argView(slot).fill(0)
-      const w = d.sqe(Op.WAITID, 0, this.pidfd, slot)
-      d.words[w + W.len] = P_PIDFD
-      d.words[w + W.fileIndex] = WEXITED
-      d.setAddr(w, W.off, d.argAddress(slot)) // addr2: the siginfo_t
+      prepWaitid(d, slot, P_PIDFD, this.pidfd, d.argAddress(slot), WEXITED) // the siginfo_t in the arg area
     } else {
       const slot = d.alloc(this, TAG_POLL)
-      const w = d.sqe(Op.POLL_ADD, 0, this.pidfd, slot)
-      d.words[w + W.opFlags] = POLLIN
+      prepPollAdd(d, slot, this.pidfd, POLLIN)
     }
   }
 
   onCqe(slot: number, tag: number, res: number): void {
     if (tag === TAG_WAIT && res >= 0) {
-      const info = new DataView(this.d.args.buffer, this.d.args.byteOffset + slot * 128, 128)
+      const arg = this.d.argView(slot)
+      const info = new DataView(arg.buffer, arg.byteOffset, arg.byteLength)
       return this.settle({ status: status(info.getInt32(8, true), info.getInt32(24, true)) })
     }
     // WAITID failed, or the pidfd poll fired (res >= 0: the child exited) or failed: reap here.

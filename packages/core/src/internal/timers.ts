@@ -26,12 +26,10 @@
  * is armed in a new slot. `close` cancels the armed TIMEOUT and reports once every one of our
  * TIMEOUTs has delivered its terminal CQE, so nothing of ours is in flight when the ring goes.
  */
-import { ARG_TIMESPEC, type Driver, type OpOwner } from "./driver.js"
+import { ARG_BYTES, ARG_TIMESPEC, type Driver, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
-import { Op, W } from "./sqe.js"
-
-/** timeout_flags: the timespec is an absolute CLOCK_MONOTONIC time. */
-export const IORING_TIMEOUT_ABS = 1
+import { TIMEOUT_ABS } from "./ring/abi.js"
+import { prepTimeout } from "./ring/prep.js"
 
 const TAG_TIMEOUT = 1
 const NS_PER_SEC = 1_000_000_000
@@ -238,25 +236,21 @@ export class Timers implements OpOwner {
       sec = Math.floor(left / NS_PER_SEC)
       nsec = left - sec * NS_PER_SEC
     }
-    const at = (slot * 128 + ARG_TIMESPEC) >> 2
+    const at = (slot * ARG_BYTES + ARG_TIMESPEC) >> 2
     const aw = d.argWords
     aw[at] = sec >>> 0
     aw[at + 1] = Math.floor(sec / 4294967296)
     aw[at + 2] = nsec
     aw[at + 3] = 0
-    let w: number
     try {
-      w = d.sqe(Op.TIMEOUT, 0, -1, slot)
+      // count 0: a pure timer, not "after N completions".
+      prepTimeout(d, slot, d.argAddress(slot) + ARG_TIMESPEC, 0, this.mode === "absolute" ? TIMEOUT_ABS : 0)
     } catch {
       // The SQ is full and the kernel refuses more. The slot stays allocated without an SQE
       // (the driver has no way to hand it back), but the sleeps stay on time.
       this.lastError = -Errno.EAGAIN
       return this.armFallback(deadline)
     }
-    d.setAddr(w, W.addr, d.argAddress(slot) + ARG_TIMESPEC)
-    d.words[w + W.len] = 1
-    // off = 0: a pure timer, not "after N completions".
-    d.words[w + W.opFlags] = this.mode === "absolute" ? IORING_TIMEOUT_ABS : 0
     this.armedSlot = slot
     this.armedDeadline = deadline
     this.armedTotal++

@@ -25,7 +25,7 @@ import * as Addr from "../Address.js"
 import { DatagramTruncated, SocketClosed, socketError, type SocketError } from "../RinglineError.js"
 import { Exit } from "effect"
 import type { Callbacks } from "./connection.js"
-import type { Driver, OpOwner } from "./driver.js"
+import { ARG_BYTES, type Driver, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
 import { MultishotRecv } from "./multishot.js"
 import { type Waiter, WaiterQueue } from "./waiters.js"
@@ -154,7 +154,7 @@ export class UdpSock implements OpOwner {
     const d = this.driver
     const slot = d.alloc(this, TAG_RECV)
     this.ops++
-    const m = (slot * 128) >> 2
+    const m = (slot * ARG_BYTES) >> 2
     // struct msghdr: name pointer NULL (the kernel writes the name into the buffer), namelen 28,
     // no iovec (the provided buffer is the payload area), no control.
     d.argWords.fill(0, m, m + 14)
@@ -302,7 +302,7 @@ export class UdpSock implements OpOwner {
     this.sends.add(slot)
     const send: Send = { cb, to, pool, interrupted: false, onTerminal: undefined }
     d.holds[slot] = pool >= 0 ? send : [send, data]
-    const base = slot * 128
+    const base = slot * ARG_BYTES
     const m = base >> 2
     const words = d.argWords
     const argAddr = d.argAddress(slot)

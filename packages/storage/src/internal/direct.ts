@@ -8,16 +8,10 @@
  * have the kernel write into a chunk someone else already reuses. Requests larger than a chunk
  * are done chunk by chunk. Callers with no free chunk wait in FIFO order.
  */
-import type { Driver } from "@ringline/core/internal/driver"
-import { errnoName } from "@ringline/core/internal/errno"
-import { load } from "@ringline/core/internal/native"
-import { FILE_INDEX_ALLOC, SqeFlag, W } from "@ringline/core/internal/sqe"
+import { Ring } from "@ringline/core"
 import { Data, Effect } from "effect"
 import { constants } from "node:fs"
-import { AT_FDCWD, closeFixedEffect, cString, FileOp, IORING_FSYNC_DATASYNC, statxRaw, submit, submitOwned } from "./ops.js"
-
-/** The file opcodes direct files use (one table with the buffered files'). */
-export const DirectOp = FileOp
+import { AT_FDCWD, cString, statxRaw } from "./ops.js"
 
 export const { O_CREAT, O_DIRECT, O_EXCL, O_RDWR, O_TRUNC, O_WRONLY } = constants
 export const STATX_DIOALIGN = 0x2000
@@ -81,7 +75,7 @@ export class DirectFileError extends Data.TaggedError("DirectFileError")<{
 }
 
 export const fileError = (operation: string, path: string, res: number): DirectFileError =>
-  new DirectFileError({ operation, path, errno: Math.abs(res), code: errnoName(res) })
+  new DirectFileError({ operation, path, errno: Math.abs(res), code: Ring.errnoName(res) })
 
 // ---- the registered pool ----------------------------------------------------------------------
 
@@ -94,8 +88,8 @@ export class DirectPool {
   private readonly free: Array<number> = []
   private readonly waiters: Array<(chunk: number) => void> = []
 
-  constructor(readonly driver: Driver, readonly chunkSize: number, readonly chunks: number) {
-    const r = driver.ring.registerDirectPool(chunkSize * chunks)
+  constructor(readonly ring: Ring.Ring, readonly chunkSize: number, readonly chunks: number) {
+    const r = ring.registerBuffers(chunkSize * chunks)
     this.bytes = new Uint8Array(r.buffer)
     this.base = r.base
     for (let i = chunks - 1; i >= 0; i--) this.free.push(i)
@@ -139,10 +133,10 @@ export class DirectPool {
   }
 }
 
-const pools = new WeakMap<Driver, DirectPool>()
+const pools = new WeakMap<Ring.Ring, DirectPool>()
 
 /** The ring's pool, registered on first use with the given geometry. */
-export const poolFor = (d: Driver, chunkSize = DEFAULT_CHUNK, chunks = DEFAULT_CHUNKS): DirectPool => {
+export const poolFor = (d: Ring.Ring, chunkSize = DEFAULT_CHUNK, chunks = DEFAULT_CHUNKS): DirectPool => {
   let p = pools.get(d)
   if (p === undefined) {
     p = new DirectPool(d, chunkSize, chunks)
@@ -151,7 +145,7 @@ export const poolFor = (d: Driver, chunkSize = DEFAULT_CHUNK, chunks = DEFAULT_C
   return p
 }
 
-export const hasPool = (d: Driver): boolean => pools.has(d)
+export const hasPool = (d: Ring.Ring): boolean => pools.has(d)
 
 // ---- open / stat ----------------------------------------------------------------------------------
 
@@ -161,25 +155,20 @@ export interface Alignment {
 }
 
 /** STATX(path, STATX_DIOALIGN | STATX_SIZE): the raw struct statx, or a negative errno. */
-export const statx = (d: Driver, path: string) => statxRaw(d, AT_FDCWD, path, 0, STATX_DIOALIGN | STATX_SIZE)
+export const statx = (d: Ring.Ring, path: string) => statxRaw(d, AT_FDCWD, path, 0, STATX_DIOALIGN | STATX_SIZE)
 
 /** OPENAT(path, flags | O_DIRECT) into a kernel-chosen fixed slot; returns the slot or -errno. */
-export const openFixed = (d: Driver, path: string, flags: number, mode: number): Effect.Effect<number> => {
-  const native = load()
+export const openFixed = (d: Ring.Ring, path: string, flags: number, mode: number): Effect.Effect<number> => {
   const name = cString(path)
-  return submitOwned(
+  return Ring.submitOwned(
     d,
     (slot) => {
-      d.holds[slot] = name
-      const w = d.sqe(DirectOp.OPENAT, 0, AT_FDCWD, slot)
-      d.setAddr(w, W.addr, native.addressOf(name))
-      d.words[w + W.len] = mode
       // No O_CLOEXEC: the kernel refuses it (EINVAL) for a fixed-table install, which no exec sees.
-      d.words[w + W.opFlags] = flags | O_DIRECT
-      d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
+      Ring.prepOpenat(d, slot, AT_FDCWD, Ring.addressOf(name), flags | O_DIRECT, mode, Ring.FILE_INDEX_ALLOC)
+      return name
     },
     // Opened although the caller was interrupted: nobody will own that slot, so close it now.
-    (index) => closeFixedEffect(d, index),
+    (index) => Ring.closeFixed(d, index),
     () => Effect.void
   )
 }
@@ -193,40 +182,41 @@ export const openFixed = (d: Driver, path: string, flags: number, mode: number):
  */
 export const DEVICE_SUBMIT_BATCH = 4
 
-/** Stages one READ_FIXED / WRITE_FIXED of `len` bytes at file `offset` from/into pool `chunk`. */
+/** READ_FIXED or WRITE_FIXED. */
+export type FixedRw = typeof Ring.prepReadFixed
+
+/**
+ * Stages one READ_FIXED / WRITE_FIXED of `len` bytes at file `offset` from/into pool `chunk`
+ * (buf_index 0: the whole pool is one registered iovec).
+ */
 export const stageRw = (
-  d: Driver,
+  d: Ring.Ring,
   pool: DirectPool,
-  op: typeof DirectOp.READ_FIXED | typeof DirectOp.WRITE_FIXED,
+  prep: FixedRw,
   slot: number,
   index: number,
   chunk: number,
   offset: number,
   len: number
 ): void => {
-  const w = d.sqe(op, SqeFlag.FIXED_FILE, index, slot)
-  d.setAddr(w, W.off, offset)
-  d.setAddr(w, W.addr, pool.address(chunk))
-  d.words[w + W.len] = len
-  d.words[w + W.bufGroup] = 0 // buf_index 0: the whole pool is one registered iovec
+  prep(d, slot, index, pool.address(chunk), len, offset, 0, Ring.SqeFlag.FIXED_FILE)
   if (d.staged >= DEVICE_SUBMIT_BATCH) d.submitNow()
 }
 
 /** One READ_FIXED / WRITE_FIXED as an Effect with the raw CQE result. */
 export const rw = (
-  d: Driver,
+  d: Ring.Ring,
   pool: DirectPool,
-  op: typeof DirectOp.READ_FIXED | typeof DirectOp.WRITE_FIXED,
+  prep: FixedRw,
   index: number,
   chunk: number,
   offset: number,
   len: number
-): Effect.Effect<number> => submit(d, (slot) => stageRw(d, pool, op, slot, index, chunk, offset, len))
+): Effect.Effect<number> => Ring.submitRaw(d, (slot) => stageRw(d, pool, prep, slot, index, chunk, offset, len))
 
-export const fsync = (d: Driver, index: number, dataOnly: boolean): Effect.Effect<number> =>
-  submit(d, (slot) => {
-    const w = d.sqe(DirectOp.FSYNC, SqeFlag.FIXED_FILE, index, slot)
-    d.words[w + W.opFlags] = dataOnly ? IORING_FSYNC_DATASYNC : 0
+export const fsync = (d: Ring.Ring, index: number, dataOnly: boolean): Effect.Effect<number> =>
+  Ring.submitRaw(d, (slot) => {
+    Ring.prepFsync(d, slot, index, dataOnly, Ring.SqeFlag.FIXED_FILE)
   })
 
 export const isEinval = (res: number): boolean => res === -EINVAL

@@ -9,9 +9,9 @@
  * Effect completes only after each one's terminal CQE, so no chunk is reused while the kernel may
  * still write it.
  */
-import type { Driver, OpOwner } from "@ringline/core/internal/driver"
+import { Ring } from "@ringline/core"
 import { Cause, Effect } from "effect"
-import { type AlignmentError, type DirectFileError, DirectOp, type DirectPool, fileError, stageRw } from "./direct.js"
+import { type AlignmentError, type DirectFileError, type DirectPool, fileError, stageRw } from "./direct.js"
 
 export interface PipelineOptions {
   /** Bytes per read (a multiple of the file's offset alignment, at most one pool chunk). */
@@ -28,7 +28,7 @@ type Outcome = { readonly _tag: "Done" } | { readonly _tag: "Fail"; readonly err
 /** Tag of the ASYNC_CANCEL ops this pipeline submits (read ops are tagged with their chunk). */
 const TAG_CANCEL = -2
 
-class Pipeline implements OpOwner {
+class Pipeline implements Ring.OpOwner {
   private inFlight = 0
   /** Cancels submitted whose CQE has not arrived: the run is idle only when these are in too. */
   private cancels = 0
@@ -42,7 +42,7 @@ class Pipeline implements OpOwner {
   private onIdle: (() => void) | undefined
 
   constructor(
-    private readonly d: Driver,
+    private readonly d: Ring.Ring,
     private readonly pool: DirectPool,
     private readonly index: number,
     private readonly path: string,
@@ -91,7 +91,7 @@ class Pipeline implements OpOwner {
       return false
     }
     const slot = this.d.alloc(this, c)
-    stageRw(this.d, this.pool, DirectOp.READ_FIXED, slot, this.index, c, next.value, this.options.length)
+    stageRw(this.d, this.pool, Ring.prepReadFixed, slot, this.index, c, next.value, this.options.length)
     this.slotOf[c] = slot
     this.offsetOf[c] = next.value
     this.inFlight++
@@ -176,7 +176,7 @@ class Pipeline implements OpOwner {
  * the registered chunk, valid only during the call. Succeeds with the number of reads.
  */
 export const forEachRead = (
-  d: Driver,
+  d: Ring.Ring,
   pool: DirectPool,
   index: number,
   path: string,

@@ -1,6 +1,6 @@
 /**
  * The TLS transport of one connection: drives a native TlsSession (packages/native/src/tls.cc)
- * from the connection's two hook points (see @ringline/core internal/transport.ts).
+ * from the connection's two hook points (see @ringline/core/Transport).
  *
  * - receive: one `feed` per received chunk; OpenSSL reads the ciphertext straight from the
  *   provided buffer, plaintext lands in a per-thread scratch view lent to the readers.
@@ -10,10 +10,17 @@
  * - Whatever OpenSSL writes inside a call (handshake, alerts, tickets, KeyUpdate replies) is
  *   queued right after that call.
  */
-import type { Native } from "@ringline/core/internal/native"
-import { load } from "@ringline/core/internal/native"
-import { lentBuffers, type Transport, type TransportSink } from "@ringline/core/internal/transport"
+import { lentBuffers, type Transport, type TransportSink } from "@ringline/core/Transport"
 import { TlsError } from "@ringline/core/RinglineError"
+import type * as Native from "@ringline/native"
+import { createRequire } from "node:module"
+
+let loaded: typeof Native | undefined
+/** The addon, loaded on first use (importing this package never needs the native build). */
+const load = (): typeof Native => {
+  if (loaded === undefined) loaded = createRequire(import.meta.url)("@ringline/native") as typeof Native
+  return loaded
+}
 
 /** Layout of the shared io area; keep in sync with TlsIo in packages/native/src/tls.h. */
 const Io = {

@@ -11,30 +11,16 @@
  * The ring's lifetime is a Scope: releasing it cancels what is still in flight, waits until the
  * op table is empty, then closes the ring.
  */
-import { errnoName } from "@ringline/core/internal/errno"
-import { load, type Native } from "@ringline/core/internal/native"
-import { GEN_MASK, OpSlots } from "@ringline/core/internal/slots"
 import { Data, Effect, type Scope } from "effect"
+import { errnoName } from "../errno.js"
+import { load, type Native } from "../native.js"
+import { CQE32_WORDS, CqeFlag, CqeWord, Ctl, Op, SetupFlag, SQE128_BYTES, SqeOffset } from "./abi.js"
+import type { Hold } from "./op.js"
+import { GEN_MASK, OpSlots } from "./slots.js"
 
-/** io_uring opcodes used on the wide ring. */
-export const WideOp = {
-  NOP: 0,
-  TIMEOUT: 11,
-  ASYNC_CANCEL: 14,
-  URING_CMD: 46
-} as const
-
-/** IORING_SETUP_SQE128 / IORING_SETUP_CQE32 (<linux/io_uring.h>). */
-export const SETUP_SQE128 = 1 << 10
-export const SETUP_CQE32 = 1 << 11
-/** Bytes of one SQE on this ring. */
-export const SQE_BYTES = 128
-/** Byte offsets in an SQE (struct io_uring_sqe). */
-export const SqeOffset = { opcode: 0, flags: 1, fd: 4, off: 8, addr: 16, len: 24, opFlags: 28, userData: 32 } as const
-/** Words of the control block; keep in sync with packages/native/src/wide_ring.h. */
-const CTL_STAGED = 0
-const CQE_WORDS = 8
-const CQE_F_MORE = 2
+/** The setup flags every wide ring has. */
+export const WIDE_SETUP = SetupFlag.SQE128 | SetupFlag.CQE32
+const SQE_BYTES = SQE128_BYTES
 
 /** The result of an op: the CQE's res and flags, and the two extra u64 words of a 32-byte CQE. */
 export interface Completion {
@@ -78,10 +64,10 @@ export class WideRing {
   private readonly stageWords: Int32Array
   private readonly stageCap: number
   private readonly cqes: Int32Array
-  private readonly slots: OpSlots<Owner>
+  private readonly slots: OpSlots<Owner, Hold>
   private readonly cancelOp: Uint8Array
   /** What an op points at (data buffers, timespecs), kept alive until its CQE. */
-  readonly holds: Array<unknown>
+  private readonly holds: Array<Hold | undefined>
   private deferredError: unknown = undefined
   closed = false
   /** Ops (not counting cancels) admitted at once: each may need a second slot for its cancel. */
@@ -100,7 +86,7 @@ export class WideRing {
     this.cqes = new Int32Array(info.regions.cqes)
     // As many slots as CQ entries: the CQ can never overflow with our own ops.
     this.capacity = info.cqEntries
-    this.slots = new OpSlots<Owner>(this.capacity, (busy) => (busy ? this.native.ref() : this.native.unref()), "wide ring")
+    this.slots = new OpSlots<Owner, Hold>(this.capacity, (busy) => (busy ? this.native.ref() : this.native.unref()), "wide ring")
     this.cancelOp = new Uint8Array(this.capacity)
     this.holds = this.slots.holds
     this.permits = Effect.unsafeMakeSemaphore(Math.max(1, this.capacity >>> 1))
@@ -109,6 +95,17 @@ export class WideRing {
   /** Ops in flight, cancels included. */
   get inFlight(): number {
     return this.slots.inUse
+  }
+
+  /** SQEs submitted to the kernel so far (a wrapping counter). */
+  get submitted(): number {
+    return this.ctl[Ctl.submitted]! >>> 0
+  }
+
+  /** SQE and CQE entries the kernel gave this ring. */
+  get entries(): { readonly sq: number; readonly cq: number } {
+    const info = this.native.info()
+    return { sq: info.sqEntries, cq: info.cqEntries }
   }
 
   private alloc(owner: Owner): number {
@@ -122,10 +119,10 @@ export class WideRing {
 
   /** Copies a 128-byte SQE into the staging area with `slot`'s user_data; returns its byte offset. */
   private put(sqe: Uint8Array, slot: number): number {
-    let n = this.ctl[CTL_STAGED]!
+    let n = this.ctl[Ctl.staged]!
     if (n === this.stageCap) {
       this.native.flush()
-      n = this.ctl[CTL_STAGED]!
+      n = this.ctl[Ctl.staged]!
       if (n === this.stageCap) throw new RangeError("wide ring submission queue is full and the kernel refuses more")
     }
     const at = n * SQE_BYTES
@@ -133,7 +130,7 @@ export class WideRing {
     if (sqe.length < SQE_BYTES) this.stage.fill(0, at + sqe.length, at + SQE_BYTES)
     this.stageWords[(at + SqeOffset.userData) >> 2] = slot
     this.stageWords[((at + SqeOffset.userData) >> 2) + 1] = this.slots.gens[slot]!
-    this.ctl[CTL_STAGED] = n + 1
+    this.ctl[Ctl.staged] = n + 1
     return at
   }
 
@@ -144,7 +141,7 @@ export class WideRing {
     this.cancelOp[slot] = 1
     const sqe = new Uint8Array(SQE_BYTES)
     const v = new DataView(sqe.buffer)
-    v.setUint8(SqeOffset.opcode, WideOp.ASYNC_CANCEL)
+    v.setUint8(SqeOffset.opcode, Op.ASYNC_CANCEL)
     v.setInt32(SqeOffset.fd, -1, true)
     v.setUint32(SqeOffset.addr, target, true)
     v.setUint32(SqeOffset.addr + 4, this.slots.gens[target]!, true)
@@ -155,7 +152,7 @@ export class WideRing {
    * Submits one 128-byte SQE (its user_data is overwritten) and resumes with its CQE. `hold` is
    * kept alive until that CQE. Interruption cancels the op and waits for its CQE.
    */
-  submit(sqe: Uint8Array, hold?: unknown): Effect.Effect<Completion, WideRingClosed> {
+  submit(sqe: Uint8Array, hold?: Hold): Effect.Effect<Completion, WideRingClosed> {
     const run = Effect.suspend(() => {
       if (this.closed) return Effect.fail(new WideRingClosed())
       return Effect.async<Completion>((resume) => {
@@ -207,18 +204,23 @@ export class WideRing {
   private dispatch(count: number): void {
     const q = this.cqes
     for (let i = 0; i < count; i++) {
-      const b = i * CQE_WORDS
-      const slot = q[b]!
-      const gen = q[b + 1]! & GEN_MASK
-      const flags = q[b + 3]!
+      const b = i * CQE32_WORDS
+      const slot = q[b + CqeWord.userDataLo]!
+      const gen = q[b + CqeWord.userDataHi]! & GEN_MASK
+      const flags = q[b + CqeWord.flags]!
       const owner = this.slots.current(slot, gen)
       if (owner === undefined) continue
       try {
-        owner({ res: q[b + 2]!, flags, big0: big(q[b + 4]!, q[b + 5]!), big1: big(q[b + 6]!, q[b + 7]!) })
+        owner({
+          res: q[b + CqeWord.res]!,
+          flags,
+          big0: big(q[b + CqeWord.big0Lo]!, q[b + CqeWord.big0Hi]!),
+          big1: big(q[b + CqeWord.big1Lo]!, q[b + CqeWord.big1Hi]!)
+        })
       } catch (e) {
         this.deferredError ??= e
       }
-      if ((flags & CQE_F_MORE) === 0) this.release(slot)
+      if ((flags & CqeFlag.MORE) === 0) this.release(slot)
     }
     if (this.deferredError !== undefined) {
       const e = this.deferredError

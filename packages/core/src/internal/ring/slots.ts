@@ -6,11 +6,11 @@
  */
 export const GEN_MASK = 0x7fffffff
 
-export class OpSlots<O> {
+export class OpSlots<O, H = unknown> {
   readonly gens: Uint32Array
   readonly owners: Array<O | undefined>
   /** What an op points at (send data, paths, buffers), kept alive until its terminal CQE. */
-  readonly holds: Array<unknown>
+  readonly holds: Array<H | undefined>
   private readonly free: Int32Array
   private top: number
   private used = 0

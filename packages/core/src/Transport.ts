@@ -1,0 +1,63 @@
+/**
+ * The seam between a connection's socket and its byte stream, for packages that transform the
+ * bytes of a `Connection` (TLS): a Transport sees every received byte before reassembly and
+ * every queued byte before the send queue. Without one a connection moves bytes unchanged.
+ *
+ * This is the low-level layer `@ringline/tls` is built on; applications do not need it.
+ *
+ * @since 0.1.0
+ */
+import type { Connection } from "./Connection.js"
+import { unsafeInternal } from "./Connection.js"
+import * as internal from "./internal/transport.js"
+
+/**
+ * Where a transport delivers: plaintext for the readers, ciphertext for the ordered send queue
+ * (from transport memory that stays put until `release(token)`), a clean end, or a fatal error.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransportSink extends internal.TransportSink {}
+
+/**
+ * A connection's byte transform (see the module documentation).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transport extends internal.Transport {}
+
+/**
+ * Memory a transport lends to parsers (its plaintext views): reused as soon as the parser
+ * returns, so a write of such a view is copied. Add the ArrayBuffer behind such views here.
+ *
+ * @since 0.1.0
+ * @category lent memory
+ */
+export const lentBuffers: WeakSet<ArrayBufferLike> = internal.lentBuffers
+
+const connOf = (connection: Connection) => {
+  const conn = unsafeInternal(connection)
+  if (conn === undefined) throw new TypeError("not a ringline connection (Transport.attach needs one from Tcp, Unix or a Listener)")
+  return conn
+}
+
+/**
+ * Puts the transport `make` builds (given the connection's sink) between `connection`'s socket
+ * and its byte stream, and returns it. Bytes that arrived before go through it too. Throws a
+ * TypeError for a connection that is not ringline's.
+ *
+ * @since 0.1.0
+ * @category attaching
+ */
+export const attach = <T extends Transport>(connection: Connection, make: (sink: TransportSink) => T): T =>
+  connOf(connection).attachTransport(make)
+
+/**
+ * Sends what the transport queued outside its hooks (a client's first flight, a KeyUpdate).
+ *
+ * @since 0.1.0
+ * @category attaching
+ */
+export const flush = (connection: Connection): void => connOf(connection).flushTransport()

@@ -1,0 +1,227 @@
+/**
+ * liburing-style prep helpers: each stages one SQE for an op slot and fills the fields its opcode
+ * uses, by name, so no op module writes raw word offsets. They mirror io_uring_prep_* (same
+ * argument order, with the ring and the op slot first and the SQE flags last), return the SQE's
+ * word index for the rare field a caller still sets itself, and allocate nothing.
+ *
+ * Addresses are plain numbers (< 2^53): the caller pins the memory (the slot's argument area, or
+ * a view held by the slot) until the op's terminal CQE.
+ */
+import { FILE_INDEX_ALLOC, FSYNC_DATASYNC, Op, putU64, SqeFlag, W } from "./abi.js"
+
+/** Where SQEs are staged: the driver (core's main ring). */
+export interface Stager {
+  /** Stages a zeroed SQE with opcode, flags, fd and the slot's user_data; returns its word index. */
+  sqe(op: number, flags: number, fd: number, slot: number, linkTimeout?: boolean): number
+  /** The staging area as 32-bit words. */
+  readonly words: Int32Array
+}
+
+/** The file's current position (off = -1), for read/write on pipes, sockets and "no position". */
+export const CURRENT_POSITION = -1
+
+/** io_uring_prep_rw: the fields shared by most ops. */
+export const prepRw = (
+  r: Stager,
+  slot: number,
+  op: number,
+  fd: number,
+  addr: number,
+  len: number,
+  offset: number,
+  sqeFlags = 0
+): number => {
+  const w = r.sqe(op, sqeFlags, fd, slot)
+  const s = r.words
+  putU64(s, w + W.addr, addr)
+  s[w + W.len] = len
+  putU64(s, w + W.off, offset)
+  return w
+}
+
+/** IORING_OP_NOP. */
+export const prepNop = (r: Stager, slot: number, sqeFlags = 0): number => r.sqe(Op.NOP, sqeFlags, -1, slot)
+
+/** IORING_OP_READ of `len` bytes into `addr` at `offset` (-1: the current position). */
+export const prepRead = (r: Stager, slot: number, fd: number, addr: number, len: number, offset: number, sqeFlags = 0): number =>
+  prepRw(r, slot, Op.READ, fd, addr, len, offset, sqeFlags)
+
+/** IORING_OP_WRITE of `len` bytes from `addr` at `offset` (-1: the current position). */
+export const prepWrite = (r: Stager, slot: number, fd: number, addr: number, len: number, offset: number, sqeFlags = 0): number =>
+  prepRw(r, slot, Op.WRITE, fd, addr, len, offset, sqeFlags)
+
+/** IORING_OP_READV / WRITEV of `nrVecs` iovecs at `iovecs`. */
+export const prepReadv = (r: Stager, slot: number, fd: number, iovecs: number, nrVecs: number, offset: number, sqeFlags = 0): number =>
+  prepRw(r, slot, Op.READV, fd, iovecs, nrVecs, offset, sqeFlags)
+export const prepWritev = (r: Stager, slot: number, fd: number, iovecs: number, nrVecs: number, offset: number, sqeFlags = 0): number =>
+  prepRw(r, slot, Op.WRITEV, fd, iovecs, nrVecs, offset, sqeFlags)
+
+/** IORING_OP_READ_FIXED / WRITE_FIXED from/into registered buffer `bufIndex`. */
+export const prepReadFixed = (
+  r: Stager,
+  slot: number,
+  fd: number,
+  addr: number,
+  len: number,
+  offset: number,
+  bufIndex: number,
+  sqeFlags = 0
+): number => {
+  const w = prepRw(r, slot, Op.READ_FIXED, fd, addr, len, offset, sqeFlags)
+  r.words[w + W.bufGroup] = bufIndex
+  return w
+}
+export const prepWriteFixed = (
+  r: Stager,
+  slot: number,
+  fd: number,
+  addr: number,
+  len: number,
+  offset: number,
+  bufIndex: number,
+  sqeFlags = 0
+): number => {
+  const w = prepRw(r, slot, Op.WRITE_FIXED, fd, addr, len, offset, sqeFlags)
+  r.words[w + W.bufGroup] = bufIndex
+  return w
+}
+
+/** IORING_OP_FSYNC; `datasync` sets IORING_FSYNC_DATASYNC. */
+export const prepFsync = (r: Stager, slot: number, fd: number, datasync: boolean, sqeFlags = 0): number => {
+  const w = r.sqe(Op.FSYNC, sqeFlags, fd, slot)
+  r.words[w + W.opFlags] = datasync ? FSYNC_DATASYNC : 0
+  return w
+}
+
+/** IORING_OP_FALLOCATE (fallocate(fd, mode, offset, len)). */
+export const prepFallocate = (r: Stager, slot: number, fd: number, mode: number, offset: number, len: number, sqeFlags = 0): number =>
+  prepRw(r, slot, Op.FALLOCATE, fd, len, mode, offset, sqeFlags)
+
+/** IORING_OP_FTRUNCATE (Linux 6.9). */
+export const prepFtruncate = (r: Stager, slot: number, fd: number, len: number, sqeFlags = 0): number => {
+  const w = r.sqe(Op.FTRUNCATE, sqeFlags, fd, slot)
+  putU64(r.words, w + W.off, len)
+  return w
+}
+
+/**
+ * IORING_OP_OPENAT. `fileIndex` undefined opens a regular fd; a number installs the file in the
+ * fixed-file table instead (io_uring_prep_openat_direct), FILE_INDEX_ALLOC letting the kernel pick.
+ */
+export const prepOpenat = (
+  r: Stager,
+  slot: number,
+  dfd: number,
+  path: number,
+  flags: number,
+  mode: number,
+  fileIndex?: number
+): number => {
+  const w = prepRw(r, slot, Op.OPENAT, dfd, path, mode, 0)
+  r.words[w + W.opFlags] = flags
+  if (fileIndex !== undefined) r.words[w + W.fileIndex] = fileIndex === FILE_INDEX_ALLOC ? fileIndex : fileIndex + 1
+  return w
+}
+
+/** IORING_OP_CLOSE of a regular fd. */
+export const prepClose = (r: Stager, slot: number, fd: number): number => r.sqe(Op.CLOSE, 0, fd, slot)
+
+/** IORING_OP_CLOSE of fixed-file slot `fileIndex` (io_uring_prep_close_direct). */
+export const prepCloseDirect = (r: Stager, slot: number, fileIndex: number): number => {
+  const w = r.sqe(Op.CLOSE, 0, 0, slot)
+  r.words[w + W.fileIndex] = fileIndex + 1
+  return w
+}
+
+/** IORING_OP_STATX into the 256-byte struct statx at `statxbuf`. */
+export const prepStatx = (
+  r: Stager,
+  slot: number,
+  dfd: number,
+  path: number,
+  flags: number,
+  mask: number,
+  statxbuf: number
+): number => {
+  const w = prepRw(r, slot, Op.STATX, dfd, path, mask, statxbuf)
+  r.words[w + W.opFlags] = flags
+  return w
+}
+
+/** IORING_OP_RENAMEAT. */
+export const prepRenameat = (
+  r: Stager,
+  slot: number,
+  oldDfd: number,
+  oldPath: number,
+  newDfd: number,
+  newPath: number,
+  flags = 0
+): number => {
+  const w = prepRw(r, slot, Op.RENAMEAT, oldDfd, oldPath, newDfd, newPath)
+  r.words[w + W.opFlags] = flags
+  return w
+}
+
+/** IORING_OP_UNLINKAT (`flags` AT_REMOVEDIR for a directory). */
+export const prepUnlinkat = (r: Stager, slot: number, dfd: number, path: number, flags = 0): number => {
+  const w = prepRw(r, slot, Op.UNLINKAT, dfd, path, 0, 0)
+  r.words[w + W.opFlags] = flags
+  return w
+}
+
+/** IORING_OP_MKDIRAT. */
+export const prepMkdirat = (r: Stager, slot: number, dfd: number, path: number, mode: number): number =>
+  prepRw(r, slot, Op.MKDIRAT, dfd, path, mode, 0)
+
+/** IORING_OP_SYMLINKAT: a link at `linkPath` (relative to `newDfd`) whose content is `target`. */
+export const prepSymlinkat = (r: Stager, slot: number, target: number, newDfd: number, linkPath: number): number =>
+  prepRw(r, slot, Op.SYMLINKAT, newDfd, target, 0, linkPath)
+
+/** IORING_OP_LINKAT. */
+export const prepLinkat = (
+  r: Stager,
+  slot: number,
+  oldDfd: number,
+  oldPath: number,
+  newDfd: number,
+  newPath: number,
+  flags = 0
+): number => {
+  const w = prepRw(r, slot, Op.LINKAT, oldDfd, oldPath, newDfd, newPath)
+  r.words[w + W.opFlags] = flags
+  return w
+}
+
+/**
+ * IORING_OP_FIXED_FD_INSTALL (Linux 6.8): a regular O_CLOEXEC fd for fixed-file slot `fileIndex`;
+ * the CQE result is the new fd.
+ */
+export const prepFixedFdInstall = (r: Stager, slot: number, fileIndex: number, flags = 0): number => {
+  const w = r.sqe(Op.FIXED_FD_INSTALL, SqeFlag.FIXED_FILE, fileIndex, slot)
+  r.words[w + W.opFlags] = flags
+  return w
+}
+
+/** IORING_OP_TIMEOUT on the `struct __kernel_timespec` at `ts`; `count` 0 is a pure timer. */
+export const prepTimeout = (r: Stager, slot: number, ts: number, count: number, flags: number): number => {
+  const w = prepRw(r, slot, Op.TIMEOUT, -1, ts, 1, count)
+  r.words[w + W.opFlags] = flags
+  return w
+}
+
+/** IORING_OP_POLL_ADD (single shot) for `pollMask` (POLLIN...). */
+export const prepPollAdd = (r: Stager, slot: number, fd: number, pollMask: number): number => {
+  const w = r.sqe(Op.POLL_ADD, 0, fd, slot)
+  r.words[w + W.opFlags] = pollMask
+  return w
+}
+
+/** IORING_OP_WAITID (Linux 6.5) writing a siginfo_t at `infop`. */
+export const prepWaitid = (r: Stager, slot: number, idtype: number, id: number, infop: number, options: number): number => {
+  const w = r.sqe(Op.WAITID, 0, id, slot)
+  r.words[w + W.len] = idtype
+  r.words[w + W.fileIndex] = options
+  putU64(r.words, w + W.off, infop)
+  return w
+}

@@ -1,0 +1,100 @@
+/**
+ * The prep helpers (src/internal/ring/prep.ts, public as `Ring.prep*`) write the same 64 bytes
+ * as liburing's io_uring_prep_* for the same arguments: the addon runs liburing's helper into a
+ * zeroed SQE (abi.prepSqe) and the JS helper stages into a zeroed SQE of its own.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { FILE_INDEX_ALLOC, Op, SqeFlag, SqeOffset } from "../src/internal/ring/abi.js"
+import { load } from "../src/internal/native.js"
+import * as prep from "../src/internal/ring/prep.js"
+
+/** A one-SQE staging area: what the driver's `sqe()` does, without a ring. */
+const stager = () => {
+  const words = new Int32Array(16)
+  return {
+    words,
+    sqe(op: number, flags: number, fd: number, _slot: number) {
+      words.fill(0)
+      words[0] = op | (flags << 8)
+      words[1] = fd
+      return 0
+    }
+  }
+}
+
+const js = (f: (s: prep.Stager) => void): Uint8Array => {
+  const s = stager()
+  f(s)
+  return new Uint8Array(s.words.buffer)
+}
+const liburing = (name: string, args: ReadonlyArray<number>): Uint8Array => new Uint8Array(load().abi.prepSqe(name, args))
+
+const FD = 7
+const ADDR = 0x12_3456_789a
+const ADDR2 = 0x7f_0000_1000
+const OFF = 0x1_0000_0010
+const LEN = 4096
+
+describe("prep helpers = liburing's io_uring_prep_*", () => {
+  const cases: Array<[string, ReadonlyArray<number>, (s: prep.Stager) => void]> = [
+    ["rw", [Op.SEND, FD, ADDR, LEN, OFF], (s) => prep.prepRw(s, 0, Op.SEND, FD, ADDR, LEN, OFF)],
+    ["nop", [], (s) => prep.prepNop(s, 0)],
+    ["read", [FD, ADDR, LEN, OFF], (s) => prep.prepRead(s, 0, FD, ADDR, LEN, OFF)],
+    ["read", [FD, ADDR, LEN, -1], (s) => prep.prepRead(s, 0, FD, ADDR, LEN, prep.CURRENT_POSITION)],
+    ["write", [FD, ADDR, LEN, OFF], (s) => prep.prepWrite(s, 0, FD, ADDR, LEN, OFF)],
+    ["readv", [FD, ADDR, 3, OFF], (s) => prep.prepReadv(s, 0, FD, ADDR, 3, OFF)],
+    ["writev", [FD, ADDR, 3, OFF], (s) => prep.prepWritev(s, 0, FD, ADDR, 3, OFF)],
+    ["readFixed", [FD, ADDR, LEN, OFF, 2], (s) => prep.prepReadFixed(s, 0, FD, ADDR, LEN, OFF, 2)],
+    ["writeFixed", [FD, ADDR, LEN, OFF, 2], (s) => prep.prepWriteFixed(s, 0, FD, ADDR, LEN, OFF, 2)],
+    ["fsync", [FD, 0], (s) => prep.prepFsync(s, 0, FD, false)],
+    ["fsync", [FD, 1], (s) => prep.prepFsync(s, 0, FD, true)],
+    ["fallocate", [FD, 1, OFF, 1 << 20], (s) => prep.prepFallocate(s, 0, FD, 1, OFF, 1 << 20)],
+    ["openat", [-100, ADDR, 0o1102, 0o644], (s) => prep.prepOpenat(s, 0, -100, ADDR, 0o1102, 0o644)],
+    ["openatDirect", [-100, ADDR, 0o2, 0o600, 5], (s) => prep.prepOpenat(s, 0, -100, ADDR, 0o2, 0o600, 5)],
+    ["close", [FD], (s) => prep.prepClose(s, 0, FD)],
+    ["closeDirect", [9], (s) => prep.prepCloseDirect(s, 0, 9)],
+    ["statx", [-100, ADDR, 0x100, 0xfff, ADDR2], (s) => prep.prepStatx(s, 0, -100, ADDR, 0x100, 0xfff, ADDR2)],
+    ["renameat", [-100, ADDR, 3, ADDR2, 1], (s) => prep.prepRenameat(s, 0, -100, ADDR, 3, ADDR2, 1)],
+    ["unlinkat", [-100, ADDR, 0x200], (s) => prep.prepUnlinkat(s, 0, -100, ADDR, 0x200)],
+    ["mkdirat", [-100, ADDR, 0o755], (s) => prep.prepMkdirat(s, 0, -100, ADDR, 0o755)],
+    ["symlinkat", [ADDR, -100, ADDR2], (s) => prep.prepSymlinkat(s, 0, ADDR, -100, ADDR2)],
+    ["linkat", [-100, ADDR, 4, ADDR2, 0x400], (s) => prep.prepLinkat(s, 0, -100, ADDR, 4, ADDR2, 0x400)],
+    ["timeout", [ADDR, 0, 1], (s) => prep.prepTimeout(s, 0, ADDR, 0, 1)],
+    ["timeout", [ADDR, 3, 0], (s) => prep.prepTimeout(s, 0, ADDR, 3, 0)],
+    ["pollAdd", [FD, 1], (s) => prep.prepPollAdd(s, 0, FD, 1)]
+  ]
+  for (const [name, args, f] of cases) {
+    it(`${name}(${args.join(", ")})`, () => {
+      expect(Array.from(js(f)), name).toEqual(Array.from(liburing(name, args)))
+    })
+  }
+
+  it("SQE flags land in byte 1 (liburing leaves them to the caller)", () => {
+    const b = js((s) => prep.prepRead(s, 0, FD, ADDR, LEN, 0, SqeFlag.FIXED_FILE | SqeFlag.IO_LINK))
+    expect(b[SqeOffset.flags]).toBe(SqeFlag.FIXED_FILE | SqeFlag.IO_LINK)
+  })
+
+  it("openat with FILE_INDEX_ALLOC asks the kernel to pick the slot (file_index all ones)", () => {
+    // liburing 2.3's openat_direct would write ALLOC + 1 = 0 here (fixed in later releases).
+    const b = js((s) => prep.prepOpenat(s, 0, -100, ADDR, 0, 0, FILE_INDEX_ALLOC))
+    expect(new DataView(b.buffer).getUint32(SqeOffset.fileIndex, true)).toBe(0xffffffff)
+  })
+
+  it("helpers liburing 2.3 lacks follow the kernel's field use: FTRUNCATE, FIXED_FD_INSTALL, WAITID", () => {
+    const v = (b: Uint8Array) => new DataView(b.buffer)
+    const t = v(js((s) => prep.prepFtruncate(s, 0, FD, OFF)))
+    expect([t.getUint8(SqeOffset.opcode), t.getInt32(SqeOffset.fd, true), Number(t.getBigUint64(SqeOffset.off, true))])
+      .toEqual([Op.FTRUNCATE, FD, OFF])
+    const i = v(js((s) => prep.prepFixedFdInstall(s, 0, 9)))
+    expect([i.getUint8(SqeOffset.opcode), i.getUint8(SqeOffset.flags), i.getInt32(SqeOffset.fd, true), i.getUint32(SqeOffset.opFlags, true)])
+      .toEqual([Op.FIXED_FD_INSTALL, SqeFlag.FIXED_FILE, 9, 0])
+    const w = v(js((s) => prep.prepWaitid(s, 0, 3, FD, ADDR, 4)))
+    expect([
+      w.getUint8(SqeOffset.opcode),
+      w.getInt32(SqeOffset.fd, true),
+      w.getUint32(SqeOffset.len, true),
+      w.getUint32(SqeOffset.fileIndex, true),
+      Number(w.getBigUint64(SqeOffset.off, true))
+    ]).toEqual([Op.WAITID, FD, 3, 4, ADDR])
+  })
+})
