@@ -239,7 +239,7 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       const file = path.join((disk as { dir: string }).dir, "many-garbage.bin")
       const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 4096, chunks: 8 } })
       yield* f.write(0, pattern(16 * 4096, 5))
-      const pool = Direct.poolFor((yield* Ringline.Ringline).driver!)
+      const pool = Direct.poolFor(yield* Ring.current)
       const uncaught: Array<unknown> = []
       const onError = (e: unknown) => void uncaught.push(e)
       process.on("uncaughtException", onError)
