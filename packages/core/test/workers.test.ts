@@ -217,8 +217,14 @@ describe("pnpm run echo --workers", () => {
 
   it("--workers 2: a second signal exits at once (130) while workers wait out the grace period", async () => {
     const { child, port, exited } = await start(["--workers", "2"], { RINGLINE_SHUTDOWN_TIMEOUT: "30 seconds" })
+    // Clients that send but never read: their echoes back up, so their handlers stay busy (an idle
+    // handler would be ended at once by the graceful shutdown) and the workers wait out the grace period.
     const idle = await Promise.all([connect(port), connect(port), connect(port), connect(port)])
-    idle.forEach((s) => s.on("error", () => {}))
+    idle.forEach((s) => {
+      s.on("error", () => {})
+      s.write(Buffer.alloc(16 * 1024 * 1024, 7))
+    })
+    await new Promise((r) => setTimeout(r, 300))
     const t0 = Date.now()
     child.kill("SIGTERM")
     await new Promise((r) => setTimeout(r, 500))
