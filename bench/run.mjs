@@ -86,10 +86,20 @@ const SERVERS = [
       return miss.length ? `cannot resolve ${miss.join(", ")} (root devDependencies; run pnpm install)` : null;
     },
   },
+  {
+    // The same Effect echo handler as platform-node, on RinglineSocketServer.
+    name: "platform-ringline",
+    cmd: (p) => [process.execPath, path.join(BENCH, "servers/platform-ringline-echo.mjs"), "--port", p],
+    check: () => ringlineCheck() ?? (missingModules(["effect", "@effect/platform"]).length ? "cannot resolve effect, @effect/platform (run pnpm install)" : null),
+  },
   { name: "c-uring", cmd: (p) => [path.join(BIN, "uring-echo"), p], check: () => null },
 ];
-const RINGLINES = ["ringline", "ringline-parse"];
+const RINGLINES = ["ringline", "ringline-parse", "platform-ringline"];
 const BASELINES = ["node-net", "platform-node", "c-uring"];
+// Which baselines each ringline server's ratios are printed against: the platform socket is
+// compared with the platform socket on node:net (and the C ceiling), not with raw node:net.
+const COMPARED = { "platform-ringline": ["platform-node", "c-uring"] };
+const comparedWith = (a) => COMPARED[a] ?? BASELINES;
 
 if (opts.help) {
   console.log(`usage: node bench/run.mjs [--quick] [--servers a,b] [--cases x,y] [--reps N]
@@ -582,7 +592,7 @@ for (const c of cases) {
   const S = summary[c.name];
   const get = (srv, k) => S[srv]?.[k]?.median;
   for (const a of RINGLINES)
-    for (const b of BASELINES) {
+    for (const b of comparedWith(a)) {
       const ta = get(a, c.primary), tb = get(b, c.primary);
       if (ta == null || tb == null || tb === 0) continue;
       const r = { throughput: ta / tb };
@@ -590,6 +600,9 @@ for (const c of cases) {
       if (pa != null && pb) r.p99 = pa / pb;
       const ma = get(a, "mem_per_conn_kib"), mb = get(b, "mem_per_conn_kib");
       if (ma != null && mb) r.mem_per_conn = ma / mb;
+      // CPU per request: <1 means ringline spends less server CPU on each request.
+      const ca = get(a, "server_cpu_us_per_req"), cb = get(b, "server_cpu_us_per_req");
+      if (ca != null && cb) r.cpu_per_req = ca / cb;
       ratios[c.name][`${a}÷${b}`] = r;
     }
 }
@@ -637,6 +650,7 @@ for (const c of cases) {
       const mine = rs.filter(([k]) => k.startsWith(`${a}÷`));
       if (!mine.length) continue;
       out.push(`  ${a} throughput ratio: ` + mine.map(([k, v]) => `÷${k.split("÷")[1]} ${fmt(v.throughput, 2)}`).join("  ") +
+        "   CPU/req ratio: " + mine.map(([k, v]) => `÷${k.split("÷")[1]} ${fmt(v.cpu_per_req, 2)}`).join("  ") +
         (idle ? "   mem/conn ratio: " + mine.map(([k, v]) => `÷${k.split("÷")[1]} ${fmt(v.mem_per_conn, 2)}`).join("  ") : ""));
     }
   } else {
@@ -670,7 +684,7 @@ function chart() {
   const hadErrors = (c, srv) => (summary[c.name][srv]?.errors ?? 0) > 0;
   let series = [];
   let title, ylabel;
-  for (const a of RINGLINES) for (const b of BASELINES) {
+  for (const a of RINGLINES) for (const b of comparedWith(a)) {
     const key = `${a}÷${b}`;
     if (cases.some((c) => ratios[c.name][key]))
       series.push({ key, get: (c) => ratios[c.name][key]?.throughput, bad: (c) => hadErrors(c, a) || hadErrors(c, b) });

@@ -10,9 +10,10 @@
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
-import { Channel, Context, Deferred, Effect, FiberSet, Layer, Option, Scope } from "effect"
+import { Channel, Context, Deferred, Effect, Exit, FiberSet, Layer, Option, Scope } from "effect"
 import type { Chunk, Duration } from "effect"
-import type { Connection } from "./Connection.js"
+import { type Connection, unsafeInternal } from "./Connection.js"
+import { DirectWrites, pushReads } from "./internal/socketRun.js"
 import type { Ringline } from "./Ringline.js"
 import * as Tcp from "./Tcp.js"
 import * as Unix from "./Unix.js"
@@ -93,6 +94,19 @@ const closeEventError = (event: Socket.CloseEvent): Socket.SocketError =>
     : new Socket.SocketCloseError({ reason: "Close", code: 1000 })
 
 /**
+ * The read side of `run` for a connection of any kind: one chunk at a time through `recv`, in a
+ * fiber. (Connections made by ringline take the push path of internal/socketRun.ts instead.)
+ */
+const readLoop = (conn: Connection, deliver: (chunk: Uint8Array) => void): Effect.Effect<void, Socket.SocketError> =>
+  Effect.gen(function*() {
+    while (true) {
+      const chunk = yield* Effect.mapError(conn.recv, readError)
+      if (Option.isNone(chunk)) return
+      deliver(chunk.value)
+    }
+  })
+
+/**
  * Builds a platform socket whose `run` opens a connection with `open` (in `run`'s scope) and
  * serves it until end of stream. `openContext` supplies what `open` needs.
  */
@@ -102,6 +116,14 @@ const fromOpen = <RO>(
 ): Socket.Socket => {
   let current: Current | undefined
   const latch = Effect.unsafeMakeLatch(false)
+  /**
+   * The last Effect `write` returned for bytes, and those bytes: when a `run` handler returns
+   * exactly that Effect (`socket.run(write)`), `run` queues the bytes itself instead of forking
+   * a fiber to do it. Forking would run the write at once, up to its wait for the kernel, so
+   * the bytes go out in the same order either way; the wait becomes one watcher per connection.
+   */
+  let lastWrite: Effect.Effect<void, Socket.SocketError> | undefined
+  let lastBytes: Uint8Array | undefined
 
   const run = <_, E = never, R = never>(
     handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
@@ -113,25 +135,42 @@ const fromOpen = <RO>(
       // fibers) runs before the connection's, which then drains what they queued.
       const fiberSet = yield* FiberSet.make<any, E | Socket.SocketError>().pipe(Scope.extend(scope))
       const runFork = yield* Effect.provideService(FiberSet.runtime(fiberSet)<R>(), RinglineConnection, conn)
+      const internal = unsafeInternal(conn)
+      const writes = internal === undefined ? undefined : new DirectWrites(internal, (e) => {
+        Deferred.unsafeDone(fiberSet.deferred, Exit.fail(writeError(e)))
+      })
+      if (writes !== undefined) yield* Scope.addFinalizer(scope, Effect.sync(() => writes.dispose()))
 
       current = { conn, fiberSet, writeShut: false }
       yield* latch.open
 
-      // One chunk at a time; `recv` hands out owned copies, so the handler may keep them. The
-      // effects the handler returns are forked (started at once, in order, as NodeSocket does on
-      // "data"). At end of stream `run` completes once those effects have finished: on the ring
-      // the end of stream is often seen in the same turn as the last bytes, and completing at
-      // once would interrupt the replies to them.
-      const readLoop: Effect.Effect<void, Socket.SocketError> = Effect.gen(function*() {
-        while (true) {
-          const chunk = yield* Effect.mapError(conn.recv, readError)
-          if (Option.isNone(chunk)) break
-          const result = handler(chunk.value)
-          if (Effect.isEffect(result)) runFork(result)
-        }
-        yield* FiberSet.awaitEmpty(fiberSet)
-      })
-      yield* readLoop.pipe(Effect.intoDeferred(fiberSet.deferred), Effect.forkIn(scope))
+      // Every received chunk is an owned copy, so the handler may keep it. The effects the
+      // handler returns are forked (started at once, in order, as NodeSocket does on "data").
+      // A forked fiber may reach its write only after a scheduler turn, so while one is alive
+      // the handler's writes are forked too, behind it: queued at once, they could overtake it.
+      let forked = 0
+      const forkedDone = () => {
+        forked--
+      }
+      const deliver = (chunk: Uint8Array): void => {
+        const result = handler(chunk)
+        if (!Effect.isEffect(result)) return
+        if (writes !== undefined && forked === 0 && (result as unknown) === lastWrite) return writes.write(lastBytes!)
+        forked++
+        runFork(result).addObserver(forkedDone)
+      }
+      // At end of stream `run` completes once those effects (and the writes queued for the
+      // handler) have finished: on the ring the end of stream is often seen in the same turn as
+      // the last bytes, and completing at once would interrupt the replies to them.
+      const reading = internal === undefined
+        ? readLoop(conn, deliver)
+        : pushReads(internal, deliver, readError)
+      yield* reading.pipe(
+        Effect.zipRight(Effect.suspend(() => FiberSet.awaitEmpty(fiberSet))),
+        Effect.zipRight(writes === undefined ? Effect.void : writes.settled),
+        Effect.intoDeferred(fiberSet.deferred),
+        Effect.forkIn(scope)
+      )
 
       if (opts?.onOpen) yield* opts.onOpen
       return yield* FiberSet.join(fiberSet)
@@ -145,11 +184,11 @@ const fromOpen = <RO>(
     )
 
   const encoder = new TextEncoder()
-  const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
+  const writeNow = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
     latch.whenOpen(Effect.suspend(() => {
       const cur = current
       // Woken by a run that has ended since: wait for the next one.
-      if (cur === undefined) return write(chunk)
+      if (cur === undefined) return writeNow(chunk)
       if (Socket.isCloseEvent(chunk)) {
         Deferred.unsafeDone(cur.fiberSet.deferred, Effect.fail(closeEventError(chunk)))
         // Start closing now (later writes fail, as on a destroyed net.Socket); `run`'s scope
@@ -161,6 +200,14 @@ const fromOpen = <RO>(
       // caller may reuse its buffer afterwards even when it went out zero-copy.
       return Effect.mapError(cur.conn.send(typeof chunk === "string" ? encoder.encode(chunk) : chunk), writeError)
     }))
+  const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> => {
+    const effect = Effect.suspend(() => writeNow(chunk))
+    if (chunk instanceof Uint8Array) {
+      lastWrite = effect
+      lastBytes = chunk
+    }
+    return effect
+  }
 
   const writer = Effect.acquireRelease(
     Effect.succeed(write),

@@ -320,6 +320,64 @@ describe("RinglineSocket.makeNet (platform Socket over an outbound ringline conn
     })))
 })
 
+describe("run without a fiber per chunk (pushed reads, writes queued by run itself)", () => {
+  it.live("a handler mixing write(chunk) with other effects keeps the stream in order", () =>
+    withRing(Effect.gen(function*() {
+      const server = yield* RinglineSocketServer.make({ port: 0 })
+      yield* serve(server, (socket) =>
+        Effect.scoped(Effect.gen(function*() {
+          const write = yield* socket.writer
+          let n = 0
+          // Every other chunk goes through an effect run cannot recognise (it is forked).
+          yield* socket.run((chunk) => n++ % 2 === 0 ? write(chunk) : Effect.zipRight(Effect.void, write(chunk)))
+        })))
+      const payload = random(2 * MiB)
+      const back = yield* Effect.promise(() => exchange(tcpPort(server), payload))
+      let i = 0
+      while (i < back.length && back[i] === payload[i]) i++
+      expect({ length: back.length, firstDifference: i }).toEqual({ length: payload.length, firstDifference: payload.length })
+    })))
+
+  it.live("a handler that throws ends run with that defect; the connection is closed", () =>
+    withRing(Effect.gen(function*() {
+      const server = yield* RinglineSocketServer.make({ port: 0 })
+      const exits = yield* Queue.unbounded<Exit.Exit<void, unknown>>()
+      yield* serve(server, (socket) =>
+        Effect.flatMap(Effect.exit(socket.run(() => {
+          throw new Error("sync boom")
+        })), (exit) => Queue.offer(exits, exit)))
+      const back = yield* Effect.promise(() => exchange(tcpPort(server), Buffer.from("hello")))
+      expect(back.length).toBe(0)
+      const exit = yield* Queue.take(exits)
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(String(Cause.squash((exit as Exit.Failure<void, unknown>).cause))).toContain("sync boom")
+    })))
+
+  it.live("write(chunk) returned to run after the writer's release fails run with reason Write", () =>
+    withRing(Effect.gen(function*() {
+      const { port } = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          nodeServer((s) => {
+            // Answers only after the client's FIN, so the answer reaches a half-closed writer.
+            s.on("data", () => {})
+            s.on("end", () => s.end("late"))
+          })
+        ),
+        ({ server }) => Effect.promise(() => new Promise<void>((r) => server.close(() => r())))
+      )
+      const socket = yield* RinglineSocket.makeNet({ host: "127.0.0.1", port })
+      const halfScope = yield* Scope.make()
+      const write = yield* Scope.extend(socket.writer, halfScope)
+      const opened = yield* Queue.unbounded<void>()
+      const running = yield* Effect.fork(socket.run(write, { onOpen: Queue.offer(opened, undefined) }))
+      yield* Queue.take(opened)
+      yield* Scope.close(halfScope, Exit.void)
+      const err = yield* Effect.flip(Fiber.join(running))
+      expect(err._tag).toBe("SocketError")
+      expect(err.reason).toBe("Write")
+    })))
+})
+
 // ---- conformance ------------------------------------------------------------------------------
 
 type ServerKind = "node" | "ringline"
