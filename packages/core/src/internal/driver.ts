@@ -11,6 +11,7 @@
  */
 import type { RinglineConfig } from "../RinglineConfig.js"
 import type { Native } from "./native.js"
+import { dispatchScheduler } from "./dispatchScheduler.js"
 import { CqeFlag, Ctl, Op, putU64, SqeFlag, W } from "./ring/abi.js"
 import type { OpOwner } from "./ring/op.js"
 import { prepClose, prepCloseDirect } from "./ring/prep.js"
@@ -450,6 +451,21 @@ export class Driver {
   // ---- completions ----------------------------------------------------------------------------
 
   private dispatch(count: number): void {
+    dispatchScheduler.begin()
+    try {
+      this.dispatchBatch(count)
+    } finally {
+      // Handler fibers this batch woke run now, in wake-up order (see dispatchScheduler.ts).
+      const fiberError = dispatchScheduler.end()
+      if (fiberError !== undefined) {
+        queueMicrotask(() => {
+          throw fiberError
+        })
+      }
+    }
+  }
+
+  private dispatchBatch(count: number): void {
     const q = this.cqes
     this.counters.cqes += count
     this.dispatching = true

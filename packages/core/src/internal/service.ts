@@ -24,6 +24,7 @@ import {
   SocketError
 } from "../RinglineError.js"
 import { ConnectOp } from "./connect.js"
+import { dispatchScheduler } from "./dispatchScheduler.js"
 import { type Conn, describe } from "./connection.js"
 import { Driver } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
@@ -266,7 +267,9 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
                             : Effect.logWarning("ringline: connection handler failed", cause)
                         ),
                         Effect.ensuring(Effect.zipRight(c.close, Effect.sync(() => serving.delete(conn))))
-                      )
+                      ),
+                      // Woken by completions, the handler runs right after their batch.
+                      { scheduler: dispatchScheduler }
                     )
                     serving.set(conn, fiber)
                   })
