@@ -3,7 +3,9 @@
  *
  * A completion never hands bytes, datagrams or connections to a fiber. It stores them in its
  * socket and wakes the first waiter of a {@link WaiterQueue}; the woken fiber then takes what it
- * needs synchronously, as the first thing it runs after the wake-up ({@link takeInFiber}). So:
+ * needs synchronously, as the first thing it runs after the wake-up ({@link takeInFiber}). (A
+ * take that finds its result already there, with nobody in line, takes it at once without
+ * waiting.) So:
  * - a fiber whose interruption reached it before it ran takes nothing: the interruption wins over
  *   the wake-up, the waiter is withdrawn, and the next waiter (or the next take) gets the result;
  * - a fiber that took something returns it in the same synchronous run (no yield point between
@@ -45,9 +47,9 @@ export class WaiterQueue {
     return { need, wake: undefined, queued: false }
   }
 
-  /** Whether `w` may take now: it is first in line, or (undefined) nobody is waiting. */
+  /** Whether `w` may take now: it is first in line, or nobody is waiting (`w` not queued yet). */
   mayTake(w: Waiter | undefined): boolean {
-    return w === undefined ? this.list.length === 0 : this.list[0] === w
+    return this.list.length === 0 || this.list[0] === w
   }
 
   /** Queues `w` (once) and calls `wake` when it is first and ready, possibly at once. */
@@ -92,6 +94,16 @@ export const takeInFiber = <A, E>(
 ): Effect.Effect<A, E> =>
   Effect.suspend(() => {
     const w = queue.waiter()
+    if (queue.length === 0) {
+      // Nobody is in line: what is already there is taken now, by this fiber, which returns it
+      // in this same synchronous run (no suspension, no wake-up needed).
+      try {
+        const now = take(w)
+        if (now !== undefined) return now
+      } catch (defect) {
+        return Effect.die(defect)
+      }
+    }
     // Run by the fiber right after its wake-up message, before anything else it could yield at:
     // an interruption queued before or with the wake-up is seen first and `take` never runs.
     const attempt: Effect.Effect<A, E> = Effect.suspend(() => {
