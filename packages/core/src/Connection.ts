@@ -223,61 +223,84 @@ const partsOf = (parts: ReadonlyArray<Uint8Array>, where: string): ReadonlyArray
 const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
   bytes.length === 0 ? done(0, Option.none()) : done(bytes.length, Option.some(bytes.slice()))
 
-/** @internal */
-export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void): Connection => {
+/**
+ * A connection's Effect-facing object. Every member is built on first use and kept: an idle
+ * connection (most of them, on a busy server) pays for none of the Effects, Streams and
+ * closures it never touches (they were ~5.5 KiB per connection when built up front).
+ * Functions (`read`, `write`, ...) are bound, so they can be passed around like the rest.
+ */
+type Counters = TypeId | "id" | "queuedBytes" | "bufferedBytes" | "bytesReceived" | "bytesSent"
+
+class ConnectionImpl implements Connection {
+  readonly [TypeId]: TypeId = TypeId
+  readonly id: number
+  #lazy: { -readonly [K in Exclude<keyof Connection, Counters>]?: Connection[K] } & {
+    waitClosed?: Effect.Effect<void>
+    addresses?: Effect.Effect<{ local: Address; peer: Address }, SocketError | ConnectionClosed>
+  } = {}
+
+  readonly #conn: Conn
+  readonly #shutdownTimeoutMs: number
+  readonly #onClose: (conn: Conn) => void
+
+  constructor(conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void) {
+    this.id = conn.id
+    this.#conn = conn
+    this.#shutdownTimeoutMs = shutdownTimeoutMs
+    this.#onClose = onClose
+  }
+
   // Parsed and consumed in the fiber that returns the value (internal/waiters.ts).
-  const read = <A>(parse: Parser<A>): Effect.Effect<A, ReadError> => takeInFiber(conn.readers, (w) => conn.tryRead(parse, w))
-  const recv = read(takeChunk) as Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
-  // Not bytes: a TypeError thrown in `suspend` is a defect, raised before anything is queued.
-  const enqueue = (bytes: Uint8Array, where: string) =>
-    Effect.suspend(() => {
-      const r = conn.enqueue(bytes instanceof Uint8Array ? bytes : bytesOf(bytes, where))
-      return typeof r === "number" ? Effect.succeed(r) : Effect.fail(r)
-    })
-  const waitSent = (target: number) =>
-    fromCallbacks<void, WriteError>((cb) => conn.whenSent(target, cb.ok, cb.fail))
-  const writable = Effect.suspend(() =>
-    conn.overHighWater
-      ? fromCallbacks<void, WriteError>((cb) => conn.whenDrained(conn.lowWaterMark, cb.ok, cb.fail))
-      : Effect.void
-  )
-  const write = (bytes: Uint8Array) => Effect.zipRight(enqueue(bytes, "write: bytes"), writable)
-  const waitClosed = fromCallbacks<void, never>((cb) => conn.onClosed(() => cb.ok()))
-  const close = Effect.suspend(() => {
-    conn.beginClose()
-    // Runs inside finalizers (uninterruptible): the wait itself must stay interruptible, or the
-    // timeout could never stop it.
-    return Effect.interruptible(waitClosed).pipe(
-      Effect.timeoutOption(shutdownTimeoutMs),
-      Effect.flatMap((o) => {
-        if (Option.isSome(o)) return Effect.void
-        conn.force()
-        return waitClosed
-      }),
-      Effect.ensuring(Effect.sync(() => onClose(conn)))
-    )
-  }).pipe(Effect.uninterruptible)
-  const addresses = fromCallbacks<{ local: Address; peer: Address }, SocketError | ConnectionClosed>((cb) =>
-    conn.addressesOf(cb)
-  )
-  const connection: Connection = {
-    [TypeId]: TypeId,
-    id: conn.id,
-    read,
-    recv,
-    stream: Stream.repeatEffectOption(
-      recv.pipe(
+  get read(): Connection["read"] {
+    const conn = this.#conn
+    return this.#lazy.read ??= <A>(parse: Parser<A>): Effect.Effect<A, ReadError> =>
+      takeInFiber(conn.readers, (w) => conn.tryRead(parse, w))
+  }
+
+  get recv(): Connection["recv"] {
+    return this.#lazy.recv ??= this.read(takeChunk) as Connection["recv"]
+  }
+
+  get stream(): Connection["stream"] {
+    return this.#lazy.stream ??= Stream.repeatEffectOption(
+      this.recv.pipe(
         Effect.mapError(Option.some),
         Effect.flatMap(Option.match({ onNone: () => Effect.fail(Option.none()), onSome: Effect.succeed }))
       )
-    ),
-    sink: Sink.forEach((bytes: Uint8Array) => Effect.zipRight(enqueue(bytes, "sink: chunk"), writable)),
-    send: (bytes) => Effect.flatMap(enqueue(bytes, "send: bytes"), waitSent),
-    write,
-    writable,
-    unsafeWrite: (bytes) =>
-      typeof conn.enqueue(bytes instanceof Uint8Array ? bytes : bytesOf(bytes, "unsafeWrite: bytes")) === "number",
-    sendv: (parts) =>
+    )
+  }
+
+  get sink(): Connection["sink"] {
+    const writable = this.writable
+    return this.#lazy.sink ??= Sink.forEach((bytes: Uint8Array) => Effect.zipRight(this.#enqueue(bytes, "sink: chunk"), writable))
+  }
+
+  get send(): Connection["send"] {
+    return this.#lazy.send ??= (bytes) => Effect.flatMap(this.#enqueue(bytes, "send: bytes"), (target) => this.#waitSent(target))
+  }
+
+  get write(): Connection["write"] {
+    return this.#lazy.write ??= (bytes) => Effect.zipRight(this.#enqueue(bytes, "write: bytes"), this.writable)
+  }
+
+  get writable(): Connection["writable"] {
+    const conn = this.#conn
+    return this.#lazy.writable ??= Effect.suspend(() =>
+      conn.overHighWater
+        ? fromCallbacks<void, WriteError>((cb) => conn.whenDrained(conn.lowWaterMark, cb.ok, cb.fail))
+        : Effect.void
+    )
+  }
+
+  get unsafeWrite(): Connection["unsafeWrite"] {
+    const conn = this.#conn
+    return this.#lazy.unsafeWrite ??= (bytes) =>
+      typeof conn.enqueue(bytes instanceof Uint8Array ? bytes : bytesOf(bytes, "unsafeWrite: bytes")) === "number"
+  }
+
+  get sendv(): Connection["sendv"] {
+    const conn = this.#conn
+    return this.#lazy.sendv ??= (parts) =>
       Effect.suspend(() => {
         parts = partsOf(parts, "sendv: parts")
         let target = 0
@@ -286,33 +309,101 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
           if (typeof r !== "number") return Effect.fail(r)
           target = r
         }
-        return waitSent(target)
-      }),
-    chain: (parts) =>
+        return this.#waitSent(target)
+      })
+  }
+
+  get chain(): Connection["chain"] {
+    const conn = this.#conn
+    return this.#lazy.chain ??= (parts) =>
       Effect.suspend(() => {
         const start = conn.queuedTotal
         const r = conn.enqueueChain(partsOf(parts, "chain: parts"))
-        return typeof r === "number" ? Effect.as(waitSent(r), r - start) : Effect.fail(r)
-      }),
-    shutdownWrite: fromCallbacks<void, WriteError>((cb) => conn.shutdownWrite(cb)),
-    close,
-    localAddress: Effect.map(addresses, (a) => a.local),
-    getIntOption: (level, name) =>
-      fromCallbacks<number, SocketError | ConnectionClosed>((cb) => conn.intOption(level, name, cb)),
-    peerAddress: Effect.map(addresses, (a) => a.peer),
-    get queuedBytes() {
-      return conn.queuedBytes
-    },
-    get bufferedBytes() {
-      return conn.bufferedBytes
-    },
-    get bytesReceived() {
-      return conn.bytesIn
-    },
-    get bytesSent() {
-      return conn.bytesOut
-    }
+        return typeof r === "number" ? Effect.as(this.#waitSent(r), r - start) : Effect.fail(r)
+      })
   }
+
+  get shutdownWrite(): Connection["shutdownWrite"] {
+    const conn = this.#conn
+    return this.#lazy.shutdownWrite ??= fromCallbacks<void, WriteError>((cb) => conn.shutdownWrite(cb))
+  }
+
+  get close(): Connection["close"] {
+    const conn = this.#conn
+    const shutdownTimeoutMs = this.#shutdownTimeoutMs
+    const onClose = this.#onClose
+    const waitClosed = this.#lazy.waitClosed ??= fromCallbacks<void, never>((cb) => conn.onClosed(() => cb.ok()))
+    return this.#lazy.close ??= Effect.suspend(() => {
+      conn.beginClose()
+      // Runs inside finalizers (uninterruptible): the wait itself must stay interruptible, or the
+      // timeout could never stop it.
+      return Effect.interruptible(waitClosed).pipe(
+        Effect.timeoutOption(shutdownTimeoutMs),
+        Effect.flatMap((o) => {
+          if (Option.isSome(o)) return Effect.void
+          conn.force()
+          return waitClosed
+        }),
+        Effect.ensuring(Effect.sync(() => onClose(conn)))
+      )
+    }).pipe(Effect.uninterruptible)
+  }
+
+  get localAddress(): Connection["localAddress"] {
+    return this.#lazy.localAddress ??= Effect.map(this.#addresses, (a) => a.local)
+  }
+
+  get peerAddress(): Connection["peerAddress"] {
+    return this.#lazy.peerAddress ??= Effect.map(this.#addresses, (a) => a.peer)
+  }
+
+  get getIntOption(): Connection["getIntOption"] {
+    const conn = this.#conn
+    return this.#lazy.getIntOption ??= (level, name) =>
+      fromCallbacks<number, SocketError | ConnectionClosed>((cb) => conn.intOption(level, name, cb))
+  }
+
+  get queuedBytes(): number {
+    return this.#conn.queuedBytes
+  }
+
+  get bufferedBytes(): number {
+    return this.#conn.bufferedBytes
+  }
+
+  get bytesReceived(): number {
+    return this.#conn.bytesIn
+  }
+
+  get bytesSent(): number {
+    return this.#conn.bytesOut
+  }
+
+  get #addresses() {
+    const conn = this.#conn
+    return this.#lazy.addresses ??= fromCallbacks<{ local: Address; peer: Address }, SocketError | ConnectionClosed>((cb) =>
+      conn.addressesOf(cb)
+    )
+  }
+
+  // Not bytes: a TypeError thrown in `suspend` is a defect, raised before anything is queued.
+  #enqueue(bytes: Uint8Array, where: string): Effect.Effect<number, WriteError> {
+    const conn = this.#conn
+    return Effect.suspend(() => {
+      const r = conn.enqueue(bytes instanceof Uint8Array ? bytes : bytesOf(bytes, where))
+      return typeof r === "number" ? Effect.succeed(r) : Effect.fail(r)
+    })
+  }
+
+  #waitSent(target: number): Effect.Effect<void, WriteError> {
+    const conn = this.#conn
+    return fromCallbacks<void, WriteError>((cb) => conn.whenSent(target, cb.ok, cb.fail))
+  }
+}
+
+/** @internal */
+export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void): Connection => {
+  const connection = new ConnectionImpl(conn, shutdownTimeoutMs, onClose)
   internals.set(connection, conn)
   return connection
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, Option } from "effect"
 import * as net from "node:net"
-import { Ringline } from "../src/index.js"
+import { Ringline, Tcp } from "../src/index.js"
 import { echoServer, exchange, nodeClient, portOf, random, readN, ignoringPeerResets, withRing } from "./helpers.js"
 
 describe("echo over TCP (node:net clients)", () => {
@@ -41,6 +41,27 @@ describe("echo over TCP (node:net clients)", () => {
         s.destroy()
       })))
   }
+
+  it.live("a connection's members work when taken off the object (they are built lazily, bound)", () =>
+    withRing(Effect.gen(function*() {
+      const listener = yield* Tcp.listen({ port: 0 })
+      yield* Effect.forkScoped(listener.serve((conn) => {
+        // Destructured before any member was used: each is built on first access, bound.
+        const { recv, write, shutdownWrite, peerAddress } = conn
+        return Effect.gen(function*() {
+          const peer = yield* peerAddress
+          expect(peer._tag).toBe("TcpAddress")
+          while (true) {
+            const chunk = yield* recv
+            if (Option.isNone(chunk)) break
+            yield* write(chunk.value)
+          }
+          yield* shutdownWrite
+        })
+      }))
+      const back = yield* Effect.promise(() => exchange(portOf(listener), Buffer.from("lazy and bound")))
+      expect(back.toString()).toBe("lazy and bound")
+    })))
 
   it.live("clients that connect and drop ×10 do not stop the server", () =>
     ignoringPeerResets(withRing(Effect.gen(function*() {
