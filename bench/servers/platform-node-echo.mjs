@@ -15,6 +15,7 @@
 import { NodeRuntime, NodeSocketServer } from "@effect/platform-node";
 import { Console, Effect } from "effect";
 import { parseArgs } from "node:util";
+import { echo } from "./platform-echo-handler.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -24,18 +25,6 @@ const { values } = parseArgs({
 });
 const port = Number(values.port);
 const host = values.host;
-
-const echo = (socket) =>
-  Effect.gen(function* () {
-    const write = yield* socket.writer;
-    // Each chunk's write is an Effect; Socket.run forks it, in arrival order.
-    yield* socket.run((chunk) => write(chunk));
-  }).pipe(
-    Effect.scoped,
-    // A client closing or resetting its connection ends run with a
-    // SocketError; that is the normal end of a benchmark connection.
-    Effect.ignore,
-  );
 
 const main = Effect.gen(function* () {
   const server = yield* NodeSocketServer.make({ port, host, backlog: 4096, noDelay: true });

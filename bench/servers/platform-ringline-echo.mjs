@@ -11,6 +11,7 @@
 // Ready: prints "listening on <host>:<port>" on stdout.
 import { Console, Effect } from "effect";
 import { parseArgs } from "node:util";
+import { echo } from "./platform-echo-handler.mjs";
 import { Ringline, RinglineSocketServer } from "../../packages/core/dist/index.js";
 
 const { values } = parseArgs({
@@ -21,18 +22,6 @@ const { values } = parseArgs({
 });
 const port = Number(values.port);
 const host = values.host;
-
-const echo = (socket) =>
-  Effect.gen(function* () {
-    const write = yield* socket.writer;
-    // Each chunk's write is an Effect; Socket.run forks it, in arrival order.
-    yield* socket.run((chunk) => write(chunk));
-  }).pipe(
-    Effect.scoped,
-    // A client closing or resetting its connection ends run with a
-    // SocketError; that is the normal end of a benchmark connection.
-    Effect.ignore,
-  );
 
 const main = Effect.gen(function* () {
   const server = yield* RinglineSocketServer.make({ port, host, backlog: 4096 });
