@@ -3,8 +3,8 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Effect, Layer, Logger } from "effect"
-import type { Duration, Scope } from "effect"
+import { Cause, Config, Context, Effect, Layer, Logger } from "effect"
+import type { ConfigError, Duration, Scope } from "effect"
 import { setFlagsFromString } from "node:v8"
 import type { Address, UnixAddress } from "./Address.js"
 import type { Connection } from "./Connection.js"
@@ -153,7 +153,7 @@ export class Ringline extends Context.Tag("@ringline/core/Ringline")<Ringline, R
  * Builds the io_uring driver in the current scope. Fails with `RinglineUnavailable` (naming the
  * cause and the fix) when io_uring cannot be used, or `RinglineConfigError` naming a bad field.
  * Closing the scope stops listeners, drains and closes every connection (bounded by
- * `shutdownTimeoutMs`), waits for every in-flight op and exits the ring.
+ * `shutdownTimeout`), waits for every in-flight op and exits the ring.
  *
  * @since 0.1.0
  * @category constructors
@@ -186,14 +186,33 @@ export const layer = (
 ): Layer.Layer<Ringline, RinglineUnavailable | RinglineConfigError> => Layer.scoped(Ringline, make(config))
 
 /**
- * The io_uring driver configured from Effect `Config` (environment variables by default; see
- * `RinglineConfig.config` for the keys).
+ * The io_uring driver configured from Effect `Config`, as Effect's own `layerConfig`s take it: a
+ * `Config` of the whole input, or a record of `Config`s per field. The default,
+ * `RinglineConfig.config`, reads the environment (`RINGLINE_*`, see there for the keys).
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { Ringline, RinglineConfig } from "@ringline/core"
+ *
+ * // The environment's RINGLINE_* keys:
+ * const fromEnv = Ringline.layerConfig()
+ * // Fields from keys of your own (unset optional ones keep their defaults):
+ * const custom = Ringline.layerConfig({
+ *   maxConnections: Config.integer("MAX_CLIENTS"),
+ *   shutdownTimeout: Config.duration("DRAIN_TIMEOUT").pipe(Config.withDefault("10 seconds"))
+ * })
+ * // Or the environment's, adjusted:
+ * const bigger = Ringline.layerConfig(RinglineConfig.config.pipe(Config.map((c) => ({ ...c, sqEntries: 1024 }))))
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<Ringline, RinglineUnavailable | RinglineConfigError | import("effect").ConfigError.ConfigError> =
-  Layer.scoped(Ringline, Effect.flatMap(RinglineConfig.config, make))
+export const layerConfig = (
+  config: Config.Config.Wrap<RinglineConfig.RinglineConfigInput> = RinglineConfig.config
+): Layer.Layer<Ringline, RinglineUnavailable | RinglineConfigError | ConfigError.ConfigError> =>
+  Layer.scoped(Ringline, Effect.flatMap(Config.unwrap(config), make))
 
 /**
  * The driver's counters.
