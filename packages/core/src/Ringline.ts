@@ -6,7 +6,7 @@
 import { Cause, Config, Context, Effect, Layer, Logger } from "effect"
 import type { ConfigError, Duration, Scope } from "effect"
 import { setFlagsFromString } from "node:v8"
-import type { Address, UnixAddress } from "./Address.js"
+import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { Conn } from "./internal/connection.js"
 import type { Driver } from "./internal/driver.js"
@@ -17,36 +17,82 @@ import * as RinglineConfig from "./RinglineConfig.js"
 import type { ConnectError, RinglineConfigError, RinglineUnavailable, SocketError } from "./RinglineError.js"
 
 /**
- * Where to listen.
+ * Where and how to listen on TCP: the one options type of `Tcp.listen`,
+ * `RinglineSocketServer.make` and `RinglineWorkers`' listeners.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TcpListenOptions {
+  /** Numeric address or host name; default `127.0.0.1`. */
+  readonly host?: string | undefined
+  /** 0 (the default) lets the kernel pick a free port; see `Listener.address`. */
+  readonly port?: number | undefined
+  /** Length of the kernel's accept queue (default `RinglineConfig.backlog`). */
+  readonly backlog?: number | undefined
+  /** SO_REUSEPORT, for several listeners (e.g. one per worker) on one port. */
+  readonly reusePort?: boolean | undefined
+}
+
+/**
+ * Where and how to listen on a Unix socket: the one options type of `Unix.listen` and
+ * `RinglineSocketServer.make`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface UnixListenOptions {
+  /**
+   * Socket file path (a stale socket file there is removed first, never a regular file; the file
+   * is removed when the listener closes), or an abstract name starting with a NUL byte.
+   */
+  readonly path: string
+  /** Length of the kernel's accept queue (default `RinglineConfig.backlog`). */
+  readonly backlog?: number | undefined
+}
+
+/**
+ * What the service's `listen` takes: {@link TcpListenOptions} or {@link UnixListenOptions},
+ * tagged.
  *
  * @since 0.1.0
  * @category models
  */
 export type ListenOptions =
-  | {
-    readonly _tag: "Tcp"
-    /** Numeric address or host name; default `127.0.0.1`. */
-    readonly host?: string
-    /** 0 (the default) lets the kernel pick a free port; see `Listener.address`. */
-    readonly port?: number
-    readonly backlog?: number
-    /** SO_REUSEPORT, for several listeners (e.g. one per worker) on one port. */
-    readonly reusePort?: boolean
-  }
-  | {
-    readonly _tag: "Unix"
-    /** Socket file path; a stale socket file there is removed first (never a regular file). */
-    readonly path: string
-    readonly backlog?: number
-  }
+  | ({ readonly _tag: "Tcp" } & TcpListenOptions)
+  | ({ readonly _tag: "Unix" } & UnixListenOptions)
 
 /**
- * Where to connect: a host (numeric or a name, resolved first) and port, or a Unix path.
+ * A TCP peer: a host (numeric or a name, resolved first) and a port. A `TcpAddress` is one.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TcpTarget {
+  readonly _tag?: "TcpAddress" | undefined
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * A Unix socket peer: a path (or an abstract name starting with a NUL byte). A `UnixAddress` is one.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface UnixTarget {
+  readonly _tag?: "UnixAddress" | undefined
+  readonly path: string
+}
+
+/**
+ * Where to connect: the one target type of the service's `connect` and of
+ * `RinglineSocket.makeNet` (`Tcp.connect` also takes `"host:port"`, `Unix.connect` a path).
  *
  * @since 0.1.0
  * @category models
  */
-export type ConnectTarget = { readonly _tag?: "TcpAddress"; readonly host: string; readonly port: number } | UnixAddress
+export type ConnectTarget = TcpTarget | UnixTarget
 
 /**
  * @since 0.1.0
