@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Config, Context, Effect, Layer, Logger } from "effect"
+import { Cause, Config, Effect, Layer, Logger } from "effect"
 import type { ConfigError, Duration, Scope } from "effect"
 import { setFlagsFromString } from "node:v8"
 import type { Address } from "./Address.js"
@@ -13,7 +13,9 @@ import type { Driver } from "./internal/driver.js"
 import type { AcceptSource } from "./internal/service.js"
 import { make as makeIoUring } from "./internal/service.js"
 import type { Listener } from "./Listener.js"
+import * as RinglineClock from "./RinglineClock.js"
 import * as RinglineConfig from "./RinglineConfig.js"
+import { Ringline } from "./internal/tag.js"
 import type { ConnectError, RinglineConfigError, RinglineUnavailable, SocketError } from "./RinglineError.js"
 
 /**
@@ -190,10 +192,13 @@ export interface RinglineService {
 }
 
 /**
+ * The service tag (defined in internal/tag.ts so that modules the Layer builds on, such as
+ * RinglineClock, can name it without importing this module).
+ *
  * @since 0.1.0
  * @category tags
  */
-export class Ringline extends Context.Tag("@ringline/core/Ringline")<Ringline, RinglineService>() {}
+export { Ringline } from "./internal/tag.js"
 
 /**
  * Builds the io_uring driver in the current scope. Fails with `RinglineUnavailable` (naming the
@@ -327,11 +332,9 @@ export const runMain = <E>(program: Effect.Effect<unknown, E>, options?: RunMain
 
 /**
  * The opt-in `Clock` on IORING_OP_TIMEOUT (SPEC §6's name for `RinglineClock.layer`): `Effect.sleep`
- * and friends then run on the ring. Loaded lazily, because RinglineClock depends on this module.
+ * and friends then run on the ring.
  *
  * @since 0.1.0
  * @category layers
  */
-export const clockLayer: Layer.Layer<never, RinglineUnavailable, Ringline> = Layer.unwrapEffect(
-  Effect.map(Effect.promise(() => import("./RinglineClock.js")), (m) => m.layer)
-)
+export const clockLayer: Layer.Layer<never, RinglineUnavailable, Ringline> = RinglineClock.layer
