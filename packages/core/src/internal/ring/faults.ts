@@ -99,8 +99,12 @@ export class FaultInjector {
     }
   }
 
+  /** Cleared when the plan is removed or replaced: a settle queued before then does nothing. */
+  active = true
+
   /** Applies the rules to every staged SQE not looked at yet. */
   settle(): void {
+    if (!this.active) return
     const staged = this.target.staged
     // A submit took the SQEs looked at (all of them, or all but a tail the kernel refused).
     if (staged < this.checked) this.checked = staged
@@ -138,8 +142,10 @@ export class FaultInjector {
   private apply(w: number, sqe: StagedSqe, action: FaultAction): boolean {
     const s = this.target.words
     if ("result" in action) {
-      // The NOP keeps the links (so a chain breaks as it would) and drops what a NOP rejects:
-      // a fixed file, a buffer group, an ioprio (multishot bits) — the kernel checks each.
+      // The NOP keeps the links (so a chain breaks as it would) and drops what a NOP cannot take:
+      // io_init_req fails BUFFER_SELECT (EOPNOTSUPP) and a nonzero ioprio such as the multishot
+      // bits (EINVAL) on an opcode whose definition lacks them, as NOP's does; a fixed file means
+      // nothing without a file to look up.
       const keep = sqe.flags & ~(SqeFlag.FIXED_FILE | SqeFlag.BUFFER_SELECT)
       const lo = s[w + W.userData]!
       const hi = s[w + W.userData + 1]!
@@ -181,11 +187,12 @@ export class FaultInjector {
 }
 
 /**
- * Installs `rules` on the ring until the returned injector is removed (`uninstall`). One plan at
- * a time: installing a second one replaces the first (its SQEs already settled stay as they are).
+ * Installs `rules` on the ring until the returned injector is removed (`uninstall`); SQEs staged
+ * and not yet submitted are subject to it too. One plan at a time: installing a second one
+ * removes the first (after settling what is staged under it).
  */
 export const install = (target: FaultTarget, rules: ReadonlyArray<FaultRule>): FaultInjector => {
-  target.faults?.settle()
+  if (target.faults !== null) uninstall(target, target.faults)
   const injector = new FaultInjector(target, rules)
   target.faults = injector
   return injector
@@ -194,6 +201,7 @@ export const install = (target: FaultTarget, rules: ReadonlyArray<FaultRule>): F
 /** Removes the plan, after settling what is staged under it. */
 export const uninstall = (target: FaultTarget, injector: FaultInjector): void => {
   injector.settle()
+  injector.active = false
   if (target.faults === injector) target.faults = null
 }
 
