@@ -138,7 +138,10 @@ describe("fault injection at staging (real ring)", () => {
       expect(received.hash).toBe(sha256(all))
       // Far more sends than one per part: the kernel really stopped at 777 bytes each time.
       expect(f.log.length).toBeGreaterThan(all.length / 777 / 2)
+      // Copied sends gathered into SENDMSG, and zero-copy SEND_ZC (100 kB and 20 kB parts are
+      // above sendZeroCopyThreshold): each short one continued after its notification.
       expect(f.log.some((i) => i.sqe.op === Op.SENDMSG)).toBe(true)
+      expect(f.log.some((i) => i.sqe.op === Op.SEND_ZC)).toBe(true)
       // The chain's linked sends are left alone (only its last link may be clamped).
       expect(f.notApplicable).toBeGreaterThan(0)
       expect((yield* Ringline.stats).bytesOut).toBe(all.length)
