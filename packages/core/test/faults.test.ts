@@ -12,6 +12,10 @@ import { Connection, Ringline, Tcp } from "../src/index.js"
 import { Errno } from "../src/internal/errno.js"
 import { IOPRIO_RECV_MULTISHOT, Op } from "../src/internal/ring/abi.js"
 import { type FaultRule, install, probeNopInject, uninstall } from "../src/internal/ring/faults.js"
+import { Acceptor } from "../src/internal/acceptor.js"
+import { load } from "../src/internal/native.js"
+import * as Sockaddr from "../src/internal/sockaddr.js"
+import * as Address from "../src/Address.js"
 import { echo, exchange, ignoringPeerResets, nodeClient, nodeServer, portOf, random, withRing } from "./helpers.js"
 
 const supported = await Effect.runPromise(withRing(Effect.flatMap(Ringline.Ringline, (r) => probeNopInject(r.driver!))))
@@ -160,6 +164,28 @@ describe("fault injection at staging (real ring)", () => {
         expect(l.accepted).toBe(1)
       }))))
   }
+
+  injecting("a lasting EMFILE on the workers' acceptor backs off instead of re-arming every loop turn, then accepts again", () =>
+    ignoringPeerResets(withRing(Effect.gen(function*() {
+      const d = (yield* Ringline.Ringline).driver!
+      const f = yield* faults([{ ops: [Op.ACCEPT], times: 1_000_000, inject: { result: -Errno.EMFILE } }])
+      const fd = load().listen(Sockaddr.encodeToBytes(Address.tcp("127.0.0.1", 0)), 16, false, 1, true)
+      const port = (Sockaddr.decode(load().sockName(fd, false)) as Address.TcpAddress).port
+      // No worker to hand connections to: each accepted one is counted lost and closed.
+      const acceptor = new Acceptor(d, fd, { ringFds: new Int32Array(0), load: new Int32Array(0), ready: [] }, "roundRobin")
+      yield* Effect.addFinalizer(() => Effect.async<void>((resume) => acceptor.stop(() => resume(Effect.void))))
+      yield* Effect.sleep(400)
+      // Backing off 10, 20, 40, 80, 160 ms: a handful of attempts, not one per loop turn.
+      expect(f.log.length).toBeGreaterThanOrEqual(3)
+      expect(f.log.length).toBeLessThanOrEqual(8)
+      uninstall(d, f)
+      const client = yield* Effect.promise(() => nodeClient(port))
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      const t0 = Date.now()
+      while (acceptor.accepted === 0 && Date.now() - t0 < 5000) yield* Effect.sleep(10)
+      expect(acceptor.accepted).toBe(1)
+      expect(acceptor.lost).toBe(1)
+    }))))
 
   injecting("an injected ENOBUFS ends the multishot recv (one CQE, no F_MORE): it is re-armed and no byte is lost", () =>
     withRing(Effect.gen(function*() {
