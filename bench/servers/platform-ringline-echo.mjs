@@ -30,4 +30,4 @@ const main = Effect.gen(function* () {
 });
 
 // runMain interrupts the program on SIGINT/SIGTERM, closing the server.
-Ringline.runMain(main.pipe(Effect.scoped, Effect.provide(Ringline.layerConfig)));
+Ringline.runMain(main.pipe(Effect.scoped, Effect.provide(Ringline.layerConfig())));
