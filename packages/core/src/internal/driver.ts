@@ -11,7 +11,6 @@
  */
 import type { RinglineConfig } from "../RinglineConfig.js"
 import type { Native } from "./native.js"
-import { dispatchScheduler } from "./dispatchScheduler.js"
 import { CqeFlag, Ctl, Op, putU64, SqeFlag, W } from "./ring/abi.js"
 import type { FaultInjector } from "./ring/faults.js"
 import type { OpOwner } from "./ring/op.js"
@@ -459,21 +458,6 @@ export class Driver {
   // ---- completions ----------------------------------------------------------------------------
 
   private dispatch(count: number): void {
-    dispatchScheduler.begin()
-    try {
-      this.dispatchBatch(count)
-    } finally {
-      // Handler fibers this batch woke run now, in wake-up order (see dispatchScheduler.ts).
-      const fiberError = dispatchScheduler.end()
-      if (fiberError !== undefined) {
-        queueMicrotask(() => {
-          throw fiberError
-        })
-      }
-    }
-  }
-
-  private dispatchBatch(count: number): void {
     const q = this.cqes
     this.counters.cqes += count
     this.dispatching = true

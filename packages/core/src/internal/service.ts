@@ -24,7 +24,6 @@ import {
   SocketError
 } from "../RinglineError.js"
 import { ConnectOp } from "./connect.js"
-import { dispatchScheduler } from "./dispatchScheduler.js"
 import { type Conn, describe } from "./connection.js"
 import { Driver } from "./driver.js"
 import { Errno } from "./errno.js"
@@ -223,9 +222,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
                             )
                         ),
                         Effect.ensuring(Effect.zipRight(c.close, Effect.sync(() => serving.delete(conn))))
-                      ),
-                      // Woken by completions, the handler runs right after their batch.
-                      { scheduler: dispatchScheduler }
+                      )
                     )
                     serving.set(conn, fiber)
                     return true
