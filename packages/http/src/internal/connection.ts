@@ -408,7 +408,11 @@ export class HttpConnection implements Sink {
       const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
       ex.responded = true
       const conn = this.conn
-      if (!conn.unsafeWrite(Response.bytes(head)) || (!noBody && bytes.length > 0 && !conn.unsafeWrite(bytes))) {
+      const withBody = !noBody && bytes.length > 0
+      const ok = withBody && bytes.length <= Response.coalesceMax
+        ? conn.unsafeWrite(Response.headAndBody(head, bytes))
+        : conn.unsafeWrite(Response.bytes(head)) && (!withBody || conn.unsafeWrite(bytes))
+      if (!ok) {
         ex.closeAfter = true
         return Effect.void
       }
