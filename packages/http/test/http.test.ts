@@ -15,6 +15,7 @@ import { nodeRequest, raw, responses, withServer } from "./helpers.js"
 const encoder = new TextEncoder()
 let bigServed = 0
 let hangInterrupted: Deferred.Deferred<void> | undefined
+let hangStarted: Deferred.Deferred<void> | undefined
 
 const app = HttpRouter.empty.pipe(
   HttpRouter.get("/", HttpServerResponse.text("Hello, World!")),
@@ -37,7 +38,7 @@ const app = HttpRouter.empty.pipe(
   HttpRouter.get(
     "/hang",
     Effect.zipRight(
-      Effect.never,
+      Effect.zipRight(Effect.suspend(() => hangStarted ? Deferred.succeed(hangStarted, void 0) : Effect.void), Effect.never),
       Effect.succeed(HttpServerResponse.empty())
     ).pipe(Effect.onInterrupt(() => hangInterrupted ? Deferred.succeed(hangInterrupted, void 0) : Effect.void))
   ),
@@ -272,12 +273,22 @@ describe("RinglineHttpServer", () => {
     withServer(app, (port) =>
       Effect.gen(function*() {
         const interrupted = yield* Deferred.make<void>()
+        const started = yield* Deferred.make<void>()
         hangInterrupted = interrupted
-        const r = yield* raw(port, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n", { timeoutMs: 300 })
-        expect(r.text).toBe("")
-        // raw() destroyed the socket after its timeout: the handler must be interrupted.
+        hangStarted = started
+        const sock = net.connect(port, "127.0.0.1")
+        sock.write("GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        let received = ""
+        sock.on("data", (d) => (received += d.toString("latin1")))
+        sock.on("error", () => {})
+        // Closed once the handler runs (not after a fixed delay, which a loaded machine may outlast
+        // before the request is even read): the handler must then be interrupted.
+        yield* Deferred.await(started).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("not started") }))
+        sock.destroy()
+        expect(received).toBe("")
         yield* Deferred.await(interrupted).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("not interrupted") }))
         hangInterrupted = undefined
+        hangStarted = undefined
       })))
 
   it.live("a client that pipelines and never reads keeps the server bounded", () =>

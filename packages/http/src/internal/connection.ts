@@ -23,6 +23,9 @@ import { RinglineServerRequest } from "./request.js"
 import { upgradeWebSocket } from "./upgrade.js"
 import * as Response from "./response.js"
 
+/** Runs the app for one request on the calling fiber and writes its response (see handled.ts). */
+export type Handler = (request: ServerRequest.HttpServerRequest) => Effect.Effect<void>
+
 /** Resolved server options. */
 export interface Limits {
   readonly maxHeaderSize: number
@@ -240,7 +243,7 @@ export class HttpConnection implements Sink {
   // ---- the processor -----------------------------------------------------------------------------
 
   /** Serves the connection: runs the reader beside the processor; returns when both are done. */
-  serve(handled: Effect.Effect<void, never, ServerRequest.HttpServerRequest>): Effect.Effect<void> {
+  serve(handler: Handler): Effect.Effect<void> {
     return Effect.withFiberRuntime<void>((fiber) => {
       this.processorFiber = fiber
       this.armTimer(this.limits.headersTimeoutMs)
@@ -249,7 +252,7 @@ export class HttpConnection implements Sink {
         Effect.forkDaemon(Effect.interruptible(this.reader)),
         (readerFiber) => {
           this.readerFiber = readerFiber
-          return this.process(handled)
+          return this.process(handler)
         },
         (readerFiber) =>
           Effect.suspend(() => {
@@ -262,7 +265,7 @@ export class HttpConnection implements Sink {
     })
   }
 
-  private process(handled: Effect.Effect<void, never, ServerRequest.HttpServerRequest>): Effect.Effect<void> {
+  private process(handler: Handler): Effect.Effect<void> {
     const loop: Effect.Effect<void> = Effect.suspend(() => {
       if (this.closed) return Effect.void
       const ex = this.queue.shift()
@@ -276,11 +279,10 @@ export class HttpConnection implements Sink {
       if ((ex.head.flags & HeadFlag.ContentLength) !== 0 && ex.head.contentLength > this.limits.maxBodySize) {
         return this.writeRaw(Response.simple(413))
       }
-      const request = new RinglineServerRequest(ex, ex.head.url)
-      // The handled app has already answered a failure (500...) and then fails with its cause, as
-      // it does under NodeHttpServer where nobody looks at it: the connection goes on.
+      // The handler has answered a failure (500...) itself and drops it, as NodeHttpServer does:
+      // the connection goes on.
       return Effect.zipRight(
-        Effect.exit(Effect.provideService(handled, ServerRequest.HttpServerRequest, request)),
+        handler(new RinglineServerRequest(ex, ex.head.url)),
         Effect.suspend(() => this.afterExchange(ex, loop))
       )
     })

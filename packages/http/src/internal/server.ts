@@ -20,6 +20,7 @@ import { Duration, Effect, Either, Exit, FiberSet, Layer, Option, Scope, Stream 
 import { ExecutionStrategy } from "effect"
 import Mime from "mime"
 import { handleResponse, HttpConnection, type Limits } from "./connection.js"
+import { makeHandler } from "./handled.js"
 
 /** Options of `RinglineHttpServer.layer` (see the public module for the documentation). */
 export interface ServerOptions {
@@ -114,7 +115,7 @@ export const make = (
 
     const serve = (httpApp: App.Default<unknown>, middleware?: Middleware.HttpMiddleware) =>
       Effect.gen(function*() {
-        const handled = App.toHandled(httpApp, handleResponse, middleware)
+        const handler = makeHandler(httpApp, handleResponse, middleware)
         const fibers = yield* FiberSet.make<void, never>()
         const connections = new Set<HttpConnection>()
 
@@ -127,7 +128,7 @@ export const make = (
             }
             const http = new HttpConnection(conn, limits, remote)
             connections.add(http)
-            yield* Effect.ensuring(http.serve(handled), Effect.sync(() => connections.delete(http)))
+            yield* Effect.ensuring(http.serve(handler), Effect.sync(() => connections.delete(http)))
           })
 
         const acceptOne = Effect.uninterruptibleMask((restore) =>

@@ -1,0 +1,186 @@
+/**
+ * What an app and a tracer observe around each request is the same under RinglineHttpServer (whose
+ * per-request pipeline is fused, see src/internal/handled.ts) as under NodeHttpServer: the server
+ * span (name, kind, parent from trace headers, attributes, exit), the app's child spans, the request
+ * Scope closed with the request's exit, pre-response handlers, and a serve middleware's effect
+ * on the response, with the tracer on or disabled for the request.
+ */
+import { HttpApp, HttpMiddleware, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Exit, Layer, Scope, Tracer } from "effect"
+import * as http from "node:http"
+import { RinglineTesting } from "@ringline/core"
+import * as RinglineHttpServer from "../src/RinglineHttpServer.js"
+import { nodeRequest } from "./helpers.js"
+
+interface Ended {
+  readonly name: string
+  readonly kind: string
+  readonly parent: string | undefined
+  readonly attributes: Record<string, unknown>
+  readonly exit: string
+}
+
+/** A tracer that records every ended span; ports in attribute values are masked. */
+const recorder = () => {
+  const ended: Array<Ended> = []
+  let next = 0
+  const tracer = Tracer.make({
+    span(name, parent, context, links, startTime, kind) {
+      const attributes = new Map<string, unknown>()
+      const span: Tracer.Span & { status: Tracer.SpanStatus } = {
+        _tag: "Span",
+        name,
+        spanId: `s${++next}`,
+        traceId: parent._tag === "Some" ? parent.value.traceId : `t${next}`,
+        parent,
+        context,
+        status: { _tag: "Started", startTime },
+        attributes,
+        links,
+        sampled: true,
+        kind,
+        end(endTime, exit) {
+          span.status = { _tag: "Ended", startTime, endTime, exit }
+          ended.push({
+            name,
+            kind,
+            parent: parent._tag === "Some" ? (parent.value._tag === "Span" ? parent.value.name : `external:${parent.value.spanId}`) : undefined,
+            attributes: Object.fromEntries(
+              [...attributes].map(([k, v]) => [k, typeof v === "string" ? v.replace(/127\.0\.0\.1:\d+/g, "127.0.0.1:PORT") : v])
+            ),
+            exit: Exit.isSuccess(exit) ? "success" : Exit.isInterrupted(exit) ? "interrupted" : "failure"
+          })
+        },
+        attribute(key, value) {
+          attributes.set(key, value)
+        },
+        event() {},
+        addLinks() {}
+      }
+      return span
+    },
+    context: (f) => f()
+  })
+  return { tracer, ended }
+}
+
+const finalized: Array<string> = []
+
+const app = HttpRouter.empty.pipe(
+  HttpRouter.get("/", HttpServerResponse.text("Hello")),
+  HttpRouter.get("/child", Effect.withSpan(HttpServerResponse.text("child"), "child-span")),
+  HttpRouter.get(
+    "/span",
+    Effect.map(Effect.currentSpan, (s) => HttpServerResponse.text(`${s.name} ${s.kind}`)).pipe(
+      Effect.orElseSucceed(() => HttpServerResponse.text("no span"))
+    )
+  ),
+  HttpRouter.get(
+    "/scope",
+    Effect.flatMap(Scope.Scope, (scope) =>
+      Effect.as(
+        Scope.addFinalizerExit(scope, (exit) => Effect.sync(() => finalized.push(`scope ${exit._tag}`))),
+        HttpServerResponse.text("scoped")
+      ))
+  ),
+  HttpRouter.get("/fail", Effect.fail(new Error("boom"))),
+  HttpRouter.get("/die", Effect.die("defect")),
+  HttpRouter.get(
+    "/pre",
+    Effect.as(
+      HttpApp.appendPreResponseHandler((_req, res) => Effect.succeed(HttpServerResponse.setHeader(res, "x-pre", "1"))),
+      HttpServerResponse.text("pre")
+    )
+  )
+)
+
+const middleware = HttpMiddleware.make((app) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (req) =>
+    req.url === "/mw-fail"
+      ? Effect.fail(new Error("middleware failed"))
+      : Effect.map(app, (res) => HttpServerResponse.setHeader(res, "x-mw", req.url)))
+)
+
+const paths = ["/", "/child", "/span", "/scope", "/fail", "/die", "/pre", "/missing", "/mw-fail"]
+
+const exercise = (port: number) =>
+  Effect.gen(function*() {
+    const out: Array<unknown> = []
+    for (const path of paths) {
+      const r = yield* nodeRequest(port, { path })
+      out.push({ path, status: r.status, body: r.body, pre: r.headers["x-pre"], mw: r.headers["x-mw"] })
+    }
+    // A W3C parent from the client.
+    const traced = yield* nodeRequest(port, {
+      path: "/child",
+      headers: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" }
+    })
+    out.push({ path: "traceparent", status: traced.status })
+    yield* Effect.sleep("20 millis")
+    return out
+  })
+
+type Mode = { readonly middleware: boolean; readonly tracerDisabled: boolean }
+
+/** Serves `app` with `serve` under a recording tracer; returns the responses, spans and finalizers. */
+const observe = (serveOn: (serve: Effect.Effect<void, never, HttpServer.HttpServer>, body: (port: number) => Effect.Effect<unknown, Error>) => Effect.Effect<unknown, unknown>, mode: Mode) =>
+  Effect.gen(function*() {
+    const { ended, tracer } = recorder()
+    finalized.length = 0
+    const serve = Effect.flatMap(HttpServer.HttpServer, (server) =>
+      server.serve(app, mode.middleware ? middleware : undefined)).pipe(
+        Effect.withTracer(tracer),
+        Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => mode.tracerDisabled)
+      ) as Effect.Effect<void, never, HttpServer.HttpServer>
+    const responses = yield* serveOn(serve, exercise)
+    return { responses, spans: ended.map((s) => ({ ...s })), finalized: [...finalized] }
+  })
+
+const onNode = (serve: Effect.Effect<void, never, HttpServer.HttpServer>, body: (port: number) => Effect.Effect<unknown, Error>) =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const ctx = yield* Layer.build(NodeHttpServer.layer(http.createServer, { host: "127.0.0.1", port: 0 }))
+      const server = Context.get(ctx, HttpServer.HttpServer)
+      yield* Effect.provide(serve, ctx)
+      return yield* body(server.address._tag === "TcpAddress" ? server.address.port : 0)
+    })
+  )
+
+const onRingline = (serve: Effect.Effect<void, never, HttpServer.HttpServer>, body: (port: number) => Effect.Effect<unknown, Error>) =>
+  RinglineTesting.withFreshRing(
+    Effect.gen(function*() {
+      const ctx = yield* Layer.build(RinglineHttpServer.layer({ host: "127.0.0.1", port: 0 }))
+      const server = Context.get(ctx, HttpServer.HttpServer)
+      yield* Effect.provide(serve, ctx)
+      return yield* body(server.address._tag === "TcpAddress" ? server.address.port : 0)
+    })
+  )
+
+describe("tracing and request scope like NodeHttpServer", () => {
+  for (const mode of [
+    { middleware: false, tracerDisabled: false },
+    { middleware: true, tracerDisabled: false },
+    { middleware: true, tracerDisabled: true }
+  ]) {
+    it.live(`middleware ${mode.middleware}, tracer disabled ${mode.tracerDisabled}`, () =>
+      Effect.gen(function*() {
+        const expected = yield* observe(onNode, mode)
+        const actual = yield* observe(onRingline, mode)
+        expect(actual.responses).toEqual(expected.responses)
+        expect(actual.finalized).toEqual(expected.finalized)
+        expect(actual.spans.length).toBe(expected.spans.length)
+        for (let i = 0; i < expected.spans.length; i++) {
+          const a = actual.spans[i]!
+          const e = expected.spans[i]!
+          expect(a, `span ${i} (${e.name} ${String(e.attributes["url.path"] ?? "")})`).toEqual(e)
+        }
+        if (!mode.tracerDisabled) {
+          expect(expected.spans.some((s) => s.name === "http.server GET" && s.kind === "server")).toBe(true)
+          expect(expected.spans.some((s) => s.parent === "external:b7ad6b7169203331")).toBe(true)
+          expect(expected.spans.some((s) => s.name === "child-span" && s.parent === "http.server GET")).toBe(true)
+        }
+      }))
+  }
+})
