@@ -12,6 +12,7 @@ import { Context, Effect, Exit, Layer, Scope, Tracer } from "effect"
 import * as http from "node:http"
 import { RinglineTesting } from "@ringline/core"
 import * as RinglineHttpServer from "../src/RinglineHttpServer.js"
+import { urlParts } from "../src/internal/handled.js"
 import { nodeRequest } from "./helpers.js"
 
 interface Ended {
@@ -183,4 +184,40 @@ describe("tracing and request scope like NodeHttpServer", () => {
         }
       }))
   }
+})
+
+describe("server span URL attributes", () => {
+  const viaURL = (url: string, headers: Record<string, string>) => {
+    const request = { url, headers } as unknown as HttpServerRequest.HttpServerRequest
+    const u = HttpServerRequest.toURL(request)
+    if (u._tag === "None") return undefined
+    const v = u.value
+    if (v.username !== "" || v.password !== "") {
+      v.username = "REDACTED"
+      v.password = "REDACTED"
+    }
+    return { full: v.toString(), path: v.pathname, query: v.search.slice(1), scheme: v.protocol.slice(0, -1) }
+  }
+  const targets = [
+    "/", "/a/b.html", "/a?", "/a?x=1&y=%20z", "/a/./b", "/a/../b", "/.", "/%2e%2e/x", "/a b", "/é", "/a'b?c'd",
+    "/a?b?c/d", "/a#frag", "/A/B?Q=R", "//double", "/a\\b", "/a|b?{x}", "/~user/(x)*+,;=:@!$&", "*", "http://other/x"
+  ]
+  const hosts = [
+    undefined, "example.com", "EXAMPLE.com", "example.com:80", "example.com:443", "example.com:8080",
+    "example.com:080", "127.0.0.1:3000", "127.1", "0x7f.0.0.1", "300.0.0.1", "1.2.3.04", "[::1]:8080",
+    "a.b-c.d", "host:0", "host:70000", "a..b", "user:pw@host", "xn--bcher-kva.example", "exa mple"
+  ]
+  it("equal to new URL's, with and without x-forwarded-proto", () => {
+    for (const url of targets) {
+      for (const host of hosts) {
+        for (const proto of [undefined, "https"]) {
+          const headers: Record<string, string> = {}
+          if (host !== undefined) headers.host = host
+          if (proto !== undefined) headers["x-forwarded-proto"] = proto
+          const request = { url, headers } as unknown as HttpServerRequest.HttpServerRequest
+          expect(urlParts(request), `${url} ${host} ${proto}`).toEqual(viaURL(url, headers))
+        }
+      }
+    }
+  })
 })
