@@ -49,6 +49,12 @@ export interface Options {
   readonly headersTimeout?: import("effect").Duration.DurationInput | undefined
   /** Idle time after which a keep-alive connection is closed. Default 5 s. */
   readonly keepAliveTimeout?: import("effect").Duration.DurationInput | undefined
+  /**
+   * Time allowed for a request body to arrive, from the end of its head (a slow or stalled upload).
+   * When it runs out: 408 if that request was not answered yet, the handler interrupted (its body
+   * read fails), the connection closed. Default 300 s (Node's `requestTimeout`).
+   */
+  readonly bodyTimeout?: import("effect").Duration.DurationInput | undefined
   /** On release: how long in-flight requests may take before they are interrupted. Default 10 s. */
   readonly shutdownTimeout?: import("effect").Duration.DurationInput | undefined
   /** Look up each connection's peer for `request.remoteAddress` (one extra op per connection). Default true. */

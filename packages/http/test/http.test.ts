@@ -269,6 +269,33 @@ describe("RinglineHttpServer", () => {
         expect(took).toBeLessThan(3000)
       }), { headersTimeout: "400 millis", keepAliveTimeout: "300 millis" }))
 
+  it.live("body timeout: a stalled upload → 408 and close; a stalled body after the response began → close; a slow but complete one is served", () =>
+    withServer(app, (port) =>
+      Effect.gen(function*() {
+        const t0 = Date.now()
+        // 2 of 10 body bytes, then nothing: the handler (POST /text reads the body) waits.
+        const stalled = yield* raw(port, "POST /text HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab", { timeoutMs: 8000 })
+        expect(stalled.closed).toBe(true)
+        expect(stalled.text).toMatch(/^HTTP\/1.1 408 /)
+        expect(responses(stalled.text)).toHaveLength(1)
+        const took = Date.now() - t0
+        expect(took).toBeGreaterThanOrEqual(500)
+        expect(took).toBeLessThan(6000)
+        // A chunked body stalled after its first chunk, to a handler that streams it back: the
+        // response has begun (200, chunked), so no 408 is added; the connection just ends.
+        const streaming = yield* raw(port, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", { timeoutMs: 8000 })
+        expect(streaming.closed).toBe(true)
+        expect(streaming.text).toMatch(/^HTTP\/1.1 200 /)
+        expect(streaming.text).not.toMatch(/408/)
+        // Within the limit, in pieces: answered, and the connection stays usable.
+        const slow = yield* raw(
+          port,
+          ["POST /text HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab", "cd", "ef", "GET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+          { pauseMs: 50, timeoutMs: 8000, until: (t) => responses(t).length === 2 }
+        )
+        expect(responses(slow.text).map((r) => [r.status, r.body])).toEqual([[200, "6:abcdef"], [200, "Hello, World!"]])
+      }), { bodyTimeout: "600 millis" }))
+
   it.live("client abort interrupts the request's fiber", () =>
     withServer(app, (port) =>
       Effect.gen(function*() {

@@ -35,6 +35,7 @@ export interface Limits {
   readonly bodyHighWater: number
   readonly headersTimeoutMs: number
   readonly keepAliveTimeoutMs: number
+  readonly bodyTimeoutMs: number
 }
 
 
@@ -63,6 +64,10 @@ export class HttpConnection implements Sink {
   private lastActivity = Date.now()
   private servedAny = false
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** When the armed timer fires (ms since the epoch). */
+  private timerDue = 0
+  /** When the body being received must be complete; 0 when none is. */
+  private bodyDeadline = 0
   private readonly keepAliveLine: string
 
   constructor(
@@ -80,6 +85,7 @@ export class HttpConnection implements Sink {
     const ex = new Exchange(head, this, this.remoteAddress, this.limits.maxBodySize)
     this.receiving = ex
     this.queue.push(ex)
+    if ((head.flags & HeadFlag.Chunked) !== 0 || head.contentLength > 0) this.startBodyClock()
     // After an upgrade or a last request, the bytes that follow are not HTTP requests.
     if ((head.flags & (HeadFlag.Upgrade)) !== 0 || (head.flags & HeadFlag.KeepAlive) === 0) this.stopped = true
     this.wakeProcessor()
@@ -92,12 +98,14 @@ export class HttpConnection implements Sink {
   end(): void {
     const ex = this.receiving
     this.receiving = undefined
+    this.bodyDeadline = 0
     ex?.onEnd()
   }
 
   error(status: number, _reason: string): void {
     this.failureStatus = status
     this.stopped = true
+    this.bodyDeadline = 0
     this.receiving?.fail(new Error(`malformed request body (${_reason})`))
     this.receiving = undefined
     this.wakeProcessor()
@@ -203,13 +211,28 @@ export class HttpConnection implements Sink {
   // ---- timeouts ----------------------------------------------------------------------------------
 
   private armTimer(ms: number): void {
+    this.timerDue = Date.now() + ms
     this.timer = setTimeout(this.onTimer, ms)
     this.timer.unref()
+  }
+
+  /** A body follows the head just parsed: it must be complete within `bodyTimeout`. */
+  private startBodyClock(): void {
+    this.bodyDeadline = Date.now() + this.limits.bodyTimeoutMs
+    if (this.timer !== undefined && this.bodyDeadline < this.timerDue) {
+      clearTimeout(this.timer)
+      this.armTimer(this.limits.bodyTimeoutMs)
+    }
   }
 
   private readonly onTimer = (): void => {
     this.timer = undefined
     if (this.closed || this.upgraded) return
+    if (this.bodyDeadline !== 0) {
+      const left = this.bodyDeadline - Date.now()
+      if (left <= 0) return this.bodyTimedOut()
+      if (left < this.limits.keepAliveTimeoutMs) return this.armTimer(left)
+    }
     if (this.current !== undefined || this.queue.length > 0) return this.armTimer(this.limits.keepAliveTimeoutMs)
     const partial = this.conn.bufferedBytes > 0
     const limit = partial || !this.servedAny ? this.limits.headersTimeoutMs : this.limits.keepAliveTimeoutMs
@@ -217,6 +240,24 @@ export class HttpConnection implements Sink {
     if (idle < limit) return this.armTimer(limit - idle)
     // Idle keep-alive: close quietly. A head that never completed (slowloris): 408, as Node does.
     if (partial) this.conn.unsafeWrite(Response.simple(408))
+    this.timedOut = true
+    this.stopped = true
+    this.wakeProcessor()
+    this.peerGone()
+  }
+
+  /**
+   * A body still incomplete at its deadline (a slow or stalled upload): as Node's requestTimeout,
+   * 408 if nothing was answered to that request yet, then the connection ends; a handler still
+   * running is interrupted as on a client abort, and its body read fails.
+   */
+  private bodyTimedOut(): void {
+    this.bodyDeadline = 0
+    const ex = this.receiving
+    if (ex !== undefined && !ex.responded) {
+      ex.responded = true
+      this.conn.unsafeWrite(Response.simple(408))
+    }
     this.timedOut = true
     this.stopped = true
     this.wakeProcessor()

@@ -34,6 +34,7 @@ export interface ServerOptions {
   readonly maxPipelined?: number | undefined
   readonly headersTimeout?: Duration.DurationInput | undefined
   readonly keepAliveTimeout?: Duration.DurationInput | undefined
+  readonly bodyTimeout?: Duration.DurationInput | undefined
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   readonly remoteAddress?: boolean | undefined
   readonly tls?: undefined
@@ -81,6 +82,7 @@ export const resolveOptions = (options: ServerOptions, maxBodyFromContext: numbe
         bodyHighWater: 65536,
         headersTimeoutMs: millis("headersTimeout", options.headersTimeout, 60_000),
         keepAliveTimeoutMs: millis("keepAliveTimeout", options.keepAliveTimeout, 5_000),
+        bodyTimeoutMs: millis("bodyTimeout", options.bodyTimeout, 300_000),
         shutdownTimeoutMs: millis("shutdownTimeout", options.shutdownTimeout, 10_000)
       }
       return limits
