@@ -15,6 +15,7 @@ import type * as HttpServerError from "@effect/platform/HttpServerError"
 import type * as Path from "@effect/platform/Path"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { Ringline } from "@ringline/core"
+import type { Tls } from "@ringline/tls"
 import type { RinglineConfigError, RinglineUnavailable } from "@ringline/core/RinglineError"
 import type { Effect, Scope } from "effect"
 import { Layer } from "effect"
@@ -59,8 +60,12 @@ export interface Options {
   readonly shutdownTimeout?: import("effect").Duration.DurationInput | undefined
   /** Look up each connection's peer for `request.remoteAddress` (one extra op per connection). Default true. */
   readonly remoteAddress?: boolean | undefined
-  /** HTTPS is not available yet (it will come with @ringline/tls): must be left unset. */
-  readonly tls?: undefined
+  /**
+   * Serve HTTPS: certificate, key and the other `Tls.ServerOptions` of `@ringline/tls` (SNI,
+   * client certificates, session tickets...). ALPN offers `http/1.1` unless `alpn` is given.
+   * Not with `reusePort`.
+   */
+  readonly tls?: Tls.ServerOptions | undefined
 }
 
 /**
@@ -105,6 +110,7 @@ export const layerContext: Layer.Layer<
  * ```ts
  * import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
  * import { Ringline } from "@ringline/core"
+import type { Tls } from "@ringline/tls"
  * import { RinglineHttpServer } from "@ringline/http"
  * import { Layer } from "effect"
  *

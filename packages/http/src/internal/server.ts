@@ -13,7 +13,8 @@ import * as Server from "@effect/platform/HttpServer"
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as ServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
-import { Address, type Ringline, Tcp } from "@ringline/core"
+import { Address, type Listener, type Ringline, Tcp } from "@ringline/core"
+import { Tls } from "@ringline/tls"
 import type { Connection } from "@ringline/core/Connection"
 import { RinglineFileSystem } from "@ringline/storage"
 import { Duration, Effect, Either, Exit, FiberSet, Layer, Option, Scope, Stream } from "effect"
@@ -37,7 +38,7 @@ export interface ServerOptions {
   readonly bodyTimeout?: Duration.DurationInput | undefined
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   readonly remoteAddress?: boolean | undefined
-  readonly tls?: undefined
+  readonly tls?: Tls.ServerOptions | undefined
 }
 
 /** A bad option: names the field and its rule. */
@@ -66,8 +67,8 @@ const millis = (field: string, value: Duration.DurationInput | undefined, fallba
 export const resolveOptions = (options: ServerOptions, maxBodyFromContext: number | undefined) =>
   Effect.try({
     try: () => {
-      if (options.tls !== undefined) {
-        throw new ServerOptionError("tls", "HTTPS is not available yet (it needs @ringline/tls); leave it unset")
+      if (options.tls !== undefined && options.reusePort !== undefined) {
+        throw new ServerOptionError("reusePort", "is not available with tls (the TLS listener binds its own socket)")
       }
       if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
         throw new ServerOptionError("port", `must be an integer in 0..65535, got ${options.port}`)
@@ -103,12 +104,17 @@ export const make = (
     const scope = yield* Effect.scope
     // The listener has its own scope so that shutdown can stop accepting before connections end.
     const listenerScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-    const listener = yield* Tcp.listen({
+    const bind = {
       host: options.host ?? "0.0.0.0",
       port: options.port ?? 0,
-      ...(options.backlog !== undefined ? { backlog: options.backlog } : {}),
-      ...(options.reusePort !== undefined ? { reusePort: options.reusePort } : {})
-    }).pipe(
+      ...(options.backlog !== undefined ? { backlog: options.backlog } : {})
+    }
+    // HTTPS: the TLS listener hands over connections after their handshake; ALPN offers
+    // http/1.1 unless the options say otherwise (HTTP/2 is not served).
+    const listen: Effect.Effect<Listener.Listener, unknown, Ringline.Ringline | Scope.Scope> = options.tls !== undefined
+      ? Tls.listen({ ...options.tls, alpn: options.tls.alpn ?? ["http/1.1"], ...bind })
+      : Tcp.listen({ ...bind, ...(options.reusePort !== undefined ? { reusePort: options.reusePort } : {}) })
+    const listener = yield* listen.pipe(
       Scope.extend(listenerScope),
       Effect.mapError((cause) => new HttpServerError.ServeError({ cause }))
     )
