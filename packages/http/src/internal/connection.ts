@@ -19,7 +19,7 @@ import { Cause, Chunk, Effect, Fiber, Stream } from "effect"
 import type { Exchange as ExchangeT } from "./exchange.js"
 import { Exchange } from "./exchange.js"
 import { type Head, HeadFlag, native, parseInto, type Sink } from "./parser.js"
-import { RinglineServerRequest } from "./request.js"
+import { bodyStreams, RinglineServerRequest } from "./request.js"
 import { upgradeWebSocket } from "./upgrade.js"
 import * as Response from "./response.js"
 
@@ -470,6 +470,27 @@ export class HttpConnection implements Sink {
       }))
   }
 
+  /**
+   * The request body `source` streamed back as this response's body: whatever chunks are there go
+   * out as one write (one HTTP chunk), then it waits for more; the connection's send queue bounds
+   * it as the Stream path is bounded.
+   */
+  private pumpBody(request: RinglineServerRequest, chunked: boolean): Effect.Effect<void, unknown> {
+    const conn = this.conn
+    const source = request.exchange
+    const loop: Effect.Effect<void, unknown> = Effect.suspend(() => {
+      const parts = source.takeAll()
+      if (parts.length > 0) {
+        if (!conn.unsafeWrite(frame(parts, chunked))) return Effect.fail(new Error("connection closed"))
+        return conn.queuedBytes > writeHighWater ? Effect.zipRight(conn.writable, loop) : loop
+      }
+      if (source.failure !== undefined) return Effect.fail(request.decodeError(source.failure))
+      if (source.ended) return Effect.void
+      return Effect.zipRight(source.waitData, loop)
+    })
+    return loop
+  }
+
   private writeStream<E, R>(
     ex: Exchange,
     response: ServerResponse.HttpServerResponse,
@@ -491,18 +512,23 @@ export class HttpConnection implements Sink {
         return Effect.void
       }
       if (noBody) return Effect.void
-      return stream.pipe(
-        Stream.runForEachChunk((chunk) => {
+      const source = bodyStreams.get(stream)
+      const body: Effect.Effect<void, unknown, R> = source !== undefined
+        ? this.pumpBody(source, chunked)
+        : Stream.runForEachChunk(stream, (chunk) => {
           for (const part of Chunk.toReadonlyArray(chunk)) {
             if (part.length === 0) continue
-            const ok = chunked
-              ? conn.unsafeWrite(Response.chunkHeader(part.length)) && conn.unsafeWrite(part) &&
+            const ok = !chunked
+              ? conn.unsafeWrite(part)
+              : part.length <= Response.coalesceMax
+              ? conn.unsafeWrite(frame([part], true))
+              : conn.unsafeWrite(Response.chunkHeader(part.length)) && conn.unsafeWrite(part) &&
                 conn.unsafeWrite(Response.chunkTrailer)
-              : conn.unsafeWrite(part)
             if (!ok) return Effect.fail(new Error("connection closed"))
           }
           return conn.queuedBytes > writeHighWater ? conn.writable : Effect.void
-        }),
+        })
+      return body.pipe(
         Effect.zipRight(Effect.sync(() => {
           if (chunked) conn.unsafeWrite(Response.chunkedEnd)
         })),
@@ -526,6 +552,22 @@ export class HttpConnection implements Sink {
 }
 
 const continueBytes = Response.bytes("HTTP/1.1 100 Continue\r\n\r\n")
+
+/** Body parts framed as one HTTP chunk (or as they are) in one buffer, for one write. */
+const frame = (parts: ReadonlyArray<Uint8Array>, chunked: boolean): Uint8Array => {
+  let total = 0
+  for (const p of parts) total += p.length
+  if (!chunked && parts.length === 1) return parts[0]!
+  const size = chunked ? `${total.toString(16)}\r\n` : ""
+  const out = Buffer.allocUnsafe(size.length + total + (chunked ? 2 : 0))
+  let off = out.write(size, 0, "latin1")
+  for (const p of parts) {
+    out.set(p, off)
+    off += p.length
+  }
+  if (chunked) out.write("\r\n", off, "latin1")
+  return out
+}
 
 /** The platform's `handleResponse` for every ringline connection. */
 export const handleResponse = (
