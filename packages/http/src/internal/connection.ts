@@ -184,14 +184,16 @@ export class HttpConnection implements Sink {
 
   /** Reads until the peer goes away or the connection is done; then ends the exchanges. */
   readonly reader: Effect.Effect<void> = Effect.suspend(() => {
+    const gone = Effect.sync(() => this.peerGone())
+    const handlers = { onFailure: () => gone, onSuccess: (r: number) => r === EOF ? gone : loop }
+    // Built once: a read per received chunk costs no new Effect beyond the read's own.
+    const parseNext = Effect.matchEffect(this.conn.read(this.parse), handlers)
+    const watchNext = Effect.matchEffect(this.conn.read(this.watch), handlers)
+    const waitNext = Effect.suspend(() => Effect.zipRight(this.waitReader, loop))
     const loop: Effect.Effect<void> = Effect.suspend(() => {
-      if (this.closed) return Effect.void
-      if (this.upgraded) return Effect.void
-      if (this.readerMustWait()) return Effect.zipRight(this.waitReader, loop)
-      return Effect.matchEffect(this.conn.read(this.stopped ? this.watch : this.parse), {
-        onFailure: () => Effect.sync(() => this.peerGone()),
-        onSuccess: (r) => r === EOF ? Effect.sync(() => this.peerGone()) : loop
-      })
+      if (this.closed || this.upgraded) return Effect.void
+      if (this.readerMustWait()) return waitNext
+      return this.stopped ? watchNext : parseNext
     })
     return loop
   })
