@@ -58,7 +58,15 @@ interface Answer {
 const request = (port: number, agent: https.Agent, path: string, body?: string) =>
   Effect.async<Answer, Error>((resume) => {
     const req = https.request(
-      { host: "127.0.0.1", port, path, method: body === undefined ? "GET" : "POST", agent, ca: credentials!.cert, ALPNProtocols: ["http/1.1"] },
+      {
+        host: "127.0.0.1",
+        port,
+        path,
+        method: body === undefined ? "GET" : "POST",
+        agent,
+        ca: credentials!.cert,
+        ALPNProtocols: ["http/1.1"]
+      } as https.RequestOptions & { readonly ALPNProtocols: ReadonlyArray<string> },
       (res) => {
         const alpn = (res.socket as import("node:tls").TLSSocket).alpnProtocol
         const chunks: Array<Buffer> = []

@@ -98,7 +98,7 @@ const app = HttpRouter.empty.pipe(
 )
 
 const middleware = HttpMiddleware.make((app) =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (req) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (req): Effect.Effect<HttpServerResponse.HttpServerResponse, unknown, any> =>
     req.url === "/mw-fail"
       ? Effect.fail(new Error("middleware failed"))
       : Effect.map(app, (res) => HttpServerResponse.setHeader(res, "x-mw", req.url)))
@@ -131,7 +131,7 @@ const observe = (serveOn: (serve: Effect.Effect<void, never, HttpServer.HttpServ
     const { ended, tracer } = recorder()
     finalized.length = 0
     const serve = Effect.flatMap(HttpServer.HttpServer, (server) =>
-      server.serve(app, mode.middleware ? middleware : undefined)).pipe(
+      mode.middleware ? server.serve(app, middleware) : server.serve(app)).pipe(
         Effect.withTracer(tracer),
         Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => mode.tracerDisabled)
       ) as Effect.Effect<void, never, HttpServer.HttpServer>
