@@ -8,7 +8,7 @@ import { existsSync, lstatSync, unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
 import * as Connection from "../Connection.js"
-import type { Listener } from "../Listener.js"
+import type { Listener, ServeOptions } from "../Listener.js"
 import { type ResolveError, resolveCurrent, toTcpAddress } from "../Resolver.js"
 import type { ConnectOptions, ConnectTarget, ListenOptions, RinglineService, RinglineStats } from "../Ringline.js"
 import type { RinglineConfig } from "../RinglineConfig.js"
@@ -34,6 +34,9 @@ import { load } from "./native.js"
 import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
 import { Op, OpName } from "./sqe.js"
 import { badCount, badCString, badPort, badUnixPath, show } from "./validate.js"
+
+/** serve's default report of a failed handler. */
+const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => Effect.logWarning("ringline: connection handler failed", cause)
 
 /** What a Listener accepts from: a listening socket (Lst) or a handed-off connection inbox. */
 export interface AcceptSource {
@@ -78,7 +81,7 @@ const checkListen = (options: ListenOptions): SocketError | undefined => {
 /** The same for a connect target. */
 const checkConnect = (target: ConnectTarget): ConnectError | undefined => {
   if (target === null || typeof target !== "object") return invalidConnect(show(target), "target", `must be { host, port } or a Unix address, got ${show(target)}`)
-  if (target._tag === "UnixAddress") {
+  if ("path" in target) {
     const p = badUnixPath(target.path)
     return p === undefined ? undefined : invalidConnect(`unix:${show(target.path)}`, "path", p)
   }
@@ -190,17 +193,21 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
             return Effect.as(Effect.addFinalizer(() => c.close), c)
           })
         )
-        const serve = <E, R>(handler: (c: Connection.Connection) => Effect.Effect<unknown, E, R>) =>
+        const serve = <E, R, R2 = never>(
+          handler: (c: Connection.Connection) => Effect.Effect<unknown, E, R>,
+          options?: ServeOptions<E, R2>
+        ): Effect.Effect<void, never, R | R2> =>
           Effect.gen(function*() {
-            const run = yield* FiberSet.runtime(handlers)<R>()
+            const run = yield* FiberSet.runtime(handlers)<R | R2>()
+            const onFailure = options?.onFailure ?? logFailure
             while (true) {
-              yield* Effect.uninterruptibleMask((restore) =>
+              const open = yield* Effect.uninterruptibleMask((restore) =>
                 Effect.flatMap(restore(acceptRaw), (conn) =>
                   Effect.sync(() => {
                     const c = wrap(conn)
                     const fiber = run(
                       // The handler is user code: a throw or a non-Effect answer is that
-                      // connection's defect (logged below), never the accept loop's.
+                      // connection's defect (reported below), never the accept loop's.
                       Effect.suspend(() => {
                         const h: unknown = handler(c)
                         return Effect.isEffect(h)
@@ -210,19 +217,24 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
                         Effect.catchAllCause((cause) =>
                           Cause.isInterruptedOnly(cause)
                             ? Effect.void
-                            : Effect.logWarning("ringline: connection handler failed", cause)
+                            : Effect.suspend(() => onFailure(cause, c)).pipe(
+                              Effect.catchAllCause((e) => Effect.logWarning("ringline: serve onFailure failed", e))
+                            )
                         ),
                         Effect.ensuring(Effect.zipRight(c.close, Effect.sync(() => serving.delete(conn))))
                       )
                     )
                     serving.set(conn, fiber)
+                    return true
                   })
                 )
               ).pipe(
-                Effect.catchTag("ConnectionClosed", () => Effect.never)
+                // The listener closed (its scope, or the ring's release): serving is over.
+                Effect.catchTag("ConnectionClosed", () => Effect.succeed(false))
               )
+              if (!open) return
             }
-          }) as Effect.Effect<never, never, R>
+          })
         return {
           address,
           accept,
@@ -270,8 +282,8 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
         const invalid = checkConnect(target)
         if (invalid !== undefined) return yield* invalid
         if (driver.released) return yield* releasedConnect(target)
-        const addresses: Array<Address> = target._tag === "UnixAddress"
-          ? [target]
+        const addresses: Array<Address> = "path" in target
+          ? [Addr.unix(target.path)]
           : yield* Effect.mapError(resolve(target.host, target.port), (e) =>
             new ConnectError({
               reason: e.reason === "NotFound" ? "NotFound" : "Other",
@@ -356,7 +368,7 @@ const IDLE_QUIET_MS = 200
 const releasedConnect = (target: ConnectTarget) =>
   new ConnectError({
     reason: "Other",
-    address: target._tag === "UnixAddress" ? Addr.format(target) : `${target.host}:${target.port}`,
+    address: "path" in target ? Addr.format(Addr.unix(target.path)) : `${target.host}:${target.port}`,
     errno: 108,
     code: "ESHUTDOWN",
     detail: RELEASED
