@@ -763,6 +763,14 @@ Napi::Value TlsSession::Free(const Napi::CallbackInfo& info) {
 Napi::Object InitTls(Napi::Env env, Napi::Object exports) {
   exports.Set("TlsContext", TlsContext::Init(env));
   exports.Set("TlsSession", TlsSession::Init(env));
+  // Whether the OpenSSL compiled against (Node's own) can hand records to kernel TLS (KTLS):
+  // the kernel-TLS path needs this as well as the kernel's "tls" ULP (KernelTls.probe).
+#ifdef OPENSSL_NO_KTLS
+  exports.Set("tlsOpensslKtls", Napi::Boolean::New(env, false));
+#else
+  exports.Set("tlsOpensslKtls", Napi::Boolean::New(env, true));
+#endif
+  exports.Set("tlsOpensslVersion", Napi::String::New(env, OpenSSL_version(OPENSSL_VERSION)));
   return exports;
 }
 
