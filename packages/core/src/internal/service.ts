@@ -4,11 +4,11 @@
  * in-flight op's terminal CQE and only then exits the ring.
  */
 import { Cause, Duration, Effect, type Exit, Fiber, FiberSet, Scope } from "effect"
-import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs"
+import { existsSync, lstatSync, unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
 import * as Connection from "../Connection.js"
-import type { Listener } from "../Listener.js"
+import type { Listener, ServeOptions } from "../Listener.js"
 import { type ResolveError, resolveCurrent, toTcpAddress } from "../Resolver.js"
 import type { ConnectOptions, ConnectTarget, ListenOptions, RinglineService, RinglineStats } from "../Ringline.js"
 import type { RinglineConfig } from "../RinglineConfig.js"
@@ -26,13 +26,17 @@ import {
 import { ConnectOp } from "./connect.js"
 import { type Conn, describe } from "./connection.js"
 import { Driver } from "./driver.js"
-import { Errno, errnoName } from "./errno.js"
+import { Errno } from "./errno.js"
 import { Lst } from "./listener.js"
+import { unavailable } from "./unavailable.js"
 import { takeInFiber, type Waiter, type WaiterQueue } from "./waiters.js"
 import { load } from "./native.js"
 import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
 import { Op, OpName } from "./sqe.js"
 import { badCount, badCString, badPort, badUnixPath, show } from "./validate.js"
+
+/** serve's default report of a failed handler. */
+const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => Effect.logWarning("ringline: connection handler failed", cause)
 
 /** What a Listener accepts from: a listening socket (Lst) or a handed-off connection inbox. */
 export interface AcceptSource {
@@ -48,60 +52,6 @@ const REQUIRED_OPS: Array<number> = [
   Op.ACCEPT, Op.RECV, Op.SEND, Op.SENDMSG, Op.ASYNC_CANCEL, Op.LINK_TIMEOUT, Op.CONNECT, Op.CLOSE, Op.SHUTDOWN,
   Op.SOCKET, Op.FIXED_FD_INSTALL
 ]
-
-/** Turns a failed ring set-up into a message that says what is wrong and how to fix it. */
-export const unavailable = (e: any, config: RinglineConfig): RinglineUnavailable => {
-  const errno: number | undefined = e?.errno
-  const syscall: string = e?.syscall ?? ""
-  if (errno === undefined) {
-    return new RinglineUnavailable({ reason: "NativeAddon", detail: String(e?.message ?? e) })
-  }
-  if (syscall === "io_uring_setup") {
-    if (errno === Errno.ENOSYS) {
-      return new RinglineUnavailable({
-        reason: "KernelTooOld",
-        errno,
-        detail: "io_uring_setup returned ENOSYS: this kernel has no io_uring (needs Linux 6.0+ built with CONFIG_IO_URING=y)"
-      })
-    }
-    if (errno === Errno.EPERM) {
-      let sysctl = ""
-      try {
-        sysctl = readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8").trim()
-      } catch {
-        // Not readable: the kernel predates the sysctl or /proc is hidden.
-      }
-      const detail = sysctl === "2"
-        ? "io_uring_setup returned EPERM because sysctl kernel.io_uring_disabled=2 disables io_uring for every process; run `sysctl -w kernel.io_uring_disabled=0`"
-        : sysctl === "1"
-        ? "io_uring_setup returned EPERM because sysctl kernel.io_uring_disabled=1 limits io_uring to root and the group in kernel.io_uring_group; add this user to that group or run `sysctl -w kernel.io_uring_disabled=0`"
-        : "io_uring_setup returned EPERM, most likely a seccomp filter (e.g. Docker's or systemd's default profile) blocks io_uring_setup/io_uring_enter/io_uring_register; allow them (e.g. `--security-opt seccomp=unconfined`)"
-      return new RinglineUnavailable({ reason: "Disabled", errno, detail })
-    }
-    if (errno === Errno.ENOMEM) {
-      return new RinglineUnavailable({
-        reason: "MemoryLimit",
-        errno,
-        detail: `io_uring_setup returned ENOMEM for ${config.sqEntries} entries: raise the locked-memory limit (ulimit -l / LimitMEMLOCK=) or lower sqEntries`
-      })
-    }
-  }
-  if (syscall === "io_uring_register_files_sparse" && (errno === Errno.EMFILE || errno === Errno.ENFILE)) {
-    return new RinglineUnavailable({
-      reason: "Other",
-      errno,
-      detail: `cannot register a fixed-file table of maxConnections=${config.maxConnections}: it exceeds the open-file limit (ulimit -n); raise the limit or lower maxConnections`
-    })
-  }
-  if (syscall === "io_uring_register_buf_ring") {
-    return new RinglineUnavailable({
-      reason: errno === Errno.EINVAL ? "KernelTooOld" : "Other",
-      errno,
-      detail: `cannot register the provided-buffer ring (${errnoName(errno)}): needs Linux 5.19+; with ENOMEM lower recvBuffer.ringSize or bufferSize`
-    })
-  }
-  return new RinglineUnavailable({ reason: "Other", errno, detail: `${syscall} failed: ${errnoName(errno)} (errno ${errno})` })
-}
 
 const resolve = (host: string, port: number): Effect.Effect<Array<Address>, ResolveError> => {
   const lit = literal(host, port)
@@ -131,7 +81,7 @@ const checkListen = (options: ListenOptions): SocketError | undefined => {
 /** The same for a connect target. */
 const checkConnect = (target: ConnectTarget): ConnectError | undefined => {
   if (target === null || typeof target !== "object") return invalidConnect(show(target), "target", `must be { host, port } or a Unix address, got ${show(target)}`)
-  if (target._tag === "UnixAddress") {
+  if ("path" in target) {
     const p = badUnixPath(target.path)
     return p === undefined ? undefined : invalidConnect(`unix:${show(target.path)}`, "path", p)
   }
@@ -243,17 +193,21 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
             return Effect.as(Effect.addFinalizer(() => c.close), c)
           })
         )
-        const serve = <E, R>(handler: (c: Connection.Connection) => Effect.Effect<unknown, E, R>) =>
+        const serve = <E, R, R2 = never>(
+          handler: (c: Connection.Connection) => Effect.Effect<unknown, E, R>,
+          options?: ServeOptions<E, R2>
+        ): Effect.Effect<void, never, R | R2> =>
           Effect.gen(function*() {
-            const run = yield* FiberSet.runtime(handlers)<R>()
+            const run = yield* FiberSet.runtime(handlers)<R | R2>()
+            const onFailure = options?.onFailure ?? logFailure
             while (true) {
-              yield* Effect.uninterruptibleMask((restore) =>
+              const open = yield* Effect.uninterruptibleMask((restore) =>
                 Effect.flatMap(restore(acceptRaw), (conn) =>
                   Effect.sync(() => {
                     const c = wrap(conn)
                     const fiber = run(
                       // The handler is user code: a throw or a non-Effect answer is that
-                      // connection's defect (logged below), never the accept loop's.
+                      // connection's defect (reported below), never the accept loop's.
                       Effect.suspend(() => {
                         const h: unknown = handler(c)
                         return Effect.isEffect(h)
@@ -263,19 +217,24 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
                         Effect.catchAllCause((cause) =>
                           Cause.isInterruptedOnly(cause)
                             ? Effect.void
-                            : Effect.logWarning("ringline: connection handler failed", cause)
+                            : Effect.suspend(() => onFailure(cause, c)).pipe(
+                              Effect.catchAllCause((e) => Effect.logWarning("ringline: serve onFailure failed", e))
+                            )
                         ),
                         Effect.ensuring(Effect.zipRight(c.close, Effect.sync(() => serving.delete(conn))))
                       )
                     )
                     serving.set(conn, fiber)
+                    return true
                   })
                 )
               ).pipe(
-                Effect.catchTag("ConnectionClosed", () => Effect.never)
+                // The listener closed (its scope, or the ring's release): serving is over.
+                Effect.catchTag("ConnectionClosed", () => Effect.succeed(false))
               )
+              if (!open) return
             }
-          }) as Effect.Effect<never, never, R>
+          })
         return {
           address,
           accept,
@@ -323,8 +282,8 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
         const invalid = checkConnect(target)
         if (invalid !== undefined) return yield* invalid
         if (driver.released) return yield* releasedConnect(target)
-        const addresses: Array<Address> = target._tag === "UnixAddress"
-          ? [target]
+        const addresses: Array<Address> = "path" in target
+          ? [Addr.unix(target.path)]
           : yield* Effect.mapError(resolve(target.host, target.port), (e) =>
             new ConnectError({
               reason: e.reason === "NotFound" ? "NotFound" : "Other",
@@ -409,7 +368,7 @@ const IDLE_QUIET_MS = 200
 const releasedConnect = (target: ConnectTarget) =>
   new ConnectError({
     reason: "Other",
-    address: target._tag === "UnixAddress" ? Addr.format(target) : `${target.host}:${target.port}`,
+    address: "path" in target ? Addr.format(Addr.unix(target.path)) : `${target.host}:${target.port}`,
     errno: 108,
     code: "ESHUTDOWN",
     detail: RELEASED
