@@ -3,7 +3,7 @@
  * driver's provided buffers (parked on -ENOBUFS, see ../multishot.ts), SEND / SEND_ZC /
  * SENDMSG(_ZC) of gathered segments through the connection's msghdr area, linked SEND chains,
  * SHUTDOWN, CLOSE of the slot, and FIXED_FD_INSTALL for the syscalls that have no opcode
- * (getsockname, getsockopt). Every CQE is checked here and reported to the channel.
+ * (getsockname, getsockopt, setsockopt). Every CQE is checked here and reported to the channel.
  *
  * What outlives an op, and why:
  * - multishot recv: nothing of ours (the kernel picks buffers from the provided ring); each
@@ -299,6 +299,10 @@ export class RingWire implements Wire, OpOwner {
 
   intOption(level: number, name: number, cb: Callbacks<number>): void {
     this.withFd("getsockopt", (fd) => load().getIntOpt(fd, level, name), cb)
+  }
+
+  setIntOption(level: number, name: number, value: number, cb: Callbacks<void>): void {
+    this.withFd("setsockopt", (fd) => load().setIntOpt(fd, level, name, value), cb)
   }
 
   /**

@@ -53,7 +53,7 @@
  * Closing. `shutdownWrite(done)` half-closes (FIN) and calls `done(res)`. `close()` is called once,
  * when nothing is in flight but what the wire itself owns (no send, receive stopped); the wire
  * calls `sink.closed()` exactly once after the socket is closed and every op of this connection
- * has completed. After that only `addresses` and `intOption` may still be called (they answer
+ * has completed. After that only `addresses` and the socket options may still be called (they answer
  * known addresses, or fail with ConnectionClosed).
  *
  * Callbacks may fire only from the wire's completion dispatch (or, for an in-memory wire, from a
@@ -155,6 +155,8 @@ export interface Wire {
   addresses(cb: Callbacks<Addresses>): void
   /** An integer socket option (getsockopt). */
   intOption(level: number, name: number, cb: Callbacks<number>): void
+  /** Sets an integer socket option (setsockopt). */
+  setIntOption(level: number, name: number, value: number, cb: Callbacks<void>): void
 
   // accounting (the wire's owner keeps the totals)
   countError(code: string): void
