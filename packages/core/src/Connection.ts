@@ -1,5 +1,7 @@
 /**
- * A stream connection (TCP or Unix) whose every read, write and close is an io_uring operation.
+ * A stream connection (TCP or Unix) whose every read, write and close is an io_uring operation
+ * (or, under the in-memory test Layer, an operation on its byte pipe: the semantics below are
+ * written once, over either).
  *
  * @since 0.1.0
  */
@@ -7,7 +9,9 @@ import { Effect, Option, Sink, Stream } from "effect"
 import type { Duration } from "effect"
 import type { Address } from "./Address.js"
 import { type ConnectionClosed, type EndOfStream, invalidArgument, type SocketError, type TlsError } from "./RinglineError.js"
-import type { Callbacks, Conn, ReadResult as InternalReadResult } from "./internal/connection.js"
+import type { Channel } from "./internal/net/channel.js"
+import type { ReadResult as InternalReadResult } from "./internal/net/readers.js"
+import type { Callbacks } from "./internal/net/wire.js"
 import { codecs, isOption } from "./internal/sockopt.js"
 import { takeInFiber } from "./internal/waiters.js"
 import { bytesOf, show } from "./internal/validate.js"
@@ -159,7 +163,9 @@ export interface Connection {
    * Sends `parts` as one chain of linked SQEs (IOSQE_IO_LINK): submitted together, executed in
    * order by the kernel, completing once with the total number of bytes sent. At most
    * `maxChainLength` parts per chain (longer lists are split); each part is copied into the send
-   * pool when it fits a slot.
+   * pool when it fits a slot. Where sends cannot be linked (over a TLS transport, or a
+   * connection of the in-memory test Layer) the parts go out as ordinary ordered sends, with the
+   * same result.
    */
   readonly chain: (parts: ReadonlyArray<Uint8Array>) => Effect.Effect<number, WriteError>
   /** Half-close: sends FIN after everything queued has been sent. Reads continue to work. */
@@ -302,11 +308,11 @@ class ConnectionImpl implements Connection {
     addresses?: Effect.Effect<{ local: Address; peer: Address }, SocketError | ConnectionClosed>
   } = {}
 
-  readonly #conn: Conn
+  readonly #conn: Channel
   readonly #shutdownTimeoutMs: number
-  readonly #onClose: (conn: Conn) => void
+  readonly #onClose: (conn: Channel) => void
 
-  constructor(conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void) {
+  constructor(conn: Channel, shutdownTimeoutMs: number, onClose: (conn: Channel) => void) {
     this.id = conn.id
     this.#conn = conn
     this.#shutdownTimeoutMs = shutdownTimeoutMs
@@ -497,13 +503,13 @@ class ConnectionImpl implements Connection {
 }
 
 /** @internal */
-export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void): Connection => {
+export const make = (conn: Channel, shutdownTimeoutMs: number, onClose: (conn: Channel) => void): Connection => {
   const connection = new ConnectionImpl(conn, shutdownTimeoutMs, onClose)
   internals.set(connection, conn)
   return connection
 }
 
-const internals = new WeakMap<Connection, Conn>()
+const internals = new WeakMap<Connection, Channel>()
 
 /**
  * The driver-level connection behind `connection` (for @ringline/tls, which attaches its
@@ -511,4 +517,4 @@ const internals = new WeakMap<Connection, Conn>()
  *
  * @internal
  */
-export const unsafeInternal = (connection: Connection): Conn | undefined => internals.get(connection)
+export const unsafeInternal = (connection: Connection): Channel | undefined => internals.get(connection)

@@ -9,11 +9,14 @@
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
 import { ConnectError, type ConnectFailure } from "../RinglineError.js"
-import { Conn, type Callbacks } from "./connection.js"
+import type { Channel } from "./net/channel.js"
+import { ringChannel } from "./net/ringWire.js"
+import type { Callbacks } from "./net/wire.js"
 import { ARG_BYTES, ARG_TIMESPEC, type Driver, type OpOwner, TAG_LINK_TIMEOUT } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { AF_INET, AF_INET6, AF_UNIX, encodeToBytes, SOCK_STREAM } from "./sockaddr.js"
-import { FILE_INDEX_ALLOC, Op, SOCKET_URING_OP_SETSOCKOPT, SqeFlag, W } from "./sqe.js"
+import { FILE_INDEX_ALLOC, Op, SOCKET_URING_OP_SETSOCKOPT, SqeFlag, W } from "./ring/abi.js"
+import { prepConnect } from "./ring/prep.js"
 
 const TAG_SOCKET = 1
 const TAG_SOCKOPT = 2
@@ -42,7 +45,7 @@ export class ConnectOp implements OpOwner {
     private readonly driver: Driver,
     private readonly target: Address,
     private readonly timeoutMs: number | undefined,
-    private readonly cb: Callbacks<Conn>
+    private readonly cb: Callbacks<Channel>
   ) {
     this.sockaddr = encodeToBytes(target)
     const d = driver
@@ -101,9 +104,7 @@ export class ConnectOp implements OpOwner {
     this.connectSlot = slot
     const len = this.sockaddr.length
     d.argView(slot).set(this.sockaddr)
-    const w = d.sqe(Op.CONNECT, SqeFlag.FIXED_FILE | (withTimeout ? SqeFlag.IO_LINK : 0), this.fixed, slot)
-    d.setAddr(w, W.addr, d.argAddress(slot))
-    d.words[w + W.off] = len
+    prepConnect(d, slot, this.fixed, d.argAddress(slot), len, SqeFlag.FIXED_FILE | (withTimeout ? SqeFlag.IO_LINK : 0))
     if (withTimeout) {
       const ms = Math.max(0, this.timeoutMs!)
       const ts = new DataView(d.args.buffer, d.args.byteOffset + slot * ARG_BYTES + ARG_TIMESPEC, 16)
@@ -128,7 +129,7 @@ export class ConnectOp implements OpOwner {
       this.settle(false)
       this.driver.counters.connected++
       const peer = this.target
-      const conn = new Conn(this.driver, this.fixed, peer._tag === "UnixAddress" ? "unix" : "tcp", peer,
+      const conn = ringChannel(this.driver, this.fixed, peer._tag === "UnixAddress" ? "unix" : "tcp", peer,
         peer._tag === "UnixAddress" ? Addr.unix("") : undefined)
       return this.cb.ok(conn)
     }

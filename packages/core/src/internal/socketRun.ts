@@ -9,7 +9,8 @@
  *   when the kernel took them or that the send failed.
  */
 import { Effect, Exit } from "effect"
-import type { Conn, ReadError, ReadResult } from "./connection.js"
+import type { Channel } from "./net/channel.js"
+import type { ReadError, ReadResult } from "./net/readers.js"
 
 const END: ReadResult<null> = { _tag: "Done", consumed: 0, value: null }
 
@@ -27,7 +28,7 @@ const takeAll = (bytes: Uint8Array): ReadResult<Uint8Array | null> =>
  * so reads started elsewhere at the same time are served in turn, as with `recv`.
  */
 export const pushReads = <E>(
-  conn: Conn,
+  conn: Channel,
   deliver: (chunk: Uint8Array) => void,
   toError: (error: Exclude<ReadError, { readonly _tag: "EndOfStream" }>) => E
 ): Effect.Effect<void, E> =>
@@ -76,7 +77,7 @@ export class DirectWrites {
   private failed = false
   private onSettled: (() => void) | undefined
 
-  constructor(private readonly conn: Conn, private readonly onFail: (error: unknown) => void) {}
+  constructor(private readonly conn: Channel, private readonly onFail: (error: unknown) => void) {}
 
   /** Queues `bytes` behind everything queued before on the connection. */
   write(bytes: Uint8Array): void {

@@ -24,14 +24,14 @@ import type { UdpAddress } from "../Address.js"
 import * as Addr from "../Address.js"
 import { DatagramTruncated, SocketClosed, socketError, type SocketError } from "../RinglineError.js"
 import { Exit } from "effect"
-import type { Callbacks } from "./connection.js"
+import type { Callbacks } from "./net/wire.js"
 import { ARG_BYTES, type Driver, type OpOwner } from "./driver.js"
 import { Errno } from "./errno.js"
 import { MultishotRecv } from "./multishot.js"
 import { type Waiter, WaiterQueue } from "./waiters.js"
 import { load } from "./native.js"
 import { decode, encode } from "./sockaddr.js"
-import { CqeFlag, IOPRIO_RECV_MULTISHOT, Op, putU64, SqeFlag, W } from "./sqe.js"
+import { CqeFlag, IOPRIO_RECV_MULTISHOT, Op, putU64, SqeFlag, W } from "./ring/abi.js"
 
 const TAG_RECV = 1
 const TAG_SEND = 2
