@@ -61,13 +61,33 @@ describe("prep helpers = liburing's io_uring_prep_*", () => {
     ["linkat", [-100, ADDR, 4, ADDR2, 0x400], (s) => prep.prepLinkat(s, 0, -100, ADDR, 4, ADDR2, 0x400)],
     ["timeout", [ADDR, 0, 1], (s) => prep.prepTimeout(s, 0, ADDR, 0, 1)],
     ["timeout", [ADDR, 3, 0], (s) => prep.prepTimeout(s, 0, ADDR, 3, 0)],
-    ["pollAdd", [FD, 1], (s) => prep.prepPollAdd(s, 0, FD, 1)]
+    ["pollAdd", [FD, 1], (s) => prep.prepPollAdd(s, 0, FD, 1)],
+    ["send", [FD, ADDR, LEN, 0x4000], (s) => prep.prepSend(s, 0, FD, ADDR, LEN, 0x4000)],
+    ["sendZc", [FD, ADDR, LEN, 0x4000, 0], (s) => prep.prepSendZc(s, 0, FD, ADDR, LEN, 0x4000)],
+    ["sendZc", [FD, ADDR, LEN, 0x4100, 1], (s) => prep.prepSendZc(s, 0, FD, ADDR, LEN, 0x4100, 1)],
+    ["sendmsg", [FD, ADDR, 0x4000], (s) => prep.prepSendmsg(s, 0, FD, ADDR, 0x4000)],
+    ["sendmsgZc", [FD, ADDR, 0x4000], (s) => prep.prepSendmsgZc(s, 0, FD, ADDR, 0x4000)],
+    ["recv", [FD, ADDR, LEN, 0x100], (s) => prep.prepRecv(s, 0, FD, ADDR, LEN, 0x100)],
+    ["recvMultishot", [FD, 0, 0, 0], (s) => prep.prepRecvMultishot(s, 0, FD, 0, 0, 0)],
+    ["shutdown", [FD, 1], (s) => prep.prepShutdown(s, 0, FD, 1)],
+    ["accept", [FD, ADDR, ADDR2, 0x80000], (s) => prep.prepAccept(s, 0, FD, ADDR, ADDR2, 0x80000)],
+    ["accept", [FD, 0, 0, 0], (s) => prep.prepAccept(s, 0, FD, 0, 0, 0)],
+    ["acceptDirect", [FD, 0, 0, 0, 5], (s) => prep.prepAcceptDirect(s, 0, FD, 0, 0, 0, 5)],
+    ["multishotAcceptDirect", [FD, 0, 0, 0], (s) => prep.prepMultishotAcceptDirect(s, 0, FD, 0, 0, 0)],
+    ["connect", [FD, ADDR, 16], (s) => prep.prepConnect(s, 0, FD, ADDR, 16)]
   ]
   for (const [name, args, f] of cases) {
     it(`${name}(${args.join(", ")})`, () => {
       expect(Array.from(js(f)), name).toEqual(Array.from(liburing(name, args)))
     })
   }
+
+  it("accept with FILE_INDEX_ALLOC asks the kernel to pick the slot; SQE flags of a linked send", () => {
+    const a = new DataView(js((s) => prep.prepAcceptDirect(s, 0, FD, 0, 0, 0, FILE_INDEX_ALLOC)).buffer)
+    expect(a.getUint32(SqeOffset.fileIndex, true)).toBe(0xffffffff)
+    const b = js((s) => prep.prepSend(s, 0, FD, ADDR, LEN, 0, SqeFlag.FIXED_FILE | SqeFlag.IO_LINK))
+    expect(b[SqeOffset.flags]).toBe(SqeFlag.FIXED_FILE | SqeFlag.IO_LINK)
+  })
 
   it("SQE flags land in byte 1 (liburing leaves them to the caller)", () => {
     const b = js((s) => prep.prepRead(s, 0, FD, ADDR, LEN, 0, SqeFlag.FIXED_FILE | SqeFlag.IO_LINK))

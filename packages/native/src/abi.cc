@@ -68,6 +68,17 @@ Napi::Value PrepSqe(const Napi::CallbackInfo& info) {
   else if (name == "linkat") io_uring_prep_linkat(sqe, i32(0), str(1), i32(2), str(3), i32(4));
   else if (name == "timeout") io_uring_prep_timeout(sqe, static_cast<__kernel_timespec*>(ptr(0)), u32(1), u32(2));
   else if (name == "pollAdd") io_uring_prep_poll_add(sqe, i32(0), u32(1));
+  else if (name == "send") io_uring_prep_send(sqe, i32(0), ptr(1), u32(2), i32(3));
+  else if (name == "sendZc") io_uring_prep_send_zc(sqe, i32(0), ptr(1), u32(2), i32(3), u32(4));
+  else if (name == "sendmsg") io_uring_prep_sendmsg(sqe, i32(0), static_cast<const msghdr*>(ptr(1)), u32(2));
+  else if (name == "sendmsgZc") io_uring_prep_sendmsg_zc(sqe, i32(0), static_cast<const msghdr*>(ptr(1)), u32(2));
+  else if (name == "recv") io_uring_prep_recv(sqe, i32(0), ptr(1), u32(2), i32(3));
+  else if (name == "recvMultishot") io_uring_prep_recv_multishot(sqe, i32(0), ptr(1), u32(2), i32(3));
+  else if (name == "shutdown") io_uring_prep_shutdown(sqe, i32(0), i32(1));
+  else if (name == "accept") io_uring_prep_accept(sqe, i32(0), static_cast<sockaddr*>(ptr(1)), static_cast<socklen_t*>(ptr(2)), i32(3));
+  else if (name == "acceptDirect") io_uring_prep_accept_direct(sqe, i32(0), static_cast<sockaddr*>(ptr(1)), static_cast<socklen_t*>(ptr(2)), i32(3), u32(4));
+  else if (name == "multishotAcceptDirect") io_uring_prep_multishot_accept_direct(sqe, i32(0), static_cast<sockaddr*>(ptr(1)), static_cast<socklen_t*>(ptr(2)), i32(3));
+  else if (name == "connect") io_uring_prep_connect(sqe, i32(0), static_cast<const sockaddr*>(ptr(1)), u32(2));
   else throw Napi::Error::New(env, "prepSqe: no liburing helper named " + name);
   return out;
 }

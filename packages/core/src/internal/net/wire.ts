@@ -28,9 +28,11 @@
  * wanted and not armed, cancels it when armed and no longer wanted. Paused receiving may still
  * deliver what was already in flight (a cancel races with completions). `receiving` stays true
  * until the receive has completely stopped (its terminal completion arrived), which the close
- * state machine waits for. A wire may stop and re-arm by itself (provided buffers ran out) without
- * telling the channel. The end of the stream is `sink.receiveEnded(0)`; a receive error
- * `sink.receiveEnded(-errno)`; a cancel the channel asked for is not reported.
+ * state machine waits for: every terminal completion of a receive is followed by
+ * `sink.receiveStopped()` (after a cancel, an end, an error, or the wire parking it because
+ * receive buffers ran out, which it re-arms by itself later without telling the channel). The end
+ * of the stream is `sink.receiveEnded(0)`; a receive error `sink.receiveEnded(-errno)`; a cancel
+ * the channel asked for is not an end.
  *
  * Sending. At most one send is in flight. `send(segments, count, zeroCopy)` sends the first
  * `count` segments of the array, gathered, in order, from `segment.sent` on; the wire pins their
@@ -51,7 +53,8 @@
  * Closing. `shutdownWrite(done)` half-closes (FIN) and calls `done(res)`. `close()` is called once,
  * when nothing is in flight but what the wire itself owns (no send, receive stopped); the wire
  * calls `sink.closed()` exactly once after the socket is closed and every op of this connection
- * has completed. After that the wire is never called again.
+ * has completed. After that only `addresses` and `intOption` may still be called (they answer
+ * known addresses, or fail with ConnectionClosed).
  *
  * Callbacks may fire only from the wire's completion dispatch (or, for an in-memory wire, from a
  * microtask/timer of its own), never re-entrantly from inside a `Wire` method call, with the one
@@ -102,6 +105,8 @@ export interface WireSink {
   received(buf: number, len: number): void
   /** The stream ended: 0 at end of stream (FIN), -errno on a receive error. */
   receiveEnded(res: number): void
+  /** The armed receive has stopped (terminal completion); `receiving` may be true again if re-armed. */
+  receiveStopped(): void
   /** The send of `segments[0..count)` completed: `res` bytes taken, or -errno. */
   sent(segments: ReadonlyArray<Segment>, res: number, notifications: boolean): void
   /** A zero-copy send's memory is free again (one call per send that announced notifications). */
@@ -134,7 +139,7 @@ export interface Wire {
   readonly maxGather: number
   send(segments: ReadonlyArray<Segment>, count: number, zeroCopy: boolean): void
   /** Linked sends; absent when the wire cannot link (chains then go out as ordinary sends). */
-  readonly sendChain: ((segments: ReadonlyArray<Segment>, count: number) => void) | undefined
+  sendChain?(segments: ReadonlyArray<Segment>, count: number): void
   cancelSend(): void
   /** Bytes per send-pool slot; 0 when the wire has no pool. */
   readonly slotSize: number

@@ -7,7 +7,7 @@
  * Addresses are plain numbers (< 2^53): the caller pins the memory (the slot's argument area, or
  * a view held by the slot) until the op's terminal CQE.
  */
-import { FILE_INDEX_ALLOC, FSYNC_DATASYNC, Op, putU64, SqeFlag, W } from "./abi.js"
+import { FILE_INDEX_ALLOC, FSYNC_DATASYNC, IOPRIO_ACCEPT_MULTISHOT, IOPRIO_RECV_MULTISHOT, Op, putU64, SqeFlag, W } from "./abi.js"
 
 /** Where SQEs are staged: the driver (core's main ring). */
 export interface Stager {
@@ -225,3 +225,104 @@ export const prepWaitid = (r: Stager, slot: number, idtype: number, id: number, 
   putU64(r.words, w + W.off, infop)
   return w
 }
+
+/** IORING_OP_SEND of `len` bytes at `addr` with `msgFlags` (MSG_NOSIGNAL, MSG_WAITALL...). */
+export const prepSend = (r: Stager, slot: number, fd: number, addr: number, len: number, msgFlags: number, sqeFlags = 0): number => {
+  const w = prepRw(r, slot, Op.SEND, fd, addr, len, 0, sqeFlags)
+  r.words[w + W.opFlags] = msgFlags
+  return w
+}
+
+/** IORING_OP_SEND_ZC: as SEND, then a notification CQE once the kernel released the memory. */
+export const prepSendZc = (
+  r: Stager,
+  slot: number,
+  fd: number,
+  addr: number,
+  len: number,
+  msgFlags: number,
+  zcFlags = 0,
+  sqeFlags = 0
+): number => {
+  const w = prepRw(r, slot, Op.SEND_ZC, fd, addr, len, 0, sqeFlags)
+  r.words[w + W.opFlags] = msgFlags
+  r.words[w] |= zcFlags << 16
+  return w
+}
+
+/** IORING_OP_SENDMSG of the `struct msghdr` at `msg`. */
+export const prepSendmsg = (r: Stager, slot: number, fd: number, msg: number, msgFlags: number, sqeFlags = 0): number => {
+  const w = prepRw(r, slot, Op.SENDMSG, fd, msg, 1, 0, sqeFlags)
+  r.words[w + W.opFlags] = msgFlags
+  return w
+}
+
+/** IORING_OP_SENDMSG_ZC of the `struct msghdr` at `msg`. */
+export const prepSendmsgZc = (r: Stager, slot: number, fd: number, msg: number, msgFlags: number, sqeFlags = 0): number => {
+  const w = prepRw(r, slot, Op.SENDMSG_ZC, fd, msg, 1, 0, sqeFlags)
+  r.words[w + W.opFlags] = msgFlags
+  return w
+}
+
+/** IORING_OP_RECV of up to `len` bytes into `addr` (with BUFFER_SELECT: 0, 0 and a buffer group). */
+export const prepRecv = (r: Stager, slot: number, fd: number, addr: number, len: number, msgFlags: number, sqeFlags = 0): number => {
+  const w = prepRw(r, slot, Op.RECV, fd, addr, len, 0, sqeFlags)
+  r.words[w + W.opFlags] = msgFlags
+  return w
+}
+
+/** Multishot IORING_OP_RECV (IORING_RECV_MULTISHOT): one CQE per chunk, F_MORE until the last. */
+export const prepRecvMultishot = (
+  r: Stager,
+  slot: number,
+  fd: number,
+  addr: number,
+  len: number,
+  msgFlags: number,
+  sqeFlags = 0
+): number => {
+  const w = prepRecv(r, slot, fd, addr, len, msgFlags, sqeFlags)
+  r.words[w] |= IOPRIO_RECV_MULTISHOT << 16
+  return w
+}
+
+/** IORING_OP_SHUTDOWN (`how`: SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2). */
+export const prepShutdown = (r: Stager, slot: number, fd: number, how: number, sqeFlags = 0): number =>
+  prepRw(r, slot, Op.SHUTDOWN, fd, 0, how, 0, sqeFlags)
+
+/** IORING_OP_ACCEPT; `addr`/`addrlen` (addresses of a sockaddr and its socklen_t) may be 0. */
+export const prepAccept = (r: Stager, slot: number, fd: number, addr: number, addrlen: number, flags: number, sqeFlags = 0): number => {
+  const w = prepRw(r, slot, Op.ACCEPT, fd, addr, 0, addrlen, sqeFlags)
+  r.words[w + W.opFlags] = flags
+  return w
+}
+
+/**
+ * IORING_OP_ACCEPT into the fixed-file table (io_uring_prep_accept_direct): slot `fileIndex`, or
+ * FILE_INDEX_ALLOC to let the kernel pick one (the CQE result is then the slot).
+ */
+export const prepAcceptDirect = (
+  r: Stager,
+  slot: number,
+  fd: number,
+  addr: number,
+  addrlen: number,
+  flags: number,
+  fileIndex: number,
+  sqeFlags = 0
+): number => {
+  const w = prepAccept(r, slot, fd, addr, addrlen, flags, sqeFlags)
+  r.words[w + W.fileIndex] = fileIndex === FILE_INDEX_ALLOC ? fileIndex : fileIndex + 1
+  return w
+}
+
+/** Multishot IORING_OP_ACCEPT into kernel-picked fixed-file slots (io_uring_prep_multishot_accept_direct). */
+export const prepMultishotAcceptDirect = (r: Stager, slot: number, fd: number, addr: number, addrlen: number, flags: number): number => {
+  const w = prepAcceptDirect(r, slot, fd, addr, addrlen, flags, FILE_INDEX_ALLOC)
+  r.words[w] |= IOPRIO_ACCEPT_MULTISHOT << 16
+  return w
+}
+
+/** IORING_OP_CONNECT to the `addrlen`-byte sockaddr at `addr`. */
+export const prepConnect = (r: Stager, slot: number, fd: number, addr: number, addrlen: number, sqeFlags = 0): number =>
+  prepRw(r, slot, Op.CONNECT, fd, addr, 0, addrlen, sqeFlags)
