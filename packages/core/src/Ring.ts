@@ -53,7 +53,7 @@ import * as wide from "./internal/ring/wide.js"
 import { reasonOf as reasonOfInternal } from "./internal/systemError.js"
 import * as validate from "./internal/validate.js"
 import { Ringline } from "./Ringline.js"
-import { RinglineUnavailable } from "./RinglineError.js"
+import { notAvailable, RinglineUnavailable } from "./RinglineError.js"
 
 // ---- the ABI ------------------------------------------------------------------------------------
 
@@ -294,12 +294,7 @@ const driverOf = (ring: Ring): Driver => (ring as RingImpl).driver
  */
 export const current: Effect.Effect<Ring, RinglineUnavailable, Ringline> = Effect.flatMap(Ringline, (service) =>
   service.driver === undefined
-    ? Effect.fail(
-      new RinglineUnavailable({
-        reason: "Other",
-        detail: `this Ringline implementation ("${service.mode}") has no io_uring; provide Ringline.layer()`
-      })
-    )
+    ? Effect.fail(notAvailable("Ring (io_uring operations)", service.mode))
     : Effect.succeed(ringOf(service.driver)))
 
 /**
