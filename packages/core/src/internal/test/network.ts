@@ -192,8 +192,12 @@ export class MemListener {
     if (this.closed) return
     this.closed = true
     this.net.unbind(this)
-    // Established but never accepted: reset, as the kernel does when the listening socket closes.
-    for (const ep of this.queue.splice(0)) ep.abort()
+    // Established but never accepted: closed (FIN, or RST when the client already sent bytes),
+    // as ringline closes the connections its listener's accepts never took.
+    for (const ep of this.queue.splice(0)) {
+      if (this.underTest) this.net.counters.acceptsAbandoned++
+      ep.close()
+    }
     this.wakeWaiting()
     this.net.schedule(() => this.onChange())
   }
