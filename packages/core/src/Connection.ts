@@ -6,7 +6,9 @@
 import { Effect, Option, Sink, Stream } from "effect"
 import type { Address } from "./Address.js"
 import type { ConnectionClosed, EndOfStream, SocketError, TlsError } from "./RinglineError.js"
-import type { Callbacks, Conn, ReadResult as InternalReadResult } from "./internal/connection.js"
+import type { Channel } from "./internal/net/channel.js"
+import type { ReadResult as InternalReadResult } from "./internal/net/readers.js"
+import type { Callbacks } from "./internal/net/wire.js"
 import { takeInFiber } from "./internal/waiters.js"
 import { bytesOf, show } from "./internal/validate.js"
 
@@ -224,7 +226,7 @@ const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
   bytes.length === 0 ? done(0, Option.none()) : done(bytes.length, Option.some(bytes.slice()))
 
 /** @internal */
-export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn) => void): Connection => {
+export const make = (conn: Channel, shutdownTimeoutMs: number, onClose: (conn: Channel) => void): Connection => {
   // Parsed and consumed in the fiber that returns the value (internal/waiters.ts).
   const read = <A>(parse: Parser<A>): Effect.Effect<A, ReadError> => takeInFiber(conn.readers, (w) => conn.tryRead(parse, w))
   const recv = read(takeChunk) as Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
@@ -317,7 +319,7 @@ export const make = (conn: Conn, shutdownTimeoutMs: number, onClose: (conn: Conn
   return connection
 }
 
-const internals = new WeakMap<Connection, Conn>()
+const internals = new WeakMap<Connection, Channel>()
 
 /**
  * The driver-level connection behind `connection` (for @ringline/tls, which attaches its
@@ -325,4 +327,4 @@ const internals = new WeakMap<Connection, Conn>()
  *
  * @internal
  */
-export const unsafeInternal = (connection: Connection): Conn | undefined => internals.get(connection)
+export const unsafeInternal = (connection: Connection): Channel | undefined => internals.get(connection)

@@ -8,9 +8,9 @@ import type { Duration, Scope } from "effect"
 import { setFlagsFromString } from "node:v8"
 import type { Address, UnixAddress } from "./Address.js"
 import type { Connection } from "./Connection.js"
-import type { Conn } from "./internal/connection.js"
+import type { Channel } from "./internal/net/channel.js"
 import type { Driver } from "./internal/driver.js"
-import type { AcceptSource } from "./internal/service.js"
+import type { AcceptSource } from "./internal/net/serve.js"
 import { make as makeIoUring } from "./internal/service.js"
 import type { Listener } from "./Listener.js"
 import * as RinglineConfig from "./RinglineConfig.js"
@@ -140,7 +140,7 @@ export interface RinglineService {
    * RinglineWorkers acceptor hands to this ring). Absent in other implementations.
    * @internal
    */
-  readonly adopt?: (make: (track: (conn: Conn) => void) => AcceptSource, address: Address) => Effect.Effect<Listener, never, Scope.Scope>
+  readonly adopt?: (make: (track: (conn: Channel) => void) => AcceptSource, address: Address) => Effect.Effect<Listener, never, Scope.Scope>
 }
 
 /**

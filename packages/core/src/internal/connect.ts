@@ -9,7 +9,9 @@
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
 import { ConnectError, type ConnectFailure } from "../RinglineError.js"
-import { Conn, type Callbacks } from "./connection.js"
+import type { Channel } from "./net/channel.js"
+import { ringChannel } from "./net/ringWire.js"
+import type { Callbacks } from "./net/wire.js"
 import { ARG_BYTES, ARG_TIMESPEC, type Driver, type OpOwner, TAG_LINK_TIMEOUT } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { AF_INET, AF_INET6, AF_UNIX, encodeToBytes, SOCK_STREAM } from "./sockaddr.js"
@@ -42,7 +44,7 @@ export class ConnectOp implements OpOwner {
     private readonly driver: Driver,
     private readonly target: Address,
     private readonly timeoutMs: number | undefined,
-    private readonly cb: Callbacks<Conn>
+    private readonly cb: Callbacks<Channel>
   ) {
     this.sockaddr = encodeToBytes(target)
     const d = driver
@@ -128,7 +130,7 @@ export class ConnectOp implements OpOwner {
       this.settle(false)
       this.driver.counters.connected++
       const peer = this.target
-      const conn = new Conn(this.driver, this.fixed, peer._tag === "UnixAddress" ? "unix" : "tcp", peer,
+      const conn = ringChannel(this.driver, this.fixed, peer._tag === "UnixAddress" ? "unix" : "tcp", peer,
         peer._tag === "UnixAddress" ? Addr.unix("") : undefined)
       return this.cb.ok(conn)
     }
@@ -155,7 +157,7 @@ export class ConnectOp implements OpOwner {
   }
 }
 
-const failure = (errno: number, timedOut: boolean): ConnectFailure => {
+export const failure = (errno: number, timedOut: boolean): ConnectFailure => {
   if (timedOut || errno === Errno.ETIMEDOUT) return "Timeout"
   if (errno === Errno.ECONNREFUSED) return "Refused"
   if (errno === Errno.ENETUNREACH || errno === Errno.EHOSTUNREACH) return "Unreachable"

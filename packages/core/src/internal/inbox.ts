@@ -10,16 +10,17 @@
  */
 import { Exit } from "effect"
 import { ConnectionClosed } from "../RinglineError.js"
-import { Conn } from "./connection.js"
+import type { Channel } from "./net/channel.js"
+import { ringChannel } from "./net/ringWire.js"
 import type { Driver } from "./driver.js"
-import type { AcceptSource } from "./service.js"
+import type { AcceptSource } from "./net/serve.js"
 import { type Waiter, WaiterQueue } from "./waiters.js"
 
 export class Inbox implements AcceptSource {
-  private readonly queue: Array<Conn> = []
+  private readonly queue: Array<Channel> = []
   /** Accepts waiting here; a connection is taken by the fiber that returns it (waiters.ts). */
   readonly acceptors = new WaiterQueue(() => this.queue.length > 0 || this.closing)
-  private track: ((conn: Conn) => void) | undefined
+  private track: ((conn: Channel) => void) | undefined
   private closing = false
   private readonly settledWaiters: Array<() => void> = []
   /** Connections that arrived (including refused ones) and that a handler took. */
@@ -44,7 +45,7 @@ export class Inbox implements AcceptSource {
       return this.settle()
     }
     this.driver.counters.accepted++
-    const conn = new Conn(this.driver, res, "tcp", undefined, undefined)
+    const conn = ringChannel(this.driver, res, "tcp")
     this.track(conn)
     conn.onClosed(() => this.onOpenChange(-1))
     this.queue.push(conn)
@@ -53,7 +54,7 @@ export class Inbox implements AcceptSource {
   }
 
   /** Attached by the Ringline service when the program listens (adopt). */
-  open(track: (conn: Conn) => void): this {
+  open(track: (conn: Channel) => void): this {
     this.track = track
     this.closing = false
     return this
@@ -63,7 +64,7 @@ export class Inbox implements AcceptSource {
    * Takes the next handed-off connection for `w`; undefined when none is queued or an earlier
    * accept is first in line. An accept interrupted before it took one leaves it for the next.
    */
-  take(w: Waiter): Exit.Exit<Conn, ConnectionClosed> | undefined {
+  take(w: Waiter): Exit.Exit<Channel, ConnectionClosed> | undefined {
     if (this.closing) {
       this.acceptors.withdraw(w)
       return Exit.fail(new ConnectionClosed({ operation: "accept" }))

@@ -13,7 +13,8 @@ import { unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import { ConnectionClosed, socketError } from "../RinglineError.js"
 import { Exit } from "effect"
-import { Conn } from "./connection.js"
+import type { Channel } from "./net/channel.js"
+import { ringChannel } from "./net/ringWire.js"
 import type { Driver, OpOwner } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { CqeFlag, FILE_INDEX_ALLOC, IOPRIO_ACCEPT_MULTISHOT, Op, W } from "./sqe.js"
@@ -29,10 +30,10 @@ export class Lst implements OpOwner {
   private fdClosed = false
   private closeSubmitted = false
   private waitingForSlot = false
-  private readonly queue: Array<Conn> = []
+  private readonly queue: Array<Channel> = []
   /** Accepts waiting for a connection; each takes it in its own fiber (internal/waiters.ts). */
   readonly acceptors = new WaiterQueue(() => this.queue.length > 0 || this.closing)
-  private readonly orphans = new Set<Conn>()
+  private readonly orphans = new Set<Channel>()
   private closeWaiters: Array<() => void> = []
   accepted = 0
   acceptErrors = 0
@@ -45,7 +46,7 @@ export class Lst implements OpOwner {
     readonly address: Address,
     readonly kind: "tcp" | "unix",
     private readonly backlog: number,
-    private readonly onConn: (conn: Conn) => void
+    private readonly onConn: (conn: Channel) => void
   ) {
     driver.ring.own(fd)
     driver.slotReleased.add(this.onSlotReleased)
@@ -104,7 +105,7 @@ export class Lst implements OpOwner {
       this.driver.socketSlots++
       this.accepted++
       this.driver.counters.accepted++
-      const conn = new Conn(this.driver, res, this.kind, undefined, this.kind === "unix" ? this.address : undefined)
+      const conn = ringChannel(this.driver, res, this.kind, undefined, this.kind === "unix" ? this.address : undefined)
       this.onConn(conn)
       if (this.closing) {
         this.orphan(conn)
@@ -135,7 +136,7 @@ export class Lst implements OpOwner {
    * it took one leaves it queued for the next accept (or, when the listener closes, it is closed
    * and counted in `abandoned`).
    */
-  take(w: Waiter): Exit.Exit<Conn, ConnectionClosed> | undefined {
+  take(w: Waiter): Exit.Exit<Channel, ConnectionClosed> | undefined {
     if (this.closing) {
       this.acceptors.withdraw(w)
       return Exit.fail(new ConnectionClosed({ operation: "accept" }))
@@ -147,7 +148,7 @@ export class Lst implements OpOwner {
     return Exit.succeed(conn)
   }
 
-  private orphan(conn: Conn): void {
+  private orphan(conn: Channel): void {
     this.orphans.add(conn)
     conn.onClosed(() => {
       this.orphans.delete(conn)

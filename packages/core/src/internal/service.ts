@@ -3,7 +3,7 @@
  * and connections, and at release stops accepting, drains and closes everything, waits for every
  * in-flight op's terminal CQE and only then exits the ring.
  */
-import { Cause, Duration, Effect, type Exit, Fiber, FiberSet, Scope } from "effect"
+import { Duration, Effect, Scope } from "effect"
 import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
@@ -14,7 +14,6 @@ import type { ConnectOptions, ConnectTarget, ListenOptions, RinglineService, Rin
 import type { RinglineConfig } from "../RinglineConfig.js"
 import {
   ConnectError,
-  type ConnectionClosed,
   invalidArgument,
   invalidConnect,
   RELEASED,
@@ -24,25 +23,16 @@ import {
   SocketError
 } from "../RinglineError.js"
 import { ConnectOp } from "./connect.js"
-import { type Conn, describe } from "./connection.js"
+import type { Channel } from "./net/channel.js"
+import { acceptLoop, type AcceptSource } from "./net/serve.js"
 import { Driver } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { Lst } from "./listener.js"
-import { takeInFiber, type Waiter, type WaiterQueue } from "./waiters.js"
 import { load } from "./native.js"
 import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
 import { Op, OpName } from "./sqe.js"
 import { badCount, badCString, badPort, badUnixPath, show } from "./validate.js"
 
-/** What a Listener accepts from: a listening socket (Lst) or a handed-off connection inbox. */
-export interface AcceptSource {
-  /** Accepts waiting for a connection; woken when one is queued or the source closes. */
-  readonly acceptors: WaiterQueue
-  /** Takes the next connection for `w` in the fiber that returns it (internal/waiters.ts). */
-  take(w: Waiter): Exit.Exit<Conn, ConnectionClosed> | undefined
-  close(done: () => void): void
-  readonly accepted: number
-}
 
 const REQUIRED_OPS: Array<number> = [
   Op.ACCEPT, Op.RECV, Op.SEND, Op.SENDMSG, Op.ASYNC_CANCEL, Op.LINK_TIMEOUT, Op.CONNECT, Op.CLOSE, Op.SHUTDOWN,
@@ -116,7 +106,7 @@ const unresolved = (host: string, e: ResolveError): string =>
   `${show(host)} is not an IP address, and as a host name: ${e.message}`
 
 /** A listen argument the kernel would misread, as a typed error; undefined when all are fine. */
-const checkListen = (options: ListenOptions): SocketError | undefined => {
+export const checkListen = (options: ListenOptions): SocketError | undefined => {
   let problem: [string, string | undefined]
   if (options._tag === "Unix") {
     problem = ["path", badUnixPath(options.path)]
@@ -129,7 +119,7 @@ const checkListen = (options: ListenOptions): SocketError | undefined => {
 }
 
 /** The same for a connect target. */
-const checkConnect = (target: ConnectTarget): ConnectError | undefined => {
+export const checkConnect = (target: ConnectTarget): ConnectError | undefined => {
   if (target === null || typeof target !== "object") return invalidConnect(show(target), "target", `must be { host, port } or a Unix address, got ${show(target)}`)
   if (target._tag === "UnixAddress") {
     const p = badUnixPath(target.path)
@@ -160,10 +150,10 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
       })
     }
 
-    const conns = new Set<Conn>()
+    const conns = new Set<Channel>()
     const listeners = new Set<AcceptSource>()
-    const wrap = (conn: Conn) => Connection.make(conn, config.shutdownTimeoutMs, (c) => conns.delete(c))
-    const closeConn = (conn: Conn) => wrap(conn).close
+    const wrap = (conn: Channel) => Connection.make(conn, config.shutdownTimeoutMs, (c) => conns.delete(c))
+    const closeConn = (conn: Channel) => wrap(conn).close
 
     const waitIdle = Effect.async<void>((resume) => driver.whenIdle(() => resume(Effect.void)))
 
@@ -187,7 +177,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
 
     // A Listener over any source of accepted connections: a listening socket (Lst), or the inbox
     // of connections another ring handed to this one (RinglineWorkers' acceptor mode).
-    const adopt = (make: (track: (conn: Conn) => void) => AcceptSource, address: Address): Effect.Effect<Listener, never, Scope.Scope> =>
+    const adopt = (make: (track: (conn: Channel) => void) => AcceptSource, address: Address): Effect.Effect<Listener, never, Scope.Scope> =>
       Effect.gen(function*() {
         const scope = yield* Effect.scope
         const lst = make((c) => conns.add(c))
@@ -198,92 +188,7 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
             Effect.ensuring(Effect.sync(() => listeners.delete(lst)))
           )
         )
-        // Handler fibers live in the listener's scope. Closing it is graceful: the socket closes
-        // first (new connects are refused), running handlers get up to shutdownTimeoutMs to finish
-        // on their own, and only then are the rest interrupted (FiberSet's own finalizer, which
-        // runs after this one); each interrupted handler's connection still flushes its queue.
-        const handlers = yield* FiberSet.make()
-        // Each handler's fiber by its connection, for the shutdown's idle sweep.
-        const serving = new Map<Conn, Fiber.RuntimeFiber<unknown, unknown>>()
-        // A handler that waits for input with nothing buffered and nothing queued, and has seen
-        // no byte in or out for IDLE_QUIET_MS, would only wait out the timeout: interrupting it
-        // loses nothing. The quiet period spares a client that is mid-transfer and merely
-        // between two writes. Checked every IDLE_SWEEP_MS during the shutdown (a handler may
-        // finish its work and go idle).
-        const drainHandlers = Effect.suspend(() => {
-          const quietSince = new Map<Conn, { activity: number; at: number }>()
-          const sweepIdle = Effect.sync(() => {
-            const now = Date.now()
-            for (const [conn, fiber] of serving) {
-              const activity = conn.bytesIn + conn.bytesOut
-              const seen = quietSince.get(conn)
-              if (!conn.idle || seen === undefined || seen.activity !== activity) {
-                quietSince.set(conn, { activity, at: now })
-              } else if (now - seen.at >= IDLE_QUIET_MS) {
-                fiber.unsafeInterruptAsFork(fiber.id())
-              }
-            }
-          })
-          return Effect.raceFirst(
-            FiberSet.awaitEmpty(handlers),
-            Effect.forever(Effect.zipRight(sweepIdle, Effect.sleep(IDLE_SWEEP_MS)))
-          )
-        })
-        yield* Scope.addFinalizer(
-          scope,
-          Effect.async<void>((resume) => lst.close(() => resume(Effect.void))).pipe(
-            Effect.zipRight(Effect.timeoutOption(Effect.interruptible(drainHandlers), config.shutdownTimeoutMs))
-          )
-        )
-        // Taken from the listener's queue by the fiber that returns it (internal/waiters.ts).
-        const acceptRaw = takeInFiber(lst.acceptors, (w) => lst.take(w))
-        const accept = Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(restore(acceptRaw), (conn) => {
-            const c = wrap(conn)
-            return Effect.as(Effect.addFinalizer(() => c.close), c)
-          })
-        )
-        const serve = <E, R>(handler: (c: Connection.Connection) => Effect.Effect<unknown, E, R>) =>
-          Effect.gen(function*() {
-            const run = yield* FiberSet.runtime(handlers)<R>()
-            while (true) {
-              yield* Effect.uninterruptibleMask((restore) =>
-                Effect.flatMap(restore(acceptRaw), (conn) =>
-                  Effect.sync(() => {
-                    const c = wrap(conn)
-                    const fiber = run(
-                      // The handler is user code: a throw or a non-Effect answer is that
-                      // connection's defect (logged below), never the accept loop's.
-                      Effect.suspend(() => {
-                        const h: unknown = handler(c)
-                        return Effect.isEffect(h)
-                          ? h as Effect.Effect<unknown, E, R>
-                          : Effect.die(new TypeError(`serve handler returned ${describe(h)}, not an Effect`))
-                      }).pipe(
-                        Effect.catchAllCause((cause) =>
-                          Cause.isInterruptedOnly(cause)
-                            ? Effect.void
-                            : Effect.logWarning("ringline: connection handler failed", cause)
-                        ),
-                        Effect.ensuring(Effect.zipRight(c.close, Effect.sync(() => serving.delete(conn))))
-                      )
-                    )
-                    serving.set(conn, fiber)
-                  })
-                )
-              ).pipe(
-                Effect.catchTag("ConnectionClosed", () => Effect.never)
-              )
-            }
-          }) as Effect.Effect<never, never, R>
-        return {
-          address,
-          accept,
-          serve,
-          get accepted() {
-            return lst.accepted
-          }
-        } satisfies Listener
+        return yield* acceptLoop(lst, address, wrap, config.shutdownTimeoutMs)
       })
 
     const listen = (options: ListenOptions): Effect.Effect<Listener, SocketError, Scope.Scope> =>
@@ -352,8 +257,8 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
 
     const connectTo = (address: Address, timeoutMs: number | undefined) =>
       Effect.gen(function*() {
-        const raw = Effect.async<Conn, ConnectError>((resume) => {
-          let made: Conn | undefined
+        const raw = Effect.async<Channel, ConnectError>((resume) => {
+          let made: Channel | undefined
           let taken = false
           const op = new ConnectOp(driver, address, timeoutMs, {
             ok: (c) => {
@@ -401,12 +306,7 @@ const toMillis = (d: Duration.DurationInput): number | undefined => {
   return ms === Infinity ? undefined : ms
 }
 
-/** How often a graceful shutdown looks for handlers that went idle. */
-const IDLE_SWEEP_MS = 20
-/** How long an idle connection must stay quiet during a shutdown before its handler is ended. */
-const IDLE_QUIET_MS = 200
-
-const releasedConnect = (target: ConnectTarget) =>
+export const releasedConnect = (target: ConnectTarget) =>
   new ConnectError({
     reason: "Other",
     address: target._tag === "UnixAddress" ? Addr.format(target) : `${target.host}:${target.port}`,

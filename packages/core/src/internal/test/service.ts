@@ -16,7 +16,6 @@ import {
   ConnectError,
   ConnectionClosed,
   invalidConnect,
-  RELEASED,
   released,
   SocketError,
   socketError
@@ -24,7 +23,8 @@ import {
 import { Errno, errnoName } from "../errno.js"
 import { Channel } from "../net/channel.js"
 import { acceptLoop, type AcceptSource } from "../net/serve.js"
-import { checkConnect, checkListen } from "../service.js"
+import { failure } from "../connect.js"
+import { checkConnect, checkListen, releasedConnect } from "../service.js"
 import { literal } from "../sockaddr.js"
 import { show } from "../validate.js"
 import { type Waiter, WaiterQueue } from "../waiters.js"
@@ -150,16 +150,7 @@ export const make = (
         if (invalid !== undefined) return yield* invalid
         if (isReleased) return yield* releasedConnect(target)
         const address = target._tag === "UnixAddress" ? target : hostAddress(target.host, target.port)
-        if (address === undefined) {
-          return yield* new ConnectError({
-            reason: "NotFound",
-            address: `${target.host}:${target.port}`,
-            errno: 0,
-            code: "ENOTFOUND",
-            argument: "host",
-            detail: `${show(target.host)} ${NOT_NUMERIC}`
-          })
-        }
+        if (address === undefined) return yield* unknownHost(target as { host: string; port: number })
         const timeout = o?.timeout === undefined ? undefined : Duration.decodeUnknown(o.timeout)
         if (timeout !== undefined && timeout._tag === "None") {
           return yield* invalidConnect(Addr.format(address), "timeout", `must be a duration of at least 0, got ${show(o!.timeout)}`)
@@ -255,26 +246,15 @@ export const make = (
     return { service, control }
   })
 
-const connectFailure = (address: Address, res: number): ConnectError => {
-  const errno = -res
-  const code = errnoName(errno)
-  const reason = errno === Errno.ETIMEDOUT
-    ? "Timeout"
-    : errno === Errno.ECONNREFUSED
-    ? "Refused"
-    : errno === Errno.ENETUNREACH || errno === Errno.EHOSTUNREACH
-    ? "Unreachable"
-    : errno === Errno.ENOENT
-    ? "NotFound"
-    : "Other"
-  return new ConnectError({ reason, address: Addr.format(address), errno, code })
-}
-
-const releasedConnect = (target: ConnectTarget) =>
+const unknownHost = (target: { readonly host: string; readonly port: number }) =>
   new ConnectError({
-    reason: "Other",
-    address: target._tag === "UnixAddress" ? Addr.format(target) : `${target.host}:${target.port}`,
-    errno: 108,
-    code: "ESHUTDOWN",
-    detail: RELEASED
+    reason: "NotFound",
+    address: `${target.host}:${target.port}`,
+    errno: 0,
+    code: "ENOTFOUND",
+    argument: "host",
+    detail: `${show(target.host)} ${NOT_NUMERIC}`
   })
+
+const connectFailure = (address: Address, res: number): ConnectError =>
+  new ConnectError({ reason: failure(-res, false), address: Addr.format(address), errno: -res, code: errnoName(-res) })

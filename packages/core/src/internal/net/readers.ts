@@ -1,0 +1,193 @@
+/**
+ * The receive side's bytes: the reassembly buffer, the one receive buffer a waiting reader may
+ * parse in place (zero-copy), and the guarded call of a user parser. Knows nothing of sockets:
+ * it asks its wire only for receive-buffer views and gives buffers back through it.
+ */
+import type { EndOfStream, SocketError, ConnectionClosed, TlsError } from "../../RinglineError.js"
+import type { Wire } from "./wire.js"
+
+/** What a `read` parser answers. */
+export type ReadResult<A> =
+  | { readonly _tag: "Done"; readonly consumed: number; readonly value: A }
+  | { readonly _tag: "NeedMore"; readonly atLeast: number }
+
+/** Errors of a read. */
+export type ReadError = EndOfStream | SocketError | ConnectionClosed | TlsError
+
+export type Answer<A> =
+  | { readonly _tag: "Done"; readonly consumed: number; readonly value: A }
+  | { readonly _tag: "NeedMore"; readonly atLeast: number }
+  | { readonly _tag: "Bad"; readonly defect: unknown }
+
+export const EMPTY = new Uint8Array(0)
+
+/**
+ * Calls a user parser and checks its answer. Nothing the parser does (throw, return garbage,
+ * answer through throwing getters) escapes: it becomes a `Bad` answer carrying a defect that
+ * names what was returned.
+ */
+export const runParser = <A>(parse: (bytes: Uint8Array) => ReadResult<A>, bytes: Uint8Array): Answer<A> => {
+  let result: unknown
+  try {
+    result = parse(bytes)
+  } catch (defect) {
+    return { _tag: "Bad", defect }
+  }
+  try {
+    const r = result as Record<string, unknown>
+    const tag = typeof r === "object" && r !== null ? r._tag : undefined
+    if (tag === "Done") {
+      const consumed = r.consumed
+      const value = r.value as A
+      if (typeof consumed === "number" && Number.isInteger(consumed) && consumed >= 0 && consumed <= bytes.length) {
+        return { _tag: "Done", consumed, value }
+      }
+      return {
+        _tag: "Bad",
+        defect: new RangeError(`read parser consumed ${describe(consumed)} of ${bytes.length} bytes (must be an integer 0..${bytes.length})`)
+      }
+    }
+    if (tag === "NeedMore") {
+      const atLeast = r.atLeast === undefined ? 0 : r.atLeast
+      if (typeof atLeast === "number" && atLeast >= 0 && !Number.isNaN(atLeast)) return { _tag: "NeedMore", atLeast }
+      return { _tag: "Bad", defect: new RangeError(`read parser answered needMore(${describe(atLeast)}): atLeast must be a number >= 0`) }
+    }
+  } catch (defect) {
+    return { _tag: "Bad", defect }
+  }
+  return {
+    _tag: "Bad",
+    defect: new TypeError(`read parser returned ${describe(result)}; expected done(consumed, value) or needMore(atLeast?)`)
+  }
+}
+
+/** A short, never-throwing description of an arbitrary value for an error message. */
+export const describe = (u: unknown): string => {
+  try {
+    if (typeof u === "string") return JSON.stringify(u.length > 40 ? u.slice(0, 40) + "…" : u)
+    if (typeof u === "function") return "a function"
+    if (typeof u === "symbol" || typeof u === "bigint") return String(u) + (typeof u === "bigint" ? "n" : "")
+    if (typeof u !== "object" || u === null) return String(u)
+    const tag = Object.prototype.hasOwnProperty.call(u, "_tag") ? (u as any)._tag : undefined
+    return tag !== undefined ? `an object with _tag ${describe(tag)}` : `an object (${Object.prototype.toString.call(u)})`
+  } catch {
+    return "an unprintable value"
+  }
+}
+
+/**
+ * Received bytes not yet consumed: a growable reassembly buffer, plus at most one receive buffer
+ * held as is (received while a reader waited with nothing buffered, so that reader's parser runs
+ * over it without a copy). The held buffer, when there is one, comes after nothing: either it or
+ * the reassembly buffer has bytes, never both once a parse starts.
+ */
+export class Reassembly {
+  private buf: Uint8Array = EMPTY
+  private start = 0
+  private end = 0
+  /** A receive buffer held for a zero-copy parse, or -1. */
+  private held = -1
+  private heldLen = 0
+
+  constructor(private readonly wire: Wire) {}
+
+  /** Bytes received and not yet consumed. */
+  get size(): number {
+    return this.end - this.start + this.heldLen
+  }
+
+  /** Bytes in the reassembly buffer (not counting a held receive buffer). */
+  get copied(): number {
+    return this.end - this.start
+  }
+
+  /** Whether `buffer` is this reassembly buffer's memory (a parser's view of it). */
+  isMine(buffer: ArrayBufferLike): boolean {
+    return buffer === this.buf.buffer
+  }
+
+  /** Keeps receive buffer `buf` as is when nothing else is buffered (zero-copy parse); else copies it. */
+  receive(buf: number, len: number, readerWaiting: boolean): void {
+    if (this.held === -1 && this.end === this.start && readerWaiting) {
+      this.held = buf
+      this.heldLen = len
+    } else {
+      this.unhold()
+      this.append(this.wire.view(buf, 0, len))
+      // The view must not be used past this point: the buffer is the wire's again.
+      this.wire.recycle(buf)
+    }
+  }
+
+  /** Copies a held receive buffer into the reassembly buffer and gives it back. */
+  unhold(): void {
+    if (this.held === -1) return
+    const bid = this.held
+    this.held = -1
+    this.append(this.wire.view(bid, 0, this.heldLen))
+    this.heldLen = 0
+    this.wire.recycleLater(bid)
+  }
+
+  append(bytes: Uint8Array): void {
+    const len = bytes.length
+    if (this.end + len > this.buf.length) {
+      const live = this.end - this.start
+      if (this.start > 0 && live + len <= this.buf.length) {
+        this.buf.copyWithin(0, this.start, this.end)
+      } else {
+        const grown = new Uint8Array(Math.max(live + len, this.buf.length * 2, 4096))
+        grown.set(this.buf.subarray(this.start, this.end))
+        this.buf = grown
+      }
+      this.start = 0
+      this.end = live
+    }
+    this.buf.set(bytes, this.end)
+    this.end += len
+  }
+
+  /** Everything buffered as one view for a parser (a held buffer itself when there is one). */
+  view(): Uint8Array {
+    if (this.held !== -1 && this.end > this.start) this.unhold()
+    return this.held !== -1 ? this.wire.view(this.held, 0, this.heldLen) : this.buf.subarray(this.start, this.end)
+  }
+
+  /** The parser used `n` bytes: drop them (a held buffer's rest moves to the reassembly buffer). */
+  consume(n: number): void {
+    if (this.held !== -1) {
+      const bid = this.held
+      this.held = -1
+      if (n < this.heldLen) this.append(this.wire.view(bid, n, this.heldLen - n))
+      this.heldLen = 0
+      this.wire.recycleLater(bid)
+    } else {
+      this.start += n
+      if (this.start === this.end) this.start = this.end = 0
+    }
+  }
+
+  /** A copy of every buffered byte. */
+  leftover(): Uint8Array {
+    this.unhold()
+    return this.buf.slice(this.start, this.end)
+  }
+
+  /** A copy of every buffered byte, which are dropped (bytes that turn out to be ciphertext). */
+  takeAll(): Uint8Array {
+    const all = this.leftover()
+    this.start = this.end = 0
+    return all
+  }
+
+  /** Drops everything (the connection closed); a held buffer goes back. */
+  clear(): void {
+    this.buf = EMPTY
+    this.start = this.end = 0
+    if (this.held !== -1) {
+      this.wire.recycleLater(this.held)
+      this.held = -1
+      this.heldLen = 0
+    }
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * A `Listener` over any source of accepted connections: a listening socket on the ring
+ * (../listener.ts), the inbox of connections another ring handed over (../inbox.ts), or the
+ * in-memory test Layer's. Owns `accept` (taken in the fiber that returns it), `serve` (one fiber
+ * per connection, user-code guard, logged failures) and the graceful drain of handlers when the
+ * listener's scope closes (idle handlers ended early, the rest after the shutdown timeout).
+ */
+import { Cause, Effect, type Exit, type Fiber, FiberSet, Scope } from "effect"
+import type { Address } from "../../Address.js"
+import type { Connection } from "../../Connection.js"
+import type { Listener } from "../../Listener.js"
+import type { ConnectionClosed } from "../../RinglineError.js"
+import { takeInFiber, type Waiter, type WaiterQueue } from "../waiters.js"
+import type { Channel } from "./channel.js"
+import { describe } from "./readers.js"
+
+/** What a Listener accepts from: a listening socket, a handed-off connection inbox, a test source. */
+export interface AcceptSource {
+  /** Accepts waiting for a connection; woken when one is queued or the source closes. */
+  readonly acceptors: WaiterQueue
+  /** Takes the next connection for `w` in the fiber that returns it (../waiters.ts). */
+  take(w: Waiter): Exit.Exit<Channel, ConnectionClosed> | undefined
+  close(done: () => void): void
+  readonly accepted: number
+}
+
+/** How often a graceful shutdown looks for handlers that went idle. */
+const IDLE_SWEEP_MS = 20
+/** How long an idle connection must stay quiet during a shutdown before its handler is ended. */
+const IDLE_QUIET_MS = 200
+
+/**
+ * The Listener serving `source`'s connections, each turned into a `Connection` by `wrap`. Its
+ * scope's close closes `source`, then gives handlers up to `shutdownTimeoutMs` to end (FiberSet
+ * interrupts the rest). The caller tracks the source itself (stats, release).
+ */
+export const acceptLoop = (
+  source: AcceptSource,
+  address: Address,
+  wrap: (channel: Channel) => Connection,
+  shutdownTimeoutMs: number
+): Effect.Effect<Listener, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    // Handler fibers live in the listener's scope. Closing it is graceful: the socket closes
+    // first (new connects are refused), running handlers get up to shutdownTimeoutMs to finish
+    // on their own, and only then are the rest interrupted (FiberSet's own finalizer, which
+    // runs after this one); each interrupted handler's connection still flushes its queue.
+    const handlers = yield* FiberSet.make()
+    // Each handler's fiber by its connection, for the shutdown's idle sweep.
+    const serving = new Map<Channel, Fiber.RuntimeFiber<unknown, unknown>>()
+    // A handler that waits for input with nothing buffered and nothing queued, and has seen
+    // no byte in or out for IDLE_QUIET_MS, would only wait out the timeout: interrupting it
+    // loses nothing. The quiet period spares a client that is mid-transfer and merely
+    // between two writes. Checked every IDLE_SWEEP_MS during the shutdown (a handler may
+    // finish its work and go idle).
+    const drainHandlers = Effect.suspend(() => {
+      const quietSince = new Map<Channel, { activity: number; at: number }>()
+      const sweepIdle = Effect.sync(() => {
+        const now = Date.now()
+        for (const [conn, fiber] of serving) {
+          const activity = conn.bytesIn + conn.bytesOut
+          const seen = quietSince.get(conn)
+          if (!conn.idle || seen === undefined || seen.activity !== activity) {
+            quietSince.set(conn, { activity, at: now })
+          } else if (now - seen.at >= IDLE_QUIET_MS) {
+            fiber.unsafeInterruptAsFork(fiber.id())
+          }
+        }
+      })
+      return Effect.raceFirst(
+        FiberSet.awaitEmpty(handlers),
+        Effect.forever(Effect.zipRight(sweepIdle, Effect.sleep(IDLE_SWEEP_MS)))
+      )
+    })
+    yield* Scope.addFinalizer(
+      scope,
+      Effect.async<void>((resume) => source.close(() => resume(Effect.void))).pipe(
+        Effect.zipRight(Effect.timeoutOption(Effect.interruptible(drainHandlers), shutdownTimeoutMs))
+      )
+    )
+    // Taken from the listener's queue by the fiber that returns it (internal/waiters.ts).
+    const acceptRaw = takeInFiber(source.acceptors, (w) => source.take(w))
+    const accept = Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(restore(acceptRaw), (conn) => {
+        const c = wrap(conn)
+        return Effect.as(Effect.addFinalizer(() => c.close), c)
+      })
+    )
+    const serve = <E, R>(handler: (c: Connection) => Effect.Effect<unknown, E, R>) =>
+      Effect.gen(function*() {
+        const run = yield* FiberSet.runtime(handlers)<R>()
+        while (true) {
+          yield* Effect.uninterruptibleMask((restore) =>
+            Effect.flatMap(restore(acceptRaw), (conn) =>
+              Effect.sync(() => {
+                const c = wrap(conn)
+                const fiber = run(
+                  // The handler is user code: a throw or a non-Effect answer is that
+                  // connection's defect (logged below), never the accept loop's.
+                  Effect.suspend(() => {
+                    const h: unknown = handler(c)
+                    return Effect.isEffect(h)
+                      ? h as Effect.Effect<unknown, E, R>
+                      : Effect.die(new TypeError(`serve handler returned ${describe(h)}, not an Effect`))
+                  }).pipe(
+                    Effect.catchAllCause((cause) =>
+                      Cause.isInterruptedOnly(cause)
+                        ? Effect.void
+                        : Effect.logWarning("ringline: connection handler failed", cause)
+                    ),
+                    Effect.ensuring(Effect.zipRight(c.close, Effect.sync(() => serving.delete(conn))))
+                  )
+                )
+                serving.set(conn, fiber)
+              })
+            )
+          ).pipe(
+            Effect.catchTag("ConnectionClosed", () => Effect.never)
+          )
+        }
+      }) as Effect.Effect<never, never, R>
+    return {
+      address,
+      accept,
+      serve,
+      get accepted() {
+        return source.accepted
+      }
+    } satisfies Listener
+  })
