@@ -11,20 +11,13 @@ import type { Address } from "../../src/Address.js"
 import type { Ringline } from "../../src/Ringline.js"
 import type { ConnectTarget } from "../../src/Ringline.js"
 
-/** Why a peer read ended early. */
-export class PeerError extends Error {
-  constructor(readonly reason: "EndOfStream" | "Reset", readonly got: Uint8Array) {
-    super(`peer read: ${reason} after ${got.length} bytes`)
-  }
-}
-
 /** The remote end of one connection, scripted by a scenario (node:net or RinglineTest's peer). */
 export interface Peer {
-  readonly write: (bytes: Uint8Array | string) => Effect.Effect<void>
-  /** Exactly `n` bytes; fails with PeerError when the stream ends or resets first. */
-  readonly read: (n: number) => Effect.Effect<Uint8Array, PeerError>
-  /** Everything until end of stream; fails with PeerError on a reset. */
-  readonly readAll: Effect.Effect<Uint8Array, PeerError>
+  readonly write: (bytes: Uint8Array | string) => Effect.Effect<void, unknown>
+  /** Exactly `n` bytes; fails when the stream ends or resets first. */
+  readonly read: (n: number) => Effect.Effect<Uint8Array, unknown>
+  /** Everything until end of stream; fails on a reset. */
+  readonly readAll: Effect.Effect<Uint8Array, unknown>
   /** Half-close: FIN after what was written. */
   readonly end: Effect.Effect<void>
   /** Abortive close (RST). */
@@ -37,7 +30,7 @@ export interface Peer {
 /** A listening peer, for outbound connects of the side under test. */
 export interface PeerListener {
   readonly target: ConnectTarget
-  readonly accept: Effect.Effect<Peer>
+  readonly accept: Effect.Effect<Peer, unknown>
 }
 
 /** What a scenario uses besides `Ringline` itself. */
@@ -74,8 +67,6 @@ export interface DriverUnderTest {
   /** `it.live` for the kernel, `it.effect` (TestClock) for the in-memory network. */
   readonly it: typeof it.live
 }
-
-export const peerSide = PeerSide
 
 /** The peer side's operations as effects. */
 export const connectPeer = (address: Address) => Effect.flatMap(PeerSide, (p) => p.connect(address))

@@ -9,7 +9,14 @@ import * as net from "node:net"
 import type { Address } from "../../src/Address.js"
 import { RinglineTesting } from "../../src/index.js"
 import { closedPort, fullListener } from "../helpers.js"
-import { type DriverUnderTest, type Peer, PeerError, type PeerListener, PeerSide } from "./driver.js"
+import { type DriverUnderTest, type Peer, type PeerListener, PeerSide } from "./driver.js"
+
+/** Why a node:net peer's read ended early. */
+class PeerError extends Error {
+  constructor(readonly reason: "EndOfStream" | "Reset", readonly got: Uint8Array) {
+    super(`peer read: ${reason} after ${got.length} bytes`)
+  }
+}
 
 /** A node:net socket as a scripted peer: its own receive buffer, read on demand. */
 export const nodePeer = (s: net.Socket): Peer => {

@@ -6,7 +6,7 @@
  * sends wait (short sends when only part fits), FIN after the queued bytes, RST on a close with
  * unread bytes, ECONNRESET then EPIPE for the writer after its peer reset.
  *
- * Everything that completes does so from the network's own task queue (a microtask drain), never
+ * Everything that completes does so from the network's own task queue (drained in a setImmediate), never
  * re-entrantly inside a call, and time (delays, pauses) runs on Effect's Clock through the
  * runtime the Layer was built in, so `TestClock.adjust` drives it.
  */
@@ -264,7 +264,9 @@ export class Network {
     this.tasks.push(f)
     if (this.draining) return
     this.draining = true
-    queueMicrotask(() => this.drain())
+    // A macrotask, as the ring's completions come from libuv's poll phase: a program and a peer
+    // that stream to each other forever must not starve timers and I/O in a microtask loop.
+    setImmediate(() => this.drain())
   }
 
   private drain(): void {
