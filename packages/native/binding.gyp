@@ -13,6 +13,7 @@
         "src/ring.cc",
         "src/wide_ring.cc",
         "src/sockets.cc",
+        "src/seccomp.cc",
         "src/process.cc",
         "src/workers.cc",
         "src/tls.cc",

@@ -51,6 +51,7 @@ import * as op from "./internal/ring/op.js"
 import * as prep from "./internal/ring/prep.js"
 import * as wide from "./internal/ring/wide.js"
 import { reasonOf as reasonOfInternal } from "./internal/systemError.js"
+import { unavailable } from "./internal/unavailable.js"
 import * as validate from "./internal/validate.js"
 import { Ringline } from "./Ringline.js"
 import { notAvailable, RinglineUnavailable } from "./RinglineError.js"
@@ -729,14 +730,8 @@ const probeRingOptions = {
 export const probeOpcodes: Effect.Effect<Uint8Array, RinglineUnavailable> = Effect.acquireUseRelease(
   Effect.try({
     try: () => new (load().Ring)(probeRingOptions, () => {}),
-    catch: (e) => {
-      const errno = (e as { errno?: unknown }).errno
-      return new RinglineUnavailable({
-        reason: "Other",
-        ...(typeof errno === "number" ? { errno } : {}),
-        detail: `io_uring_setup for an opcode probe failed: ${String((e as Error).message ?? e)}`
-      })
-    }
+    // Same diagnosis as the Ringline Layer's (seccomp, sysctl, memlock...), for this small ring.
+    catch: (e) => unavailable(e, { sqEntries: probeRingOptions.sqEntries, maxConnections: probeRingOptions.files })
   }),
   (ring) => Effect.sync(() => ring.info().opcodes),
   (ring) => Effect.sync(() => ring.close())

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Either, Layer } from "effect"
-import { execFileSync, spawnSync } from "node:child_process"
-import { accessSync, constants, readFileSync } from "node:fs"
+import { readFileSync } from "node:fs"
 import { Ringline, RinglineConfig } from "../src/index.js"
-import { unavailable } from "../src/internal/service.js"
+import { explainEperm, unavailable } from "../src/internal/unavailable.js"
+import { runWithoutIoUring } from "./withoutIoUring.js"
 
 describe("configuration", () => {
   it("defaults follow ringline", () => {
@@ -80,39 +80,87 @@ describe("io_uring availability", () => {
     expect(emfile.message).toContain("maxConnections=16000")
   })
 
-  // A real refusal: kernel.io_uring_disabled=2 makes io_uring_setup fail with EPERM for every new
-  // ring. Needs root and a writable sysctl; the child process sees it, then the value is restored.
-  const sysctl = "/proc/sys/kernel/io_uring_disabled"
-  let writable = false
-  try {
-    accessSync(sysctl, constants.W_OK)
-    writable = process.getuid?.() === 0
-  } catch {
-    writable = false
-  }
-  if (!writable) console.log(`SKIP io_uring_disabled test: ${sysctl} is not writable here (needs root)`)
-  it.skipIf(!writable)("with kernel.io_uring_disabled=2 the Layer fails with RinglineUnavailable naming the sysctl", () => {
-    const before = readFileSync(sysctl, "utf8").trim()
-    const script = `
-      import { Effect, Layer } from "effect"
-      import { Ringline } from "${new URL("../dist/index.js", import.meta.url).pathname}"
-      const exit = await Effect.runPromiseExit(Effect.scoped(Layer.build(Ringline.layer())))
-      const e = exit._tag === "Failure" ? exit.cause.error : undefined
-      console.log(JSON.stringify({ tag: e?._tag, reason: e?.reason, message: e?.message }))
-    `
-    try {
-      execFileSync("sh", ["-c", `echo 2 > ${sysctl}`])
-      const out = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
-        encoding: "utf8",
-        cwd: new URL("..", import.meta.url).pathname
-      })
-      const r = JSON.parse(out.stdout.trim().split("\n").pop() || `{"stderr":${JSON.stringify(out.stderr)}}`)
-      expect(r.tag).toBe("RinglineUnavailable")
-      expect(r.reason).toBe("Disabled")
-      expect(r.message).toContain("kernel.io_uring_disabled=2")
-      expect(r.message).toContain("sysctl -w kernel.io_uring_disabled=0")
-    } finally {
-      execFileSync("sh", ["-c", `echo ${before} > ${sysctl}`])
-    }
+  // The sysctl branches are checked on the explanation alone: flipping kernel.io_uring_disabled
+  // would break every other ring on the machine while the test runs.
+  it("EPERM is explained by the sysctl when it is set, by seccomp otherwise", () => {
+    expect(explainEperm("2", "0")).toContain("kernel.io_uring_disabled=2")
+    expect(explainEperm("2", "0")).toContain("sysctl -w kernel.io_uring_disabled=0")
+    expect(explainEperm("1", "2")).toContain("kernel.io_uring_group")
+    const filtered = explainEperm("0", "2")
+    expect(filtered).toContain("seccomp filter (Seccomp: 2 in /proc/self/status)")
+    expect(filtered).toContain("--security-opt seccomp=unconfined")
+    expect(explainEperm("", "0")).toContain("most likely from a seccomp filter")
   })
+
+  // What `docker run` with the default seccomp profile does to io_uring, in a child process of its
+  // own (test/withoutIoUring.ts): the sysctl stays as it is, other rings keep working.
+  const sysctl = (() => {
+    try {
+      return readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8").trim()
+    } catch {
+      return ""
+    }
+  })()
+
+  it.live("under a seccomp filter refusing io_uring, the Layer and the probe fail with RinglineUnavailable saying seccomp, EPERM and the fix", () =>
+    Effect.gen(function*() {
+      const child = yield* runWithoutIoUring(`
+        import { Effect, Layer } from "effect"
+        import { Ring, Ringline } from "@ringline/core"
+        const failure = (exit) => exit._tag === "Failure" ? exit.cause.error : undefined
+        const show = (e) => ({ tag: e?._tag, reason: e?.reason, errno: e?.errno, message: e?.message })
+        const layer = failure(await Effect.runPromiseExit(Effect.scoped(Layer.build(Ringline.layer()))))
+        const probe = failure(await Effect.runPromiseExit(Ring.probeOpcodes))
+        console.log(JSON.stringify({ layer: show(layer), probe: show(probe) }))
+      `)
+      expect(child.status, child.stderr).toBe(0)
+      for (const e of [child.result.layer, child.result.probe]) {
+        expect(e.tag).toBe("RinglineUnavailable")
+        expect(e.reason).toBe("Disabled")
+        expect(e.errno).toBe(1)
+        expect(e.message).toContain("io_uring_setup returned EPERM")
+        if (sysctl === "1" || sysctl === "2") {
+          // The sysctl, when set, is the one cause that names itself and is reported first.
+          expect(e.message).toContain(`kernel.io_uring_disabled=${sysctl}`)
+        } else {
+          expect(e.message).toContain("seccomp filter (Seccomp: 2 in /proc/self/status)")
+          expect(e.message).toContain("allow io_uring_setup, io_uring_enter and io_uring_register")
+        }
+      }
+    }))
+
+  it.live("the filter covers every thread (TSYNC) and a worker's ring, and refuses nothing but io_uring", () =>
+    Effect.gen(function*() {
+      const child = yield* runWithoutIoUring(`
+        import { readdirSync, readFileSync } from "node:fs"
+        import * as net from "node:net"
+        import { once } from "node:events"
+        import { Worker } from "node:worker_threads"
+        // Threads that existed before the filter (libuv's pool, V8's platform workers).
+        const modes = readdirSync("/proc/self/task").map((t) =>
+          readFileSync("/proc/self/task/" + t + "/status", "utf8").match(/^Seccomp:\\s*(\\d)/m)[1])
+        // A worker thread started afterwards (without the preload: it inherits the filter), setting up a ring.
+        const worker = new Worker(\`
+          const { parentPort } = require("node:worker_threads")
+          try { new (require("@ringline/native").Ring)({ sqEntries: 2, cqEntries: 8, bufferCount: 1, bufferSize: 1,
+            files: 0, sendPoolBytes: 1, argBytes: 1, sqpoll: false, sqpollIdleMs: 0 }, () => {}); parentPort.postMessage("set up") }
+          catch (e) { parentPort.postMessage(e.syscall + " " + e.errno) }\`, { eval: true, execArgv: [] })
+        const [workerSaid] = await once(worker, "message")
+        await worker.terminate()
+        // Ordinary sockets (libuv, epoll) still work: a loopback echo.
+        const server = net.createServer((s) => s.pipe(s)).listen(0, "127.0.0.1")
+        await once(server, "listening")
+        const client = net.connect(server.address().port, "127.0.0.1")
+        client.end("ping")
+        let echoed = ""
+        for await (const chunk of client) echoed += chunk
+        server.close()
+        console.log(JSON.stringify({ threads: modes.length, modes: [...new Set(modes)], workerSaid, echoed }))
+      `)
+      expect(child.status, child.stderr).toBe(0)
+      expect(child.result.threads).toBeGreaterThan(1)
+      expect(child.result.modes).toEqual(["2"])
+      expect(child.result.workerSaid).toBe("io_uring_setup 1")
+      expect(child.result.echoed).toBe("ping")
+    }))
 })

@@ -119,6 +119,16 @@ export declare function getIntOpt(fd: number, level: number, name: number): numb
 export declare function closeFd(fd: number): void
 export declare function addressOf(view: Uint8Array): number
 
+/**
+ * For tests only, and irreversible: installs on every thread of this process (seccomp
+ * SECCOMP_FILTER_FLAG_TSYNC, after PR_SET_NO_NEW_PRIVS) a filter that makes io_uring_setup,
+ * io_uring_enter and io_uring_register fail with EPERM, as Docker's default seccomp profile does;
+ * every other syscall of the native ABI is allowed (syscalls of another ABI, e.g. i386 compat or
+ * x32, fail with EPERM too). Call it before any ring exists, in a process made for that purpose.
+ * Throws an errno error (`syscall` names prctl or seccomp) when the kernel refuses the filter.
+ */
+export declare function blockIoUringForTesting(): void
+
 /** What a child's stdio stream is connected to: a new pipe, this process's fd, /dev/null, or a given fd. */
 export type StdioMode = "pipe" | "inherit" | "ignore" | number
 

@@ -9,6 +9,7 @@
 
 namespace ringline {
 void InitHttp(Napi::Env env, Napi::Object exports);  // http_parser.cc
+void InitSeccomp(Napi::Env env, Napi::Object exports);  // seccomp.cc
 }  // namespace ringline
 
 namespace {
@@ -21,6 +22,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ringline::InitAbi(env, exports);
   ringline::InitTls(env, exports);  // tls.cc: TlsContext, TlsSession
   ringline::InitHttp(env, exports);
+  ringline::InitSeccomp(env, exports);
   return ringline::InitSockets(env, exports);
 }
 

@@ -4,7 +4,7 @@
  * in-flight op's terminal CQE and only then exits the ring.
  */
 import { Duration, Effect, Scope } from "effect"
-import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs"
+import { existsSync, lstatSync, unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
 import * as Connection from "../Connection.js"
@@ -26,8 +26,9 @@ import { ConnectOp } from "./connect.js"
 import type { Channel } from "./net/channel.js"
 import { acceptLoop, type AcceptSource } from "./net/serve.js"
 import { Driver } from "./driver.js"
-import { Errno, errnoName } from "./errno.js"
+import { Errno } from "./errno.js"
 import { Lst } from "./listener.js"
+import { unavailable } from "./unavailable.js"
 import { load } from "./native.js"
 import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
 import { Op, OpName } from "./sqe.js"
@@ -38,60 +39,6 @@ const REQUIRED_OPS: Array<number> = [
   Op.ACCEPT, Op.RECV, Op.SEND, Op.SENDMSG, Op.ASYNC_CANCEL, Op.LINK_TIMEOUT, Op.CONNECT, Op.CLOSE, Op.SHUTDOWN,
   Op.SOCKET, Op.FIXED_FD_INSTALL
 ]
-
-/** Turns a failed ring set-up into a message that says what is wrong and how to fix it. */
-export const unavailable = (e: any, config: RinglineConfig): RinglineUnavailable => {
-  const errno: number | undefined = e?.errno
-  const syscall: string = e?.syscall ?? ""
-  if (errno === undefined) {
-    return new RinglineUnavailable({ reason: "NativeAddon", detail: String(e?.message ?? e) })
-  }
-  if (syscall === "io_uring_setup") {
-    if (errno === Errno.ENOSYS) {
-      return new RinglineUnavailable({
-        reason: "KernelTooOld",
-        errno,
-        detail: "io_uring_setup returned ENOSYS: this kernel has no io_uring (needs Linux 6.0+ built with CONFIG_IO_URING=y)"
-      })
-    }
-    if (errno === Errno.EPERM) {
-      let sysctl = ""
-      try {
-        sysctl = readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8").trim()
-      } catch {
-        // Not readable: the kernel predates the sysctl or /proc is hidden.
-      }
-      const detail = sysctl === "2"
-        ? "io_uring_setup returned EPERM because sysctl kernel.io_uring_disabled=2 disables io_uring for every process; run `sysctl -w kernel.io_uring_disabled=0`"
-        : sysctl === "1"
-        ? "io_uring_setup returned EPERM because sysctl kernel.io_uring_disabled=1 limits io_uring to root and the group in kernel.io_uring_group; add this user to that group or run `sysctl -w kernel.io_uring_disabled=0`"
-        : "io_uring_setup returned EPERM, most likely a seccomp filter (e.g. Docker's or systemd's default profile) blocks io_uring_setup/io_uring_enter/io_uring_register; allow them (e.g. `--security-opt seccomp=unconfined`)"
-      return new RinglineUnavailable({ reason: "Disabled", errno, detail })
-    }
-    if (errno === Errno.ENOMEM) {
-      return new RinglineUnavailable({
-        reason: "MemoryLimit",
-        errno,
-        detail: `io_uring_setup returned ENOMEM for ${config.sqEntries} entries: raise the locked-memory limit (ulimit -l / LimitMEMLOCK=) or lower sqEntries`
-      })
-    }
-  }
-  if (syscall === "io_uring_register_files_sparse" && (errno === Errno.EMFILE || errno === Errno.ENFILE)) {
-    return new RinglineUnavailable({
-      reason: "Other",
-      errno,
-      detail: `cannot register a fixed-file table of maxConnections=${config.maxConnections}: it exceeds the open-file limit (ulimit -n); raise the limit or lower maxConnections`
-    })
-  }
-  if (syscall === "io_uring_register_buf_ring") {
-    return new RinglineUnavailable({
-      reason: errno === Errno.EINVAL ? "KernelTooOld" : "Other",
-      errno,
-      detail: `cannot register the provided-buffer ring (${errnoName(errno)}): needs Linux 5.19+; with ENOMEM lower recvBuffer.ringSize or bufferSize`
-    })
-  }
-  return new RinglineUnavailable({ reason: "Other", errno, detail: `${syscall} failed: ${errnoName(errno)} (errno ${errno})` })
-}
 
 const resolve = (host: string, port: number): Effect.Effect<Array<Address>, ResolveError> => {
   const lit = literal(host, port)
