@@ -104,6 +104,8 @@ export class Endpoint {
   /** An error the next operation reports (ECONNRESET after the peer's RST), then EPIPE for sends. */
   error = 0
   closed = false
+  /** Closed by a reset (ours, or a fault acting for this end). */
+  aborted = false
   /** Called when an accept of the side under test took this endpoint's peer (for peer handles). */
   onAccepted: (() => void) | undefined
 
@@ -145,10 +147,12 @@ export class Endpoint {
   abort(): void {
     if (this.closed) return
     this.closed = true
+    this.aborted = true
     this.outbound.reset = true
     this.outbound.signal()
     this.inbound.readerGone = true
     this.inbound.clear()
+    this.inbound.signal()
     if (!this.peer.closed) this.peer.error = Errno.ECONNRESET
     this.net.endpointClosed(this)
   }

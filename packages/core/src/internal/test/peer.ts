@@ -62,7 +62,7 @@ export class PeerHandle {
       this.chunks.push(bytes)
       this.length += bytes.length
     }
-    if (pipe.length === 0 && pipe.reset) this.wasReset = true
+    if (this.ep.aborted || (pipe.length === 0 && pipe.reset)) this.wasReset = true
     else if (pipe.length === 0 && pipe.fin) this.ended = true
     if (!this.ended && !this.wasReset && !this.ep.closed) this.withdraw = pipe.whenReadable(() => this.pump())
     this.wake()
