@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, Fiber, Layer, Option, TestClock } from "effect"
 import { Connection, Process, Ring, Ringline, RinglineClock, RinglineTest, Tcp, Udp } from "../src/index.js"
+import type { RinglineUnavailable } from "../src/RinglineError.js"
 import { runWithoutIoUring } from "./withoutIoUring.js"
 
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -210,7 +211,7 @@ describe("RinglineTest peers, stats and capabilities", () => {
         yield* Effect.flip(Process.requireDriver),
         yield* Effect.flip(Ring.current)
       ]
-      expect(failures.map((e) => [e._tag, e.reason, e.capability])).toEqual([
+      expect(failures.map((e) => [e._tag, (e as RinglineUnavailable).reason, (e as RinglineUnavailable).capability])).toEqual([
         ["RinglineUnavailable", "NotAvailable", "Udp"],
         ["RinglineUnavailable", "NotAvailable", "RinglineClock"],
         ["RinglineUnavailable", "NotAvailable", "Process"],
