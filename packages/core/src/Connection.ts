@@ -1,5 +1,7 @@
 /**
- * A stream connection (TCP or Unix) whose every read, write and close is an io_uring operation.
+ * A stream connection (TCP or Unix) whose every read, write and close is an io_uring operation
+ * (or, under the in-memory test Layer, an operation on its byte pipe: the semantics below are
+ * written once, over either).
  *
  * @since 0.1.0
  */
@@ -159,7 +161,9 @@ export interface Connection {
    * Sends `parts` as one chain of linked SQEs (IOSQE_IO_LINK): submitted together, executed in
    * order by the kernel, completing once with the total number of bytes sent. At most
    * `maxChainLength` parts per chain (longer lists are split); each part is copied into the send
-   * pool when it fits a slot.
+   * pool when it fits a slot. Where sends cannot be linked (over a TLS transport, or a
+   * connection of the in-memory test Layer) the parts go out as ordinary ordered sends, with the
+   * same result.
    */
   readonly chain: (parts: ReadonlyArray<Uint8Array>) => Effect.Effect<number, WriteError>
   /** Half-close: sends FIN after everything queued has been sent. Reads continue to work. */

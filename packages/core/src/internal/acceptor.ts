@@ -14,7 +14,8 @@
 import type { Driver, OpOwner } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { stageSendFd } from "./msgRing.js"
-import { CqeFlag, FILE_INDEX_ALLOC, IOPRIO_ACCEPT_MULTISHOT, Op, W } from "./sqe.js"
+import { CqeFlag } from "./ring/abi.js"
+import { prepMultishotAcceptDirect } from "./ring/prep.js"
 
 const TAG_ACCEPT = 1
 const TAG_HANDOFF = 2
@@ -68,9 +69,7 @@ export class Acceptor implements OpOwner {
     if (this.stopping || this.acceptSlot !== -1) return
     const d = this.driver
     const slot = d.alloc(this, TAG_ACCEPT)
-    const w = d.sqe(Op.ACCEPT, 0, this.fd, slot)
-    d.words[w] |= IOPRIO_ACCEPT_MULTISHOT << 16
-    d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
+    prepMultishotAcceptDirect(d, slot, this.fd, 0, 0, 0)
     this.acceptSlot = slot
     this.cancelled = false
   }

@@ -15,7 +15,8 @@ import type { Callbacks } from "./net/wire.js"
 import { ARG_BYTES, ARG_TIMESPEC, type Driver, type OpOwner, TAG_LINK_TIMEOUT } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { AF_INET, AF_INET6, AF_UNIX, encodeToBytes, SOCK_STREAM } from "./sockaddr.js"
-import { FILE_INDEX_ALLOC, Op, SOCKET_URING_OP_SETSOCKOPT, SqeFlag, W } from "./sqe.js"
+import { FILE_INDEX_ALLOC, Op, SOCKET_URING_OP_SETSOCKOPT, SqeFlag, W } from "./ring/abi.js"
+import { prepConnect } from "./ring/prep.js"
 
 const TAG_SOCKET = 1
 const TAG_SOCKOPT = 2
@@ -103,9 +104,7 @@ export class ConnectOp implements OpOwner {
     this.connectSlot = slot
     const len = this.sockaddr.length
     d.argView(slot).set(this.sockaddr)
-    const w = d.sqe(Op.CONNECT, SqeFlag.FIXED_FILE | (withTimeout ? SqeFlag.IO_LINK : 0), this.fixed, slot)
-    d.setAddr(w, W.addr, d.argAddress(slot))
-    d.words[w + W.off] = len
+    prepConnect(d, slot, this.fixed, d.argAddress(slot), len, SqeFlag.FIXED_FILE | (withTimeout ? SqeFlag.IO_LINK : 0))
     if (withTimeout) {
       const ms = Math.max(0, this.timeoutMs!)
       const ts = new DataView(d.args.buffer, d.args.byteOffset + slot * ARG_BYTES + ARG_TIMESPEC, 16)

@@ -17,7 +17,8 @@ import type { Channel } from "./net/channel.js"
 import { ringChannel } from "./net/ringWire.js"
 import type { Driver, OpOwner } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
-import { CqeFlag, FILE_INDEX_ALLOC, IOPRIO_ACCEPT_MULTISHOT, Op, W } from "./sqe.js"
+import { CqeFlag, FILE_INDEX_ALLOC } from "./ring/abi.js"
+import { prepAcceptDirect, prepMultishotAcceptDirect } from "./ring/prep.js"
 import { type Waiter, WaiterQueue } from "./waiters.js"
 
 const TAG_ACCEPT = 1
@@ -78,10 +79,12 @@ export class Lst implements OpOwner {
     const many = free > Math.max(2 * this.backlog, 64)
     if (wanted && this.acceptSlot === -1 && free > 0) {
       const slot = d.alloc(this, TAG_ACCEPT)
-      const w = d.sqe(Op.ACCEPT, 0, this.fd, slot)
-      if (many) d.words[w] |= IOPRIO_ACCEPT_MULTISHOT << 16
-      else d.acceptReserved++
-      d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
+      if (many) {
+        prepMultishotAcceptDirect(d, slot, this.fd, 0, 0, 0)
+      } else {
+        prepAcceptDirect(d, slot, this.fd, 0, 0, 0, FILE_INDEX_ALLOC)
+        d.acceptReserved++
+      }
       this.acceptSlot = slot
       this.multishot = many
       this.cancelled = false

@@ -16,7 +16,7 @@
  * sending worker; the high word and res carry the payload.
  */
 import type { Driver, OpOwner } from "./driver.js"
-import { FILE_INDEX_ALLOC, W } from "./sqe.js"
+import { FILE_INDEX_ALLOC, W } from "./ring/abi.js"
 
 export const OP_MSG_RING = 40
 const MSG_DATA = 0

@@ -31,7 +31,7 @@ import { Lst } from "./listener.js"
 import { unavailable } from "./unavailable.js"
 import { load } from "./native.js"
 import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
-import { Op, OpName } from "./sqe.js"
+import { Op, OpName } from "./ring/abi.js"
 import { badCount, badCString, badPort, badUnixPath, show } from "./validate.js"
 
 

@@ -1,7 +1,6 @@
 /**
- * The ABI names the socket modules import (connection, listener, connect, udp, the service).
- * The table itself is ring/abi.ts; these files still import it from here until their own
- * refactor (the Transport split) moves them onto ring/abi.ts and ring/prep.ts directly.
+ * The ABI names under their old path, for tests written before ring/abi.ts existed. Source files
+ * import ring/abi.ts (the table) and ring/prep.ts (the SQE encodings) directly.
  */
 export {
   CqeFlag,

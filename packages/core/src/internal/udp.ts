@@ -31,7 +31,7 @@ import { MultishotRecv } from "./multishot.js"
 import { type Waiter, WaiterQueue } from "./waiters.js"
 import { load } from "./native.js"
 import { decode, encode } from "./sockaddr.js"
-import { CqeFlag, IOPRIO_RECV_MULTISHOT, Op, putU64, SqeFlag, W } from "./sqe.js"
+import { CqeFlag, IOPRIO_RECV_MULTISHOT, Op, putU64, SqeFlag, W } from "./ring/abi.js"
 
 const TAG_RECV = 1
 const TAG_SEND = 2

@@ -226,12 +226,25 @@ export const prepWaitid = (r: Stager, slot: number, idtype: number, id: number, 
   return w
 }
 
-/** IORING_OP_SEND of `len` bytes at `addr` with `msgFlags` (MSG_NOSIGNAL, MSG_WAITALL...). */
-export const prepSend = (r: Stager, slot: number, fd: number, addr: number, len: number, msgFlags: number, sqeFlags = 0): number => {
-  const w = prepRw(r, slot, Op.SEND, fd, addr, len, 0, sqeFlags)
+/** The socket ops' common shape: io_uring_prep_rw at offset 0, then msg_flags. */
+const prepMsg = (
+  r: Stager,
+  slot: number,
+  op: number,
+  fd: number,
+  addr: number,
+  len: number,
+  msgFlags: number,
+  sqeFlags: number
+): number => {
+  const w = prepRw(r, slot, op, fd, addr, len, 0, sqeFlags)
   r.words[w + W.opFlags] = msgFlags
   return w
 }
+
+/** IORING_OP_SEND of `len` bytes at `addr` with `msgFlags` (MSG_NOSIGNAL, MSG_WAITALL...). */
+export const prepSend = (r: Stager, slot: number, fd: number, addr: number, len: number, msgFlags: number, sqeFlags = 0): number =>
+  prepMsg(r, slot, Op.SEND, fd, addr, len, msgFlags, sqeFlags)
 
 /** IORING_OP_SEND_ZC: as SEND, then a notification CQE once the kernel released the memory. */
 export const prepSendZc = (
@@ -244,32 +257,22 @@ export const prepSendZc = (
   zcFlags = 0,
   sqeFlags = 0
 ): number => {
-  const w = prepRw(r, slot, Op.SEND_ZC, fd, addr, len, 0, sqeFlags)
-  r.words[w + W.opFlags] = msgFlags
+  const w = prepMsg(r, slot, Op.SEND_ZC, fd, addr, len, msgFlags, sqeFlags)
   r.words[w] |= zcFlags << 16
   return w
 }
 
 /** IORING_OP_SENDMSG of the `struct msghdr` at `msg`. */
-export const prepSendmsg = (r: Stager, slot: number, fd: number, msg: number, msgFlags: number, sqeFlags = 0): number => {
-  const w = prepRw(r, slot, Op.SENDMSG, fd, msg, 1, 0, sqeFlags)
-  r.words[w + W.opFlags] = msgFlags
-  return w
-}
+export const prepSendmsg = (r: Stager, slot: number, fd: number, msg: number, msgFlags: number, sqeFlags = 0): number =>
+  prepMsg(r, slot, Op.SENDMSG, fd, msg, 1, msgFlags, sqeFlags)
 
 /** IORING_OP_SENDMSG_ZC of the `struct msghdr` at `msg`. */
-export const prepSendmsgZc = (r: Stager, slot: number, fd: number, msg: number, msgFlags: number, sqeFlags = 0): number => {
-  const w = prepRw(r, slot, Op.SENDMSG_ZC, fd, msg, 1, 0, sqeFlags)
-  r.words[w + W.opFlags] = msgFlags
-  return w
-}
+export const prepSendmsgZc = (r: Stager, slot: number, fd: number, msg: number, msgFlags: number, sqeFlags = 0): number =>
+  prepMsg(r, slot, Op.SENDMSG_ZC, fd, msg, 1, msgFlags, sqeFlags)
 
 /** IORING_OP_RECV of up to `len` bytes into `addr` (with BUFFER_SELECT: 0, 0 and a buffer group). */
-export const prepRecv = (r: Stager, slot: number, fd: number, addr: number, len: number, msgFlags: number, sqeFlags = 0): number => {
-  const w = prepRw(r, slot, Op.RECV, fd, addr, len, 0, sqeFlags)
-  r.words[w + W.opFlags] = msgFlags
-  return w
-}
+export const prepRecv = (r: Stager, slot: number, fd: number, addr: number, len: number, msgFlags: number, sqeFlags = 0): number =>
+  prepMsg(r, slot, Op.RECV, fd, addr, len, msgFlags, sqeFlags)
 
 /** Multishot IORING_OP_RECV (IORING_RECV_MULTISHOT): one CQE per chunk, F_MORE until the last. */
 export const prepRecvMultishot = (
