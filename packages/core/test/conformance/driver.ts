@@ -10,27 +10,20 @@ import type { Duration, Scope } from "effect"
 import type { Address } from "../../src/Address.js"
 import type { Ringline } from "../../src/Ringline.js"
 import type { ConnectTarget } from "../../src/Ringline.js"
+import type { RinglineTest } from "../../src/index.js"
+import * as Tcp from "../../src/Tcp.js"
+import * as Connection from "../../src/Connection.js"
 
-/** The remote end of one connection, scripted by a scenario (node:net or RinglineTest's peer). */
-export interface Peer {
-  readonly write: (bytes: Uint8Array | string) => Effect.Effect<void, unknown>
-  /** Exactly `n` bytes; fails when the stream ends or resets first. */
-  readonly read: (n: number) => Effect.Effect<Uint8Array, unknown>
-  /** Everything until end of stream; fails on a reset. */
-  readonly readAll: Effect.Effect<Uint8Array, unknown>
-  /** Half-close: FIN after what was written. */
-  readonly end: Effect.Effect<void>
-  /** Abortive close (RST). */
-  readonly reset: Effect.Effect<void>
-  /** Stop reading: bytes pile up in the peer's buffers and the sender meets backpressure. */
-  readonly stall: Effect.Effect<void>
-  readonly resume: Effect.Effect<void>
-}
+/**
+ * The remote end of one connection, scripted by a scenario: the part of RinglineTest's peer
+ * handle that a node:net socket can play too (failures are RinglineTest.PeerError on both).
+ */
+export type Peer = Pick<RinglineTest.Peer, "write" | "read" | "readAll" | "end" | "reset" | "stall" | "resume">
 
 /** A listening peer, for outbound connects of the side under test. */
 export interface PeerListener {
   readonly target: ConnectTarget
-  readonly accept: Effect.Effect<Peer, unknown>
+  readonly accept: Effect.Effect<Peer>
 }
 
 /** What a scenario uses besides `Ringline` itself. */
@@ -77,3 +70,17 @@ export const advance = (d: Duration.DurationInput) => Effect.flatMap(PeerSide, (
 export const settle = Effect.flatMap(PeerSide, (p) => p.settle)
 
 export const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString()
+
+/** A TCP listener of the side under test, a peer connected to it, and the accepted connection. */
+export const acceptedPair = Effect.gen(function*() {
+  const listener = yield* Tcp.listen({ port: 0 })
+  const peer = yield* connectPeer(listener.address)
+  const conn = yield* listener.accept
+  return { listener, peer, conn }
+})
+
+/** A newline-terminated line, without the newline. */
+export const line: Connection.Parser<string> = (bytes) => {
+  const nl = bytes.indexOf(10)
+  return nl < 0 ? Connection.needMore() : Connection.done(nl + 1, text(bytes.subarray(0, nl)))
+}

@@ -1,16 +1,10 @@
 /** Conformance: bytes arrive whole and in order, through read(parse), stream/sink, send and write. */
 import { describe, expect } from "@effect/vitest"
 import { Effect, Option, Stream } from "effect"
-import { Connection, Tcp, Unix } from "../../src/index.js"
+import { Tcp, Unix } from "../../src/index.js"
 import { echo } from "../helpers.js"
-import { connectPeer, listenPeer, settle, text } from "./driver.js"
+import { acceptedPair, connectPeer, line, listenPeer, settle, text } from "./driver.js"
 import { drivers } from "./drivers.js"
-
-/** A newline-terminated line, without the newline. */
-const line: Connection.Parser<string> = (bytes) => {
-  const nl = bytes.indexOf(10)
-  return nl < 0 ? Connection.needMore() : Connection.done(nl + 1, Buffer.from(bytes.subarray(0, nl)).toString())
-}
 
 const pattern = (n: number): Uint8Array => {
   const b = new Uint8Array(n)
@@ -45,9 +39,7 @@ describe.each(drivers)("echo and ordering ($name)", (d) => {
 
   d.it("read(parse) assembles a message split across writes", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       const reading = yield* Effect.fork(c.read(line))
       yield* peer.write("hel")
       yield* settle
@@ -60,9 +52,7 @@ describe.each(drivers)("echo and ordering ($name)", (d) => {
 
   d.it("read(parse) splits coalesced messages, one per read", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       yield* peer.write("a\nbb\nccc\n")
       expect([yield* c.read(line), yield* c.read(line), yield* c.read(line)]).toEqual(["a", "bb", "ccc"])
       expect(c.bufferedBytes).toBe(0)
@@ -84,9 +74,7 @@ describe.each(drivers)("echo and ordering ($name)", (d) => {
 
   d.it("many sends of mixed kinds arrive in call order", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       const enc = new TextEncoder()
       let expected = ""
       for (let i = 0; i < 600; i++) {
@@ -106,9 +94,7 @@ describe.each(drivers)("echo and ordering ($name)", (d) => {
 
   d.it("recv returns owned chunks and None at the peer's end", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       yield* peer.write("abc")
       yield* peer.end
       let got = ""

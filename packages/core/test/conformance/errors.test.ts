@@ -3,15 +3,13 @@ import { describe, expect } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { Tcp, Unix } from "../../src/index.js"
 import { ignoringPeerResets } from "../helpers.js"
-import { advance, connectPeer, hangingTarget, settle, unboundTarget } from "./driver.js"
+import { acceptedPair, advance, hangingTarget, settle, unboundTarget } from "./driver.js"
 import { drivers } from "./drivers.js"
 
 describe.each(drivers)("errors ($name)", (d) => {
   d.it("a peer's reset fails the pending read with SocketError ECONNRESET", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       const reading = yield* Effect.fork(c.recv)
       yield* settle
       yield* peer.reset
@@ -22,9 +20,7 @@ describe.each(drivers)("errors ($name)", (d) => {
 
   d.it("sends after the peer's reset fail with a typed SocketError (ECONNRESET or EPIPE)", () =>
     ignoringPeerResets(d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       yield* peer.reset
       yield* settle
       const chunk = new Uint8Array(64 * 1024)
@@ -35,9 +31,7 @@ describe.each(drivers)("errors ($name)", (d) => {
 
   d.it("closing a connection fails its pending read with ConnectionClosed", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c } = yield* acceptedPair
       const reading = yield* Effect.fork(c.recv)
       yield* settle
       yield* c.close

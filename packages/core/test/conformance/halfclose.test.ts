@@ -1,22 +1,15 @@
 /** Conformance: half-close in both directions and what a read sees at the end of the stream. */
 import { describe, expect } from "@effect/vitest"
 import { Effect, Option } from "effect"
-import { Connection, Tcp } from "../../src/index.js"
-import { connectPeer, text } from "./driver.js"
+import { Connection } from "../../src/index.js"
+import { acceptedPair, line, text } from "./driver.js"
 import { drivers } from "./drivers.js"
 
 const enc = (s: string) => new TextEncoder().encode(s)
-const line: Connection.Parser<string> = (bytes) => {
-  const nl = bytes.indexOf(10)
-  return nl < 0 ? Connection.needMore() : Connection.done(nl + 1, text(bytes.subarray(0, nl)))
-}
-
 describe.each(drivers)("half-close and end of stream ($name)", (d) => {
   d.it("the peer's FIN ends our reads; our side can still send", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       yield* peer.write("last words\n")
       yield* peer.end
       expect(yield* c.read(line)).toBe("last words")
@@ -30,9 +23,7 @@ describe.each(drivers)("half-close and end of stream ($name)", (d) => {
 
   d.it("our shutdownWrite sends FIN after queued bytes; the peer can still send to us", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       yield* c.write(enc("queued before the FIN"))
       yield* c.shutdownWrite
       expect(text(yield* peer.readAll)).toBe("queued before the FIN")
@@ -44,9 +35,7 @@ describe.each(drivers)("half-close and end of stream ($name)", (d) => {
 
   d.it("EOF with a partial message fails the read with EndOfStream carrying the leftover", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       yield* peer.write("complete\npartial")
       yield* peer.end
       expect(yield* c.read(line)).toBe("complete")
@@ -57,9 +46,7 @@ describe.each(drivers)("half-close and end of stream ($name)", (d) => {
 
   d.it("EOF with nothing buffered calls the parser once with an empty view", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       yield* peer.end
       const seen: Array<number> = []
       const value = yield* c.read((bytes) => {

@@ -5,7 +5,7 @@
 import { describe, expect } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
 import { Connection, Ringline, Tcp } from "../../src/index.js"
-import { advance, connectPeer, settle, text } from "./driver.js"
+import { acceptedPair, advance, connectPeer, settle, text } from "./driver.js"
 import { drivers } from "./drivers.js"
 
 const exactly = (n: number): Connection.Parser<string> => (bytes) =>
@@ -28,9 +28,7 @@ describe.each(drivers)("lifecycle ($name)", (d) => {
 
   d.it("an interrupted read consumes nothing: the next read gets every byte", () =>
     d.run(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const peer = yield* connectPeer(l.address)
-      const c = yield* l.accept
+      const { conn: c, peer } = yield* acceptedPair
       const first = yield* Effect.fork(c.read(exactly(10)))
       yield* peer.write("01234")
       yield* settle
@@ -43,9 +41,7 @@ describe.each(drivers)("lifecycle ($name)", (d) => {
   d.it("a peer that stops reading bounds the send queue; reading again resumes the writer", () =>
     d.run(
       Effect.gen(function*() {
-        const l = yield* Tcp.listen({ port: 0 })
-        const peer = yield* connectPeer(l.address)
-        const c = yield* l.accept
+        const { conn: c, peer } = yield* acceptedPair
         yield* peer.stall
         const chunk = new Uint8Array(64 * 1024).fill(7)
         let written = 0
@@ -69,9 +65,7 @@ describe.each(drivers)("lifecycle ($name)", (d) => {
   d.it("close waits for queued sends at most shutdownTimeoutMs when the peer does not read", () =>
     d.run(
       Effect.gen(function*() {
-        const l = yield* Tcp.listen({ port: 0 })
-        const peer = yield* connectPeer(l.address)
-        const c = yield* l.accept
+        const { conn: c, peer } = yield* acceptedPair
         yield* peer.stall
         for (let i = 0; i < 8; i++) yield* Effect.fork(c.write(new Uint8Array(512 * 1024)))
         yield* settle

@@ -7,16 +7,12 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as net from "node:net"
 import type { Address } from "../../src/Address.js"
-import { RinglineTesting } from "../../src/index.js"
 import { closedPort, fullListener } from "../helpers.js"
+import { RinglineTest, RinglineTesting } from "../../src/index.js"
 import { type DriverUnderTest, type Peer, type PeerListener, PeerSide } from "./driver.js"
 
-/** Why a node:net peer's read ended early. */
-class PeerError extends Error {
-  constructor(readonly reason: "EndOfStream" | "Reset", readonly got: Uint8Array) {
-    super(`peer read: ${reason} after ${got.length} bytes`)
-  }
-}
+const peerError = (reason: "EndOfStream" | "Reset", operation: string, received: Uint8Array) =>
+  new RinglineTest.PeerError({ reason, operation, detail: `the connection ${reason === "Reset" ? "was reset" : "ended"}`, received })
 
 /** A node:net socket as a scripted peer: its own receive buffer, read on demand. */
 export const nodePeer = (s: net.Socket): Peer => {
@@ -72,9 +68,9 @@ export const nodePeer = (s: net.Socket): Peer => {
       Effect.flatMap(until(() => length >= n || ended || reset), () =>
         length >= n
           ? Effect.succeed(take(n))
-          : Effect.fail(new PeerError(reset ? "Reset" : "EndOfStream", take(length)))),
+          : Effect.fail(peerError(reset ? "Reset" : "EndOfStream", "read", take(length)))),
     readAll: Effect.flatMap(until(() => ended || reset), () =>
-      reset ? Effect.fail(new PeerError("Reset", take(length))) : Effect.succeed(take(length))),
+      reset ? Effect.fail(peerError("Reset", "readAll", take(length))) : Effect.succeed(take(length))),
     end: Effect.sync(() => void s.end()),
     reset: Effect.sync(() => void s.resetAndDestroy()),
     stall: Effect.sync(() => void s.pause()),

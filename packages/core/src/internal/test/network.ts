@@ -18,34 +18,16 @@ import { Errno } from "../errno.js"
 import { Faults } from "./faults.js"
 import type { FaultPlan } from "./faults.js"
 
-/** One direction of a connection: bytes written by one endpoint, read by the other. */
-export class Pipe {
+/** Bytes in arrival order, taken from the front (a pipe's buffer, a peer's received bytes). */
+export class ByteQueue {
   private chunks: Array<Uint8Array> = []
   length = 0
-  /** The writer shut down: after the bytes, the reader sees the end of the stream. */
-  fin = false
-  /** The writer reset the connection: after the bytes, the reader sees ECONNRESET. */
-  reset = false
-  /** The reader closed: nothing written here is read any more. */
-  readerGone = false
-  private readonly readable = new Set<() => void>()
-  private readonly writable = new Set<() => void>()
 
-  constructor(readonly capacity: number, private readonly net: Network) {}
-
-  get room(): number {
-    return Math.max(0, this.capacity - this.length)
-  }
-
-  /** Copies as much of `bytes` as fits; returns how many bytes were taken. */
-  push(bytes: Uint8Array): number {
-    const n = Math.min(this.room, bytes.length)
-    if (n > 0) {
-      this.chunks.push(bytes.slice(0, n))
-      this.length += n
-      this.wake(this.readable)
-    }
-    return n
+  /** Appends `bytes` (kept as given: pass a copy when the caller may reuse them). */
+  append(bytes: Uint8Array): void {
+    if (bytes.length === 0) return
+    this.chunks.push(bytes)
+    this.length += bytes.length
   }
 
   /** Removes up to `max` bytes as one new Uint8Array (its own ArrayBuffer). */
@@ -62,13 +44,56 @@ export class Pipe {
       else this.chunks[0] = c.subarray(k)
     }
     this.length -= n
-    if (n > 0) this.wake(this.writable)
     return out
   }
 
   clear(): void {
     this.chunks = []
     this.length = 0
+  }
+}
+
+/** One direction of a connection: bytes written by one endpoint, read by the other. */
+export class Pipe {
+  private readonly bytes = new ByteQueue()
+  /** The writer shut down: after the bytes, the reader sees the end of the stream. */
+  fin = false
+  /** The writer reset the connection: after the bytes, the reader sees ECONNRESET. */
+  reset = false
+  /** The reader closed: nothing written here is read any more. */
+  readerGone = false
+  private readonly readable = new Set<() => void>()
+  private readonly writable = new Set<() => void>()
+
+  constructor(readonly capacity: number, private readonly net: Network) {}
+
+  get length(): number {
+    return this.bytes.length
+  }
+
+  get room(): number {
+    return Math.max(0, this.capacity - this.bytes.length)
+  }
+
+  /** Copies as much of `bytes` as fits; returns how many bytes were taken. */
+  push(bytes: Uint8Array): number {
+    const n = Math.min(this.room, bytes.length)
+    if (n > 0) {
+      this.bytes.append(bytes.slice(0, n))
+      this.wake(this.readable)
+    }
+    return n
+  }
+
+  /** Removes up to `max` bytes as one new Uint8Array (its own ArrayBuffer). */
+  take(max: number): Uint8Array {
+    const out = this.bytes.take(max)
+    if (out.length > 0) this.wake(this.writable)
+    return out
+  }
+
+  clear(): void {
+    this.bytes.clear()
     this.wake(this.writable)
   }
 

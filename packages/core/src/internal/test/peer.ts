@@ -6,7 +6,7 @@
  */
 import { Data, Effect } from "effect"
 import type { Address } from "../../Address.js"
-import type { Endpoint, Network } from "./network.js"
+import { ByteQueue, type Endpoint, type Network } from "./network.js"
 
 /**
  * A scripted peer's operation could not do what it was asked: the stream ended or was reset
@@ -28,8 +28,7 @@ const encoder = new TextEncoder()
 const bytesOf = (b: Uint8Array | string): Uint8Array => typeof b === "string" ? encoder.encode(b) : b
 
 export class PeerHandle {
-  private chunks: Array<Uint8Array> = []
-  private length = 0
+  private readonly received = new ByteQueue()
   private ended = false
   private wasReset = false
   private stalled = false
@@ -58,9 +57,7 @@ export class PeerHandle {
     this.withdraw = undefined
     const pipe = this.ep.inbound
     if (!this.stalled && pipe.length > 0) {
-      const bytes = pipe.take(pipe.length)
-      this.chunks.push(bytes)
-      this.length += bytes.length
+      this.received.append(pipe.take(pipe.length))
     }
     if (this.ep.aborted || (pipe.length === 0 && pipe.reset)) this.wasReset = true
     else if (pipe.length === 0 && pipe.fin) this.ended = true
@@ -86,23 +83,8 @@ export class PeerHandle {
     })
   }
 
-  private take(n: number): Uint8Array {
-    const out = new Uint8Array(n)
-    let at = 0
-    while (at < n) {
-      const c = this.chunks[0]!
-      const k = Math.min(c.length, n - at)
-      out.set(c.subarray(0, k), at)
-      at += k
-      if (k === c.length) this.chunks.shift()
-      else this.chunks[0] = c.subarray(k)
-    }
-    this.length -= n
-    return out
-  }
-
   private failRead(operation: string, want: string): Effect.Effect<never, PeerError> {
-    const received = this.take(this.length)
+    const received = this.received.take(this.received.length)
     return Effect.fail(
       new PeerError({
         reason: this.wasReset ? "Reset" : "EndOfStream",
@@ -145,15 +127,15 @@ export class PeerHandle {
 
   read(n: number): Effect.Effect<Uint8Array, PeerError> {
     return Effect.flatMap(
-      this.until(() => this.length >= n || this.ended || this.wasReset || this.ep.closed),
-      () => this.length >= n ? Effect.sync(() => this.take(n)) : this.failRead("read", String(n))
+      this.until(() => this.received.length >= n || this.ended || this.wasReset || this.ep.closed),
+      () => this.received.length >= n ? Effect.sync(() => this.received.take(n)) : this.failRead("read", String(n))
     )
   }
 
   get readAll(): Effect.Effect<Uint8Array, PeerError> {
     return Effect.flatMap(
       this.until(() => this.ended || this.wasReset || this.ep.closed),
-      () => this.wasReset ? this.failRead("readAll", "all") : Effect.sync(() => this.take(this.length))
+      () => this.wasReset ? this.failRead("readAll", "all") : Effect.sync(() => this.received.take(this.received.length))
     )
   }
 
