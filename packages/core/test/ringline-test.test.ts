@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, Fiber, Layer, Option, TestClock } from "effect"
-import { Connection, Process, Ring, Ringline, RinglineClock, RinglineTest, Tcp, Udp } from "../src/index.js"
+import { Connection, Process, Resolver, Ring, Ringline, RinglineClock, RinglineTest, Tcp, Udp } from "../src/index.js"
 import type { RinglineUnavailable } from "../src/RinglineError.js"
 import { runWithoutIoUring } from "./withoutIoUring.js"
 
@@ -201,6 +201,23 @@ describe("RinglineTest peers, stats and capabilities", () => {
       yield* peer.expect("abc")
       const s = yield* Ringline.stats
       expect(s).toMatchObject({ mode: "test", accepted: 1, connections: 1, listeners: 1, bytesIn: 5, bytesOut: 3 })
+    }).pipe(withNet()))
+
+  it.scoped("host names come from the Resolver service in context, never from the system resolver", () =>
+    Effect.gen(function*() {
+      const pl = yield* RinglineTest.listen({ port: 5432 })
+      const unnamed = yield* Effect.flip(Tcp.connect("db.internal:5432"))
+      expect(unnamed).toMatchObject({ reason: "NotFound", code: "ENOTFOUND", argument: "host" })
+      const table = Layer.succeed(Resolver.Resolver, {
+        resolve: (host) =>
+          host === "db.internal"
+            ? Effect.succeed([{ address: "127.0.0.1", family: 4 }] as const)
+            : Effect.fail(new Resolver.ResolveError({ host, reason: "NotFound", code: "ENOTFOUND" }))
+      })
+      const c = yield* Effect.provide(Tcp.connect("db.internal:5432"), table)
+      const peer = yield* pl.accept
+      yield* c.send(enc("via the resolver"))
+      yield* peer.expect("via the resolver")
     }).pipe(withNet()))
 
   it.scoped("Udp, RinglineClock, Process and Ring fail with RinglineUnavailable NotAvailable naming themselves", () =>

@@ -5,11 +5,12 @@
  * accept source. Connect timeouts and close timeouts run on Effect's Clock. At release it stops
  * accepting, closes every connection (bounded by `shutdownTimeoutMs`) and stops its timers.
  */
-import { Duration, Effect, Exit, type Scope } from "effect"
+import { Duration, Effect, Exit, Option, type Scope } from "effect"
 import type { Address } from "../../Address.js"
 import * as Addr from "../../Address.js"
 import * as Connection from "../../Connection.js"
 import type { Listener } from "../../Listener.js"
+import { Resolver, toTcpAddress } from "../../Resolver.js"
 import type { ConnectOptions, ConnectTarget, ListenOptions, RinglineService, RinglineStats } from "../../Ringline.js"
 import type { RinglineConfig } from "../../RinglineConfig.js"
 import {
@@ -32,11 +33,25 @@ import { MemoryWire } from "./memoryWire.js"
 import { type Endpoint, type MemListener, Network, type NetworkOptions } from "./network.js"
 import { PeerHandle } from "./peer.js"
 
-/** A host the in-memory network knows: a numeric address, or `localhost`. */
-const hostAddress = (host: string, port: number): Address | undefined =>
-  literal(host, port) ?? (host === "localhost" ? Addr.tcp("127.0.0.1", port, 4) : undefined)
+/**
+ * The address of `host`: a numeric address, `localhost`, or what the caller's Resolver service
+ * answers (its first address); never the system resolver, whose answers a test cannot control.
+ * Undefined when none of these names it.
+ */
+const hostAddress = (host: string, port: number): Effect.Effect<Address | undefined> => {
+  const known = literal(host, port) ?? (host === "localhost" ? Addr.tcp("127.0.0.1", port, 4) : undefined)
+  if (known !== undefined) return Effect.succeed(known)
+  return Effect.flatMap(Effect.serviceOption(Resolver), (r) =>
+    Option.isNone(r)
+      ? Effect.succeed(undefined)
+      : r.value.resolve(host).pipe(
+        Effect.map((all) => toTcpAddress(all[0], port)),
+        Effect.orElseSucceed(() => undefined)
+      ))
+}
 
-const NOT_NUMERIC = "is not an IP address (the test Layer's network resolves only numeric addresses and localhost)"
+const NOT_NUMERIC = "is not an IP address, localhost, or a name the Resolver service in context resolves " +
+  "(the test Layer never asks the system resolver; provide a Resolver to name hosts)"
 
 /** Our listener's accept queue as the generic accept loop sees it. */
 class MemAcceptSource implements AcceptSource {
@@ -115,7 +130,7 @@ export const make = (
         if (isReleased) return yield* released("listen")
         const invalid = checkListen(o)
         if (invalid !== undefined) return yield* invalid
-        const wanted = o._tag === "Unix" ? Addr.unix(o.path) : hostAddress(o.host ?? "127.0.0.1", o.port ?? 0)
+        const wanted = o._tag === "Unix" ? Addr.unix(o.path) : yield* hostAddress(o.host ?? "127.0.0.1", o.port ?? 0)
         if (wanted === undefined) {
           return yield* new SocketError({ operation: "listen", errno: Errno.ENOENT, code: "ENOTFOUND", argument: "host", detail: `${show(o._tag === "Tcp" ? o.host : "")} ${NOT_NUMERIC}` })
         }
@@ -149,7 +164,7 @@ export const make = (
         const invalid = checkConnect(target)
         if (invalid !== undefined) return yield* invalid
         if (isReleased) return yield* releasedConnect(target)
-        const address = target._tag === "UnixAddress" ? target : hostAddress(target.host, target.port)
+        const address = target._tag === "UnixAddress" ? target : yield* hostAddress(target.host, target.port)
         if (address === undefined) return yield* unknownHost(target as { host: string; port: number })
         const timeout = o?.timeout === undefined ? undefined : Duration.decodeUnknown(o.timeout)
         if (timeout !== undefined && timeout._tag === "None") {
