@@ -26,6 +26,18 @@ describe.each(drivers)("lifecycle ($name)", (d) => {
       expect((yield* Ringline.stats).listeners).toBe(0)
     })))
 
+  d.it("an accepted connection's local address is its listener's; the outbound one's peer is the listener", () =>
+    d.run(Effect.gen(function*() {
+      const { conn, listener } = yield* acceptedPair
+      expect(yield* conn.localAddress).toEqual(listener.address)
+      const peerAddress = yield* conn.peerAddress
+      expect(peerAddress._tag).toBe("TcpAddress")
+      const out = yield* Tcp.connect(listener.address._tag === "TcpAddress" ? listener.address : { host: "", port: 0 })
+      expect(yield* out.peerAddress).toEqual(listener.address)
+      const back = yield* listener.accept
+      expect(yield* back.peerAddress).toEqual(yield* out.localAddress)
+    })))
+
   d.it("an interrupted read consumes nothing: the next read gets every byte", () =>
     d.run(Effect.gen(function*() {
       const { conn: c, peer } = yield* acceptedPair

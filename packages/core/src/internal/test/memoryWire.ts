@@ -36,7 +36,6 @@ export class MemoryWire implements Wire {
   private ended = false
   private nextBuf = 1
   private readonly bufs = new Map<number, Uint8Array>()
-  private readonly lent = new Set<number>()
   private readonly mine = new WeakSet<ArrayBufferLike>()
   private stopWaitingForBytes: (() => void) | undefined
   /** The send in flight: its segments, and how to withdraw its wait for room. */
@@ -168,7 +167,7 @@ export class MemoryWire implements Wire {
   }
 
   recycle(buf: number): void {
-    if (!this.lent.has(buf)) this.bufs.delete(buf)
+    this.bufs.delete(buf)
   }
 
   recycleLater(buf: number): void {
@@ -180,9 +179,8 @@ export class MemoryWire implements Wire {
     return -1
   }
 
-  giveBack(buf: number): void {
-    this.lent.delete(buf)
-    this.bufs.delete(buf)
+  giveBack(_buf: number): void {
+    // Nothing is ever lent (see lend).
   }
 
   owns(buffer: ArrayBufferLike): boolean {
