@@ -256,7 +256,6 @@ export interface NetCounters {
   bytesOut: number
   enobufs: number
   backpressurePauses: number
-  errors: number
 }
 
 const EPHEMERAL_FIRST = 49152
@@ -278,8 +277,7 @@ export class Network {
     bytesIn: 0,
     bytesOut: 0,
     enobufs: 0,
-    backpressurePauses: 0,
-    errors: 0
+    backpressurePauses: 0
   }
   /** Operations of the side under test still waiting for their completion. */
   inFlight = 0
@@ -380,8 +378,7 @@ export class Network {
       const fault = l.underTest ? this.faults.decide("accept", client.ordinal) : undefined
       if (fault?._tag === "Fail") {
         // The accept completed with an error: the connection is dropped (the client sees a
-        // reset), the listener keeps accepting, the error is counted as the ring counts it.
-        this.counters.errors++
+        // reset) and the listener keeps accepting, as on the ring.
         server.abort()
       } else if (fault?._tag === "Delay") {
         this.after(fault.duration, () => queue(l, server))

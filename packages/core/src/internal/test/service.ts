@@ -30,7 +30,7 @@ import { literal } from "../sockaddr.js"
 import { show } from "../validate.js"
 import { type Waiter, WaiterQueue } from "../waiters.js"
 import { MemoryWire } from "./memoryWire.js"
-import { type Endpoint, type MemListener, Network, type NetworkOptions } from "./network.js"
+import { type Endpoint, type MemListener, type NetCounters, Network, type NetworkOptions } from "./network.js"
 import { PeerHandle } from "./peer.js"
 
 /**
@@ -58,7 +58,11 @@ class MemAcceptSource implements AcceptSource {
   readonly acceptors = new WaiterQueue(() => this.l.queue.length > 0 || this.l.closed)
   accepted = 0
 
-  constructor(private readonly l: MemListener, private readonly open: (ep: Endpoint) => Channel) {
+  constructor(
+    private readonly l: MemListener,
+    private readonly open: (ep: Endpoint) => Channel,
+    private readonly counters: NetCounters
+  ) {
     l.onChange = () => this.acceptors.notify()
   }
 
@@ -71,6 +75,7 @@ class MemAcceptSource implements AcceptSource {
     const ep = this.l.take()!
     this.acceptors.withdraw(w)
     this.accepted++
+    this.counters.accepted++
     ep.peer.onAccepted?.()
     return Exit.succeed(this.open(ep))
   }
@@ -136,7 +141,7 @@ export const make = (
         }
         const l = net.bind(wanted, o.backlog ?? config.backlog, true)
         if (typeof l === "number") return yield* socketError("bind", l, Addr.format(wanted))
-        const source = new MemAcceptSource(l, open)
+        const source = new MemAcceptSource(l, open, net.counters)
         sources.add(source)
         yield* Effect.addFinalizer(() => Effect.sync(() => sources.delete(source)))
         return yield* acceptLoop(source, l.address, wrap, config.shutdownTimeoutMs)
@@ -241,7 +246,7 @@ export const make = (
         chains: 0,
         buffersLent: 0,
         backpressurePauses: c.backpressurePauses,
-        accepted: [...sources].reduce((n, s) => n + s.accepted, c.accepted),
+        accepted: c.accepted,
         connected: c.connected,
         closed: c.closed,
         acceptsAbandoned: c.acceptsAbandoned,
