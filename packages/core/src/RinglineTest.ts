@@ -18,8 +18,8 @@
  *
  * @example
  * ```ts
- * import { it, expect } from "@effect/vitest"
- * import { Effect } from "effect"
+ * import { it } from "@effect/vitest"
+ * import { Effect, Stream } from "effect"
  * import { RinglineTest, Tcp } from "@ringline/core"
  *
  * it.scoped("echoes", () =>
