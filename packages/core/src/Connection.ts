@@ -6,11 +6,13 @@
  * @since 0.1.0
  */
 import { Effect, Option, Sink, Stream } from "effect"
+import type { Duration } from "effect"
 import type { Address } from "./Address.js"
-import type { ConnectionClosed, EndOfStream, SocketError, TlsError } from "./RinglineError.js"
+import { type ConnectionClosed, type EndOfStream, invalidArgument, type SocketError, type TlsError } from "./RinglineError.js"
 import type { Channel } from "./internal/net/channel.js"
 import type { ReadResult as InternalReadResult } from "./internal/net/readers.js"
 import type { Callbacks } from "./internal/net/wire.js"
+import { codecs, isOption } from "./internal/sockopt.js"
 import { takeInFiber } from "./internal/waiters.js"
 import { bytesOf, show } from "./internal/validate.js"
 
@@ -175,10 +177,27 @@ export interface Connection {
   readonly close: Effect.Effect<void>
   readonly localAddress: Effect.Effect<Address, SocketError | ConnectionClosed>
   /**
-   * An integer socket option (e.g. `getIntOption(6, 1)` for IPPROTO_TCP/TCP_NODELAY). The socket
-   * lives only in the fixed-file table, so this installs a temporary fd: not for hot paths.
+   * A socket option's current value (see {@link SocketOptions}). The socket lives only in the
+   * ring's fixed-file table, so this installs a temporary fd (IORING_OP_FIXED_FD_INSTALL): fine
+   * per connection, not per message. Fails with the kernel's errno as a `SocketError` (e.g.
+   * `EOPNOTSUPP` for `noDelay` on a Unix socket).
    */
-  readonly getIntOption: (level: number, name: number) => Effect.Effect<number, SocketError | ConnectionClosed>
+  readonly getOption: <K extends keyof SocketOptions>(name: K) => Effect.Effect<SocketOptions[K], SocketError | ConnectionClosed>
+  /**
+   * Sets a socket option. A value outside its rule fails with `SocketError` `EINVAL` naming the
+   * option (`argument`) before anything reaches the kernel; the kernel's refusal fails with its errno.
+   */
+  readonly setOption: <K extends keyof SocketOptions>(
+    name: K,
+    value: SocketOptionInput[K]
+  ) => Effect.Effect<void, SocketError | ConnectionClosed>
+  /** `setOption("noDelay", enabled)`: TCP_NODELAY (on by default, see `RinglineConfig.tcpNoDelay`). */
+  readonly setNoDelay: (enabled: boolean) => Effect.Effect<void, SocketError | ConnectionClosed>
+  /**
+   * `setOption("keepAlive", enabled)`, and with `idle` also `setOption("keepAliveIdle", idle)`: the
+   * quiet time before the first probe.
+   */
+  readonly setKeepAlive: (enabled: boolean, idle?: Duration.DurationInput) => Effect.Effect<void, SocketError | ConnectionClosed>
   readonly peerAddress: Effect.Effect<Address, SocketError | ConnectionClosed>
   /** Bytes queued for sending and not yet taken by the kernel. */
   readonly queuedBytes: number
@@ -191,6 +210,50 @@ export interface Connection {
   readonly bufferedBytes: number
   readonly bytesReceived: number
   readonly bytesSent: number
+}
+
+/**
+ * The socket options a connection reads with `getOption` and sets with `setOption`, by name, with
+ * their types (Linux semantics):
+ * - `noDelay`: TCP_NODELAY, send small segments at once (TCP only);
+ * - `keepAlive`: SO_KEEPALIVE, probe an idle peer; `keepAliveIdle`: TCP_KEEPIDLE, the quiet time
+ *   before the first probe (whole seconds, 1 to 32767);
+ * - `sendBufferSize` / `receiveBufferSize`: SO_SNDBUF / SO_RCVBUF in bytes (the kernel doubles
+ *   what is set, for its own bookkeeping, and reports the doubled value).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Tcp } from "@ringline/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const conn = yield* Tcp.connect({ host: "127.0.0.1", port: 7000 })
+ *   yield* conn.setKeepAlive(true, "30 seconds")
+ *   yield* conn.setOption("receiveBufferSize", 1 << 20)
+ *   const noDelay = yield* conn.getOption("noDelay") // true: ringline's default
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface SocketOptions {
+  readonly noDelay: boolean
+  readonly keepAlive: boolean
+  readonly keepAliveIdle: Duration.Duration
+  readonly sendBufferSize: number
+  readonly receiveBufferSize: number
+}
+
+/**
+ * What `setOption` accepts for each option: the option's type, and any `Duration.DurationInput`
+ * for a duration.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type SocketOptionInput = {
+  readonly [K in keyof SocketOptions]: SocketOptions[K] extends Duration.Duration ? Duration.DurationInput : SocketOptions[K]
 }
 
 /**
@@ -266,6 +329,23 @@ export const make = (conn: Channel, shutdownTimeoutMs: number, onClose: (conn: C
   const addresses = fromCallbacks<{ local: Address; peer: Address }, SocketError | ConnectionClosed>((cb) =>
     conn.addressesOf(cb)
   )
+  const getOption = <K extends keyof SocketOptions>(name: K): Effect.Effect<SocketOptions[K], SocketError | ConnectionClosed> =>
+    Effect.suspend(() => {
+      if (!isOption(name)) return Effect.fail(invalidArgument("getsockopt", "name", `${show(name)} is not a socket option (${Object.keys(codecs).join(", ")})`))
+      const codec = codecs[name]
+      return Effect.map(
+        fromCallbacks<number, SocketError | ConnectionClosed>((cb) => conn.intOption(codec.level, codec.name, cb)),
+        (raw) => codec.decode(raw) as SocketOptions[K]
+      )
+    })
+  const setOption = <K extends keyof SocketOptions>(name: K, value: SocketOptionInput[K]): Effect.Effect<void, SocketError | ConnectionClosed> =>
+    Effect.suspend(() => {
+      if (!isOption(name)) return Effect.fail(invalidArgument("setsockopt", "name", `${show(name)} is not a socket option (${Object.keys(codecs).join(", ")})`))
+      const codec = codecs[name] as { level: number; name: number; encode: (v: unknown) => number | string }
+      const raw = codec.encode(value)
+      if (typeof raw === "string") return Effect.fail(invalidArgument("setsockopt", name, `${raw}, got ${show(value)}`))
+      return fromCallbacks<void, SocketError | ConnectionClosed>((cb) => conn.setIntOption(codec.level, codec.name, raw, cb))
+    })
   const connection: Connection = {
     [TypeId]: TypeId,
     id: conn.id,
@@ -303,8 +383,13 @@ export const make = (conn: Channel, shutdownTimeoutMs: number, onClose: (conn: C
     shutdownWrite: fromCallbacks<void, WriteError>((cb) => conn.shutdownWrite(cb)),
     close,
     localAddress: Effect.map(addresses, (a) => a.local),
-    getIntOption: (level, name) =>
-      fromCallbacks<number, SocketError | ConnectionClosed>((cb) => conn.intOption(level, name, cb)),
+    getOption,
+    setOption,
+    setNoDelay: (enabled) => setOption("noDelay", enabled),
+    setKeepAlive: (enabled, idle) =>
+      idle === undefined || !enabled
+        ? setOption("keepAlive", enabled)
+        : Effect.zipRight(setOption("keepAliveIdle", idle), setOption("keepAlive", enabled)),
     peerAddress: Effect.map(addresses, (a) => a.peer),
     get queuedBytes() {
       return conn.queuedBytes

@@ -3,7 +3,7 @@
  *
  * @since 0.1.0
  */
-import type { Effect, Scope } from "effect"
+import type { Cause, Effect, Scope } from "effect"
 import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { ConnectionClosed } from "./RinglineError.js"
@@ -24,14 +24,49 @@ export interface Listener {
    */
   readonly accept: Effect.Effect<Connection, ConnectionClosed, Scope.Scope>
   /**
-   * Accepts forever, running `handler` for each connection in its own fiber. The connection is
-   * closed (queued sends drained) when its handler ends, fails or is interrupted; a failing
-   * handler is logged and the server keeps serving. Handler fibers belong to the listener's
-   * scope: closing that scope stops accepting, interrupts them and closes their connections.
-   * Interrupting `serve` itself only stops accepting. A handler that throws or returns something
-   * other than an Effect fails its own connection (logged), like a failing handler.
+   * Accepts until the listener closes, running `handler` for each connection in its own fiber,
+   * then completes. The connection is closed (queued sends drained) when its handler ends, fails
+   * or is interrupted. A failing handler does not stop the server: its cause (typed with the
+   * handler's own error type `E`) goes to `options.onFailure`, by default logged as a warning.
+   * Handler fibers belong to the listener's scope: closing that scope stops accepting (and `serve`
+   * completes), interrupts them and closes their connections. Interrupting `serve` itself only
+   * stops accepting. A handler that throws or returns something other than an Effect fails its
+   * own connection with a defect, like a failing handler.
    */
-  readonly serve: <E, R>(handler: (connection: Connection) => Effect.Effect<unknown, E, R>) => Effect.Effect<never, never, R>
+  readonly serve: <E, R, R2 = never>(
+    handler: (connection: Connection) => Effect.Effect<unknown, E, R>,
+    options?: ServeOptions<E, R2>
+  ) => Effect.Effect<void, never, R | R2>
   /** Connections accepted so far. */
   readonly accepted: number
+}
+
+/**
+ * Options of {@link Listener.serve}.
+ *
+ * @example
+ * ```ts
+ * import { Cause, Effect } from "effect"
+ * import { Tcp } from "@ringline/core"
+ *
+ * const program = Effect.gen(function*() {
+ *   const listener = yield* Tcp.listen({ port: 7000 })
+ *   // Completes when the listener closes (its scope closes, or the ring shuts down).
+ *   yield* listener.serve(
+ *     (conn) => conn.write(new TextEncoder().encode("hello\n")),
+ *     { onFailure: (cause, conn) => Effect.logError(`connection ${conn.id} failed`, Cause.squash(cause)) }
+ *   )
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ServeOptions<E, R = never> {
+  /**
+   * Called with the cause of each handler that failed (not for one that was only interrupted);
+   * default: `Effect.logWarning("ringline: connection handler failed", cause)`. The connection is
+   * still open while it runs and closed afterwards. Its own failures and defects are logged.
+   */
+  readonly onFailure?: (cause: Cause.Cause<E>, connection: Connection) => Effect.Effect<void, never, R>
 }

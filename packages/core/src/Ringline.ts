@@ -3,50 +3,98 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Effect, Layer, Logger } from "effect"
-import type { Duration, Scope } from "effect"
+import { Cause, Config, Effect, Layer, Logger } from "effect"
+import type { ConfigError, Duration, Scope } from "effect"
 import { setFlagsFromString } from "node:v8"
-import type { Address, UnixAddress } from "./Address.js"
+import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { Channel } from "./internal/net/channel.js"
 import type { Driver } from "./internal/driver.js"
 import type { AcceptSource } from "./internal/net/serve.js"
 import { make as makeIoUring } from "./internal/service.js"
 import type { Listener } from "./Listener.js"
+import * as RinglineClock from "./RinglineClock.js"
 import * as RinglineConfig from "./RinglineConfig.js"
+import { Ringline } from "./internal/tag.js"
 import type { ConnectError, RinglineConfigError, RinglineUnavailable, SocketError } from "./RinglineError.js"
 
 /**
- * Where to listen.
+ * Where and how to listen on TCP: the one options type of `Tcp.listen`,
+ * `RinglineSocketServer.make` and `RinglineWorkers`' listeners.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TcpListenOptions {
+  /** Numeric address or host name; default `127.0.0.1`. */
+  readonly host?: string | undefined
+  /** 0 (the default) lets the kernel pick a free port; see `Listener.address`. */
+  readonly port?: number | undefined
+  /** Length of the kernel's accept queue (default `RinglineConfig.backlog`). */
+  readonly backlog?: number | undefined
+  /** SO_REUSEPORT, for several listeners (e.g. one per worker) on one port. */
+  readonly reusePort?: boolean | undefined
+}
+
+/**
+ * Where and how to listen on a Unix socket: the one options type of `Unix.listen` and
+ * `RinglineSocketServer.make`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface UnixListenOptions {
+  /**
+   * Socket file path (a stale socket file there is removed first, never a regular file; the file
+   * is removed when the listener closes), or an abstract name starting with a NUL byte.
+   */
+  readonly path: string
+  /** Length of the kernel's accept queue (default `RinglineConfig.backlog`). */
+  readonly backlog?: number | undefined
+}
+
+/**
+ * What the service's `listen` takes: {@link TcpListenOptions} or {@link UnixListenOptions},
+ * tagged.
  *
  * @since 0.1.0
  * @category models
  */
 export type ListenOptions =
-  | {
-    readonly _tag: "Tcp"
-    /** Numeric address or host name; default `127.0.0.1`. */
-    readonly host?: string
-    /** 0 (the default) lets the kernel pick a free port; see `Listener.address`. */
-    readonly port?: number
-    readonly backlog?: number
-    /** SO_REUSEPORT, for several listeners (e.g. one per worker) on one port. */
-    readonly reusePort?: boolean
-  }
-  | {
-    readonly _tag: "Unix"
-    /** Socket file path; a stale socket file there is removed first (never a regular file). */
-    readonly path: string
-    readonly backlog?: number
-  }
+  | ({ readonly _tag: "Tcp" } & TcpListenOptions)
+  | ({ readonly _tag: "Unix" } & UnixListenOptions)
 
 /**
- * Where to connect: a host (numeric or a name, resolved first) and port, or a Unix path.
+ * A TCP peer: a host (numeric or a name, resolved first) and a port. A `TcpAddress` is one.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TcpTarget {
+  readonly _tag?: "TcpAddress" | undefined
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * A Unix socket peer: a path (or an abstract name starting with a NUL byte). A `UnixAddress` is one.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface UnixTarget {
+  readonly _tag?: "UnixAddress" | undefined
+  readonly path: string
+}
+
+/**
+ * Where to connect: the one target type of the service's `connect` and of
+ * `RinglineSocket.makeNet` (`Tcp.connect` also takes `"host:port"`, `Unix.connect` a path).
  *
  * @since 0.1.0
  * @category models
  */
-export type ConnectTarget = { readonly _tag?: "TcpAddress"; readonly host: string; readonly port: number } | UnixAddress
+export type ConnectTarget = TcpTarget | UnixTarget
 
 /**
  * @since 0.1.0
@@ -144,16 +192,19 @@ export interface RinglineService {
 }
 
 /**
+ * The service tag (defined in internal/tag.ts so that modules the Layer builds on, such as
+ * RinglineClock, can name it without importing this module).
+ *
  * @since 0.1.0
  * @category tags
  */
-export class Ringline extends Context.Tag("@ringline/core/Ringline")<Ringline, RinglineService>() {}
+export { Ringline } from "./internal/tag.js"
 
 /**
  * Builds the io_uring driver in the current scope. Fails with `RinglineUnavailable` (naming the
  * cause and the fix) when io_uring cannot be used, or `RinglineConfigError` naming a bad field.
  * Closing the scope stops listeners, drains and closes every connection (bounded by
- * `shutdownTimeoutMs`), waits for every in-flight op and exits the ring.
+ * `shutdownTimeout`), waits for every in-flight op and exits the ring.
  *
  * @since 0.1.0
  * @category constructors
@@ -186,14 +237,33 @@ export const layer = (
 ): Layer.Layer<Ringline, RinglineUnavailable | RinglineConfigError> => Layer.scoped(Ringline, make(config))
 
 /**
- * The io_uring driver configured from Effect `Config` (environment variables by default; see
- * `RinglineConfig.config` for the keys).
+ * The io_uring driver configured from Effect `Config`, as Effect's own `layerConfig`s take it: a
+ * `Config` of the whole input, or a record of `Config`s per field. The default,
+ * `RinglineConfig.config`, reads the environment (`RINGLINE_*`, see there for the keys).
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { Ringline, RinglineConfig } from "@ringline/core"
+ *
+ * // The environment's RINGLINE_* keys:
+ * const fromEnv = Ringline.layerConfig()
+ * // Fields from keys of your own (unset optional ones keep their defaults):
+ * const custom = Ringline.layerConfig({
+ *   maxConnections: Config.integer("MAX_CLIENTS"),
+ *   shutdownTimeout: Config.duration("DRAIN_TIMEOUT").pipe(Config.withDefault("10 seconds"))
+ * })
+ * // Or the environment's, adjusted:
+ * const bigger = Ringline.layerConfig(RinglineConfig.config.pipe(Config.map((c) => ({ ...c, sqEntries: 1024 }))))
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig: Layer.Layer<Ringline, RinglineUnavailable | RinglineConfigError | import("effect").ConfigError.ConfigError> =
-  Layer.scoped(Ringline, Effect.flatMap(RinglineConfig.config, make))
+export const layerConfig = (
+  config: Config.Config.Wrap<RinglineConfig.RinglineConfigInput> = RinglineConfig.config
+): Layer.Layer<Ringline, RinglineUnavailable | RinglineConfigError | ConfigError.ConfigError> =>
+  Layer.scoped(Ringline, Effect.flatMap(Config.unwrap(config), make))
 
 /**
  * The driver's counters.
@@ -262,11 +332,9 @@ export const runMain = <E>(program: Effect.Effect<unknown, E>, options?: RunMain
 
 /**
  * The opt-in `Clock` on IORING_OP_TIMEOUT (SPEC §6's name for `RinglineClock.layer`): `Effect.sleep`
- * and friends then run on the ring. Loaded lazily, because RinglineClock depends on this module.
+ * and friends then run on the ring.
  *
  * @since 0.1.0
  * @category layers
  */
-export const clockLayer: Layer.Layer<never, RinglineUnavailable, Ringline> = Layer.unwrapEffect(
-  Effect.map(Effect.promise(() => import("./RinglineClock.js")), (m) => m.layer)
-)
+export const clockLayer: Layer.Layer<never, RinglineUnavailable, Ringline> = RinglineClock.layer

@@ -16,7 +16,7 @@ import { Clock, Duration, Effect, Layer, Option } from "effect"
 import type { Scope } from "effect"
 import { Timers, type TimerMode, type TimerStats as InternalTimerStats } from "./internal/timers.js"
 import { Op } from "./internal/ring/abi.js"
-import { Ringline } from "./Ringline.js"
+import { Ringline } from "./internal/tag.js"
 import { notAvailable, RELEASED, RinglineUnavailable } from "./RinglineError.js"
 
 /**

@@ -54,7 +54,10 @@ export const RinglineConfig = Schema.Struct({
   sendQueueHighWater: positive,
   /** Queued send bytes at or below which recv resumes and waiting writes continue. */
   sendQueueLowWater: nonNegative,
-  /** Longest wait for queued sends to drain when closing, in milliseconds. */
+  /**
+   * Longest wait for queued sends to drain when closing, in milliseconds: the validated form of
+   * the input's `shutdownTimeout` (a `Duration.DurationInput`).
+   */
   shutdownTimeoutMs: millis,
   sqpoll: Schema.Boolean,
   sqpollIdleMs: between(0, 2 ** 31 - 1),
@@ -75,12 +78,24 @@ export type RinglineConfig = typeof RinglineConfig.Type
 type DeepPartial<T> = { readonly [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] }
 
 /**
- * What a caller may pass: any subset of the fields; the rest take their defaults.
+ * What a caller may pass: any subset of the fields; the rest take their defaults. Durations are
+ * `Duration.DurationInput`s (`"5 seconds"`, `Duration.millis(200)`, a number of milliseconds).
  *
  * @since 0.1.0
  * @category models
  */
-export type RinglineConfigInput = DeepPartial<RinglineConfig>
+export type RinglineConfigInput = Omit<DeepPartial<RinglineConfig>, "shutdownTimeoutMs"> & {
+  /**
+   * Longest wait for queued sends to drain, and for running handlers to finish, when closing
+   * (default 5 seconds).
+   */
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  /**
+   * The same in milliseconds.
+   * @deprecated since 0.2.0: use `shutdownTimeout` (a `Duration.DurationInput`); both at once are rejected.
+   */
+  readonly shutdownTimeoutMs?: number | undefined
+}
 
 /**
  * @since 0.1.0
@@ -120,9 +135,24 @@ export const make = (input: RinglineConfigInput = {}): Either.Either<RinglineCon
       return Either.left(new RinglineConfigError({ field: key, detail: `must be an object, got ${show(v)}` }))
     }
   }
+  // shutdownTimeout (a Duration input) is checked here and carried as shutdownTimeoutMs.
+  const { shutdownTimeout, ...given } = input
+  let timeoutMs: { shutdownTimeoutMs: number } | undefined = undefined
+  if (shutdownTimeout !== undefined) {
+    if (given.shutdownTimeoutMs !== undefined) {
+      return Either.left(new RinglineConfigError({ field: "shutdownTimeout", detail: "give either shutdownTimeout or the deprecated shutdownTimeoutMs, not both" }))
+    }
+    // Duration would turn a negative or NaN number into zero: refuse it instead.
+    const d = typeof shutdownTimeout === "number" && !(shutdownTimeout >= 0) ? undefined : Duration.decodeUnknown(shutdownTimeout)
+    if (d === undefined || d._tag === "None" || !Duration.isFinite(d.value)) {
+      return Either.left(new RinglineConfigError({ field: "shutdownTimeout", detail: `must be a finite duration, got ${show(shutdownTimeout)}` }))
+    }
+    timeoutMs = { shutdownTimeoutMs: Duration.toMillis(d.value) }
+  }
   const merged = {
     ...defaults,
-    ...input,
+    ...given,
+    ...timeoutMs,
     recvBuffer: { ...defaults.recvBuffer, ...input.recvBuffer },
     sendPool: { ...defaults.sendPool, ...input.sendPool }
   }
@@ -188,8 +218,7 @@ export const config: Config.Config<RinglineConfigInput> = Config.all({
     set("tcpNoDelay", pick(o.tcpNoDelay))
     set("sendQueueHighWater", pick(o.sendQueueHighWater))
     set("sendQueueLowWater", pick(o.sendQueueLowWater))
-    const timeout = pick(o.shutdownTimeout)
-    set("shutdownTimeoutMs", timeout === undefined ? undefined : Duration.toMillis(timeout))
+    set("shutdownTimeout", pick(o.shutdownTimeout))
     set("sqpoll", pick(o.sqpoll))
     set("sqpollIdleMs", pick(o.sqpollIdleMs))
     set("timestamps", pick(o.timestamps))

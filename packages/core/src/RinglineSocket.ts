@@ -13,7 +13,7 @@ import * as Socket from "@effect/platform/Socket"
 import { Channel, Context, Deferred, Effect, FiberSet, Layer, Option, Scope } from "effect"
 import type { Chunk, Duration } from "effect"
 import type { Connection } from "./Connection.js"
-import type { Ringline } from "./Ringline.js"
+import type { ConnectTarget, Ringline } from "./Ringline.js"
 import * as Tcp from "./Tcp.js"
 import * as Unix from "./Unix.js"
 
@@ -48,14 +48,13 @@ export interface FromConnectionOptions {
 }
 
 /**
- * Where {@link makeNet} connects: a TCP host (numeric or a name) and port, or a Unix socket path.
+ * Where {@link makeNet} connects: `Ringline.ConnectTarget` (a TCP host, numeric or a name, and
+ * port, or a Unix socket path) under its old name.
  *
  * @since 0.1.0
  * @category models
  */
-export type NetTarget =
-  | { readonly host: string; readonly port: number }
-  | { readonly path: string }
+export type NetTarget = ConnectTarget
 
 /**
  * Options of {@link makeNet}.

@@ -13,43 +13,33 @@ import { Cause, Effect, Exit, FiberRef, FiberSet, Layer, LogLevel, Scope } from 
 import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { Listener } from "./Listener.js"
-import type { Ringline } from "./Ringline.js"
+import type { Ringline, TcpListenOptions, UnixListenOptions } from "./Ringline.js"
 import * as RinglineSocket from "./RinglineSocket.js"
 import * as Tcp from "./Tcp.js"
 import * as Unix from "./Unix.js"
 
 /**
- * Listen on TCP. `host` defaults to `127.0.0.1`; `port` 0 (the default) lets the kernel pick one,
- * read it from the server's `address`.
+ * Listen on TCP: `Ringline.TcpListenOptions` (`host` defaults to `127.0.0.1`; `port` 0, the
+ * default, lets the kernel pick one, read it from the server's `address`).
  *
  * @since 0.1.0
  * @category models
  */
-export interface TcpOptions {
-  readonly host?: string | undefined
-  readonly port?: number | undefined
-  readonly backlog?: number | undefined
-  /** SO_REUSEPORT, for several servers (e.g. one per worker) on one port. */
-  readonly reusePort?: boolean | undefined
-}
+export type TcpOptions = TcpListenOptions
 
 /**
- * Listen on a Unix socket path (a stale socket file there is removed first; the file is removed
- * when the server closes).
+ * Listen on a Unix socket path: `Ringline.UnixListenOptions`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface UnixOptions {
-  readonly path: string
-  readonly backlog?: number | undefined
-}
+export type UnixOptions = UnixListenOptions
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type Options = TcpOptions | UnixOptions
+export type Options = TcpListenOptions | UnixListenOptions
 
 /**
  * The platform's view of a ringline address (`host` becomes `hostname`).

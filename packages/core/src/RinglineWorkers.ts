@@ -23,7 +23,7 @@ import type { Scope } from "effect"
 import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import * as internal from "./internal/workers.js"
-import type { Listener } from "./Listener.js"
+import type { Listener, ServeOptions } from "./Listener.js"
 import type { RinglineStats } from "./Ringline.js"
 import type { RinglineConfigInput } from "./RinglineConfig.js"
 import type { RinglineConfigError, RinglineUnavailable, SocketError } from "./RinglineError.js"
@@ -149,16 +149,18 @@ export const listen: Effect.Effect<Listener, SocketError, Scope.Scope | WorkerCo
 )
 
 /**
- * Listens (see {@link WorkerContext.listen}) and serves every connection with `handler` until
- * interrupted: the one line a worker program needs.
+ * Listens (see {@link WorkerContext.listen}) and serves every connection with `handler` (see
+ * `Listener.serve` for `options.onFailure`) until the listener closes or this is interrupted:
+ * the one line a worker program needs.
  *
  * @since 0.1.0
  * @category accessors
  */
-export const serve = <E, R>(
-  handler: (connection: Connection) => Effect.Effect<unknown, E, R>
-): Effect.Effect<never, SocketError, R | WorkerContext> =>
-  Effect.scoped(Effect.flatMap(listen, (l) => l.serve(handler)))
+export const serve = <E, R, R2 = never>(
+  handler: (connection: Connection) => Effect.Effect<unknown, E, R>,
+  options?: ServeOptions<E, R2>
+): Effect.Effect<void, SocketError, R | R2 | WorkerContext> =>
+  Effect.scoped(Effect.flatMap(listen, (l) => l.serve(handler, options)))
 
 /**
  * A worker channel operation failed: `NoSuchWorker` (bad index), `WorkerGone` (its ring is gone

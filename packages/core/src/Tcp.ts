@@ -7,22 +7,17 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import type { Connection } from "./Connection.js"
 import type { Listener } from "./Listener.js"
-import { type ConnectOptions, Ringline } from "./Ringline.js"
+import { type ConnectOptions, Ringline, type TcpListenOptions, type TcpTarget } from "./Ringline.js"
 import { type ConnectError, invalidConnect, type SocketError } from "./RinglineError.js"
 import { show } from "./internal/validate.js"
 
 /**
+ * The options of {@link listen}: `Ringline.TcpListenOptions` under its old name.
+ *
  * @since 0.1.0
  * @category models
  */
-export interface ListenOptions {
-  /** Numeric address or host name; default `127.0.0.1`. */
-  readonly host?: string
-  /** 0 (default) picks a free port; read it from `listener.address`. */
-  readonly port?: number
-  readonly backlog?: number
-  readonly reusePort?: boolean
-}
+export type ListenOptions = TcpListenOptions
 
 /**
  * Listens on a TCP port. The listener (and every connection it accepted) closes with the scope.
@@ -38,7 +33,7 @@ export interface ListenOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const listen = (options: ListenOptions = {}): Effect.Effect<Listener, SocketError, Ringline | Scope.Scope> =>
+export const listen = (options: TcpListenOptions = {}): Effect.Effect<Listener, SocketError, Ringline | Scope.Scope> =>
   Effect.flatMap(Ringline, (r) => r.listen({ _tag: "Tcp", ...options }))
 
 /**
@@ -51,7 +46,7 @@ export const listen = (options: ListenOptions = {}): Effect.Effect<Listener, Soc
  * @category constructors
  */
 export const connect = (
-  target: string | { readonly host: string; readonly port: number },
+  target: string | TcpTarget,
   options?: ConnectOptions
 ): Effect.Effect<Connection, ConnectError, Ringline | Scope.Scope> =>
   Effect.flatMap(Ringline, (r) =>
@@ -62,7 +57,7 @@ export const connect = (
  * `"host:port"` / `"[v6]:port"` into `{ host, port }`. What is wrong with a malformed string is
  * said in the error (`InvalidArgument`); the port's range is checked by the connect itself.
  */
-const parseTarget = (target: string | { readonly host: string; readonly port: number }) => {
+const parseTarget = (target: string | TcpTarget): Effect.Effect<TcpTarget, ConnectError> => {
   if (typeof target !== "string") return Effect.succeed(target)
   const m = /^\[([^\]]+)\]:([^:]*)$/.exec(target) ?? /^([^:[\]]*):([^:]*)$/.exec(target)
   if (m === null) {

@@ -8,8 +8,16 @@ import type { Scope } from "effect"
 import * as Addr from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { Listener } from "./Listener.js"
-import { type ConnectOptions, Ringline } from "./Ringline.js"
+import { type ConnectOptions, Ringline, type UnixListenOptions } from "./Ringline.js"
 import type { ConnectError, SocketError } from "./RinglineError.js"
+
+/**
+ * The options of {@link listen} (`Ringline.UnixListenOptions`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ListenOptions = UnixListenOptions
 
 /**
  * Listens on a Unix socket path. A stale socket file at `path` is removed first (a regular file
@@ -20,10 +28,7 @@ import type { ConnectError, SocketError } from "./RinglineError.js"
  * @since 0.1.0
  * @category constructors
  */
-export const listen = (options: {
-  readonly path: string
-  readonly backlog?: number
-}): Effect.Effect<Listener, SocketError, Ringline | Scope.Scope> =>
+export const listen = (options: UnixListenOptions): Effect.Effect<Listener, SocketError, Ringline | Scope.Scope> =>
   Effect.flatMap(Ringline, (r) => r.listen({ _tag: "Unix", ...options }))
 
 /**

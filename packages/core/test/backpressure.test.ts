@@ -30,7 +30,7 @@ describe("backpressure and buffers", () => {
       s.destroy()
     })))
 
-  it.live("close gives queued sends at most shutdownTimeoutMs when the peer does not read", () =>
+  it.live("close gives queued sends at most shutdownTimeout when the peer does not read", () =>
     withRing(Effect.gen(function*() {
       const l = yield* Tcp.listen({ port: 0 })
       const s = yield* Effect.promise(() => nodeClient(portOf(l)))
@@ -45,7 +45,7 @@ describe("backpressure and buffers", () => {
       expect(took).toBeGreaterThanOrEqual(250)
       expect(took).toBeLessThan(2000)
       s.destroy()
-    }), { shutdownTimeoutMs: 300 }))
+    }), { shutdownTimeout: 300 }))
 
   it.live("a connection nobody reads from stops receiving at the high-water mark", () =>
     withRing(Effect.gen(function*() {

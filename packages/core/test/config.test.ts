@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Layer } from "effect"
+import { Config, ConfigProvider, Duration, Effect, Either, Layer } from "effect"
 import { readFileSync } from "node:fs"
 import { Ringline, RinglineConfig } from "../src/index.js"
 import { explainEperm, unavailable } from "../src/internal/unavailable.js"
@@ -45,7 +45,7 @@ describe("configuration", () => {
     Effect.gen(function*() {
       const mode = yield* Ringline.Ringline.pipe(
         Effect.map((r) => [r.config.sqEntries, r.config.recvBuffer.ringSize, r.config.shutdownTimeoutMs]),
-        Effect.provide(Ringline.layerConfig),
+        Effect.provide(Ringline.layerConfig()),
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([
           ["RINGLINE_SQ_ENTRIES", "64"],
           ["RINGLINE_RECV_RING_SIZE", "32"],
@@ -54,11 +54,46 @@ describe("configuration", () => {
       )
       expect(mode).toEqual([64, 32, 2000])
       const err = yield* Effect.flip(Ringline.Ringline.pipe(
-        Effect.provide(Ringline.layerConfig),
+        Effect.provide(Ringline.layerConfig()),
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["RINGLINE_RECV_BUFFER_SIZE", "0"]])))
       ))
       expect(err._tag === "RinglineConfigError" && err.field).toBe("recvBuffer.bufferSize")
     }))
+})
+
+describe("configuration: layerConfig(config) and durations", () => {
+  it.live("layerConfig takes a Config, whole or a record of Configs per field, as Effect's layers do", () =>
+    Effect.gen(function*() {
+      const env = ConfigProvider.fromMap(new Map([["CLIENTS", "300"], ["DRAIN", "250 millis"], ["RINGLINE_SQ_ENTRIES", "64"]]))
+      const read = (layer: Layer.Layer<Ringline.Ringline, unknown>) =>
+        Ringline.Ringline.pipe(
+          Effect.map((r) => [r.config.sqEntries, r.config.maxConnections, r.config.shutdownTimeoutMs]),
+          Effect.provide(layer),
+          Effect.withConfigProvider(env)
+        )
+      expect(yield* read(Ringline.layerConfig({
+        maxConnections: Config.integer("CLIENTS"),
+        shutdownTimeout: Config.duration("DRAIN")
+      }))).toEqual([256, 300, 250])
+      expect(yield* read(Ringline.layerConfig(RinglineConfig.config.pipe(Config.map((c) => ({ ...c, maxConnections: 7 }))))))
+        .toEqual([64, 7, 5000])
+      // A missing key is Effect's ConfigError, naming the key.
+      const err = yield* Effect.flip(read(Ringline.layerConfig({ maxConnections: Config.integer("NOPE") })))
+      expect(String(err)).toContain("NOPE")
+    }))
+
+  it("shutdownTimeout is a Duration input; the deprecated shutdownTimeoutMs still works, not both at once", () => {
+    const ms = (input: RinglineConfig.RinglineConfigInput) => Either.map(RinglineConfig.make(input), (c) => c.shutdownTimeoutMs)
+    expect(ms({ shutdownTimeout: "2 seconds" })).toEqual(Either.right(2000))
+    expect(ms({ shutdownTimeout: Duration.millis(150) })).toEqual(Either.right(150))
+    expect(ms({ shutdownTimeout: 80 })).toEqual(Either.right(80))
+    expect(ms({ shutdownTimeoutMs: 300 })).toEqual(Either.right(300))
+    expect(ms({})).toEqual(Either.right(5000))
+    for (const bad of [{ shutdownTimeout: "soon" }, { shutdownTimeout: -1 }, { shutdownTimeout: Duration.infinity }, { shutdownTimeout: 1, shutdownTimeoutMs: 1 }]) {
+      const e = Either.getLeft(RinglineConfig.make(bad as RinglineConfig.RinglineConfigInput))
+      expect(e._tag === "Some" && e.value.field).toBe("shutdownTimeout")
+    }
+  })
 })
 
 describe("io_uring availability", () => {

@@ -14,7 +14,7 @@ import { Process, RinglineConfig, Tcp, Udp, Unix } from "../src/index.js"
 import type { Ringline } from "../src/Ringline.js"
 import { classify, oneCase, PROPERTY_CASES, RUNS, sharedRing } from "./property-harness.js"
 
-const ring = sharedRing({ shutdownTimeoutMs: 500 })
+const ring = sharedRing({ shutdownTimeout: 500 })
 // The time limit grows with the case count (about a second per case on a loaded machine).
 const opts = (factor = 1) => {
   const numRuns = Math.max(1, Math.round(RUNS * factor))
@@ -272,7 +272,7 @@ describe("properties: processes", () => {
 describe("properties: RinglineConfig", () => {
   const key = fc.constantFrom(
     "sqEntries", "submitBatch", "recvBuffer", "maxConnections", "backlog", "sendPool", "sendZeroCopyThreshold",
-    "maxChainLength", "tcpNoDelay", "sendQueueHighWater", "sendQueueLowWater", "shutdownTimeoutMs", "sqpoll",
+    "maxChainLength", "tcpNoDelay", "sendQueueHighWater", "sendQueueLowWater", "shutdownTimeoutMs", "shutdownTimeout", "sqpoll",
     "sqpollIdleMs", "timestamps", "maxConnection", "bogus", "__proto__x", "ringSize"
   )
   const value: fc.Arbitrary<unknown> = fc.oneof(

@@ -71,7 +71,7 @@ describe("item 7: use after release", () => {
         const listener = yield* Tcp.listen({ port: 0 })
         const port = listener.address._tag === "TcpAddress" ? listener.address.port : 0
         return yield* Tcp.connect({ host: "127.0.0.1", port })
-      }).pipe(Effect.scoped, Effect.provide(Layer.fresh(Ringline.layer({ shutdownTimeoutMs: 200 }))))
+      }).pipe(Effect.scoped, Effect.provide(Layer.fresh(Ringline.layer({ shutdownTimeout: 200 }))))
       const started = Date.now()
       expect(yield* Effect.flip(escaped.send(Buffer.from("x")))).toMatchObject({ _tag: "ConnectionClosed" })
       expect(yield* Effect.flip(escaped.recv)).toMatchObject({ _tag: "ConnectionClosed" })

@@ -28,7 +28,7 @@ describe("resource safety", () => {
         const w = d.sqe(Op.TIMEOUT, 0, -1, slot)
         d.setAddr(w, W.addr, d.argAddress(slot))
         d.words[w + W.len] = 1
-      }), { shutdownTimeoutMs: 50 }))
+      }), { shutdownTimeout: 50 }))
       expect(opLeak._tag).toBe("ResourceLeak")
       if (opLeak._tag === "ResourceLeak") expect(opLeak.inFlight).toBe(1)
       // And a clean body passes.

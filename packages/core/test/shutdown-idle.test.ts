@@ -56,7 +56,7 @@ describe("graceful shutdown and idle connections", () => {
       yield* Effect.promise(() => Promise.all([ended(idle!), ended(busy!)]))
       idle!.destroy()
       busy!.destroy()
-    }), { shutdownTimeoutMs: 5000 }))
+    }), { shutdownTimeout: 5000 }))
 
   it.live("with only idle clients the scope closes well under shutdownTimeout", () =>
     withRing(Effect.gen(function*() {
@@ -71,7 +71,7 @@ describe("graceful shutdown and idle connections", () => {
       }))
       expect(Date.now() - started).toBeLessThan(1000)
       clients.forEach((c) => c.destroy())
-    }), { shutdownTimeoutMs: 5000 }))
+    }), { shutdownTimeout: 5000 }))
 
   it("the demo with one idle node client stops on SIGTERM in well under its 5 s shutdownTimeout", async () => {
     const child = spawn(process.execPath, [bin, "--port", "0"], {

@@ -116,6 +116,7 @@ export declare class WideRing {
 export declare function listen(sockaddr: Uint8Array, backlog: number, reusePort: boolean, type?: number, noDelay?: boolean): number
 export declare function sockName(fd: number, peer: boolean): Uint8Array
 export declare function getIntOpt(fd: number, level: number, name: number): number
+export declare function setIntOpt(fd: number, level: number, name: number, value: number): void
 export declare function closeFd(fd: number): void
 export declare function addressOf(view: Uint8Array): number
 

@@ -25,6 +25,7 @@ constexpr unsigned kOpWaitid = 50;          // IORING_OP_WAITID, Linux 6.5
 constexpr unsigned kOpFixedFdInstall = 54;  // IORING_OP_FIXED_FD_INSTALL, Linux 6.8
 constexpr unsigned kOpFtruncate = 55;       // IORING_OP_FTRUNCATE, Linux 6.9
 constexpr unsigned kSocketUringOpSetsockopt = 3;  // SOCKET_URING_OP_SETSOCKOPT, Linux 6.7
+constexpr unsigned kNopInjectResult = 1u << 0;     // IORING_NOP_INJECT_RESULT (sqe->nop_flags), Linux 6.10
 static_assert(IORING_OP_SENDMSG_ZC == 48, "liburing's opcode enum moved: recheck the values above");
 
 void Set(Napi::Env env, Napi::Object& o, const char* name, double value) {
@@ -163,6 +164,7 @@ Napi::Object InitAbi(Napi::Env env, Napi::Object exports) {
   Set(env, values, "FSYNC_DATASYNC", IORING_FSYNC_DATASYNC);
   Set(env, values, "TIMEOUT_ABS", IORING_TIMEOUT_ABS);
   Set(env, values, "SOCKET_URING_OP_SETSOCKOPT", kSocketUringOpSetsockopt);
+  Set(env, values, "NOP_INJECT_RESULT", kNopInjectResult);
   Set(env, values, "MSG_NOSIGNAL", MSG_NOSIGNAL);
   Set(env, values, "SQE_BYTES", sizeof(io_uring_sqe));
   Set(env, values, "SQE128_BYTES", 2 * sizeof(io_uring_sqe));

@@ -79,7 +79,7 @@ Napi::Value SockName(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// getIntOpt(fd, level, name) -> number; used to check inherited options in tests.
+// getIntOpt(fd, level, name) -> number: Connection.getOption on a momentarily installed fd.
 Napi::Value GetIntOpt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int v = 0;
@@ -89,6 +89,16 @@ Napi::Value GetIntOpt(const Napi::CallbackInfo& info) {
     ThrowErrno(env, "getsockopt", errno);
   }
   return Napi::Number::New(env, v);
+}
+
+// setIntOpt(fd, level, name, value): Connection.setOption on a momentarily installed fd.
+Napi::Value SetIntOpt(const Napi::CallbackInfo& info) {
+  int v = info[3].As<Napi::Number>().Int32Value();
+  if (setsockopt(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+                 info[2].As<Napi::Number>().Int32Value(), &v, sizeof v) < 0) {
+    ThrowErrno(info.Env(), "setsockopt", errno);
+  }
+  return info.Env().Undefined();
 }
 
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
@@ -113,6 +123,7 @@ Napi::Object InitSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("listen", Napi::Function::New<Listen>(env, "listen"));
   exports.Set("sockName", Napi::Function::New<SockName>(env, "sockName"));
   exports.Set("getIntOpt", Napi::Function::New<GetIntOpt>(env, "getIntOpt"));
+  exports.Set("setIntOpt", Napi::Function::New<SetIntOpt>(env, "setIntOpt"));
   exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
   exports.Set("addressOf", Napi::Function::New<AddressOf>(env, "addressOf"));
   return exports;

@@ -1,7 +1,8 @@
 /**
- * @ringline/storage — files on the ring: single-SQE file and path operations (`File`), and a probe
- * of which file opcodes the kernel offers, so each storage feature can fail with a precise message
- * where it is missing.
+ * @ringline/storage — files on the ring: single-SQE file and path operations (`File`), O_DIRECT
+ * files on registered buffers (`DirectFile`), NVMe passthrough (`Nvme`), an @effect/platform
+ * `FileSystem` (`RinglineFileSystem`), and a probe of which file opcodes the kernel offers
+ * (`StorageSupport`), so each feature fails with a precise message where it is missing.
  *
  * @since 0.1.0
  */

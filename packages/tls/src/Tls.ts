@@ -467,7 +467,7 @@ export const listen = (
       yield* Effect.addFinalizer(() => Scope.close(next.value.scope, Exit.void))
       return next.value.conn
     })
-    const serve: Listener.Listener["serve"] = (handler) =>
+    const serve: Listener.Listener["serve"] = (handler, options) =>
       inner.serve((c) =>
         serverHandshake(c, context, timeout).pipe(
           Effect.matchEffect({
@@ -477,7 +477,8 @@ export const listen = (
               return handler(c)
             }
           })
-        )
+        ),
+        options
       )
     return {
       address: inner.address,

@@ -100,7 +100,7 @@ const program = Effect.gen(function*() {
   )
   // Resets and vanished clients are routine for an echo server: end that connection quietly.
   return yield* listener.serve((conn) => Effect.ignore(handler(conn)))
-}).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig))
+}).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig()))
 
 const multi = Effect.gen(function*() {
   const set = yield* RinglineWorkers.launch({

@@ -128,16 +128,29 @@ export class Acceptor implements OpOwner {
       this.accepted++
       this.driver.counters.accepted++
       this.send({ fixed: res, target: -1, tries: 0 })
+      this.retryDelay = 0
     } else if (res !== -Errno.ECANCELED) {
-      // ENFILE/EMFILE cannot last: every slot here is closed as soon as its transfer completes.
       this.acceptErrors++
       this.driver.countError(errnoName(res))
     }
     if ((flags & CqeFlag.MORE) === 0) {
       this.acceptSlot = -1
       if (this.stopping) this.finish()
-      else this.arm()
+      else if (res === -Errno.ENFILE || res === -Errno.EMFILE) {
+        // Our own slots are closed as soon as their transfer completes, but the process's fd
+        // limit or the system-wide file table may stay full for a while: re-arming at once would
+        // spin every loop turn, so back off (10 ms doubling to 1 s; reset by an accepted socket).
+        this.retryDelay = Math.min(this.retryDelay === 0 ? 10 : this.retryDelay * 2, 1000)
+        this.retryTimer = setTimeout(this.rearm, this.retryDelay)
+      } else this.arm()
     }
+  }
+
+  private retryDelay = 0
+  private retryTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private readonly rearm = () => {
+    this.retryTimer = undefined
+    this.arm()
   }
 
   /** Handed-off connections whose transfer has not completed yet. */
@@ -150,6 +163,8 @@ export class Acceptor implements OpOwner {
     this.stopWaiters.push(done)
     if (!this.stopping) {
       this.stopping = true
+      clearTimeout(this.retryTimer)
+      this.retryTimer = undefined
       if (this.acceptSlot !== -1 && !this.cancelled) {
         this.cancelled = true
         this.driver.cancel(this.acceptSlot)

@@ -12,6 +12,7 @@
 import type { RinglineConfig } from "../RinglineConfig.js"
 import type { Native } from "./native.js"
 import { CqeFlag, Ctl, Op, putU64, SqeFlag, W } from "./ring/abi.js"
+import type { FaultInjector } from "./ring/faults.js"
 import type { OpOwner } from "./ring/op.js"
 import { prepClose, prepCloseDirect } from "./ring/prep.js"
 import { GEN_MASK, OpSlots } from "./ring/slots.js"
@@ -74,6 +75,11 @@ export class Driver {
   private readonly stageCap: number
   /** Staged SQEs at which `sqe()` submits early (config.submitBatch; stageCap when 0). */
   private readonly flushAt: number
+  /**
+   * Fault injection for ringline's own tests (internal/ring/faults.ts): null unless a test
+   * installed a plan, which then sees each staged SQE once it is complete.
+   */
+  faults: FaultInjector | null = null
   /** The last staged SQE links to the next one: an early submit now would cut the chain. */
   private linkOpen = false
   private readonly cqes: Int32Array
@@ -237,6 +243,7 @@ export class Driver {
    * the staging area is full.
    */
   sqe(op: number, flags: number, fd: number, slot: number, linkTimeout = false): number {
+    if (this.faults !== null) this.faults.staging()
     let n = this.ctl[Ctl.staged]!
     if (n === this.stageCap || (n >= this.flushAt && !this.linkOpen)) {
       this.ring.flush()
@@ -270,6 +277,7 @@ export class Driver {
    * come back sooner the sooner they are in the kernel.
    */
   submitNow(): void {
+    if (this.faults !== null) this.faults.settle()
     if (!this.linkOpen && this.ctl[Ctl.staged]! > 0) this.ring.flush()
   }
 

@@ -54,8 +54,14 @@ export class Lst implements OpOwner {
     this.sync()
   }
 
+  /** Delay (ms) of the timed accept retry after ENFILE/EMFILE; 0 once an accept succeeded. */
+  private retryDelay = 0
+  private retryTimer: ReturnType<typeof setTimeout> | undefined = undefined
+
   private readonly retry = () => {
     this.driver.slotReleased.delete(this.retry)
+    clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
     this.waitingForSlot = false
     this.sync()
   }
@@ -105,6 +111,7 @@ export class Lst implements OpOwner {
     const terminal = (flags & CqeFlag.MORE) === 0
     if (terminal && !this.multishot) this.driver.acceptReserved--
     if (res >= 0) {
+      this.retryDelay = 0
       this.driver.socketSlots++
       this.accepted++
       this.driver.counters.accepted++
@@ -117,9 +124,13 @@ export class Lst implements OpOwner {
         this.acceptors.notify()
       }
     } else if (res === -Errno.ENFILE || res === -Errno.EMFILE) {
-      // The fixed-file table is full: wait for a connection to close instead of spinning.
+      // The fixed-file table is full: wait for a connection to close instead of spinning. It
+      // may also be full of files (storage) or the system-wide file table (ENFILE) may be, and
+      // then no connection of ours need ever close: retry on a backoff timer (10 ms to 1 s) too.
       this.waitingForSlot = true
       this.driver.slotReleased.add(this.retry)
+      this.retryDelay = Math.min(this.retryDelay === 0 ? 10 : this.retryDelay * 2, 1000)
+      this.retryTimer = setTimeout(this.retry, this.retryDelay)
     } else if (res !== -Errno.ECANCELED) {
       this.acceptErrors++
       this.driver.countError(errnoName(res))
@@ -166,6 +177,8 @@ export class Lst implements OpOwner {
     if (this.closing) return this.finish()
     this.closing = true
     this.driver.slotReleased.delete(this.retry)
+    clearTimeout(this.retryTimer)
+    this.retryTimer = undefined
     this.driver.slotReleased.delete(this.onSlotReleased)
     for (const conn of this.queue.splice(0)) {
       // Accepted by the kernel, never taken by an accept: closed here, and counted.

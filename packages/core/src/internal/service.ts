@@ -68,7 +68,7 @@ export const checkListen = (options: ListenOptions): SocketError | undefined => 
 /** The same for a connect target. */
 export const checkConnect = (target: ConnectTarget): ConnectError | undefined => {
   if (target === null || typeof target !== "object") return invalidConnect(show(target), "target", `must be { host, port } or a Unix address, got ${show(target)}`)
-  if (target._tag === "UnixAddress") {
+  if ("path" in target) {
     const p = badUnixPath(target.path)
     return p === undefined ? undefined : invalidConnect(`unix:${show(target.path)}`, "path", p)
   }
@@ -175,8 +175,8 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
         const invalid = checkConnect(target)
         if (invalid !== undefined) return yield* invalid
         if (driver.released) return yield* releasedConnect(target)
-        const addresses: Array<Address> = target._tag === "UnixAddress"
-          ? [target]
+        const addresses: Array<Address> = "path" in target
+          ? [Addr.unix(target.path)]
           : yield* Effect.mapError(resolve(target.host, target.port), (e) =>
             new ConnectError({
               reason: e.reason === "NotFound" ? "NotFound" : "Other",
@@ -256,7 +256,7 @@ const toMillis = (d: Duration.DurationInput): number | undefined => {
 export const releasedConnect = (target: ConnectTarget) =>
   new ConnectError({
     reason: "Other",
-    address: target._tag === "UnixAddress" ? Addr.format(target) : `${target.host}:${target.port}`,
+    address: "path" in target ? Addr.format(Addr.unix(target.path)) : `${target.host}:${target.port}`,
     errno: 108,
     code: "ESHUTDOWN",
     detail: RELEASED

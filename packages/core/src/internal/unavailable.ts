@@ -22,7 +22,7 @@ export const unavailable = (
       return new RinglineUnavailable({
         reason: "KernelTooOld",
         errno,
-        detail: "io_uring_setup returned ENOSYS: this kernel has no io_uring (needs Linux 6.0+ built with CONFIG_IO_URING=y)"
+        detail: "io_uring_setup returned ENOSYS: this kernel has no io_uring (ringline needs Linux 6.8+ built with CONFIG_IO_URING=y)"
       })
     }
     if (errno === Errno.EPERM) return new RinglineUnavailable({ reason: "Disabled", errno, detail: refused() })

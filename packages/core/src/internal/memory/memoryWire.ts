@@ -27,8 +27,12 @@ const SOL_SOCKET = 1
 const SO_TYPE = 3
 const SO_ERROR = 4
 const SOCK_STREAM = 1
+const SO_SNDBUF = 7
+const SO_RCVBUF = 8
+const SO_KEEPALIVE = 9
 const IPPROTO_TCP = 6
 const TCP_NODELAY = 1
+const TCP_KEEPIDLE = 4
 
 export class MemoryWire implements Wire {
   private sink!: WireSink
@@ -41,6 +45,8 @@ export class MemoryWire implements Wire {
   /** The send in flight: its segments, and how to withdraw its wait for room. */
   private sending: { segs: ReadonlyArray<Segment>; count: number; withdraw: (() => void) | undefined } | undefined
   private isClosed = false
+  /** Integer socket options by `level:name`, as getsockopt would answer them. */
+  private readonly options: Map<string, number>
   /** Receiving is parked by a Pause fault until its timer re-arms it. */
   private parked = false
 
@@ -51,8 +57,17 @@ export class MemoryWire implements Wire {
     readonly kind: "tcp" | "unix",
     private readonly ep: Endpoint,
     private readonly net: Network,
-    private readonly tcpNoDelay: boolean
-  ) {}
+    tcpNoDelay: boolean
+  ) {
+    const buffer = net.options.bufferSize
+    this.options = new Map([
+      [`${IPPROTO_TCP}:${TCP_NODELAY}`, tcpNoDelay ? 1 : 0],
+      [`${IPPROTO_TCP}:${TCP_KEEPIDLE}`, 7200],
+      [`${SOL_SOCKET}:${SO_KEEPALIVE}`, 0],
+      [`${SOL_SOCKET}:${SO_SNDBUF}`, buffer],
+      [`${SOL_SOCKET}:${SO_RCVBUF}`, buffer]
+    ])
+  }
 
   bind(sink: WireSink): void {
     this.sink = sink
@@ -304,9 +319,26 @@ export class MemoryWire implements Wire {
       if (this.isClosed) return cb.fail(new ConnectionClosed({ operation: "getsockopt" }))
       if (level === SOL_SOCKET && name === SO_TYPE) return cb.ok(SOCK_STREAM)
       if (level === SOL_SOCKET && name === SO_ERROR) return cb.ok(0)
-      if (level === IPPROTO_TCP && name === TCP_NODELAY && this.kind === "tcp") return cb.ok(this.tcpNoDelay ? 1 : 0)
-      cb.fail(socketError("getsockopt", errnoOf("ENOPROTOOPT")))
+      const bad = this.badOption(level)
+      if (bad !== undefined) return cb.fail(socketError("getsockopt", bad))
+      const v = this.options.get(`${level}:${name}`)
+      return v === undefined ? cb.fail(socketError("getsockopt", errnoOf("ENOPROTOOPT"))) : cb.ok(v)
     })
+  }
+
+  setIntOption(level: number, name: number, value: number, cb: Callbacks<void>): void {
+    this.net.schedule(() => {
+      if (this.isClosed) return cb.fail(new ConnectionClosed({ operation: "setsockopt" }))
+      const bad = this.badOption(level)
+      if (bad !== undefined) return cb.fail(socketError("setsockopt", bad))
+      this.options.set(`${level}:${name}`, value)
+      cb.ok()
+    })
+  }
+
+  /** TCP options on a Unix socket fail as the kernel fails them. */
+  private badOption(level: number): number | undefined {
+    return level === IPPROTO_TCP && this.kind === "unix" ? errnoOf("EOPNOTSUPP") : undefined
   }
 
   countError(_code: string): void {

@@ -169,7 +169,7 @@ export const make = (
         const invalid = checkConnect(target)
         if (invalid !== undefined) return yield* invalid
         if (isReleased) return yield* releasedConnect(target)
-        const address = target._tag === "UnixAddress" ? target : yield* hostAddress(target.host, target.port)
+        const address = "path" in target ? Addr.unix(target.path) : yield* hostAddress(target.host, target.port)
         if (address === undefined) return yield* unknownHost(target as { host: string; port: number })
         const timeout = o?.timeout === undefined ? undefined : Duration.decodeUnknown(o.timeout)
         if (timeout !== undefined && timeout._tag === "None") {

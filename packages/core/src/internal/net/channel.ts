@@ -569,6 +569,11 @@ export class Channel implements WireSink {
     this.wire.intOption(level, name, cb)
   }
 
+  /** Sets an integer socket option (setsockopt). */
+  setIntOption(level: number, name: number, value: number, cb: Callbacks<void>): void {
+    this.wire.setIntOption(level, name, value, cb)
+  }
+
   // ---- close ----------------------------------------------------------------------------------
 
   /** Starts closing: queued sends drain first (until `force`), then receiving stops and the wire closes. */

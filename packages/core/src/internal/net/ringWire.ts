@@ -301,6 +301,10 @@ export class RingWire implements Wire, OpOwner {
     this.withFd("getsockopt", (fd) => load().getIntOpt(fd, level, name), cb)
   }
 
+  setIntOption(level: number, name: number, value: number, cb: Callbacks<void>): void {
+    this.withFd("setsockopt", (fd) => load().setIntOpt(fd, level, name, value), cb)
+  }
+
   /**
    * Runs `f` with an ordinary fd for this direct descriptor (IORING_OP_FIXED_FD_INSTALL), then
    * closes that fd: syscalls such as getsockname have no io_uring opcode on this kernel.

@@ -8,7 +8,7 @@
 import { Cause, Effect, type Exit, type Fiber, FiberSet, Scope } from "effect"
 import type { Address } from "../../Address.js"
 import type { Connection } from "../../Connection.js"
-import type { Listener } from "../../Listener.js"
+import type { Listener, ServeOptions } from "../../Listener.js"
 import type { ConnectionClosed } from "../../RinglineError.js"
 import { takeInFiber, type Waiter, type WaiterQueue } from "../waiters.js"
 import type { Channel } from "./channel.js"
@@ -23,6 +23,9 @@ export interface AcceptSource {
   close(done: () => void): void
   readonly accepted: number
 }
+
+/** serve's default report of a failed handler. */
+const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => Effect.logWarning("ringline: connection handler failed", cause)
 
 /** How often a graceful shutdown looks for handlers that went idle. */
 const IDLE_SWEEP_MS = 20
@@ -87,17 +90,21 @@ export const acceptLoop = (
         return Effect.as(Effect.addFinalizer(() => c.close), c)
       })
     )
-    const serve = <E, R>(handler: (c: Connection) => Effect.Effect<unknown, E, R>) =>
+    const serve = <E, R, R2 = never>(
+      handler: (c: Connection) => Effect.Effect<unknown, E, R>,
+      options?: ServeOptions<E, R2>
+    ): Effect.Effect<void, never, R | R2> =>
       Effect.gen(function*() {
-        const run = yield* FiberSet.runtime(handlers)<R>()
+        const run = yield* FiberSet.runtime(handlers)<R | R2>()
+        const onFailure = options?.onFailure ?? logFailure
         while (true) {
-          yield* Effect.uninterruptibleMask((restore) =>
+          const open = yield* Effect.uninterruptibleMask((restore) =>
             Effect.flatMap(restore(acceptRaw), (conn) =>
               Effect.sync(() => {
                 const c = wrap(conn)
                 const fiber = run(
                   // The handler is user code: a throw or a non-Effect answer is that
-                  // connection's defect (logged below), never the accept loop's.
+                  // connection's defect (reported below), never the accept loop's.
                   Effect.suspend(() => {
                     const h: unknown = handler(c)
                     return Effect.isEffect(h)
@@ -107,19 +114,24 @@ export const acceptLoop = (
                     Effect.catchAllCause((cause) =>
                       Cause.isInterruptedOnly(cause)
                         ? Effect.void
-                        : Effect.logWarning("ringline: connection handler failed", cause)
+                        : Effect.suspend(() => onFailure(cause, c)).pipe(
+                          Effect.catchAllCause((e) => Effect.logWarning("ringline: serve onFailure failed", e))
+                        )
                     ),
                     Effect.ensuring(Effect.zipRight(c.close, Effect.sync(() => serving.delete(conn))))
                   )
                 )
                 serving.set(conn, fiber)
+                return true
               })
             )
           ).pipe(
-            Effect.catchTag("ConnectionClosed", () => Effect.never)
+            // The listener closed (its scope, or the ring's release): serving is over.
+            Effect.catchTag("ConnectionClosed", () => Effect.succeed(false))
           )
+          if (!open) return
         }
-      }) as Effect.Effect<never, never, R>
+      })
     return {
       address,
       accept,

@@ -155,6 +155,8 @@ export interface Wire {
   addresses(cb: Callbacks<Addresses>): void
   /** An integer socket option (getsockopt). */
   intOption(level: number, name: number, cb: Callbacks<number>): void
+  /** Sets an integer socket option (setsockopt). */
+  setIntOption(level: number, name: number, value: number, cb: Callbacks<void>): void
 
   // accounting (the wire's owner keeps the totals)
   countError(code: string): void

@@ -107,6 +107,11 @@ export const FSYNC_DATASYNC = 1
 export const TIMEOUT_ABS = 1 << 0
 /** sqe->cmd_op of a socket URING_CMD: SOCKET_URING_OP_SETSOCKOPT (Linux 6.7). */
 export const SOCKET_URING_OP_SETSOCKOPT = 3
+/**
+ * sqe->nop_flags (the op-flags word of a NOP): IORING_NOP_INJECT_RESULT (Linux 6.10), the NOP
+ * completes with `len` as its result; used by fault injection (internal/ring/faults.ts).
+ */
+export const NOP_INJECT_RESULT = 1 << 0
 /** sqe->msg_flags bit used on sends (MSG_NOSIGNAL, <sys/socket.h>). */
 export const MSG_NOSIGNAL = 0x4000
 
