@@ -38,6 +38,17 @@ describe.each(drivers)("lifecycle ($name)", (d) => {
       expect(yield* back.peerAddress).toEqual(yield* out.localAddress)
     })))
 
+  d.it("serve completes when its listener's scope closes", () =>
+    d.run(Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const l = yield* Scope.extend(Tcp.listen({ port: 0 }), scope)
+      const serving = yield* Effect.fork(l.serve((c) => c.send(new TextEncoder().encode("hi"))))
+      const peer = yield* connectPeer(l.address)
+      expect(text(yield* peer.read(2))).toBe("hi")
+      yield* Scope.close(scope, Exit.void)
+      yield* Fiber.join(serving)
+    })))
+
   d.it("an interrupted read consumes nothing: the next read gets every byte", () =>
     d.run(Effect.gen(function*() {
       const { conn: c, peer } = yield* acceptedPair
