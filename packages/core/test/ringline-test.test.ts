@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Exit, Fiber, Layer, Option, TestClock } from "effect"
-import { Connection, Process, Resolver, Ring, Ringline, RinglineClock, RinglineTest, Tcp, Udp } from "../src/index.js"
+import { Connection, Process, Resolver, Ring, Ringline, RinglineClock, RinglineTest, Tcp, Udp, Unix } from "../src/index.js"
 import type { RinglineUnavailable } from "../src/RinglineError.js"
 import { runWithoutIoUring } from "./withoutIoUring.js"
 
@@ -218,6 +218,23 @@ describe("RinglineTest peers, stats and capabilities", () => {
       const peer = yield* pl.accept
       yield* c.send(enc("via the resolver"))
       yield* peer.expect("via the resolver")
+    }).pipe(withNet()))
+
+  it.scoped("socket options are kept per connection; TCP options on a Unix socket fail as the kernel fails them", () =>
+    Effect.gen(function*() {
+      const { conn } = yield* Effect.gen(function*() {
+        const l = yield* Tcp.listen({ port: 0 })
+        yield* RinglineTest.connect(l.address)
+        return { conn: yield* l.accept }
+      })
+      expect(yield* conn.getOption("noDelay")).toBe(true)
+      yield* conn.setNoDelay(false)
+      yield* conn.setKeepAlive(true, "30 seconds")
+      expect([yield* conn.getOption("noDelay"), yield* conn.getOption("keepAlive")]).toEqual([false, true])
+      const u = yield* Unix.listen({ path: "/tmp/ringline-test-sockopt" })
+      yield* RinglineTest.connect(u.address)
+      const uc = yield* u.accept
+      expect(yield* Effect.flip(uc.setNoDelay(true))).toMatchObject({ _tag: "SocketError", errno: 95 }) // EOPNOTSUPP, named ENOTSUP as the ring names it
     }).pipe(withNet()))
 
   it.scoped("Udp, RinglineClock, Process and Ring fail with RinglineUnavailable NotAvailable naming themselves", () =>
