@@ -12,9 +12,10 @@
 import type { Addresses, Callbacks, Segment, Wire, WireSink } from "../net/wire.js"
 import { ConnectionClosed, socketError } from "../../RinglineError.js"
 import { Errno } from "../errno.js"
+import { SOCK_STREAM } from "../sockaddr.js"
+import { IPPROTO_TCP, SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF, SOL_SOCKET, TCP_KEEPIDLE, TCP_NODELAY } from "../sockopt.js"
 import type { Fault } from "./faults.js"
-import type { Endpoint, Network } from "./network.js"
-import { errnoOf } from "./network.js"
+import { type Endpoint, errnoOf, type Network } from "./network.js"
 
 const enum Recv {
   Idle,
@@ -23,16 +24,8 @@ const enum Recv {
   Stopping
 }
 
-const SOL_SOCKET = 1
 const SO_TYPE = 3
 const SO_ERROR = 4
-const SOCK_STREAM = 1
-const SO_SNDBUF = 7
-const SO_RCVBUF = 8
-const SO_KEEPALIVE = 9
-const IPPROTO_TCP = 6
-const TCP_NODELAY = 1
-const TCP_KEEPIDLE = 4
 
 export class MemoryWire implements Wire {
   private sink!: WireSink
