@@ -3,7 +3,7 @@
  * driver's provided buffers (parked on -ENOBUFS, see ../multishot.ts), SEND / SEND_ZC /
  * SENDMSG(_ZC) of gathered segments through the connection's msghdr area, linked SEND chains,
  * SHUTDOWN, CLOSE of the slot, and FIXED_FD_INSTALL for the syscalls that have no opcode
- * (getsockname, getsockopt). Every CQE is checked here and reported to the channel.
+ * (getsockname, getsockopt, setsockopt). Every CQE is checked here and reported to the channel.
  *
  * What outlives an op, and why:
  * - multishot recv: nothing of ours (the kernel picks buffers from the provided ring); each

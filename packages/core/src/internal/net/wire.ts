@@ -53,7 +53,7 @@
  * Closing. `shutdownWrite(done)` half-closes (FIN) and calls `done(res)`. `close()` is called once,
  * when nothing is in flight but what the wire itself owns (no send, receive stopped); the wire
  * calls `sink.closed()` exactly once after the socket is closed and every op of this connection
- * has completed. After that only `addresses` and `intOption` may still be called (they answer
+ * has completed. After that only `addresses` and the socket options may still be called (they answer
  * known addresses, or fail with ConnectionClosed).
  *
  * Callbacks may fire only from the wire's completion dispatch (or, for an in-memory wire, from a
