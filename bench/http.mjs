@@ -7,7 +7,7 @@
 // min and max of req/s, p50/p99 latency and the server's CPU time per request (utime+stime from
 // /proc over the measured run). Writes bench/results/http-<YYYY-MM-DD>[-quick].{json,txt}.
 //
-// Run:  node bench/http.mjs [--quick] [--servers a,b] [--cases x,y] [--reps N] [--duration S]
+// Run:  node bench/http.mjs [--quick] [--servers a,b] [--cases x,y] [--reps N] [--duration S] [--out BASE]
 //       (or `pnpm bench:http`). Needs wrk (apt-get install -y wrk) and the TypeScript build.
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -32,11 +32,12 @@ const { values: opts } = parseArgs({
     reps: { type: "string" },
     warmup: { type: "string" },
     duration: { type: "string" },
+    out: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (opts.help) {
-  console.log("node bench/http.mjs [--quick] [--servers ringline,platform-node,node-raw] [--cases ...] [--reps N] [--warmup S] [--duration S]");
+  console.log("node bench/http.mjs [--quick] [--servers ringline,platform-node,node-raw] [--cases ...] [--reps N] [--warmup S] [--duration S] [--out PATH-BASE]");
   process.exit(0);
 }
 const cfg = {
@@ -252,7 +253,9 @@ for (const c of cases) {
 process.stdout.write(txt);
 fs.mkdirSync(RESULTS, { recursive: true });
 const date = new Date().toISOString().slice(0, 10);
-const base = path.join(RESULTS, `http-${date}${opts.quick ? "-quick" : ""}`);
+// --out writes elsewhere (exploratory runs must not overwrite the committed results).
+const base = opts.out ? path.resolve(opts.out) : path.join(RESULTS, `http-${date}${opts.quick ? "-quick" : ""}`);
+fs.mkdirSync(path.dirname(base), { recursive: true });
 fs.writeFileSync(`${base}.json`, JSON.stringify({ config: cfg, pinned: haveTaskset, node: process.version, cpus: os.cpus().length, runs, summary }, null, 2) + "\n");
 fs.writeFileSync(`${base}.txt`, txt);
 process.stderr.write(`wrote ${path.relative(ROOT, base)}.{json,txt}\n`);

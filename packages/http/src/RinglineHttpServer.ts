@@ -15,6 +15,7 @@ import type * as HttpServerError from "@effect/platform/HttpServerError"
 import type * as Path from "@effect/platform/Path"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { Ringline } from "@ringline/core"
+import type { Tls } from "@ringline/tls"
 import type { RinglineConfigError, RinglineUnavailable } from "@ringline/core/RinglineError"
 import type { Effect, Scope } from "effect"
 import { Layer } from "effect"
@@ -49,12 +50,22 @@ export interface Options {
   readonly headersTimeout?: import("effect").Duration.DurationInput | undefined
   /** Idle time after which a keep-alive connection is closed. Default 5 s. */
   readonly keepAliveTimeout?: import("effect").Duration.DurationInput | undefined
+  /**
+   * Time allowed for a request body to arrive, from the end of its head (a slow or stalled upload).
+   * When it runs out: 408 if that request was not answered yet, the handler interrupted (its body
+   * read fails), the connection closed. Default 300 s (Node's `requestTimeout`).
+   */
+  readonly bodyTimeout?: import("effect").Duration.DurationInput | undefined
   /** On release: how long in-flight requests may take before they are interrupted. Default 10 s. */
   readonly shutdownTimeout?: import("effect").Duration.DurationInput | undefined
   /** Look up each connection's peer for `request.remoteAddress` (one extra op per connection). Default true. */
   readonly remoteAddress?: boolean | undefined
-  /** HTTPS is not available yet (it will come with @ringline/tls): must be left unset. */
-  readonly tls?: undefined
+  /**
+   * Serve HTTPS: certificate, key and the other `Tls.ServerOptions` of `@ringline/tls` (SNI,
+   * client certificates, session tickets...). ALPN offers `http/1.1` unless `alpn` is given.
+   * Not with `reusePort`.
+   */
+  readonly tls?: Tls.ServerOptions | undefined
 }
 
 /**
@@ -99,6 +110,7 @@ export const layerContext: Layer.Layer<
  * ```ts
  * import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
  * import { Ringline } from "@ringline/core"
+import type { Tls } from "@ringline/tls"
  * import { RinglineHttpServer } from "@ringline/http"
  * import { Layer } from "effect"
  *

@@ -15,6 +15,7 @@ import { nodeRequest, raw, responses, withServer } from "./helpers.js"
 const encoder = new TextEncoder()
 let bigServed = 0
 let hangInterrupted: Deferred.Deferred<void> | undefined
+let hangStarted: Deferred.Deferred<void> | undefined
 
 const app = HttpRouter.empty.pipe(
   HttpRouter.get("/", HttpServerResponse.text("Hello, World!")),
@@ -37,7 +38,7 @@ const app = HttpRouter.empty.pipe(
   HttpRouter.get(
     "/hang",
     Effect.zipRight(
-      Effect.never,
+      Effect.zipRight(Effect.suspend(() => hangStarted ? Deferred.succeed(hangStarted, void 0) : Effect.void), Effect.never),
       Effect.succeed(HttpServerResponse.empty())
     ).pipe(Effect.onInterrupt(() => hangInterrupted ? Deferred.succeed(hangInterrupted, void 0) : Effect.void))
   ),
@@ -268,16 +269,53 @@ describe("RinglineHttpServer", () => {
         expect(took).toBeLessThan(3000)
       }), { headersTimeout: "400 millis", keepAliveTimeout: "300 millis" }))
 
+  it.live("body timeout: a stalled upload → 408 and close; a stalled body after the response began → close; a slow but complete one is served", () =>
+    withServer(app, (port) =>
+      Effect.gen(function*() {
+        const t0 = Date.now()
+        // 2 of 10 body bytes, then nothing: the handler (POST /text reads the body) waits.
+        const stalled = yield* raw(port, "POST /text HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab", { timeoutMs: 8000 })
+        expect(stalled.closed).toBe(true)
+        expect(stalled.text).toMatch(/^HTTP\/1.1 408 /)
+        expect(responses(stalled.text)).toHaveLength(1)
+        const took = Date.now() - t0
+        expect(took).toBeGreaterThanOrEqual(500)
+        expect(took).toBeLessThan(6000)
+        // A chunked body stalled after its first chunk, to a handler that streams it back: the
+        // response has begun (200, chunked), so no 408 is added; the connection just ends.
+        const streaming = yield* raw(port, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", { timeoutMs: 8000 })
+        expect(streaming.closed).toBe(true)
+        expect(streaming.text).toMatch(/^HTTP\/1.1 200 /)
+        expect(streaming.text).not.toMatch(/408/)
+        // Within the limit, in pieces: answered, and the connection stays usable.
+        const slow = yield* raw(
+          port,
+          ["POST /text HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab", "cd", "ef", "GET / HTTP/1.1\r\nHost: x\r\n\r\n"],
+          { pauseMs: 50, timeoutMs: 8000, until: (t) => responses(t).length === 2 }
+        )
+        expect(responses(slow.text).map((r) => [r.status, r.body])).toEqual([[200, "6:abcdef"], [200, "Hello, World!"]])
+      }), { bodyTimeout: "600 millis" }))
+
   it.live("client abort interrupts the request's fiber", () =>
     withServer(app, (port) =>
       Effect.gen(function*() {
         const interrupted = yield* Deferred.make<void>()
+        const started = yield* Deferred.make<void>()
         hangInterrupted = interrupted
-        const r = yield* raw(port, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n", { timeoutMs: 300 })
-        expect(r.text).toBe("")
-        // raw() destroyed the socket after its timeout: the handler must be interrupted.
+        hangStarted = started
+        const sock = net.connect(port, "127.0.0.1")
+        sock.write("GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        let received = ""
+        sock.on("data", (d) => (received += d.toString("latin1")))
+        sock.on("error", () => {})
+        // Closed once the handler runs (not after a fixed delay, which a loaded machine may outlast
+        // before the request is even read): the handler must then be interrupted.
+        yield* Deferred.await(started).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("not started") }))
+        sock.destroy()
+        expect(received).toBe("")
         yield* Deferred.await(interrupted).pipe(Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error("not interrupted") }))
         hangInterrupted = undefined
+        hangStarted = undefined
       })))
 
   it.live("a client that pipelines and never reads keeps the server bounded", () =>

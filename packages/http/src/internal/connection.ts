@@ -19,9 +19,12 @@ import { Cause, Chunk, Effect, Fiber, Stream } from "effect"
 import type { Exchange as ExchangeT } from "./exchange.js"
 import { Exchange } from "./exchange.js"
 import { type Head, HeadFlag, native, parseInto, type Sink } from "./parser.js"
-import { RinglineServerRequest } from "./request.js"
+import { bodyStreams, RinglineServerRequest } from "./request.js"
 import { upgradeWebSocket } from "./upgrade.js"
 import * as Response from "./response.js"
+
+/** Runs the app for one request on the calling fiber and writes its response (see handled.ts). */
+export type Handler = (request: ServerRequest.HttpServerRequest) => Effect.Effect<void>
 
 /** Resolved server options. */
 export interface Limits {
@@ -32,6 +35,7 @@ export interface Limits {
   readonly bodyHighWater: number
   readonly headersTimeoutMs: number
   readonly keepAliveTimeoutMs: number
+  readonly bodyTimeoutMs: number
 }
 
 
@@ -60,6 +64,10 @@ export class HttpConnection implements Sink {
   private lastActivity = Date.now()
   private servedAny = false
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** When the armed timer fires (ms since the epoch). */
+  private timerDue = 0
+  /** When the body being received must be complete; 0 when none is. */
+  private bodyDeadline = 0
   private readonly keepAliveLine: string
 
   constructor(
@@ -77,6 +85,7 @@ export class HttpConnection implements Sink {
     const ex = new Exchange(head, this, this.remoteAddress, this.limits.maxBodySize)
     this.receiving = ex
     this.queue.push(ex)
+    if ((head.flags & HeadFlag.Chunked) !== 0 || head.contentLength > 0) this.startBodyClock()
     // After an upgrade or a last request, the bytes that follow are not HTTP requests.
     if ((head.flags & (HeadFlag.Upgrade)) !== 0 || (head.flags & HeadFlag.KeepAlive) === 0) this.stopped = true
     this.wakeProcessor()
@@ -89,12 +98,14 @@ export class HttpConnection implements Sink {
   end(): void {
     const ex = this.receiving
     this.receiving = undefined
+    this.bodyDeadline = 0
     ex?.onEnd()
   }
 
   error(status: number, _reason: string): void {
     this.failureStatus = status
     this.stopped = true
+    this.bodyDeadline = 0
     this.receiving?.fail(new Error(`malformed request body (${_reason})`))
     this.receiving = undefined
     this.wakeProcessor()
@@ -173,14 +184,16 @@ export class HttpConnection implements Sink {
 
   /** Reads until the peer goes away or the connection is done; then ends the exchanges. */
   readonly reader: Effect.Effect<void> = Effect.suspend(() => {
+    const gone = Effect.sync(() => this.peerGone())
+    const handlers = { onFailure: () => gone, onSuccess: (r: number) => r === EOF ? gone : loop }
+    // Built once: a read per received chunk costs no new Effect beyond the read's own.
+    const parseNext = Effect.matchEffect(this.conn.read(this.parse), handlers)
+    const watchNext = Effect.matchEffect(this.conn.read(this.watch), handlers)
+    const waitNext = Effect.suspend(() => Effect.zipRight(this.waitReader, loop))
     const loop: Effect.Effect<void> = Effect.suspend(() => {
-      if (this.closed) return Effect.void
-      if (this.upgraded) return Effect.void
-      if (this.readerMustWait()) return Effect.zipRight(this.waitReader, loop)
-      return Effect.matchEffect(this.conn.read(this.stopped ? this.watch : this.parse), {
-        onFailure: () => Effect.sync(() => this.peerGone()),
-        onSuccess: (r) => r === EOF ? Effect.sync(() => this.peerGone()) : loop
-      })
+      if (this.closed || this.upgraded) return Effect.void
+      if (this.readerMustWait()) return waitNext
+      return this.stopped ? watchNext : parseNext
     })
     return loop
   })
@@ -200,13 +213,28 @@ export class HttpConnection implements Sink {
   // ---- timeouts ----------------------------------------------------------------------------------
 
   private armTimer(ms: number): void {
+    this.timerDue = Date.now() + ms
     this.timer = setTimeout(this.onTimer, ms)
     this.timer.unref()
+  }
+
+  /** A body follows the head just parsed: it must be complete within `bodyTimeout`. */
+  private startBodyClock(): void {
+    this.bodyDeadline = Date.now() + this.limits.bodyTimeoutMs
+    if (this.timer !== undefined && this.bodyDeadline < this.timerDue) {
+      clearTimeout(this.timer)
+      this.armTimer(this.limits.bodyTimeoutMs)
+    }
   }
 
   private readonly onTimer = (): void => {
     this.timer = undefined
     if (this.closed || this.upgraded) return
+    if (this.bodyDeadline !== 0) {
+      const left = this.bodyDeadline - Date.now()
+      if (left <= 0) return this.bodyTimedOut()
+      if (left < this.limits.keepAliveTimeoutMs) return this.armTimer(left)
+    }
     if (this.current !== undefined || this.queue.length > 0) return this.armTimer(this.limits.keepAliveTimeoutMs)
     const partial = this.conn.bufferedBytes > 0
     const limit = partial || !this.servedAny ? this.limits.headersTimeoutMs : this.limits.keepAliveTimeoutMs
@@ -214,6 +242,24 @@ export class HttpConnection implements Sink {
     if (idle < limit) return this.armTimer(limit - idle)
     // Idle keep-alive: close quietly. A head that never completed (slowloris): 408, as Node does.
     if (partial) this.conn.unsafeWrite(Response.simple(408))
+    this.timedOut = true
+    this.stopped = true
+    this.wakeProcessor()
+    this.peerGone()
+  }
+
+  /**
+   * A body still incomplete at its deadline (a slow or stalled upload): as Node's requestTimeout,
+   * 408 if nothing was answered to that request yet, then the connection ends; a handler still
+   * running is interrupted as on a client abort, and its body read fails.
+   */
+  private bodyTimedOut(): void {
+    this.bodyDeadline = 0
+    const ex = this.receiving
+    if (ex !== undefined && !ex.responded) {
+      ex.responded = true
+      this.conn.unsafeWrite(Response.simple(408))
+    }
     this.timedOut = true
     this.stopped = true
     this.wakeProcessor()
@@ -240,7 +286,7 @@ export class HttpConnection implements Sink {
   // ---- the processor -----------------------------------------------------------------------------
 
   /** Serves the connection: runs the reader beside the processor; returns when both are done. */
-  serve(handled: Effect.Effect<void, never, ServerRequest.HttpServerRequest>): Effect.Effect<void> {
+  serve(handler: Handler): Effect.Effect<void> {
     return Effect.withFiberRuntime<void>((fiber) => {
       this.processorFiber = fiber
       this.armTimer(this.limits.headersTimeoutMs)
@@ -249,7 +295,7 @@ export class HttpConnection implements Sink {
         Effect.forkDaemon(Effect.interruptible(this.reader)),
         (readerFiber) => {
           this.readerFiber = readerFiber
-          return this.process(handled)
+          return this.process(handler)
         },
         (readerFiber) =>
           Effect.suspend(() => {
@@ -262,7 +308,7 @@ export class HttpConnection implements Sink {
     })
   }
 
-  private process(handled: Effect.Effect<void, never, ServerRequest.HttpServerRequest>): Effect.Effect<void> {
+  private process(handler: Handler): Effect.Effect<void> {
     const loop: Effect.Effect<void> = Effect.suspend(() => {
       if (this.closed) return Effect.void
       const ex = this.queue.shift()
@@ -276,11 +322,10 @@ export class HttpConnection implements Sink {
       if ((ex.head.flags & HeadFlag.ContentLength) !== 0 && ex.head.contentLength > this.limits.maxBodySize) {
         return this.writeRaw(Response.simple(413))
       }
-      const request = new RinglineServerRequest(ex, ex.head.url)
-      // The handled app has already answered a failure (500...) and then fails with its cause, as
-      // it does under NodeHttpServer where nobody looks at it: the connection goes on.
+      // The handler has answered a failure (500...) itself and drops it, as NodeHttpServer does:
+      // the connection goes on.
       return Effect.zipRight(
-        Effect.exit(Effect.provideService(handled, ServerRequest.HttpServerRequest, request)),
+        handler(new RinglineServerRequest(ex, ex.head.url)),
         Effect.suspend(() => this.afterExchange(ex, loop))
       )
     })
@@ -408,7 +453,11 @@ export class HttpConnection implements Sink {
       const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
       ex.responded = true
       const conn = this.conn
-      if (!conn.unsafeWrite(Response.bytes(head)) || (!noBody && bytes.length > 0 && !conn.unsafeWrite(bytes))) {
+      const withBody = !noBody && bytes.length > 0
+      const ok = withBody && bytes.length <= Response.coalesceMax
+        ? conn.unsafeWrite(Response.headAndBody(head, bytes))
+        : conn.unsafeWrite(Response.bytes(head)) && (!withBody || conn.unsafeWrite(bytes))
+      if (!ok) {
         ex.closeAfter = true
         return Effect.void
       }
@@ -421,6 +470,27 @@ export class HttpConnection implements Sink {
       Effect.sync(() => {
         ex.closeAfter = true
       }))
+  }
+
+  /**
+   * The request body `source` streamed back as this response's body: whatever chunks are there go
+   * out as one write (one HTTP chunk), then it waits for more; the connection's send queue bounds
+   * it as the Stream path is bounded.
+   */
+  private pumpBody(request: RinglineServerRequest, chunked: boolean): Effect.Effect<void, unknown> {
+    const conn = this.conn
+    const source = request.exchange
+    const loop: Effect.Effect<void, unknown> = Effect.suspend(() => {
+      const parts = source.takeAll()
+      if (parts.length > 0) {
+        if (!conn.unsafeWrite(frame(parts, chunked))) return Effect.fail(new Error("connection closed"))
+        return conn.queuedBytes > writeHighWater ? Effect.zipRight(conn.writable, loop) : loop
+      }
+      if (source.failure !== undefined) return Effect.fail(request.decodeError(source.failure))
+      if (source.ended) return Effect.void
+      return Effect.zipRight(source.waitData, loop)
+    })
+    return loop
   }
 
   private writeStream<E, R>(
@@ -444,18 +514,23 @@ export class HttpConnection implements Sink {
         return Effect.void
       }
       if (noBody) return Effect.void
-      return stream.pipe(
-        Stream.runForEachChunk((chunk) => {
+      const source = bodyStreams.get(stream)
+      const body: Effect.Effect<void, unknown, R> = source !== undefined
+        ? this.pumpBody(source, chunked)
+        : Stream.runForEachChunk(stream, (chunk) => {
           for (const part of Chunk.toReadonlyArray(chunk)) {
             if (part.length === 0) continue
-            const ok = chunked
-              ? conn.unsafeWrite(Response.chunkHeader(part.length)) && conn.unsafeWrite(part) &&
+            const ok = !chunked
+              ? conn.unsafeWrite(part)
+              : part.length <= Response.coalesceMax
+              ? conn.unsafeWrite(frame([part], true))
+              : conn.unsafeWrite(Response.chunkHeader(part.length)) && conn.unsafeWrite(part) &&
                 conn.unsafeWrite(Response.chunkTrailer)
-              : conn.unsafeWrite(part)
             if (!ok) return Effect.fail(new Error("connection closed"))
           }
           return conn.queuedBytes > writeHighWater ? conn.writable : Effect.void
-        }),
+        })
+      return body.pipe(
         Effect.zipRight(Effect.sync(() => {
           if (chunked) conn.unsafeWrite(Response.chunkedEnd)
         })),
@@ -479,6 +554,22 @@ export class HttpConnection implements Sink {
 }
 
 const continueBytes = Response.bytes("HTTP/1.1 100 Continue\r\n\r\n")
+
+/** Body parts framed as one HTTP chunk (or as they are) in one buffer, for one write. */
+const frame = (parts: ReadonlyArray<Uint8Array>, chunked: boolean): Uint8Array => {
+  let total = 0
+  for (const p of parts) total += p.length
+  if (!chunked && parts.length === 1) return parts[0]!
+  const size = chunked ? `${total.toString(16)}\r\n` : ""
+  const out = Buffer.allocUnsafe(size.length + total + (chunked ? 2 : 0))
+  let off = out.write(size, 0, "latin1")
+  for (const p of parts) {
+    out.set(p, off)
+    off += p.length
+  }
+  if (chunked) out.write("\r\n", off, "latin1")
+  return out
+}
 
 /** The platform's `handleResponse` for every ringline connection. */
 export const handleResponse = (

@@ -125,21 +125,37 @@ export class Exchange {
     }
   }
 
+  /** Waits until a chunk, the end or a failure is there (sending 100 Continue first if asked). */
+  readonly waitData: Effect.Effect<void> = Effect.async<void>((resume) => {
+    const wake = () => resume(Effect.void)
+    this.waiter = wake
+    this.beforeWait()
+    this.host.wakeReader()
+    return Effect.sync(() => {
+      if (this.waiter === wake) this.waiter = undefined
+    })
+  })
+
   /** The next body chunk; `None` at the end of the body. */
   readonly pull: Effect.Effect<Uint8Array, Option.Option<globalThis.Error>> = Effect.suspend(() => {
     if (this.chunks.length > 0) return Effect.succeed(this.take())
     if (this.failure !== undefined) return Effect.fail(Option.some(this.failure))
     if (this.ended) return Effect.fail(Option.none())
-    return Effect.async<void>((resume) => {
-      const wake = () => resume(Effect.void)
-      this.waiter = wake
-      this.beforeWait()
-      this.host.wakeReader()
-      return Effect.sync(() => {
-        if (this.waiter === wake) this.waiter = undefined
-      })
-    }).pipe(Effect.zipRight(this.pull))
+    return Effect.zipRight(this.waitData, this.pull)
   })
+
+  /**
+   * Every chunk received so far, taken at once (for a response that streams this body back
+   * without the Stream machinery per chunk); empty when none is buffered.
+   */
+  takeAll(): Array<Uint8Array> {
+    const all = this.chunks
+    if (all.length === 0) return all
+    this.chunks = []
+    this.buffered = 0
+    this.host.wakeReader()
+    return all
+  }
 
   /** The whole body (at most `limit` bytes) in one array, without an Effect per chunk. */
   readAll(limit: number | undefined): Effect.Effect<Uint8Array, globalThis.Error> {

@@ -19,6 +19,13 @@ import type { Exchange } from "./exchange.js"
 
 const decoder = new TextDecoder()
 
+/**
+ * The body Streams handed out, by exchange: a response whose body is one of them, untransformed
+ * (`HttpServerResponse.stream(request.stream)`), is written by pumping the exchange's chunks
+ * straight to the connection (see connection.ts) instead of running the Stream per chunk.
+ */
+export const bodyStreams = new WeakMap<object, RinglineServerRequest>()
+
 /** @internal */
 export class RinglineServerRequest extends Inspectable.Class implements ServerRequest.HttpServerRequest {
   readonly [ServerRequest.TypeId]: ServerRequest.TypeId = ServerRequest.TypeId
@@ -74,13 +81,16 @@ export class RinglineServerRequest extends Inspectable.Class implements ServerRe
     )
   }
 
-  private decodeError = (cause: unknown) => new Error.RequestError({ request: this, reason: "Decode", cause })
+  /** A body read failure as the body Stream reports it. */
+  readonly decodeError = (cause: unknown) => new Error.RequestError({ request: this, reason: "Decode", cause })
 
   /** The body as it arrives (each chunk an owned copy), with the connection's backpressure. */
   get stream(): Stream.Stream<Uint8Array, Error.RequestError> {
-    return Stream.repeatEffectOption(
+    const stream = Stream.repeatEffectOption(
       Effect.mapError(this.exchange.pull, (e) => Option.map(e, this.decodeError))
     )
+    bodyStreams.set(stream, this)
+    return stream
   }
 
   private bytesEffect: Effect.Effect<Uint8Array, Error.RequestError> | undefined

@@ -60,6 +60,22 @@ export const encodeHead = (
 /** The bytes of `s` (latin-1), in a fresh buffer the connection may send from. */
 export const bytes = (s: string): Uint8Array => Buffer.from(s, "latin1")
 
+/**
+ * Bodies up to this size go out in the same buffer as their head: the connection starts a send
+ * for the first write at once, so a separate body write would cost a second send (and a second
+ * completion) per response.
+ */
+export const coalesceMax = 8192
+
+/** `head` (latin-1) followed by `body`, in one fresh buffer. */
+export const headAndBody = (head: string, body: Uint8Array): Uint8Array => {
+  const n = head.length
+  const out = Buffer.allocUnsafe(n + body.length)
+  out.write(head, 0, n, "latin1")
+  out.set(body, n)
+  return out
+}
+
 /** A minimal response for errors found before any app runs (400, 408, 413, 431, 500). */
 export const simple = (status: number): Uint8Array =>
   bytes(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\nConnection: close\r\n${dateHeader()}Content-Length: 0\r\n\r\n`)

@@ -13,13 +13,15 @@ import * as Server from "@effect/platform/HttpServer"
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as ServerResponse from "@effect/platform/HttpServerResponse"
 import * as Path from "@effect/platform/Path"
-import { Address, type Ringline, Tcp } from "@ringline/core"
+import { Address, type Listener, type Ringline, Tcp } from "@ringline/core"
+import { Tls } from "@ringline/tls"
 import type { Connection } from "@ringline/core/Connection"
 import { RinglineFileSystem } from "@ringline/storage"
 import { Duration, Effect, Either, Exit, FiberSet, Layer, Option, Scope, Stream } from "effect"
 import { ExecutionStrategy } from "effect"
 import Mime from "mime"
 import { handleResponse, HttpConnection, type Limits } from "./connection.js"
+import { makeHandler } from "./handled.js"
 
 /** Options of `RinglineHttpServer.layer` (see the public module for the documentation). */
 export interface ServerOptions {
@@ -33,9 +35,10 @@ export interface ServerOptions {
   readonly maxPipelined?: number | undefined
   readonly headersTimeout?: Duration.DurationInput | undefined
   readonly keepAliveTimeout?: Duration.DurationInput | undefined
+  readonly bodyTimeout?: Duration.DurationInput | undefined
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   readonly remoteAddress?: boolean | undefined
-  readonly tls?: undefined
+  readonly tls?: Tls.ServerOptions | undefined
 }
 
 /** A bad option: names the field and its rule. */
@@ -64,8 +67,8 @@ const millis = (field: string, value: Duration.DurationInput | undefined, fallba
 export const resolveOptions = (options: ServerOptions, maxBodyFromContext: number | undefined) =>
   Effect.try({
     try: () => {
-      if (options.tls !== undefined) {
-        throw new ServerOptionError("tls", "HTTPS is not available yet (it needs @ringline/tls); leave it unset")
+      if (options.tls !== undefined && options.reusePort !== undefined) {
+        throw new ServerOptionError("reusePort", "is not available with tls (the TLS listener binds its own socket)")
       }
       if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
         throw new ServerOptionError("port", `must be an integer in 0..65535, got ${options.port}`)
@@ -80,6 +83,7 @@ export const resolveOptions = (options: ServerOptions, maxBodyFromContext: numbe
         bodyHighWater: 65536,
         headersTimeoutMs: millis("headersTimeout", options.headersTimeout, 60_000),
         keepAliveTimeoutMs: millis("keepAliveTimeout", options.keepAliveTimeout, 5_000),
+        bodyTimeoutMs: millis("bodyTimeout", options.bodyTimeout, 300_000),
         shutdownTimeoutMs: millis("shutdownTimeout", options.shutdownTimeout, 10_000)
       }
       return limits
@@ -100,12 +104,17 @@ export const make = (
     const scope = yield* Effect.scope
     // The listener has its own scope so that shutdown can stop accepting before connections end.
     const listenerScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-    const listener = yield* Tcp.listen({
+    const bind = {
       host: options.host ?? "0.0.0.0",
       port: options.port ?? 0,
-      ...(options.backlog !== undefined ? { backlog: options.backlog } : {}),
-      ...(options.reusePort !== undefined ? { reusePort: options.reusePort } : {})
-    }).pipe(
+      ...(options.backlog !== undefined ? { backlog: options.backlog } : {})
+    }
+    // HTTPS: the TLS listener hands over connections after their handshake; ALPN offers
+    // http/1.1 unless the options say otherwise (HTTP/2 is not served).
+    const listen: Effect.Effect<Listener.Listener, unknown, Ringline.Ringline | Scope.Scope> = options.tls !== undefined
+      ? Tls.listen({ ...options.tls, alpn: options.tls.alpn ?? ["http/1.1"], ...bind })
+      : Tcp.listen({ ...bind, ...(options.reusePort !== undefined ? { reusePort: options.reusePort } : {}) })
+    const listener = yield* listen.pipe(
       Scope.extend(listenerScope),
       Effect.mapError((cause) => new HttpServerError.ServeError({ cause }))
     )
@@ -114,7 +123,7 @@ export const make = (
 
     const serve = (httpApp: App.Default<unknown>, middleware?: Middleware.HttpMiddleware) =>
       Effect.gen(function*() {
-        const handled = App.toHandled(httpApp, handleResponse, middleware)
+        const handler = makeHandler(httpApp, handleResponse, middleware)
         const fibers = yield* FiberSet.make<void, never>()
         const connections = new Set<HttpConnection>()
 
@@ -127,7 +136,7 @@ export const make = (
             }
             const http = new HttpConnection(conn, limits, remote)
             connections.add(http)
-            yield* Effect.ensuring(http.serve(handled), Effect.sync(() => connections.delete(http)))
+            yield* Effect.ensuring(http.serve(handler), Effect.sync(() => connections.delete(http)))
           })
 
         const acceptOne = Effect.uninterruptibleMask((restore) =>
