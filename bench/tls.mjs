@@ -7,7 +7,10 @@
 // 256 KiB in flight) and full handshakes per second (16 at a time, no resumption). For each: the
 // client-side rate and the server's CPU time per request (from /proc/<pid>/stat).
 //
-// Run: node bench/tls.mjs [--duration S] [--servers ringline-tls,node-tls] (or `pnpm bench:tls`).
+// Run: node bench/tls.mjs [--duration S] [--servers ringline-tls,node-tls] [--cases echo64,handshakes]
+//        [--node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"]   (or `pnpm bench:tls`)
+// `--cases` keeps the cases whose name contains one of the words; `--node-args` is passed to the
+// server processes (profiling one case under the bench's load).
 // The client is JS too: absolute numbers are bounded by it; compare servers with each other.
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -19,7 +22,12 @@ import { parseArgs } from "node:util";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values: opts } = parseArgs({
-  options: { duration: { type: "string", default: "5" }, servers: { type: "string" } },
+  options: {
+    duration: { type: "string", default: "5" },
+    servers: { type: "string" },
+    cases: { type: "string" },
+    "node-args": { type: "string" },
+  },
 });
 let DURATION = Number(opts.duration) * 1000;
 const MEASURE = DURATION;
@@ -41,9 +49,10 @@ try {
   }
 } catch {}
 
+const nodeArgs = opts["node-args"] === undefined ? [] : opts["node-args"].split(" ").filter((a) => a !== "");
 const SERVERS = [
-  { name: "ringline-tls", cmd: [process.execPath, path.join(ROOT, "packages/core/dist/bin/echo.js"), "--port", "0", ...certArgs] },
-  { name: "node-tls", cmd: [process.execPath, path.join(ROOT, "bench/servers/node-tls-echo.mjs"), "--port", "0", ...certArgs] },
+  { name: "ringline-tls", cmd: [process.execPath, ...nodeArgs, path.join(ROOT, "packages/core/dist/bin/echo.js"), "--port", "0", ...certArgs] },
+  { name: "node-tls", cmd: [process.execPath, ...nodeArgs, path.join(ROOT, "bench/servers/node-tls-echo.mjs"), "--port", "0", ...certArgs] },
 ].filter((s) => opts.servers === undefined || opts.servers.split(",").includes(s.name));
 
 const start = (server) =>
@@ -139,7 +148,7 @@ const CASES = [
   { name: "tls-echo16k-c16", run: (p) => rr(p, 16384, 16) },
   { name: "tls-bulk-c1", run: (p) => bulk(p) },
   { name: "tls-handshakes-c16", run: (p) => handshakes(p) },
-];
+].filter((c) => opts.cases === undefined || opts.cases.split(",").some((w) => c.name.includes(w)));
 
 const rows = [];
 for (const server of SERVERS) {

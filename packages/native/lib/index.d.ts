@@ -215,6 +215,10 @@ export declare class TlsSession {
   error(): string | null
   free(): void
 }
+/** The OpenSSL the addon runs on (Node's) was built with kernel TLS support (no OPENSSL_NO_KTLS). */
+export declare const tlsOpensslKtls: boolean
+/** OpenSSL_version(OPENSSL_VERSION) of that OpenSSL, e.g. "OpenSSL 3.0.15+quic 3 Sep 2024". */
+export declare const tlsOpensslVersion: string
 // ---- HTTP/1.1 request parser (llhttp), used by @ringline/http ----------------------------------
 
 /**

@@ -6,7 +6,7 @@
  *   provided buffer, plaintext lands in a per-thread scratch view lent to the readers.
  * - send: one `write` per call (at most MAX_WRITE plaintext bytes each); the records stay in
  *   native chunks, which the send queue points at. A chunk goes back to native code once no
- *   queued segment references it (`refs`), batched into the next call through the io area.
+ *   queued segment references it (`Refs`), batched into the next call through the io area.
  * - Whatever OpenSSL writes inside a call (handshake, alerts, tickets, KeyUpdate replies) is
  *   queued right after that call.
  */
@@ -67,11 +67,52 @@ export interface HandshakeFailure {
   readonly verify: boolean
 }
 
+/**
+ * Queued segments per native chunk id. A connection has only a few chunks in flight (the send
+ * queue's high-water mark over 64 KiB chunks), so two small arrays searched linearly cost less
+ * per record than a Map. Order does not matter (a removal moves the last entry into the hole).
+ */
+class Refs {
+  private readonly ids: Array<number> = []
+  private readonly counts: Array<number> = []
+
+  add(id: number): void {
+    const ids = this.ids
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] === id) {
+        this.counts[i]!++
+        return
+      }
+    }
+    ids.push(id)
+    this.counts.push(1)
+  }
+
+  /** Drops one reference; true when it was the chunk's last (or the chunk was unknown). */
+  drop(id: number): boolean {
+    const ids = this.ids
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] !== id) continue
+      const counts = this.counts
+      if (--counts[i]! > 0) return false
+      const last = ids.length - 1
+      ids[i] = ids[last]!
+      counts[i] = counts[last]!
+      ids.pop()
+      counts.pop()
+      return true
+    }
+    return true
+  }
+}
+
 export class TlsTransport implements Transport {
   private readonly io: Float64Array
   private readonly plain: Uint8Array
-  private readonly refs = new Map<number, number>()
-  private releases: Array<number> = []
+  private readonly refs = new Refs()
+  /** Chunk ids nothing references any more (the first `released`), for the next native call. */
+  private readonly releases: Array<number> = []
+  private released = 0
   private waiter: ((failure: HandshakeFailure | undefined) => void) | undefined
   handshakeDone = false
   closeNotifyReceived = false
@@ -152,15 +193,9 @@ export class TlsTransport implements Transport {
   }
 
   release(token: number): void {
-    const n = (this.refs.get(token) ?? 0) - 1
-    if (n > 0) {
-      this.refs.set(token, n)
-      return
-    }
-    this.refs.delete(token)
-    if (this.disposed) return
-    this.releases.push(token)
-    if (this.releases.length >= Io.releaseMax) {
+    if (!this.refs.drop(token) || this.disposed) return
+    this.releases[this.released++] = token
+    if (this.released >= Io.releaseMax) {
       this.prepare()
       this.session.release()
     }
@@ -182,10 +217,12 @@ export class TlsTransport implements Transport {
   /** Hands the chunk ids nothing references any more to the next native call. */
   private prepare(): void {
     const io = this.io
-    const n = Math.min(this.releases.length, Io.releaseMax)
-    for (let i = 0; i < n; i++) io[Io.releaseBase + i] = this.releases[i]!
+    const releases = this.releases
+    const n = Math.min(this.released, Io.releaseMax)
+    for (let i = 0; i < n; i++) io[Io.releaseBase + i] = releases[i]!
     io[Io.releases] = n
-    this.releases = n === this.releases.length ? [] : this.releases.slice(n)
+    // (Never more than releaseMax are waiting: release() hands them over at that count.)
+    this.released = 0
   }
 
   /** Reads a call's results (all of them first: the callbacks below may call in again). */
@@ -196,7 +233,7 @@ export class TlsTransport implements Transport {
     for (let i = 0; i < spans; i++) {
       const b = Io.spanBase + 3 * i
       const id = io[b]!
-      this.refs.set(id, (this.refs.get(id) ?? 0) + 1)
+      this.refs.add(id)
       this.sink.ciphertext(io[b + 1]!, io[b + 2]!, id)
     }
     if ((ev & Ev.HandshakeDone) !== 0) {
