@@ -17,7 +17,7 @@ import * as internal from "./internal/process.js"
 import { Op } from "./internal/ring/abi.js"
 import type { Driver } from "./internal/driver.js"
 import { Ringline } from "./Ringline.js"
-import { ProcessError, RELEASED, RinglineUnavailable } from "./RinglineError.js"
+import { notAvailable, ProcessError, RELEASED, RinglineUnavailable } from "./RinglineError.js"
 import { Errno, errnoName } from "./internal/errno.js"
 
 /**
@@ -114,11 +114,7 @@ export interface Output {
  */
 export const requireDriver: Effect.Effect<Driver, RinglineUnavailable, Ringline> = Effect.flatMap(Ringline, (r) => {
   const d = r.driver
-  if (d === undefined) {
-    return Effect.fail(
-      new RinglineUnavailable({ reason: "Other", detail: `child processes need the io_uring driver (this Ringline is "${r.mode}")` })
-    )
-  }
+  if (d === undefined) return Effect.fail(notAvailable("Process", r.mode))
   if (d.released || d.closed) return Effect.fail(new RinglineUnavailable({ reason: "Other", detail: RELEASED }))
   for (const [name, op] of [["READ", Op.READ], ["WRITE", Op.WRITE]] as const) {
     if (d.opcodes[op] !== 1) {

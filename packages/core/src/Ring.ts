@@ -54,7 +54,7 @@ import { reasonOf as reasonOfInternal } from "./internal/systemError.js"
 import { unavailable } from "./internal/unavailable.js"
 import * as validate from "./internal/validate.js"
 import { Ringline } from "./Ringline.js"
-import { RinglineUnavailable } from "./RinglineError.js"
+import { notAvailable, RinglineUnavailable } from "./RinglineError.js"
 
 // ---- the ABI ------------------------------------------------------------------------------------
 
@@ -295,12 +295,7 @@ const driverOf = (ring: Ring): Driver => (ring as RingImpl).driver
  */
 export const current: Effect.Effect<Ring, RinglineUnavailable, Ringline> = Effect.flatMap(Ringline, (service) =>
   service.driver === undefined
-    ? Effect.fail(
-      new RinglineUnavailable({
-        reason: "Other",
-        detail: `this Ringline implementation ("${service.mode}") has no io_uring; provide Ringline.layer()`
-      })
-    )
+    ? Effect.fail(notAvailable("Ring (io_uring operations)", service.mode))
     : Effect.succeed(ringOf(service.driver)))
 
 /**

@@ -17,7 +17,7 @@ import type { Scope } from "effect"
 import { Timers, type TimerMode, type TimerStats as InternalTimerStats } from "./internal/timers.js"
 import { Op } from "./internal/ring/abi.js"
 import { Ringline } from "./internal/tag.js"
-import { RELEASED, RinglineUnavailable } from "./RinglineError.js"
+import { notAvailable, RELEASED, RinglineUnavailable } from "./RinglineError.js"
 
 /**
  * @since 0.1.0
@@ -117,12 +117,7 @@ export const make = (options?: Options): Effect.Effect<RinglineClock, RinglineUn
   Effect.gen(function*() {
     const ring = yield* Ringline
     const driver = ring.driver
-    if (driver === undefined) {
-      return yield* new RinglineUnavailable({
-        reason: "Other",
-        detail: `the Ringline implementation "${ring.mode}" has no io_uring driver, so RinglineClock cannot time sleeps on it; use the default clock`
-      })
-    }
+    if (driver === undefined) return yield* notAvailable("RinglineClock", ring.mode)
     if (driver.released || driver.closed) {
       return yield* new RinglineUnavailable({ reason: "Other", detail: RELEASED })
     }

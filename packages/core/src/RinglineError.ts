@@ -20,6 +20,7 @@ export type UnavailableReason =
   | "MemoryLimit"
   | "MissingOpcode"
   | "NativeAddon"
+  | "NotAvailable"
   | "Other"
 
 /**
@@ -33,11 +34,30 @@ export class RinglineUnavailable extends Data.TaggedError("RinglineUnavailable")
   readonly reason: UnavailableReason
   readonly errno?: number
   readonly detail: string
+  /** With reason `NotAvailable`: the capability this Ringline implementation cannot offer. */
+  readonly capability?: string
 }> {
   override get message(): string {
     return `io_uring is unavailable (${this.reason}): ${this.detail}`
   }
 }
+
+/**
+ * `capability` (`Udp`, `RinglineClock`, `Process`, `Ring`, ...) needs a kernel io_uring ring,
+ * and the `Ringline` service in context (its `mode`, e.g. `"test"` for `RinglineTest.layer`) has
+ * none: a {@link RinglineUnavailable} with reason `NotAvailable` naming the capability.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const notAvailable = (capability: string, mode: string): RinglineUnavailable =>
+  new RinglineUnavailable({
+    reason: "NotAvailable",
+    capability,
+    detail: mode === "test"
+      ? `${capability} is not available in the test Layer (RinglineTest's in-memory network has no io_uring ring); run this part on Ringline.layer()`
+      : `${capability} needs the io_uring driver; this Ringline implementation ("${mode}") has none`
+  })
 
 /**
  * A configuration value broke its rule. `field` is the config key, e.g. `recvBuffer.ringSize`.

@@ -20,6 +20,7 @@ import { Ringline } from "./Ringline.js"
 import {
   type DatagramTruncated,
   invalidArgument,
+  notAvailable,
   RELEASED,
   RinglineUnavailable,
   type SocketClosed,
@@ -188,14 +189,8 @@ export const bind = (
   Effect.gen(function*() {
     const service = yield* Ringline
     const d = service.driver
-    if (d === undefined || d.closed || d.released) {
-      return yield* new RinglineUnavailable({
-        reason: "Other",
-        detail: d === undefined
-          ? `Udp.bind needs the io_uring driver; this Ringline service (${service.mode}) has none`
-          : RELEASED
-      })
-    }
+    if (d === undefined) return yield* notAvailable("Udp", service.mode)
+    if (d.closed || d.released) return yield* new RinglineUnavailable({ reason: "Other", detail: RELEASED })
     if (d.opcodes[Op.RECVMSG] !== 1 || d.opcodes[Op.SENDMSG] !== 1) {
       return yield* new RinglineUnavailable({
         reason: "MissingOpcode",

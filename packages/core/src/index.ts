@@ -35,6 +35,8 @@ export * as RinglineSocket from "./RinglineSocket.js"
 /** @since 0.1.0 */
 export * as RinglineSocketServer from "./RinglineSocketServer.js"
 /** @since 0.1.0 */
+export * as RinglineTest from "./RinglineTest.js"
+/** @since 0.1.0 */
 export * as RinglineTesting from "./RinglineTesting.js"
 /** @since 0.1.0 */
 export * as RinglineWorkers from "./RinglineWorkers.js"

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Ring, Ringline } from "@ringline/core"
+import { Ring, Ringline, RinglineTest } from "@ringline/core"
 import { Cause, Effect, Exit, Fiber } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -316,4 +316,14 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
 
 afterAll(() => {
   if (onDisk) fs.rmSync((disk as { dir: string }).dir, { recursive: true, force: true })
+})
+
+describe("DirectFile on RinglineTest (no ring)", () => {
+  it.scoped("open fails with DirectIoUnsupported NoRing saying the test Layer has no ring", () =>
+    Effect.gen(function*() {
+      const err = yield* Effect.flip(DirectFile.open(path.join(os.tmpdir(), "ringline-no-ring")))
+      expect(err._tag).toBe("DirectIoUnsupported")
+      expect(err._tag === "DirectIoUnsupported" ? err.reason : "").toBe("NoRing")
+      expect(err.message).toContain("is not available in the test Layer")
+    }).pipe(Effect.provide(RinglineTest.layer())))
 })

@@ -156,7 +156,7 @@ export class ConnectOp implements OpOwner {
   }
 }
 
-const failure = (errno: number, timedOut: boolean): ConnectFailure => {
+export const failure = (errno: number, timedOut: boolean): ConnectFailure => {
   if (timedOut || errno === Errno.ETIMEDOUT) return "Timeout"
   if (errno === Errno.ECONNREFUSED) return "Refused"
   if (errno === Errno.ENETUNREACH || errno === Errno.EHOSTUNREACH) return "Unreachable"

@@ -53,7 +53,7 @@ const unresolved = (host: string, e: ResolveError): string =>
   `${show(host)} is not an IP address, and as a host name: ${e.message}`
 
 /** A listen argument the kernel would misread, as a typed error; undefined when all are fine. */
-const checkListen = (options: ListenOptions): SocketError | undefined => {
+export const checkListen = (options: ListenOptions): SocketError | undefined => {
   let problem: [string, string | undefined]
   if (options._tag === "Unix") {
     problem = ["path", badUnixPath(options.path)]
@@ -66,7 +66,7 @@ const checkListen = (options: ListenOptions): SocketError | undefined => {
 }
 
 /** The same for a connect target. */
-const checkConnect = (target: ConnectTarget): ConnectError | undefined => {
+export const checkConnect = (target: ConnectTarget): ConnectError | undefined => {
   if (target === null || typeof target !== "object") return invalidConnect(show(target), "target", `must be { host, port } or a Unix address, got ${show(target)}`)
   if ("path" in target) {
     const p = badUnixPath(target.path)
@@ -253,7 +253,7 @@ const toMillis = (d: Duration.DurationInput): number | undefined => {
   return ms === Infinity ? undefined : ms
 }
 
-const releasedConnect = (target: ConnectTarget) =>
+export const releasedConnect = (target: ConnectTarget) =>
   new ConnectError({
     reason: "Other",
     address: "path" in target ? Addr.format(Addr.unix(target.path)) : `${target.host}:${target.port}`,

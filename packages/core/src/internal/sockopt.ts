@@ -6,13 +6,13 @@
 import { Duration } from "effect"
 import type { SocketOptionInput, SocketOptions } from "../Connection.js"
 
-const SOL_SOCKET = 1
-const SO_SNDBUF = 7
-const SO_RCVBUF = 8
-const SO_KEEPALIVE = 9
-const IPPROTO_TCP = 6
-const TCP_NODELAY = 1
-const TCP_KEEPIDLE = 4
+export const SOL_SOCKET = 1
+export const SO_SNDBUF = 7
+export const SO_RCVBUF = 8
+export const SO_KEEPALIVE = 9
+export const IPPROTO_TCP = 6
+export const TCP_NODELAY = 1
+export const TCP_KEEPIDLE = 4
 
 interface Codec<A, I = A> {
   readonly level: number

@@ -77,7 +77,9 @@ export class Channel implements WireSink {
   constructor(readonly wire: Wire, options: ChannelOptions) {
     this.highWater = options.highWater
     this.lowWater = options.lowWater
-    this.zcThreshold = options.zeroCopyThreshold
+    // AF_UNIX has no zero-copy send path: SEND_ZC/SENDMSG_ZC on a Unix socket complete with
+    // -EOPNOTSUPP (found by the conformance suite's stream-into-sink echo over a Unix socket).
+    this.zcThreshold = wire.kind === "unix" ? 0 : options.zeroCopyThreshold
     this.maxChain = wire.sendChain === undefined ? 0 : options.maxChainLength
     this.copyMax = wire.slotSize > 0 ? wire.slotSize : COPY_MAX
     this.inbound = new Reassembly(wire)
