@@ -11,6 +11,7 @@
  * `stop` cancels the accept and waits until no transfer is in flight: `handed[i]` is then final,
  * and a drain can wait for each worker to have received exactly that many.
  */
+import { AcceptBackoff } from "./acceptBackoff.js"
 import type { Driver, OpOwner } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { stageSendFd } from "./msgRing.js"
@@ -128,7 +129,7 @@ export class Acceptor implements OpOwner {
       this.accepted++
       this.driver.counters.accepted++
       this.send({ fixed: res, target: -1, tries: 0 })
-      this.retryDelay = 0
+      this.backoff.reset()
     } else if (res !== -Errno.ECANCELED) {
       this.acceptErrors++
       this.driver.countError(errnoName(res))
@@ -136,22 +137,14 @@ export class Acceptor implements OpOwner {
     if ((flags & CqeFlag.MORE) === 0) {
       this.acceptSlot = -1
       if (this.stopping) this.finish()
-      else if (res === -Errno.ENFILE || res === -Errno.EMFILE) {
-        // Our own slots are closed as soon as their transfer completes, but the process's fd
-        // limit or the system-wide file table may stay full for a while: re-arming at once would
-        // spin every loop turn, so back off (10 ms doubling to 1 s; reset by an accepted socket).
-        this.retryDelay = Math.min(this.retryDelay === 0 ? 10 : this.retryDelay * 2, 1000)
-        this.retryTimer = setTimeout(this.rearm, this.retryDelay)
-      } else this.arm()
+      // Our own slots are closed as soon as their transfer completes, but the process's fd
+      // limit or the system-wide file table may stay full for a while.
+      else if (res === -Errno.ENFILE || res === -Errno.EMFILE) this.backoff.schedule()
+      else this.arm()
     }
   }
 
-  private retryDelay = 0
-  private retryTimer: ReturnType<typeof setTimeout> | undefined = undefined
-  private readonly rearm = () => {
-    this.retryTimer = undefined
-    this.arm()
-  }
+  private readonly backoff = new AcceptBackoff(() => this.arm())
 
   /** Handed-off connections whose transfer has not completed yet. */
   get pending(): number {
@@ -163,8 +156,7 @@ export class Acceptor implements OpOwner {
     this.stopWaiters.push(done)
     if (!this.stopping) {
       this.stopping = true
-      clearTimeout(this.retryTimer)
-      this.retryTimer = undefined
+      this.backoff.cancel()
       if (this.acceptSlot !== -1 && !this.cancelled) {
         this.cancelled = true
         this.driver.cancel(this.acceptSlot)

@@ -9,6 +9,7 @@
  * few are, and not at all when none is. Clients then wait in the kernel's listen backlog until a
  * connection closes, and the time spent so is counted (`acceptFullMs`).
  */
+import { AcceptBackoff } from "./acceptBackoff.js"
 import { unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import { ConnectionClosed, socketError } from "../RinglineError.js"
@@ -54,17 +55,14 @@ export class Lst implements OpOwner {
     this.sync()
   }
 
-  /** Delay (ms) of the timed accept retry after ENFILE/EMFILE; 0 once an accept succeeded. */
-  private retryDelay = 0
-  private retryTimer: ReturnType<typeof setTimeout> | undefined = undefined
-
   private readonly retry = () => {
     this.driver.slotReleased.delete(this.retry)
-    clearTimeout(this.retryTimer)
-    this.retryTimer = undefined
+    this.backoff.cancel()
     this.waitingForSlot = false
     this.sync()
   }
+  /** The timed retry after ENFILE/EMFILE (besides waiting for one of our slots to be released). */
+  private readonly backoff = new AcceptBackoff(this.retry)
 
   /** Whether the armed accept is multishot (else it is one-shot and holds a slot reservation). */
   private multishot = false
@@ -111,7 +109,7 @@ export class Lst implements OpOwner {
     const terminal = (flags & CqeFlag.MORE) === 0
     if (terminal && !this.multishot) this.driver.acceptReserved--
     if (res >= 0) {
-      this.retryDelay = 0
+      this.backoff.reset()
       this.driver.socketSlots++
       this.accepted++
       this.driver.counters.accepted++
@@ -129,8 +127,7 @@ export class Lst implements OpOwner {
       // then no connection of ours need ever close: retry on a backoff timer (10 ms to 1 s) too.
       this.waitingForSlot = true
       this.driver.slotReleased.add(this.retry)
-      this.retryDelay = Math.min(this.retryDelay === 0 ? 10 : this.retryDelay * 2, 1000)
-      this.retryTimer = setTimeout(this.retry, this.retryDelay)
+      this.backoff.schedule()
     } else if (res !== -Errno.ECANCELED) {
       this.acceptErrors++
       this.driver.countError(errnoName(res))
@@ -177,8 +174,7 @@ export class Lst implements OpOwner {
     if (this.closing) return this.finish()
     this.closing = true
     this.driver.slotReleased.delete(this.retry)
-    clearTimeout(this.retryTimer)
-    this.retryTimer = undefined
+    this.backoff.cancel()
     this.driver.slotReleased.delete(this.onSlotReleased)
     for (const conn of this.queue.splice(0)) {
       // Accepted by the kernel, never taken by an accept: closed here, and counted.
