@@ -6,6 +6,7 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import type * as App from "@effect/platform/HttpApp"
 import { RinglineTesting } from "@ringline/core"
 import { Effect, Layer } from "effect"
+import { spawn } from "node:child_process"
 import * as http from "node:http"
 import * as net from "node:net"
 import * as RinglineHttpServer from "../src/RinglineHttpServer.js"
@@ -139,4 +140,34 @@ export const nodeRequest = (
     if (options.body !== undefined) req.write(options.body)
     req.end()
     return Effect.sync(() => req.destroy())
+  })
+
+/**
+ * Starts the HTTP demo (`pnpm run http`) with `args` on a free port, waits for its banner and
+ * answers the port and `stop`, which sends SIGTERM and answers the exit code. The child is killed
+ * when the scope closes.
+ */
+export const startDemo = (args: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const bin = new URL("../dist/bin/http.js", import.meta.url).pathname
+    const child = spawn(process.execPath, [bin, "--port", "0", ...args], { stdio: ["ignore", "pipe", "inherit"] })
+    yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+    const port = yield* Effect.promise(() =>
+      new Promise<number>((resolve, reject) => {
+        let out = ""
+        child.stdout!.on("data", (d: Buffer) => {
+          out += d.toString()
+          const m = /listening on [^:]+:(\d+)/.exec(out)
+          if (m) resolve(Number(m[1]))
+        })
+        child.on("exit", (code) => reject(new Error(`exited early with ${code}`)))
+      })
+    )
+    const stop = Effect.promise(() =>
+      new Promise<number | null>((resolve) => {
+        child.on("exit", (c) => resolve(c))
+        child.kill("SIGTERM")
+      })
+    )
+    return { port, stop }
   })

@@ -10,7 +10,7 @@ import { execFile } from "node:child_process"
 import * as http from "node:http"
 import * as net from "node:net"
 import { WebSocket } from "ws"
-import { nodeRequest, raw, responses, withServer } from "./helpers.js"
+import { nodeRequest, raw, responses, startDemo, withServer } from "./helpers.js"
 
 const encoder = new TextEncoder()
 let bigServed = 0
@@ -392,28 +392,9 @@ describe("RinglineHttpServer", () => {
 
   it.live("runMain: the demo stops cleanly on SIGTERM (exit 0)", () =>
     Effect.gen(function*() {
-      const { spawn } = yield* Effect.promise(() => import("node:child_process"))
-      const bin = new URL("../dist/bin/http.js", import.meta.url).pathname
-      const child = spawn(process.execPath, [bin, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] })
-      const port = yield* Effect.promise(() =>
-        new Promise<number>((resolve, reject) => {
-          let out = ""
-          child.stdout!.on("data", (d: Buffer) => {
-            out += d.toString()
-            const m = /listening on [^:]+:(\d+)/.exec(out)
-            if (m) resolve(Number(m[1]))
-          })
-          child.on("exit", (code) => reject(new Error(`exited early with ${code}`)))
-        })
-      )
+      const { port, stop } = yield* startDemo([])
       const r = yield* nodeRequest(port, { path: "/json" })
       expect(r.body).toBe(`{"hello":"world"}`)
-      const code = yield* Effect.promise(() =>
-        new Promise<number | null>((resolve) => {
-          child.on("exit", (c) => resolve(c))
-          child.kill("SIGTERM")
-        })
-      )
-      expect(code).toBe(0)
-    }))
+      expect(yield* stop).toBe(0)
+    }).pipe(Effect.scoped))
 })

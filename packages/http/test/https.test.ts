@@ -7,14 +7,14 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platf
 import { describe, expect, it } from "@effect/vitest"
 import { HttpServerError } from "@effect/platform"
 import { Cause, Effect, Exit, Layer } from "effect"
-import { execFile, execFileSync, spawn } from "node:child_process"
+import { execFile, execFileSync } from "node:child_process"
 import { mkdtempSync, readFileSync } from "node:fs"
 import * as https from "node:https"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { RinglineTesting } from "@ringline/core"
 import * as RinglineHttpServer from "../src/RinglineHttpServer.js"
-import { withServer } from "./helpers.js"
+import { startDemo, withServer } from "./helpers.js"
 
 const hasOpenssl = (() => {
   try {
@@ -113,33 +113,12 @@ describe.skipIf(credentials === undefined)("RinglineHttpServer over TLS", () => 
 
   it.live("the demo with --tls-cert/--tls-key serves HTTPS", () =>
     Effect.gen(function*() {
-      const bin = new URL("../dist/bin/http.js", import.meta.url).pathname
-      const child = spawn(process.execPath, [bin, "--port", "0", "--tls-cert", credentials!.certFile, "--tls-key", credentials!.keyFile], {
-        stdio: ["ignore", "pipe", "inherit"]
-      })
-      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
-      const port = yield* Effect.promise(() =>
-        new Promise<number>((resolve, reject) => {
-          let out = ""
-          child.stdout!.on("data", (d: Buffer) => {
-            out += d.toString()
-            const m = /listening on [^:]+:(\d+)/.exec(out)
-            if (m) resolve(Number(m[1]))
-          })
-          child.on("exit", (code) => reject(new Error(`exited early with ${code}`)))
-        })
-      )
+      const { port, stop } = yield* startDemo(["--tls-cert", credentials!.certFile, "--tls-key", credentials!.keyFile])
       const agent = new https.Agent({ keepAlive: false })
       const r = yield* request(port, agent, "/")
       expect(r.status).toBe(200)
       expect(r.alpn).toBe("http/1.1")
-      const code = yield* Effect.promise(() =>
-        new Promise<number | null>((resolve) => {
-          child.on("exit", (c) => resolve(c))
-          child.kill("SIGTERM")
-        })
-      )
-      expect(code).toBe(0)
+      expect(yield* stop).toBe(0)
     }).pipe(Effect.scoped))
 
   it.live("tls with reusePort is refused, naming the field", () =>
