@@ -4,7 +4,7 @@
  * real ring, and the Layer running where io_uring is blocked by seccomp.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, Fiber, Layer, Option, TestClock } from "effect"
+import { Cause, Effect, Either, Exit, Fiber, Layer, Option, TestClock } from "effect"
 import { Connection, Process, Resolver, Ring, Ringline, RinglineClock, RinglineTest, Tcp, Udp, Unix } from "../src/index.js"
 import type { RinglineUnavailable } from "../src/RinglineError.js"
 import { runWithoutIoUring } from "./withoutIoUring.js"
@@ -252,6 +252,48 @@ describe("RinglineTest peers, stats and capabilities", () => {
         ["RinglineUnavailable", "NotAvailable", "Ring (io_uring operations)"]
       ])
       for (const e of failures) expect(e.message).toContain("is not available in the test Layer")
+    }).pipe(withNet()))
+})
+
+describe("RinglineTest refuses hostile arguments as the ring does", () => {
+  const BAD_PORTS: ReadonlyArray<unknown> = [70000, 65536, -1, 1.5, NaN, Infinity, "80", null, 2 ** 32 + 80]
+
+  it.scoped("bad ports, NUL in hosts and Unix paths: typed errors naming the argument, nothing bound", () =>
+    Effect.gen(function*() {
+      for (const port of BAD_PORTS) {
+        const e = yield* Effect.flip(Tcp.listen({ port: port as number }))
+        expect(e).toMatchObject({ _tag: "SocketError" })
+        expect(e.message).toContain("port")
+        const c = yield* Effect.flip(Tcp.connect({ host: "127.0.0.1", port: port as number }))
+        expect(c).toMatchObject({ _tag: "ConnectError" })
+        expect(c.message).toContain("port")
+      }
+      expect(yield* Effect.flip(Tcp.listen({ host: "127.0.0.1\0.evil", port: 0 }))).toMatchObject({ _tag: "SocketError" })
+      expect(yield* Effect.flip(Tcp.connect({ host: "localhost\0.evil", port: 80 }))).toMatchObject({ _tag: "ConnectError" })
+      expect(yield* Effect.flip(Unix.listen({ path: "/tmp/x\0y" }))).toMatchObject({ _tag: "SocketError" })
+      expect(yield* Effect.flip(Unix.connect("/tmp/x\0y"))).toMatchObject({ _tag: "ConnectError" })
+      expect((yield* Ringline.stats).listeners).toBe(0)
+    }).pipe(withNet()))
+
+  it.scoped("a peer handle: non-bytes and impossible counts are defects naming the argument, not hangs", () =>
+    Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const peer = yield* RinglineTest.connect(l.address)
+      const c = yield* l.accept
+      for (const n of [-1, NaN, 1.5, Infinity, "3"]) {
+        const exit = yield* Effect.exit(peer.read(n as number))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        expect(String(Exit.isFailure(exit) && Cause.squash(exit.cause))).toMatch(/RangeError: peer\.read's n must be an integer/)
+      }
+      for (const bad of [123, null, { length: 3 }]) {
+        const w = yield* Effect.exit(peer.write(bad as unknown as Uint8Array))
+        expect(String(Exit.isFailure(w) && Cause.squash(w.cause))).toMatch(/TypeError: peer\.write's bytes must be a Uint8Array/)
+        const x = yield* Effect.exit(peer.expect(bad as unknown as Uint8Array))
+        expect(String(Exit.isFailure(x) && Cause.squash(x.cause))).toMatch(/TypeError: peer\.expect's bytes must be a Uint8Array/)
+      }
+      // The handle still works afterwards.
+      yield* peer.write("ok\n")
+      expect(yield* c.read(line)).toBe("ok")
     }).pipe(withNet()))
 })
 

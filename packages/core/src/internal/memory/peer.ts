@@ -6,6 +6,7 @@
  */
 import { Data, Effect } from "effect"
 import type { Address } from "../../Address.js"
+import { badCount, bytesOf as validBytes } from "../validate.js"
 import { ByteQueue, type Endpoint, type Network } from "./network.js"
 
 /**
@@ -25,7 +26,9 @@ export class PeerError extends Data.TaggedError("PeerError")<{
 }
 
 const encoder = new TextEncoder()
-const bytesOf = (b: Uint8Array | string): Uint8Array => typeof b === "string" ? encoder.encode(b) : b
+/** A string as UTF-8, else the ring's own bytes check (a TypeError naming `where` for non-bytes). */
+const bytesOf = (b: Uint8Array | string, where: string): Uint8Array =>
+  typeof b === "string" ? encoder.encode(b) : validBytes(b, where)
 
 export class PeerHandle {
   private readonly received = new ByteQueue()
@@ -97,7 +100,7 @@ export class PeerHandle {
 
   write(bytes: Uint8Array | string): Effect.Effect<void, PeerError> {
     return Effect.suspend(() => {
-      let rest = bytesOf(bytes)
+      let rest = bytesOf(bytes, "peer.write's bytes")
       const step: Effect.Effect<void, PeerError> = Effect.suspend(() => {
         const n = this.ep.write(rest)
         if (n < 0) {
@@ -126,6 +129,9 @@ export class PeerHandle {
   }
 
   read(n: number): Effect.Effect<Uint8Array, PeerError> {
+    // A count that can never be met (NaN, negative, fractional) would wait forever: a defect.
+    const bad = badCount(n, 0)
+    if (bad !== undefined) return Effect.die(new RangeError(`peer.read's n ${bad}`))
     return Effect.flatMap(
       this.until(() => this.received.length >= n || this.ended || this.wasReset || this.ep.closed),
       () => this.received.length >= n ? Effect.sync(() => this.received.take(n)) : this.failRead("read", String(n))
@@ -140,21 +146,23 @@ export class PeerHandle {
   }
 
   expect(expected: Uint8Array | string): Effect.Effect<void, PeerError> {
-    const want = bytesOf(expected)
-    return Effect.flatMap(this.read(want.length), (got) => {
-      for (let i = 0; i < want.length; i++) {
-        if (got[i] !== want[i]) {
-          return Effect.fail(
-            new PeerError({
-              reason: "Unexpected",
-              operation: "expect",
-              detail: `byte ${i} differs: expected ${JSON.stringify(show(want))}, got ${JSON.stringify(show(got))}`,
-              received: got
-            })
-          )
+    return Effect.suspend(() => {
+      const want = bytesOf(expected, "peer.expect's bytes")
+      return Effect.flatMap(this.read(want.length), (got) => {
+        for (let i = 0; i < want.length; i++) {
+          if (got[i] !== want[i]) {
+            return Effect.fail(
+              new PeerError({
+                reason: "Unexpected",
+                operation: "expect",
+                detail: `byte ${i} differs: expected ${JSON.stringify(show(want))}, got ${JSON.stringify(show(got))}`,
+                received: got
+              })
+            )
+          }
         }
-      }
-      return Effect.void
+        return Effect.void
+      })
     })
   }
 
