@@ -4,7 +4,9 @@
  */
 import { HttpClient, HttpClientRequest, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Cause, Effect, Exit, Layer } from "effect"
+import { HttpServerError } from "@effect/platform"
+import { Ringline, RinglineTesting } from "@ringline/core"
 import * as RinglineHttpServer from "../src/RinglineHttpServer.js"
 
 const app = HttpRouter.empty.pipe(
@@ -27,4 +29,39 @@ describe("RinglineHttpServer.layerTest", () => {
       const server = yield* HttpServer.HttpServer
       expect(server.address._tag).toBe("TcpAddress")
     }).pipe(Effect.scoped, Effect.provide(RinglineHttpServer.layerTest)))
+})
+
+describe("RinglineHttpServer options", () => {
+  it.live("hostile option values fail the Layer with a ServeError naming the field, nothing listens", () =>
+    RinglineTesting.withFreshRing(
+      Effect.gen(function*() {
+        const cases: ReadonlyArray<readonly [string, Record<string, unknown>]> = [
+          ["port", { port: 70000 }],
+          ["port", { port: -1 }],
+          ["port", { port: 1.5 }],
+          ["port", { port: "80" }],
+          ["port", { port: Symbol("p") }],
+          ["maxHeaderSize", { maxHeaderSize: 0 }],
+          ["maxHeaderSize", { maxHeaderSize: NaN }],
+          ["maxHeaders", { maxHeaders: 5000 }],
+          ["maxBodySize", { maxBodySize: -1 }],
+          ["maxPipelined", { maxPipelined: Symbol("n") }],
+          ["headersTimeout", { headersTimeout: -1 }],
+          ["headersTimeout", { headersTimeout: "soon" }],
+          ["keepAliveTimeout", { keepAliveTimeout: Infinity }],
+          ["bodyTimeout", { bodyTimeout: 0 }],
+          ["bodyTimeout", { bodyTimeout: "later" }],
+          ["shutdownTimeout", { shutdownTimeout: NaN }]
+        ]
+        for (const [field, options] of cases) {
+          const exit = yield* Effect.exit(Effect.scoped(Layer.build(
+            RinglineHttpServer.layerServer({ port: 0, ...options } as RinglineHttpServer.Options)
+          )))
+          const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+          expect(error, `${field}: ${String(Object.values(options)[0])}`).toBeInstanceOf(HttpServerError.ServeError)
+          expect((error as HttpServerError.ServeError).cause).toMatchObject({ field })
+        }
+        expect((yield* Ringline.stats).listeners).toBe(0)
+      })
+    ))
 })

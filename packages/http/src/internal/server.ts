@@ -50,7 +50,7 @@ export class ServerOptionError extends Error {
 
 const positiveInt = (field: string, value: number | undefined, fallback: number, max = 2 ** 31 - 1): number => {
   if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < 1 || value > max) throw new ServerOptionError(field, `must be an integer in 1..${max}, got ${value}`)
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new ServerOptionError(field, `must be an integer in 1..${max}, got ${String(value)}`)
   return value
 }
 
@@ -71,7 +71,7 @@ export const resolveOptions = (options: ServerOptions, maxBodyFromContext: numbe
         throw new ServerOptionError("reusePort", "is not available with tls (the TLS listener binds its own socket)")
       }
       if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
-        throw new ServerOptionError("port", `must be an integer in 0..65535, got ${options.port}`)
+        throw new ServerOptionError("port", `must be an integer in 0..65535, got ${String(options.port)}`)
       }
       const limits: Limits & { shutdownTimeoutMs: number } = {
         maxHeaderSize: positiveInt("maxHeaderSize", options.maxHeaderSize, 16384),
