@@ -69,7 +69,10 @@ void LoopRing::OpenRing(Napi::Env env, const RingParams& params) {
     attempts[n_attempts++] = {base | IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER, "sqpoll"};
     attempts[n_attempts++] = {base | IORING_SETUP_SQPOLL, "sqpoll"};
   } else {
-    attempts[n_attempts++] = {base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+    // TASKRUN_FLAG: the kernel marks pending completion work in the SQ flags, so the loop
+    // enters the kernel for it only when there is some (CompletionWorkPending).
+    attempts[n_attempts++] = {base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                                  IORING_SETUP_TASKRUN_FLAG,
                               "defer-taskrun"};
     attempts[n_attempts++] = {base | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
                               "coop-taskrun"};
@@ -207,6 +210,7 @@ void LoopRing::FlushStaged(bool get_events) {
             static_cast<size_t>(staged - copied) * sqe_bytes);
   }
   ctl_[kCtlStaged] = staged - copied;
+  get_events = get_events && CompletionWorkPending();
   if (io_uring_sq_ready(&ring_) > 0) {
     int r = get_events ? io_uring_submit_and_get_events(&ring_) : io_uring_submit(&ring_);
     if (r < 0) ctl_[kCtlSubmitErr] = r;
@@ -214,6 +218,12 @@ void LoopRing::FlushStaged(bool get_events) {
   } else if (get_events) {
     io_uring_get_events(&ring_);
   }
+}
+
+bool LoopRing::CompletionWorkPending() const {
+  if (!(setup_flags_ & IORING_SETUP_TASKRUN_FLAG)) return true;
+  // liburing's own test before entering for completions (cq_ring_needs_flush).
+  return (IO_URING_READ_ONCE(*ring_.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) != 0;
 }
 
 unsigned LoopRing::DrainCq() {
@@ -245,12 +255,20 @@ unsigned LoopRing::DrainCq() {
 
 void LoopRing::OnReadable() {
   uint64_t v;
-  while (read(event_fd_, &v, sizeof v) > 0) {
-  }
+  // Not EFD_SEMAPHORE: one read takes the whole count (a second would only say EAGAIN).
+  (void)!read(event_fd_, &v, sizeof v);
   ctl_[kCtlWakeups]++;
+  Quiet();
+  Deliver(true);
+}
+
+void LoopRing::Quiet() {
   if ((setup_flags_ & IORING_SETUP_DEFER_TASKRUN) && !evfd_quiet_ && io_uring_cq_eventfd_toggle(&ring_, false) == 0) {
     evfd_quiet_ = true;
   }
+}
+
+void LoopRing::Deliver(bool from_wakeup) {
   // Plain N-API here, no C++ wrappers: while a worker is being terminated JS cannot run, and the
   // wrappers would try to build Error objects for that, which aborts the process.
   napi_handle_scope scope;
@@ -263,12 +281,13 @@ void LoopRing::OnReadable() {
     // kernel; overflowed CQEs are likewise flushed back only on entry.
     const bool overflow = io_uring_cq_has_overflow(&ring_);
     if (overflow) ctl_[kCtlOverflow]++;
-    if ((setup_flags_ & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)) || overflow) {
+    if (overflow ||
+        ((setup_flags_ & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)) && CompletionWorkPending())) {
       io_uring_get_events(&ring_);
     }
     const unsigned n = DrainCq();
     if (n == 0) {
-      if (round == 0 && shape_.count_empty_wakeups) ctl_[kCtlEmptyWakeups]++;
+      if (round == 0 && from_wakeup && shape_.count_empty_wakeups) ctl_[kCtlEmptyWakeups]++;
       break;
     }
     ctl_[kCtlCqes] += n;
@@ -297,24 +316,44 @@ void LoopRing::OnPoll(uv_poll_t* handle, int status, int events) {
 void LoopRing::OnPrepare(uv_prepare_t* handle) {
   LoopRing* r = static_cast<LoopRing*>(handle->data);
   if (r->closed_) return;
-  const bool rearm = r->evfd_quiet_;
-  if (rearm) {
-    // About to block: notifications back on, then catch what arrived while they were off.
-    // Under DEFER_TASKRUN the eventfd fires when completion work is queued on an empty list;
-    // work queued while quiet left the list non-empty without a signal, so run it now (in the
-    // submit syscall, or alone): the CQEs it posts signal the re-enabled eventfd, and the loop
-    // does not block. The fence orders the flag store before that check.
+  if (!(r->setup_flags_ & IORING_SETUP_DEFER_TASKRUN)) {
+    // Completions our submit posts signal the eventfd themselves: the poll delivers them.
+    if (r->ctl_[kCtlStaged] > 0 || r->HasOwnStaged() || io_uring_sq_ready(&r->ring_) > 0) r->FlushStaged();
+    return;
+  }
+  // DEFER_TASKRUN: this thread posts every CQE itself, so it knows when some are ready without
+  // the eventfd. Notifications stay off while we are awake; completions our submit posts (a
+  // send that finished inline, the source side of a MSG_RING) are delivered here at once, not
+  // through an eventfd write and another epoll turn. Bounded, then the loop goes round.
+  r->Quiet();
+  for (int turn = 0; turn < kPrepareTurns && !r->closed_; turn++) {
+    if (r->ctl_[kCtlStaged] > 0 || r->HasOwnStaged() || io_uring_sq_ready(&r->ring_) > 0 ||
+        r->CompletionWorkPending()) {
+      r->FlushStaged(true);
+    }
+    if (io_uring_cq_ready(&r->ring_) == 0) {
+      // About to block: notifications back on, then look again for completion work queued
+      // while they were off (the kernel signals only when work lands on an empty list, and
+      // marks it with IORING_SQ_TASKRUN instead while we are quiet). The fence orders our flag
+      // store before that read; the kernel sets the bit with a locked RMW before it reads ours,
+      // so either we see the bit or it sees notifications on and signals.
+      io_uring_cq_eventfd_toggle(&r->ring_, true);
+      r->evfd_quiet_ = false;
+      __atomic_thread_fence(__ATOMIC_SEQ_CST);
+      if (!r->CompletionWorkPending() && io_uring_cq_ready(&r->ring_) == 0) return;
+      r->Quiet();
+      continue;
+    }
+    r->Deliver(false);
+  }
+  if (r->closed_) return;
+  // Still busy after the bound: notifications on, and wake the poll ourselves so the rest of
+  // the loop (timers, other handles) runs before we come back.
+  if (r->evfd_quiet_) {
     io_uring_cq_eventfd_toggle(&r->ring_, true);
     r->evfd_quiet_ = false;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
   }
-  if (rearm || r->ctl_[kCtlStaged] > 0 || r->HasOwnStaged() || io_uring_sq_ready(&r->ring_) > 0) {
-    r->FlushStaged(rearm);
-  }
-  if (rearm && io_uring_cq_ready(&r->ring_) > 0) {
-    // Posted before notifications were back on (or by our own submit): wake the poll ourselves.
-    eventfd_write(r->event_fd_, 1);
-  }
+  eventfd_write(r->event_fd_, 1);
 }
 
 Napi::Value LoopRing::Flush(const Napi::CallbackInfo& info) {

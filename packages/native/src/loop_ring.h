@@ -124,6 +124,15 @@ class LoopRing {
   void FlushStaged(bool get_events = false);
   unsigned DrainCq();
   void OnReadable();
+  // Drains the CQ into JS in bounded rounds; `from_wakeup` counts an empty first round.
+  void Deliver(bool from_wakeup);
+  // DEFER_TASKRUN only: eventfd notifications off (see evfd_quiet_).
+  void Quiet();
+  // Whether entering the kernel could post completions now: task work queued for this thread or
+  // an overflowed CQ. With IORING_SETUP_TASKRUN_FLAG the kernel says so in the SQ flags (set
+  // when work lands on an empty list, cleared when it starts running it), so an idle loop turn
+  // costs no syscall; without the flag every turn has to ask.
+  bool CompletionWorkPending() const;
 
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnPrepare(uv_prepare_t* handle);
@@ -142,6 +151,8 @@ class LoopRing {
   // block again (OnReadable → OnPrepare). While we are awake and draining anyway, every CQE we
   // post ourselves would otherwise signal the eventfd and cost one empty wake-up.
   bool evfd_quiet_ = false;
+  // Rounds of flush-and-deliver one prepare callback may run before it lets the loop go round.
+  static constexpr int kPrepareTurns = 4;
   uv_poll_t* poll_ = nullptr;
   uv_prepare_t* prepare_ = nullptr;
 
