@@ -217,6 +217,26 @@ function cpuSeconds(pid) {
     return NaN;
   }
 }
+// The same CPU seconds by kind of thread, for the workers case: the process's main thread,
+// its JS worker threads (ringline's pin themselves to one CPU; node:cluster's workers are child
+// processes, counted by their main threads) and helper threads (V8's GC and compiler threads,
+// libuv's pool). Only meaningful for servers that are not pinned with taskset.
+function threadSplit(pid, child = false, out = { main: 0, workers: 0, helpers: 0 }) {
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const task = `/proc/${pid}/task/${tid}`;
+      const stat = fs.readFileSync(`${task}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const s = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+      if (Number(tid) === pid) out[child ? "workers" : "main"] += s;
+      else if (/^Cpus_allowed_list:\s*\d+$/m.test(fs.readFileSync(`${task}/status`, "utf8"))) out.workers += s;
+      else out.helpers += s;
+      const kids = fs.readFileSync(`${task}/children`, "utf8").trim();
+      for (const kid of kids ? kids.split(" ") : []) threadSplit(Number(kid), true, out);
+    }
+  } catch {}
+  return out;
+}
 // Busy CPU seconds of the whole machine (all cores). Whatever the server and
 // loadgen did not use of it was someone else: a build or test run sharing
 // this 2-core box skews every number, so it is reported per run.
@@ -333,11 +353,13 @@ function runLoadgen(h, c) {
     else if (l === "#measure-start") {
       m.t0 = performance.now();
       m.cpu0 = cpuSeconds(h.pid);
+      if (h.server.unpinned) m.split0 = threadSplit(h.pid);
       m.lgCpu0 = cpuSeconds(lg.pid);
       m.busy0 = machineBusySeconds();
     } else if (l === "#measure-end") {
       m.t1 = performance.now();
       m.cpu1 = cpuSeconds(h.pid);
+      if (h.server.unpinned) m.split1 = threadSplit(h.pid);
       m.lgCpu1 = cpuSeconds(lg.pid);
       m.busy1 = machineBusySeconds();
       m.rssLoad = rssKiB(h.pid);
@@ -374,6 +396,9 @@ function makeRecord(h, c, rep, lr) {
     window_s: +windowS.toFixed(4),
     server_cpu_pct: +((cpuS / windowS) * 100).toFixed(1),
     server_cpu_us_per_req: res.requests ? +((cpuS * 1e6) / res.requests).toFixed(3) : null,
+    ...(m.split1 && res.requests
+      ? { cpu_split_us_per_req: Object.fromEntries(Object.keys(m.split1).map((k) => [k, +(((m.split1[k] - m.split0[k]) * 1e6) / res.requests).toFixed(3)])) }
+      : {}),
     loadgen_cpu_pct: +(((m.lgCpu1 - m.lgCpu0) / windowS) * 100).toFixed(1),
     other_cpu_pct: +(((m.busy1 - m.busy0 - cpuS - (m.lgCpu1 - m.lgCpu0)) / windowS) * 100).toFixed(1),
     rss_base_kib: m.rssBase, rss_load_kib: m.rssLoad,
@@ -466,6 +491,9 @@ async function runWorkersCase() {
         p99_us: med(rs.map((r) => r.p99_us)),
         other_cpu_pct: med(rs.map((r) => r.other_cpu_pct)),
         errors: rs.reduce((a, r) => a + r.errors, 0),
+        cpu_split_us_per_req: rs[0].cpu_split_us_per_req && Object.fromEntries(
+          Object.keys(rs[0].cpu_split_us_per_req).map((k) => [k, med(rs.map((r) => r.cpu_split_us_per_req?.[k]))]),
+        ),
       };
     }
     const S = summary[c.name];
@@ -481,6 +509,11 @@ async function runWorkersCase() {
         s.name.padEnd(17) + String(e.workers).padStart(8) + fmtInt(e.rps).padStart(11) + fmt(e.server_cpu_us_per_req, 2).padStart(10) +
           fmt(e.server_cpu_pct, 0).padStart(6) + fmt(e.p99_us).padStart(9) + fmt(e.other_cpu_pct, 0).padStart(8) + String(e.errors).padStart(7),
       );
+    }
+    table.push("  µs CPU/request by thread (main thread / JS worker threads / V8 and libuv helper threads):");
+    for (const s of WORKER_SERVERS) {
+      const t = S[s.name]?.cpu_split_us_per_req;
+      if (t) table.push(`    ${s.name.padEnd(17)} ${fmt(t.main, 3)} / ${fmt(t.workers, 3)} / ${fmt(t.helpers, 3)}`);
     }
     const ratio = (a, b, k) => (S[a]?.[k] != null && S[b]?.[k] ? S[a][k] / S[b][k] : null);
     table.push(

@@ -1,8 +1,14 @@
 // The worker program of bench/workers-channel.mjs: worker 0 plays ping-pong with worker 1 and
 // writes round-trip times into the shared Float64Array `data.results`; worker 1 answers.
+// CPU time is read from both threads' schedstat (ns on CPU, whatever else runs on the machine).
 import { Effect } from "effect"
+import { readFileSync, readlinkSync } from "node:fs"
 import { BroadcastChannel } from "node:worker_threads"
 import { RinglineWorkers } from "../packages/core/dist/index.js"
+
+// "<pid>/task/<tid>" of the calling thread.
+const threadPath = () => `/proc/${readlinkSync("/proc/thread-self")}`
+const cpuNs = (task) => Number(readFileSync(`${task}/schedstat`, "utf8").split(" ")[0])
 
 const summarize = (xs) => {
   const v = [...xs].sort((a, b) => a - b)
@@ -15,6 +21,7 @@ export default Effect.gen(function*() {
   const results = new Float64Array(w.data.results)
   const bc = new BroadcastChannel("ringline-bench-channel")
   if (w.id === 1) {
+    results[10] = Number(threadPath().split("/").pop())
     bc.onmessage = (e) => bc.postMessage(e.data)
     while (true) {
       const m = yield* w.receive
@@ -27,12 +34,17 @@ export default Effect.gen(function*() {
     Effect.gen(function*() {
       for (let i = 0; i < warmup; i++) yield* once(i)
       const rtts = []
+      // (Worker 1 named its thread before it answered the warm-up.)
+      const tasks = [threadPath(), `/proc/self/task/${results[10]}`]
+      const cpu0 = tasks.map(cpuNs)
       for (let i = 0; i < rounds; i++) {
         const t0 = performance.now()
         yield* once(i)
         rtts.push((performance.now() - t0) * 1000)
       }
-      return summarize(rtts)
+      // µs of CPU per round trip, both threads together.
+      const cpu = tasks.reduce((a, t, i) => a + cpuNs(t) - cpu0[i], 0) / rounds / 1000
+      return [...summarize(rtts), cpu]
     })
   // MSG_RING data CQE, 64-bit payload.
   const notify = yield* time((i) => Effect.zipRight(w.notify(1, BigInt(i)), w.receive))
@@ -48,7 +60,7 @@ export default Effect.gen(function*() {
     })
   )
   results.set([...notify, ...mailbox, ...post])
-  results[6] = 1
+  results[9] = 1
   bc.close()
   return yield* Effect.never
 })

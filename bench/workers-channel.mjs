@@ -3,7 +3,9 @@
 //   notify   : IORING_OP_MSG_RING data CQE carrying a 64-bit payload, and back
 //   mailbox  : a 64-byte body in the SharedArrayBuffer mailbox + its MSG_RING wake-up, and back
 //   postMessage: BroadcastChannel between the same two threads (Node's postMessage path)
-// Each is one Effect per hop on both sides. Prints median and p99 round trips in µs.
+// Each is one Effect per hop on both sides. Prints median and p99 round trips in µs, and the CPU
+// time both threads spent per round trip (schedstat): on a shared machine wall-clock latency
+// follows the load, the CPU per round trip much less so.
 //
 // Run: node bench/workers-channel.mjs [--rounds 5000] [--pin]   (after `pnpm exec tsc -b`)
 import { Effect } from "effect"
@@ -12,7 +14,7 @@ import { RinglineWorkers } from "../packages/core/dist/index.js"
 
 const { values } = parseArgs({ options: { rounds: { type: "string", default: "5000" }, pin: { type: "boolean", default: false } } })
 const rounds = Number(values.rounds)
-const results = new Float64Array(new SharedArrayBuffer(8 * 8))
+const results = new Float64Array(new SharedArrayBuffer(8 * 12))
 
 await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
   yield* RinglineWorkers.launch({
@@ -22,12 +24,13 @@ await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     awaitListening: false,
     data: { rounds, warmup: Math.min(1000, rounds), results: results.buffer }
   })
-  while (results[6] !== 1) yield* Effect.sleep(50)
+  while (results[9] !== 1) yield* Effect.sleep(50)
 })))
 
-const row = (name, i) => `${name.padEnd(12)} ${results[i].toFixed(1).padStart(9)} ${results[i + 1].toFixed(1).padStart(9)}`
+const row = (name, i) =>
+  `${name.padEnd(12)} ${results[i].toFixed(1).padStart(9)} ${results[i + 1].toFixed(1).padStart(9)} ${results[i + 2].toFixed(1).padStart(12)}`
 console.log(`round trip between two workers, ${rounds} rounds${values.pin ? ", pinned to CPU 0 and 1" : ""} (µs)`)
-console.log(`${"".padEnd(12)} ${"median".padStart(9)} ${"p99".padStart(9)}`)
+console.log(`${"".padEnd(12)} ${"median".padStart(9)} ${"p99".padStart(9)} ${"CPU/round".padStart(12)}`)
 console.log(row("notify", 0))
-console.log(row("mailbox", 2))
-console.log(row("postMessage", 4))
+console.log(row("mailbox", 3))
+console.log(row("postMessage", 6))
