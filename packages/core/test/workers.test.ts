@@ -185,10 +185,12 @@ const connect = (port: number) =>
 describe("pnpm run echo --workers", () => {
   for (const extra of [[], ["--acceptor"]]) {
     it(`--workers 2 ${extra.join(" ")}: SIGTERM mid-transfer drains every worker, no client loses a byte, exit 0`, async () => {
-      const { child, port, exited, stderr } = await start(["--workers", "2", ...extra], { RINGLINE_SHUTDOWN_TIMEOUT: "10 seconds" })
+      // A grace period far beyond the transfers' length even on a loaded machine: a transfer
+      // still running when it ends is cut off, which is the rule, not a lost byte.
+      const { child, port, exited, stderr } = await start(["--workers", "2", ...extra], { RINGLINE_SHUTDOWN_TIMEOUT: "60 seconds" })
       const transfer = async () => {
         const s = await connect(port)
-        const payload = random(1024 * 1024)
+        const payload = random(512 * 1024)
         const chunks: Array<Buffer> = []
         s.on("data", (d) => chunks.push(d))
         const ended = new Promise<void>((r) => s.on("end", r))
@@ -200,10 +202,11 @@ describe("pnpm run echo --workers", () => {
         await ended
         return Buffer.concat(chunks).equals(payload)
       }
-      const transfers = Array.from({ length: 8 }, transfer)
+      // 16 connections: SO_REUSEPORT hashing leaves a worker without any with odds 2^-15.
+      const transfers = Array.from({ length: 16 }, transfer)
       await new Promise((r) => setTimeout(r, 150))
       child.kill("SIGTERM")
-      expect(await Promise.all(transfers)).toEqual(Array(8).fill(true))
+      expect(await Promise.all(transfers)).toEqual(Array(16).fill(true))
       expect(await exited).toBe(0)
       // The shutdown summary: one line per worker, and both took connections.
       const lines = stderr().split("\n").filter((l) => l.startsWith("ringline worker "))
@@ -211,7 +214,7 @@ describe("pnpm run echo --workers", () => {
       for (const l of lines) expect(Number(/accepted=(\d+)/.exec(l)![1])).toBeGreaterThan(0)
       const closed = lines.map((l) => Number(/closed=(\d+)/.exec(l)![1]))
       expect(closed.every((c) => c >= 0)).toBe(true)
-      if (extra.length > 0) expect(stderr()).toMatch(/ringline acceptor: accepted=8 handed=\d+\/\d+ lost=0/)
+      if (extra.length > 0) expect(stderr()).toMatch(/ringline acceptor: accepted=16 handed=\d+\/\d+ lost=0/)
     }, 120_000)
   }
 

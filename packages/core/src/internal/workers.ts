@@ -300,7 +300,11 @@ export const launch = (options: LaunchOptions) =>
           })
           s.worker!.postMessage({ type: "stats", id })
           return Effect.sync(() => pending.delete(id))
-        }).pipe(Effect.timeoutOption(Duration.seconds(2)), Effect.map((o) => (o._tag === "Some" ? o.value : undefined)))
+        }).pipe(
+          // Generous: a busy worker on a loaded machine answers late, and a missing answer drops it from the summary.
+          Effect.timeoutOption(Duration.seconds(5)),
+          Effect.map((o) => (o._tag === "Some" ? o.value : undefined))
+        )
 
     const stats: Effect.Effect<WorkersStats> = Effect.gen(function*() {
       const answers = yield* Effect.forEach(slots, ask, { concurrency: "unbounded" })
