@@ -2,7 +2,7 @@
 /**
  * The io_uring echo server: `pnpm run echo --port <p> [--host <h>] [--mode stream|parse]`
  * `[--tls-cert cert.pem --tls-key key.pem [--alpn echo]]` (TLS through @ringline/tls)
- * `[--workers N [--acceptor]]`.
+ * `[--workers N [--acceptor]]` (with TLS too: every worker does its own handshakes).
  *
  * Every byte received is sent back in order; when the client half-closes, the server finishes
  * sending and then closes. SIGINT/SIGTERM stop it cleanly (connections drained, exit code 0).
@@ -20,6 +20,8 @@ import * as Ringline from "../Ringline.js"
 import * as RinglineWorkers from "../RinglineWorkers.js"
 import * as Tcp from "../Tcp.js"
 import { echoHandlers } from "./echoHandlers.js"
+import type { EchoWorkerData } from "./echoWorker.js"
+import { type DemoTlsOptions, loadTls } from "./tlsModule.js"
 
 // `pnpm run echo -- --port 1` passes the "--" through: it is not an argument of ours.
 const args = process.argv.slice(2).filter((a, i) => !(i === 0 && a === "--"))
@@ -58,32 +60,30 @@ if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
   process.exit(2)
 }
 const multiWorker = workers > 1 || values.acceptor === true
-if (multiWorker && values["tls-cert"] !== undefined) {
-  console.error("--tls-cert with --workers/--acceptor is not supported by the demo yet")
-  process.exit(2)
-}
+const suffix = values["tls-cert"] === undefined ? "" : " (tls)"
 
-/**
- * Plain TCP, or TLS with --tls-cert/--tls-key. @ringline/tls depends on this package, so it is
- * loaded from the workspace at run time rather than imported.
- */
-const listen = Effect.gen(function*() {
-  if (values["tls-cert"] === undefined) return { listener: yield* Tcp.listen({ host: values.host, port }), suffix: "" }
+/** The PEM files of --tls-cert/--tls-key and the protocols of --alpn, read once. */
+const tlsOptions = Effect.gen(function*() {
+  if (values["tls-cert"] === undefined) return undefined
   const { readFileSync } = yield* Effect.promise(() => import("node:fs"))
-  const { Tls } = yield* Effect.promise(() => import(new URL("../../../tls/dist/index.js", import.meta.url).href))
-  const options = {
-    host: values.host,
-    port,
+  const options: DemoTlsOptions = {
     cert: readFileSync(values["tls-cert"]!, "utf8"),
     key: readFileSync(values["tls-key"]!, "utf8"),
     ...(values.alpn === undefined ? {} : { alpn: values.alpn.split(",") })
   }
-  const listener: Listener = yield* Effect.orDie(Tls.listen(options) as Effect.Effect<Listener, unknown, Ringline.Ringline | Scope.Scope>)
-  return { listener, suffix: " (tls)" }
+  return options
+})
+
+/** Plain TCP, or TLS with --tls-cert/--tls-key. */
+const listen = Effect.gen(function*() {
+  const tls = yield* tlsOptions
+  if (tls === undefined) return yield* Tcp.listen({ host: values.host, port })
+  const Tls = yield* loadTls
+  return yield* Effect.orDie(Tls.listen({ host: values.host, port, ...tls }) as Effect.Effect<Listener, unknown, Ringline.Ringline | Scope.Scope>)
 })
 
 const program = Effect.gen(function*() {
-  const { listener, suffix } = yield* listen
+  const listener = yield* listen
   console.log(`listening on ${Address.format(listener.address)}${suffix}`)
   // A one-line summary of the driver's counters when the server stops (on stderr).
   yield* Effect.addFinalizer(() =>
@@ -103,15 +103,21 @@ const program = Effect.gen(function*() {
 }).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig()))
 
 const multi = Effect.gen(function*() {
+  const tls = yield* tlsOptions
+  // One ticket key for every worker: a session resumes whichever worker the client reaches.
+  const data: EchoWorkerData = {
+    mode: values.mode,
+    ...(tls === undefined ? {} : { tls: { ...tls, ticketKeys: [(yield* loadTls).generateTicketKey()] } })
+  }
   const set = yield* RinglineWorkers.launch({
     module: new URL("./echoWorker.js", import.meta.url),
     workers,
     mode: values.acceptor ? "acceptor" : "reusePort",
     host: values.host,
     port,
-    data: { mode: values.mode }
+    data
   })
-  console.log(`listening on ${Address.format(yield* set.address)}`)
+  console.log(`listening on ${Address.format(yield* set.address)}${suffix}`)
   console.error(`ringline: ${workers} workers (${set.mode})`)
   // Per-worker counters, taken while the workers still run (the drain follows this finalizer).
   yield* Effect.addFinalizer(() =>

@@ -1,14 +1,30 @@
 /**
  * The worker program of `pnpm run echo --workers N`: the demo's echo handler on this worker's
  * share of the port (bin/echo.ts launches it with RinglineWorkers). `data.mode` picks the
- * handler as `--mode` does.
+ * handler as `--mode` does; with `data.tls` every connection is a TLS server connection, its
+ * handshake done on this worker's ring (Tls.upgrade) before the echo starts.
  */
 import { Effect } from "effect"
 import { echo } from "../internal/echo.js"
 import * as RinglineWorkers from "../RinglineWorkers.js"
 import { echoHandlers } from "./echoHandlers.js"
+import { type DemoTlsOptions, loadTls } from "./tlsModule.js"
 
-export default Effect.flatMap(RinglineWorkers.WorkerContext, (w) => {
-  const handler = echoHandlers[(w.data as { mode?: string } | undefined)?.mode ?? "stream"] ?? echo
-  return RinglineWorkers.serve((conn) => Effect.ignore(handler(conn)))
+/** What bin/echo.ts hands its workers. */
+export interface EchoWorkerData {
+  readonly mode?: string
+  readonly tls?: DemoTlsOptions
+}
+
+export default Effect.gen(function*() {
+  const w = yield* RinglineWorkers.WorkerContext
+  const data = (w.data ?? {}) as EchoWorkerData
+  const handler = echoHandlers[data.mode ?? "stream"] ?? echo
+  const tls = data.tls
+  if (tls === undefined) return yield* RinglineWorkers.serve((conn) => Effect.ignore(handler(conn)))
+  const Tls = yield* loadTls
+  // A failed handshake has closed the connection already (Tls.upgrade): nothing to echo.
+  return yield* RinglineWorkers.serve((conn) =>
+    Effect.ignore(Effect.zipRight(Tls.upgrade(conn, { side: "server", ...tls }) as Effect.Effect<void, unknown>, handler(conn)))
+  )
 })
