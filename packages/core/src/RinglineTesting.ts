@@ -79,6 +79,10 @@ export const withFreshRing = <A, E>(
         return a
       }).pipe(Effect.provide(Layer.fresh(Ringline.layer(config))))
     )
+    // The ring's closes are done; a peer in this process (a node:net client of the test) sees
+    // them only when its poll phase comes round, and only then closes its own fd: let the loop
+    // go round once past a poll phase before counting (a leaked fd stays leaked).
+    yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve))))
     const fdsAfter = openFds()
     if (fdsAfter > fdsBefore) return yield* Effect.fail(new ResourceLeak({ inFlight: 0, fdsBefore, fdsAfter }))
     return result
