@@ -398,24 +398,35 @@ class ConnectionImpl implements Connection {
   }
 
   get close(): Connection["close"] {
+    return this.#lazy.close ??= Effect.uninterruptible(Effect.suspend(() => this.#closeNow()))
+  }
+
+  /**
+   * One close: the drain of queued sends is what may take long (a peer that does not read), so
+   * only a close that has to drain races the shutdown timeout. Otherwise what is left (cancelling
+   * the receive, the kernel's CLOSE) is bounded by the kernel, and the close waits for it with
+   * no timeout fiber and no timer: most closes are of idle connections, and a timeout fiber
+   * per close was a large part of a connection's setup/teardown cost.
+   */
+  #closeNow(): Effect.Effect<void> {
     const conn = this.#conn
-    const shutdownTimeoutMs = this.#shutdownTimeoutMs
-    const onClose = this.#onClose
+    conn.beginClose()
     const waitClosed = this.#lazy.waitClosed ??= fromCallbacks<void, never>((cb) => conn.onClosed(() => cb.ok()))
-    return this.#lazy.close ??= Effect.suspend(() => {
-      conn.beginClose()
-      // Runs inside finalizers (uninterruptible): the wait itself must stay interruptible, or the
-      // timeout could never stop it.
-      return Effect.interruptible(waitClosed).pipe(
-        Effect.timeoutOption(shutdownTimeoutMs),
-        Effect.flatMap((o) => {
-          if (Option.isSome(o)) return Effect.void
-          conn.force()
-          return waitClosed
-        }),
-        Effect.ensuring(Effect.sync(() => onClose(conn)))
-      )
-    }).pipe(Effect.uninterruptible)
+    const onClose = this.#onClose
+    if (conn.isClosed || !conn.isDraining) {
+      return Effect.ensuring(waitClosed, Effect.sync(() => onClose(conn)))
+    }
+    // Runs inside finalizers (uninterruptible): the wait itself must stay interruptible, or the
+    // timeout could never stop it.
+    return Effect.interruptible(waitClosed).pipe(
+      Effect.timeoutOption(this.#shutdownTimeoutMs),
+      Effect.flatMap((o) => {
+        if (Option.isSome(o)) return Effect.void
+        conn.force()
+        return waitClosed
+      }),
+      Effect.ensuring(Effect.sync(() => onClose(conn)))
+    )
   }
 
   get localAddress(): Connection["localAddress"] {

@@ -95,6 +95,11 @@ export class Channel implements WireSink {
     return this.phase === Phase.Closed
   }
 
+  /** Closing, and still waiting for queued sends to go out (the only wait a timeout must bound). */
+  get isDraining(): boolean {
+    return this.phase === Phase.Draining
+  }
+
   /** Bytes received and not yet consumed by a reader. */
   get bufferedBytes(): number {
     return this.inbound.size
@@ -623,7 +628,11 @@ export class Channel implements WireSink {
     this.inbound.clear()
     // Waiting readers wake up to ConnectionClosed, one after the other.
     this.readers.notify()
-    this.failSends(new ConnectionClosed({ operation: "send" }))
+    // The error (a stack trace to build) only when something is left to fail: after a clean
+    // close nothing is, and a later write is refused by the phase check alone.
+    if (this.queue.length > 0 || this.zcHeld.length > 0 || this.waiters.waiting || this.sendPaused || this.sentTotal !== this.enqueued) {
+      this.failSends(new ConnectionClosed({ operation: "send" }))
+    }
     // Every op has ended: no send references transport memory any more.
     this.transport?.dispose()
     const waiters = this.closeWaiters
