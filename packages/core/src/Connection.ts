@@ -340,8 +340,7 @@ class ConnectionImpl implements Connection {
   }
 
   get sink(): Connection["sink"] {
-    const writable = this.writable
-    return this.#lazy.sink ??= Sink.forEach((bytes: Uint8Array) => Effect.zipRight(this.#enqueue(bytes, "sink: chunk"), writable))
+    return this.#lazy.sink ??= Sink.forEach((bytes: Uint8Array) => this.#queueThenWritable(bytes, "sink: chunk"))
   }
 
   get send(): Connection["send"] {
@@ -349,7 +348,20 @@ class ConnectionImpl implements Connection {
   }
 
   get write(): Connection["write"] {
-    return this.#lazy.write ??= (bytes) => Effect.zipRight(this.#enqueue(bytes, "write: bytes"), this.writable)
+    return this.#lazy.write ??= (bytes) => this.#queueThenWritable(bytes, "write: bytes")
+  }
+
+  /**
+   * `write`'s one step: queue, then wait only when over the high-water mark (one Effect per
+   * write instead of an enqueue, a zipRight and a writable check).
+   */
+  #queueThenWritable(bytes: Uint8Array, where: string): Effect.Effect<void, WriteError> {
+    const conn = this.#conn
+    return Effect.suspend(() => {
+      const r = conn.enqueue(bytes instanceof Uint8Array ? bytes : bytesOf(bytes, where))
+      if (typeof r !== "number") return Effect.fail(r)
+      return conn.overHighWater ? this.writable : Effect.void
+    })
   }
 
   get writable(): Connection["writable"] {

@@ -24,6 +24,22 @@ export interface AcceptSource {
   readonly accepted: number
 }
 
+/**
+ * A listener's accept without a finalizer, for an owner that closes each connection itself (the
+ * platform SocketServer, which would otherwise build a Scope per connection only to close it).
+ * `take` must run as `uninterruptibleMask((restore) => flatMap(restore(take), ...))`: the
+ * channel it returns is the caller's to `wrap` and close.
+ */
+export interface UnscopedAccept {
+  readonly take: Effect.Effect<Channel, ConnectionClosed>
+  readonly wrap: (channel: Channel) => Connection
+}
+
+const unscoped = new WeakMap<Listener, UnscopedAccept>()
+
+/** `listener`'s {@link UnscopedAccept}, when it is one of acceptLoop's (undefined for others, e.g. TLS). */
+export const unscopedAccept = (listener: Listener): UnscopedAccept | undefined => unscoped.get(listener)
+
 /** serve's default report of a failed handler. */
 const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => Effect.logWarning("ringline: connection handler failed", cause)
 
@@ -139,12 +155,14 @@ export const acceptLoop = (
           if (!open) return
         }
       })
-    return {
+    const listener: Listener = {
       address,
       accept,
       serve,
       get accepted() {
         return source.accepted
       }
-    } satisfies Listener
+    }
+    unscoped.set(listener, { take: acceptRaw, wrap })
+    return listener
   })
