@@ -6,15 +6,17 @@
 //      node bench/conncost.mjs instr [--servers a,b] [--conns 300] [--warmup 300]
 //
 // mem: each server runs with --expose-gc and a preload (conncost-probe.mjs) that, on SIGUSR2,
-// runs gc() twice and prints process.memoryUsage(). The script takes that before and after it
-// opens `--conns` idle connections (each proven with a 1-byte echo, as bench/loadgen.c's
-// --idle does), and prints heap, external and RSS deltas per connection. RSS is what
+// runs gc() twice and prints process.memoryUsage(). The script takes that after `--conns` idle
+// connections and again after `--conns` more (each proven with a 1-byte echo, as
+// bench/loadgen.c's --idle does), and prints heap, external and RSS deltas per connection. RSS is what
 // bench/run.mjs's idle1000 case reports (without the GC); the heap delta is the part a change
 // in JS can move.
 //
 // instr: each server runs under `valgrind --tool=callgrind --instr-atstart=no`; the client runs
 // `--warmup` lifecycles (JIT warm), then switches instrumentation on (callgrind_control -i on),
-// runs `--conns` lifecycles one after the other, switches it off and dumps. A lifecycle is:
+// runs `--conns` lifecycles one after the other, switches it off and dumps the main thread's
+// count (V8's background compiler is left out: its share depends on when a function gets
+// optimised; the GC runs on the main thread, --single-threaded-gc for every server). A lifecycle is:
 // plain — connect, 64 B echoed, client half-close, server closes; tls — a full handshake (no
 // resumption), 64 B echoed, close_notify + FIN. The report is the server's instructions per
 // lifecycle (idle loop turns in between are included, and are few: the client is never idle).
@@ -29,13 +31,16 @@ import { parseArgs } from "node:util";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
-const ECHO_JS = path.join(ROOT, "packages/core/dist/bin/echo.js");
+const { values: early } = parseArgs({ strict: false });
+const ECHO_JS = typeof early.echo === "string" ? path.resolve(early.echo) : path.join(ROOT, "packages/core/dist/bin/echo.js");
 const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     servers: { type: "string" },
     conns: { type: "string" },
-    warmup: { type: "string", default: "300" },
+    warmup: { type: "string", default: "1000" },
+    // Another build's demo server, to compare before/after in one run (e.g. a copy of main's dist).
+    echo: { type: "string" },
   },
 });
 const what = positionals[0];
@@ -91,9 +96,11 @@ const start = async (server) => {
   PORT = await freePort();
   return new Promise((resolve, reject) => {
     if (server.tls) needTls();
-    const node = [process.execPath, ...(what === "mem" ? ["--expose-gc", "--import", path.join(BENCH, "conncost-probe.mjs")] : [])];
+    // instr: every server's GC runs on its main thread (--single-threaded-gc), so that the count
+    // of the main thread includes the collection of what a connection allocated.
+    const node = [process.execPath, ...(what === "mem" ? ["--expose-gc", "--import", path.join(BENCH, "conncost-probe.mjs")] : ["--single-threaded-gc"])];
     const argv = what === "instr"
-      ? ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${path.join(os.tmpdir(), "conncost-%p.out")}`, ...node, ...server.args()]
+      ? ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes", `--callgrind-out-file=${path.join(os.tmpdir(), "conncost-%p.out")}`, ...node, ...server.args()]
       : [...node, ...server.args()];
     const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -166,13 +173,17 @@ const lifecycle = async (port, secure) => {
 
 const callgrind = (pid, ...args) => execFileSync("callgrind_control", [...args, String(pid)], { stdio: ["ignore", "pipe", "pipe"] }).toString();
 
-/** Dumps the profile of `pid` and returns its instruction total (the dump's "totals:" line). */
+/**
+ * Dumps the profile of `pid` and returns the main thread's instruction total (the "totals:" line
+ * of its dump). Only the main thread: the others are V8's background compiler and GC helpers,
+ * whose work depends on timing (when a function gets optimised), not on what a connection costs.
+ */
 const dumpTotal = (pid) => {
   const prefix = `conncost-${pid}.out`;
   const before = new Set(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith(prefix)));
   callgrind(pid, "-d");
-  const file = fs.readdirSync(os.tmpdir()).find((f) => f.startsWith(prefix) && /\.out\.\d+$/.test(f) && !before.has(f));
-  if (file === undefined) throw new Error(`callgrind wrote no dump for ${pid}`);
+  const file = fs.readdirSync(os.tmpdir()).find((f) => f.startsWith(prefix) && /\.out\.\d+-01$/.test(f) && !before.has(f));
+  if (file === undefined) throw new Error(`callgrind wrote no main-thread dump for ${pid}`);
   const text = fs.readFileSync(path.join(os.tmpdir(), file), "utf8");
   const m = /^totals:\s*(\d+)/m.exec(text);
   if (m === null) throw new Error(`no totals in ${file}`);
@@ -185,15 +196,19 @@ console.log(`# ${new Date().toISOString()} load ${os.loadavg().map((l) => l.toFi
 for (const server of picked) {
   const h = await start(server);
   if (what === "mem") {
-    const before = await sampleMem(h);
+    // Measured between `conns` and 2 × `conns` idle connections: what the first connections pay
+    // once (compiled code, lazily built module state) stays out of the per-connection figure.
     const socks = [];
+    for (let i = 0; i < CONNS; i++) socks.push(await openIdle(h.port));
+    await new Promise((r) => setTimeout(r, 200));
+    const before = await sampleMem(h);
     for (let i = 0; i < CONNS; i++) socks.push(await openIdle(h.port));
     await new Promise((r) => setTimeout(r, 200));
     const after = await sampleMem(h);
     const per = (k) => ((after[k] - before[k]) / CONNS / 1024).toFixed(2);
     const r = { server: server.name, conns: CONNS, heapKiB: per("heapUsed"), externalKiB: per("external"), rssKiB: per("rss") };
     results.push(r);
-    console.log(`${server.name.padEnd(18)} per idle conn: heap ${r.heapKiB} KiB  external ${r.externalKiB} KiB  rss ${r.rssKiB} KiB  (${CONNS} conns)`);
+    console.log(`${server.name.padEnd(18)} per idle conn: heap ${r.heapKiB} KiB  external ${r.externalKiB} KiB  rss ${r.rssKiB} KiB  (${CONNS} → ${2 * CONNS} conns)`);
     for (const s of socks) s.destroy();
     await new Promise((r) => setTimeout(r, 200));
   } else {
