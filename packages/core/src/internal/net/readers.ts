@@ -84,8 +84,12 @@ export const uninitialized = (n: number): Uint8Array => {
   return new Uint8Array(b.buffer, b.byteOffset, n)
 }
 
-/** A copy of `bytes` in memory of its own (a chunk handed to the user). */
+/**
+ * A copy of `bytes` in memory of its own (a chunk handed to the user). Small ones through
+ * `slice` (V8 allocates those cheaply, zeroing is nothing next to a native buffer allocation).
+ */
 export const copyOf = (bytes: Uint8Array): Uint8Array => {
+  if (bytes.length < 4096) return bytes.slice()
   const out = uninitialized(bytes.length)
   out.set(bytes)
   return out
