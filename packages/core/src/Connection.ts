@@ -112,8 +112,8 @@ export interface Connection {
    */
   readonly read: <A>(parse: Parser<A>) => Effect.Effect<A, ReadError>
   /**
-   * The next chunk of bytes (an owned copy), or `None` at end of stream. A `read` like any other:
-   * an interrupted `recv` consumes nothing.
+   * The next chunk of bytes (yours to keep: nothing received later changes it), or `None` at end
+   * of stream. A `read` like any other: an interrupted `recv` consumes nothing.
    */
   readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
   /**
