@@ -112,8 +112,8 @@ export interface Connection {
    */
   readonly read: <A>(parse: Parser<A>) => Effect.Effect<A, ReadError>
   /**
-   * The next chunk of bytes (an owned copy), or `None` at end of stream. A `read` like any other:
-   * an interrupted `recv` consumes nothing.
+   * The next chunk of bytes (yours to keep: nothing received later changes it), or `None` at end
+   * of stream. A `read` like any other: an interrupted `recv` consumes nothing.
    */
   readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
   /**
@@ -289,9 +289,6 @@ const partsOf = (parts: ReadonlyArray<Uint8Array>, where: string): ReadonlyArray
   return out ?? parts
 }
 
-const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
-  bytes.length === 0 ? done(0, Option.none()) : done(bytes.length, Option.some(bytes.slice()))
-
 /**
  * A connection's Effect-facing object. Every member is built on first use and kept: an idle
  * connection (most of them, on a busy server) pays for none of the Effects, Streams and
@@ -327,7 +324,11 @@ class ConnectionImpl implements Connection {
   }
 
   get recv(): Connection["recv"] {
-    return this.#lazy.recv ??= this.read(takeChunk) as Connection["recv"]
+    const conn = this.#conn
+    // Everything buffered, as memory the caller keeps (the reassembly buffer itself when it can be).
+    return this.#lazy.recv ??= this.read((bytes) =>
+      bytes.length === 0 ? done(0, Option.none()) : done(bytes.length, Option.some(conn.keep(bytes)))
+    ) as Connection["recv"]
   }
 
   get stream(): Connection["stream"] {
