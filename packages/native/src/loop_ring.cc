@@ -347,13 +347,14 @@ void LoopRing::OnPrepare(uv_prepare_t* handle) {
     r->Deliver(false);
   }
   if (r->closed_) return;
-  // Still busy after the bound: notifications on, and wake the poll ourselves so the rest of
-  // the loop (timers, other handles) runs before we come back.
-  if (r->evfd_quiet_) {
-    io_uring_cq_eventfd_toggle(&r->ring_, true);
-    r->evfd_quiet_ = false;
+  // The bound is reached: notifications on (same rule as above), and if work is left, wake the
+  // poll ourselves so the rest of the loop (timers, other handles) runs before we come back.
+  io_uring_cq_eventfd_toggle(&r->ring_, true);
+  r->evfd_quiet_ = false;
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (r->CompletionWorkPending() || io_uring_cq_ready(&r->ring_) > 0 || r->ctl_[kCtlStaged] > 0 || r->HasOwnStaged()) {
+    eventfd_write(r->event_fd_, 1);
   }
-  eventfd_write(r->event_fd_, 1);
 }
 
 Napi::Value LoopRing::Flush(const Napi::CallbackInfo& info) {
