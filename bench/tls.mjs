@@ -16,6 +16,12 @@
 //        [--cases echo64,handshakes] [--node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--json F]
 //      (or `pnpm bench:tls`). `--cases` keeps the cases whose name contains one of the words;
 //      `--node-args` is passed to the server processes (profiling one case under the bench's load).
+//      `--callgrind`: load-independent instead — each server runs once under valgrind's callgrind
+//      (all cases on that one process, 1 rep, default warm-up 20 s), counters zeroed and dumped at
+//      the load generator's markers; reported: instructions per request of the main thread (the
+//      event loop: what the server does per request) and of all threads (adds V8's background
+//      compiler and GC, which are still warming up under valgrind). Wall-clock rates are then
+//      meaningless. Keep the .out files with `--callgrind-dir D` (callgrind_annotate).
 // Needs gcc and OpenSSL's headers (libssl-dev): installed with apt when missing and possible,
 // otherwise the bench prints SKIP with the reason and exits 0.
 import { execFileSync, spawn } from "node:child_process";
@@ -36,9 +42,14 @@ const { values: opts } = parseArgs({
     cases: { type: "string" },
     "node-args": { type: "string" },
     json: { type: "string" },
+    callgrind: { type: "boolean", default: false },
+    "callgrind-dir": { type: "string" },
   },
 });
-const cfg = { reps: Number(opts.reps), warmup: Number(opts.warmup), duration: Number(opts.duration) };
+const callgrind = opts.callgrind || opts["callgrind-dir"] !== undefined;
+const cfg = callgrind
+  ? { reps: 1, warmup: Number(opts.warmup === "1" ? "20" : opts.warmup), duration: Number(opts.duration === "5" ? "20" : opts.duration) }
+  : { reps: Number(opts.reps), warmup: Number(opts.warmup), duration: Number(opts.duration) };
 for (const [k, v] of Object.entries(cfg)) {
   if (!(v > 0) && !(k === "warmup" && v === 0)) throw new Error(`--${k} must be a positive number, got ${opts[k]}`);
 }
@@ -99,9 +110,12 @@ if (!pinned) process.stderr.write("warning: taskset or a second CPU is missing; 
 const onCpu = (cpu, argv) => (pinned ? ["taskset", "-c", cpu, ...argv] : argv);
 
 const nodeArgs = opts["node-args"] === undefined ? [] : opts["node-args"].split(" ").filter((a) => a !== "");
+const cgDir = callgrind ? (opts["callgrind-dir"] ?? path.join(dir, "callgrind")) : undefined;
+if (cgDir !== undefined) fs.mkdirSync(cgDir, { recursive: true });
+const valgrind = cgDir === undefined ? [] : ["valgrind", "--tool=callgrind", "--separate-threads=yes", `--callgrind-out-file=${cgDir}/%p.out`];
 const SERVERS = [
-  { name: "ringline-tls", cmd: [process.execPath, ...nodeArgs, path.join(ROOT, "packages/core/dist/bin/echo.js"), "--port", "0", ...certArgs] },
-  { name: "node-tls", cmd: [process.execPath, ...nodeArgs, path.join(ROOT, "bench/servers/node-tls-echo.mjs"), "--port", "0", ...certArgs] },
+  { name: "ringline-tls", cmd: [...valgrind, process.execPath, ...nodeArgs, path.join(ROOT, "packages/core/dist/bin/echo.js"), "--port", "0", ...certArgs] },
+  { name: "node-tls", cmd: [...valgrind, process.execPath, ...nodeArgs, path.join(ROOT, "bench/servers/node-tls-echo.mjs"), "--port", "0", ...certArgs] },
 ].filter((s) => opts.servers === undefined || opts.servers.split(",").includes(s.name));
 
 // The client verifies the chain and host name like a real one (its cost is the client's, not
@@ -131,7 +145,7 @@ const cpuSeconds = (pid) => {
 const start = (server) =>
   new Promise((resolve, reject) => {
     const [cmd, ...args] = onCpu("0", server.cmd);
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", callgrind ? "ignore" : "inherit"] });
     let out = "";
     child.stdout.on("data", (d) => {
       out += d;
@@ -155,12 +169,14 @@ const drive = (server, c) =>
       err += d;
       // Sampled at the load generator's own phase markers: CPU covers exactly the measured window.
       if (m.cpu0 === undefined && err.includes("#measure-start\n")) {
+        if (callgrind) callgrindControl("-z", server.child.pid);
         m.cpu0 = cpuSeconds(server.child.pid);
         m.lg0 = cpuSeconds(lg.pid);
       }
       if (m.cpu1 === undefined && err.includes("#measure-end\n")) {
         m.cpu1 = cpuSeconds(server.child.pid);
         m.lg1 = cpuSeconds(lg.pid);
+        if (callgrind) m.ir = callgrindDump(server.child.pid, c.name);
       }
     });
     lg.on("exit", (code) => {
@@ -178,27 +194,67 @@ const drive = (server, c) =>
         cpuUsPerReq: ((m.cpu1 - m.cpu0) * 1e6) / Math.max(1, res.requests),
         lgCpuPct: ((m.lg1 - m.lg0) / res.elapsed_s) * 100,
         p99: res.p99_us,
+        ...(m.ir && { irMainPerReq: m.ir.main / Math.max(1, res.requests), irAllPerReq: m.ir.all / Math.max(1, res.requests) }),
       });
     });
   });
 
+// callgrind_control waits until valgrind has acted on the command (its answer), so the counters
+// are zeroed/dumped within a fraction of a second of the marker (windows are ≥ 10 s).
+function callgrindControl(...args) {
+  execFileSync("callgrind_control", args.map(String), { stdio: "ignore" });
+}
+// Dumps the counters since the last zero; returns the instructions of the main thread (file -01)
+// and of all threads (one file per thread: `<pid>.out.<dump>-<thread>`).
+function callgrindDump(pid, tag) {
+  const before = new Set(fs.readdirSync(cgDir));
+  callgrindControl("-d", tag, pid);
+  let main = 0;
+  let all = 0;
+  for (const f of fs.readdirSync(cgDir)) {
+    if (before.has(f) || !f.startsWith(`${pid}.out.`)) continue;
+    const m = /^summary:\s+(\d+)/m.exec(fs.readFileSync(path.join(cgDir, f), "utf8"));
+    const ir = m ? Number(m[1]) : 0;
+    all += ir;
+    if (f.endsWith("-01")) main = ir;
+  }
+  return { main, all };
+}
+
 const results = {}; // server → case → [run]
 const load0 = os.loadavg();
-for (let rep = 1; rep <= cfg.reps; rep++) {
-  for (const c of CASES) {
-    for (const s of SERVERS) {
-      const srv = await start(s);
-      let r;
-      try {
-        r = await drive(srv, c);
-      } finally {
-        srv.child.removeAllListeners("exit");
-        srv.child.kill("SIGTERM");
-        await new Promise((res) => (srv.child.exitCode !== null ? res() : srv.child.on("exit", res)));
+const stop = async (srv) => {
+  srv.child.removeAllListeners("exit");
+  srv.child.kill("SIGTERM");
+  await new Promise((res) => (srv.child.exitCode !== null ? res() : srv.child.on("exit", res)));
+};
+const record = (rep, s, c, r) => {
+  ((results[s.name] ??= {})[c.name] ??= []).push(r);
+  const ir = r.irMainPerReq === undefined ? "" : `  Ir/req main ${Math.round(r.irMainPerReq)} all ${Math.round(r.irAllPerReq)}`;
+  process.stderr.write(`rep ${rep} ${s.name.padEnd(13)} ${c.name.padEnd(19)} ${r.rate.toFixed(0).padStart(8)} ${c.unit.padEnd(12)}` +
+    ` server ${r.cpuUsPerReq.toFixed(1).padStart(6)} µs/req  loadgen ${r.lgCpuPct.toFixed(0)}% CPU  load ${os.loadavg()[0].toFixed(1)}${ir}\n`);
+};
+if (callgrind) {
+  // Starting node under valgrind takes minutes: one process per server for all cases.
+  for (const s of SERVERS) {
+    const srv = await start(s);
+    try {
+      for (const c of CASES) record(1, s, c, await drive(srv, c));
+    } finally {
+      await stop(srv);
+    }
+  }
+} else {
+  for (let rep = 1; rep <= cfg.reps; rep++) {
+    for (const c of CASES) {
+      for (const s of SERVERS) {
+        const srv = await start(s);
+        try {
+          record(rep, s, c, await drive(srv, c));
+        } finally {
+          await stop(srv);
+        }
       }
-      ((results[s.name] ??= {})[c.name] ??= []).push(r);
-      process.stderr.write(`rep ${rep} ${s.name.padEnd(13)} ${c.name.padEnd(19)} ${r.rate.toFixed(0).padStart(8)} ${c.unit.padEnd(12)}` +
-        ` server ${r.cpuUsPerReq.toFixed(1).padStart(6)} µs/req  loadgen ${r.lgCpuPct.toFixed(0)}% CPU  load ${os.loadavg()[0].toFixed(1)}\n`);
     }
   }
 }
@@ -210,10 +266,10 @@ const median = (xs) => {
 };
 const stat = (runs, k) => ({ median: median(runs.map((r) => r[k])), min: Math.min(...runs.map((r) => r[k])), max: Math.max(...runs.map((r) => r[k])) });
 const out = [
-  `TLS echo: C TLS load generator on CPU 1, server on CPU 0${pinned ? "" : " (UNPINNED)"}; ${cfg.reps} interleaved rep(s) of ` +
+  `TLS echo: C TLS load generator on CPU 1, server on CPU 0${pinned ? "" : " (UNPINNED)"}${callgrind ? " under callgrind" : ""}; ${cfg.reps} interleaved rep(s) of ` +
     `${cfg.duration} s (+${cfg.warmup} s warm-up); load average ${load0.map((l) => l.toFixed(2)).join(" ")} → ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
-  `${"case".padEnd(19)} ${"server".padEnd(13)} ${"rate median (min–max)".padStart(30)}  ${"server µs/req (min–max)".padStart(25)}  loadgen CPU`,
 ];
+if (!callgrind) out.push(`${"case".padEnd(19)} ${"server".padEnd(13)} ${"rate median (min–max)".padStart(30)}  ${"server µs/req (min–max)".padStart(25)}  loadgen CPU`);
 const summary = {};
 for (const c of CASES) {
   for (const s of SERVERS) {
@@ -223,12 +279,21 @@ for (const c of CASES) {
     const cpu = stat(runs, "cpuUsPerReq");
     const lg = median(runs.map((r) => r.lgCpuPct));
     (summary[c.name] ??= {})[s.name] = { rate, cpuUsPerReq: cpu, loadgenCpuPct: lg, unit: c.unit };
+    if (callgrind) {
+      const e = summary[c.name][s.name];
+      e.irMainPerReq = runs[0].irMainPerReq;
+      e.irAllPerReq = runs[0].irAllPerReq;
+      out.push(`${c.name.padEnd(19)} ${s.name.padEnd(13)} instructions per request: main thread ${Math.round(e.irMainPerReq)}, all threads ${Math.round(e.irAllPerReq)}`);
+      continue;
+    }
     out.push(`${c.name.padEnd(19)} ${s.name.padEnd(13)} ${`${rate.median.toFixed(0)}${lg >= 95 ? "*" : " "} ${c.unit} (${rate.min.toFixed(0)}–${rate.max.toFixed(0)})`.padStart(30)}  ` +
       `${`${cpu.median.toFixed(1)} (${cpu.min.toFixed(1)}–${cpu.max.toFixed(1)})`.padStart(25)}  ${lg.toFixed(0)}%`);
   }
   const a = summary[c.name]?.["ringline-tls"];
   const b = summary[c.name]?.["node-tls"];
-  if (a && b) {
+  if (a && b && callgrind) {
+    out.push(`${"".padEnd(19)} ringline ÷ node: instructions per request, main thread ${(a.irMainPerReq / b.irMainPerReq).toFixed(2)}×, all threads ${(a.irAllPerReq / b.irAllPerReq).toFixed(2)}×`);
+  } else if (a && b) {
     out.push(`${"".padEnd(19)} ringline ÷ node: rate ${(a.rate.median / b.rate.median).toFixed(2)}×, CPU/req ${(a.cpuUsPerReq.median / b.cpuUsPerReq.median).toFixed(2)}×`);
   }
 }
