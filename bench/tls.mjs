@@ -115,6 +115,8 @@ if (cgDir !== undefined) fs.mkdirSync(cgDir, { recursive: true });
 const valgrind = cgDir === undefined ? [] : ["valgrind", "--tool=callgrind", "--separate-threads=yes", `--callgrind-out-file=${cgDir}/%p.out`];
 const SERVERS = [
   { name: "ringline-tls", cmd: [...valgrind, process.execPath, ...nodeArgs, path.join(ROOT, "packages/core/dist/bin/echo.js"), "--port", "0", ...certArgs] },
+  // The demo's zero-copy handler (`--mode parse`: echoes the parser's view, as run.mjs's ringline-parse).
+  { name: "ringline-tls-parse", cmd: [...valgrind, process.execPath, ...nodeArgs, path.join(ROOT, "packages/core/dist/bin/echo.js"), "--port", "0", "--mode", "parse", ...certArgs] },
   { name: "node-tls", cmd: [...valgrind, process.execPath, ...nodeArgs, path.join(ROOT, "bench/servers/node-tls-echo.mjs"), "--port", "0", ...certArgs] },
 ].filter((s) => opts.servers === undefined || opts.servers.split(",").includes(s.name));
 
@@ -231,7 +233,7 @@ const stop = async (srv) => {
 const record = (rep, s, c, r) => {
   ((results[s.name] ??= {})[c.name] ??= []).push(r);
   const ir = r.irMainPerReq === undefined ? "" : `  Ir/req main ${Math.round(r.irMainPerReq)} all ${Math.round(r.irAllPerReq)}`;
-  process.stderr.write(`rep ${rep} ${s.name.padEnd(13)} ${c.name.padEnd(19)} ${r.rate.toFixed(0).padStart(8)} ${c.unit.padEnd(12)}` +
+  process.stderr.write(`rep ${rep} ${s.name.padEnd(18)} ${c.name.padEnd(19)} ${r.rate.toFixed(0).padStart(8)} ${c.unit.padEnd(12)}` +
     ` server ${r.cpuUsPerReq.toFixed(1).padStart(6)} µs/req  loadgen ${r.lgCpuPct.toFixed(0)}% CPU  load ${os.loadavg()[0].toFixed(1)}${ir}\n`);
 };
 if (callgrind) {
@@ -269,7 +271,7 @@ const out = [
   `TLS echo: C TLS load generator on CPU 1, server on CPU 0${pinned ? "" : " (UNPINNED)"}${callgrind ? " under callgrind" : ""}; ${cfg.reps} interleaved rep(s) of ` +
     `${cfg.duration} s (+${cfg.warmup} s warm-up); load average ${load0.map((l) => l.toFixed(2)).join(" ")} → ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
 ];
-if (!callgrind) out.push(`${"case".padEnd(19)} ${"server".padEnd(13)} ${"rate median (min–max)".padStart(30)}  ${"server µs/req (min–max)".padStart(25)}  loadgen CPU`);
+if (!callgrind) out.push(`${"case".padEnd(19)} ${"server".padEnd(18)} ${"rate median (min–max)".padStart(30)}  ${"server µs/req (min–max)".padStart(25)}  loadgen CPU`);
 const summary = {};
 for (const c of CASES) {
   for (const s of SERVERS) {
@@ -283,18 +285,21 @@ for (const c of CASES) {
       const e = summary[c.name][s.name];
       e.irMainPerReq = runs[0].irMainPerReq;
       e.irAllPerReq = runs[0].irAllPerReq;
-      out.push(`${c.name.padEnd(19)} ${s.name.padEnd(13)} instructions per request: main thread ${Math.round(e.irMainPerReq)}, all threads ${Math.round(e.irAllPerReq)}`);
+      out.push(`${c.name.padEnd(19)} ${s.name.padEnd(18)} instructions per request: main thread ${Math.round(e.irMainPerReq)}, all threads ${Math.round(e.irAllPerReq)}`);
       continue;
     }
-    out.push(`${c.name.padEnd(19)} ${s.name.padEnd(13)} ${`${rate.median.toFixed(0)}${lg >= 95 ? "*" : " "} ${c.unit} (${rate.min.toFixed(0)}–${rate.max.toFixed(0)})`.padStart(30)}  ` +
+    out.push(`${c.name.padEnd(19)} ${s.name.padEnd(18)} ${`${rate.median.toFixed(0)}${lg >= 95 ? "*" : " "} ${c.unit} (${rate.min.toFixed(0)}–${rate.max.toFixed(0)})`.padStart(30)}  ` +
       `${`${cpu.median.toFixed(1)} (${cpu.min.toFixed(1)}–${cpu.max.toFixed(1)})`.padStart(25)}  ${lg.toFixed(0)}%`);
   }
-  const a = summary[c.name]?.["ringline-tls"];
   const b = summary[c.name]?.["node-tls"];
-  if (a && b && callgrind) {
-    out.push(`${"".padEnd(19)} ringline ÷ node: instructions per request, main thread ${(a.irMainPerReq / b.irMainPerReq).toFixed(2)}×, all threads ${(a.irAllPerReq / b.irAllPerReq).toFixed(2)}×`);
-  } else if (a && b) {
-    out.push(`${"".padEnd(19)} ringline ÷ node: rate ${(a.rate.median / b.rate.median).toFixed(2)}×, CPU/req ${(a.cpuUsPerReq.median / b.cpuUsPerReq.median).toFixed(2)}×`);
+  for (const name of ["ringline-tls", "ringline-tls-parse"]) {
+    const a = summary[c.name]?.[name];
+    const who = `${name.replace("-tls", "")} ÷ node:`.padEnd(24);
+    if (a && b && callgrind) {
+      out.push(`${"".padEnd(19)} ${who} instructions per request, main thread ${(a.irMainPerReq / b.irMainPerReq).toFixed(2)}×, all threads ${(a.irAllPerReq / b.irAllPerReq).toFixed(2)}×`);
+    } else if (a && b) {
+      out.push(`${"".padEnd(19)} ${who} rate ${(a.rate.median / b.rate.median).toFixed(2)}×, CPU/req ${(a.cpuUsPerReq.median / b.cpuUsPerReq.median).toFixed(2)}×`);
+    }
   }
 }
 out.push("rate marked * = the load generator used ≥ 95 % of its core (client-bound). Targets: rate ≥ 1.3×, CPU/req ≤ 0.8×, handshakes ≥ 1×.");
