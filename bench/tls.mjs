@@ -110,6 +110,14 @@ if (!pinned) process.stderr.write("warning: taskset or a second CPU is missing; 
 const onCpu = (cpu, argv) => (pinned ? ["taskset", "-c", cpu, ...argv] : argv);
 
 const nodeArgs = opts["node-args"] === undefined ? [] : opts["node-args"].split(" ").filter((a) => a !== "");
+if (callgrind) {
+  try {
+    execFileSync("callgrind_control", ["-h"], { stdio: "ignore" });
+  } catch {
+    console.log("SKIP tls bench --callgrind: valgrind (callgrind_control) is not installed (apt-get install -y valgrind)");
+    process.exit(0);
+  }
+}
 const cgDir = callgrind ? (opts["callgrind-dir"] ?? path.join(dir, "callgrind")) : undefined;
 if (cgDir !== undefined) fs.mkdirSync(cgDir, { recursive: true });
 const valgrind = cgDir === undefined ? [] : ["valgrind", "--tool=callgrind", "--separate-threads=yes", `--callgrind-out-file=${cgDir}/%p.out`];
