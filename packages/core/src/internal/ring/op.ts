@@ -26,6 +26,8 @@ export type Hold = ArrayBufferView | ArrayBuffer | ReadonlyArray<Hold> | undefin
 /** What the helper needs of a ring: staging, op slots, cancel by user_data, and the pins. */
 export interface OpRing extends Stager {
   alloc(owner: OpOwner, tag: number): number
+  /** `prepare` threw: give `slot` back, or neutralise its staged SQE (see Driver.abandon). */
+  abandon(slot: number): void
   cancel(target: number, owner?: OpOwner, tag?: number): void
   readonly holds: Array<unknown>
 }
@@ -65,6 +67,7 @@ export abstract class Op<A, E> implements OpOwner {
   /** Where the op went: what an interruption cancels. */
   #ring: OpRing | undefined = undefined
   #slot = -1
+  #abandoned = false
 
   /** Stages the SQE for `slot`; returns the memory it points at (pinned until the terminal CQE). */
   abstract prepare(slot: number): Hold | void
@@ -74,6 +77,8 @@ export abstract class Op<A, E> implements OpOwner {
   always(_res: number): void {}
 
   onCqe(_slot: number, _tag: number, res: number): void {
+    // The CQE of an SQE whose `prepare` threw (a NOP now, or already submitted): the run is over.
+    if (this.#abandoned) return
     this.#finished = true
     // `finish` before `always`: it may still read memory that `always` gives back.
     if (!this.#interrupted) this.#outcome = this.finish(res)
@@ -127,10 +132,14 @@ export abstract class Op<A, E> implements OpOwner {
       const slot = ring.alloc(op, 0)
       op.#ring = ring
       op.#slot = slot
-      // On a staging failure the driver gives the slot back: nothing reached the kernel.
       const hold = op.prepare(slot)
       if (hold !== undefined) ring.holds[slot] = hold
     } catch (e) {
+      // Nothing of this op may reach the kernel now: the slot goes back, or its SQE becomes a NOP.
+      if (op.#slot >= 0) {
+        op.#abandoned = true
+        ring.abandon(op.#slot)
+      }
       op.always(-EAGAIN)
       return Effect.die(e)
     }
