@@ -570,6 +570,54 @@ export const submitOwned = <E, R>(
 ): Effect.Effect<number, E, R> => op.submitOwned(driverOf(ring), prepare, dispose, use)
 
 /**
+ * {@link submit} for hot paths, as a class: a subclass holds one op's arguments as fields and
+ * implements `prepare(slot)` and `finish(res)` (and `always(res)` if it must see every CQE), with
+ * the rules of {@link OpSpec}. Running it costs one object instead of a spec object and a closure
+ * per callback. Build one per run, inside the `Effect.uninterruptibleMask` that {@link awaitOperation}
+ * runs in (an Effect may run twice, or twice at once: an instance must never be shared).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Ring } from "@ringline/core"
+ *
+ * class Pread extends Ring.Operation<number, never> {
+ *   constructor(readonly ring: Ring.Ring, readonly fd: number, readonly into: Uint8Array, readonly at: number) {
+ *     super()
+ *   }
+ *   prepare(slot: number) {
+ *     Ring.prepRead(this.ring, slot, this.fd, Ring.addressOf(this.into), this.into.byteLength, this.at)
+ *     return this.into // pinned until the CQE
+ *   }
+ *   finish(res: number) {
+ *     return Effect.succeed(res) // the raw result: a negative errno on failure
+ *   }
+ * }
+ * const pread = (ring: Ring.Ring, fd: number, into: Uint8Array, at: number) =>
+ *   Effect.uninterruptibleMask((restore) => Ring.awaitOperation(ring, new Pread(ring, fd, into, at), restore))
+ * ```
+ *
+ * @since 0.1.0
+ * @category ops
+ */
+export abstract class Operation<A, E> extends op.Op<A, E> {}
+
+/**
+ * Stages `op` and waits for its CQE, as the body of an `Effect.uninterruptibleMask` whose
+ * `restore` is passed in: the wait is as interruptible as the caller, and interruption cancels
+ * the op and completes after its terminal CQE and the cancel's (see {@link Operation}). A throw from
+ * `prepare` is a defect, after `always(-EAGAIN)`.
+ *
+ * @since 0.1.0
+ * @category ops
+ */
+export const awaitOperation = <A, E>(
+  ring: Ring,
+  operation: Operation<A, E>,
+  restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+): Effect.Effect<A, E> => op.awaitOp(driverOf(ring), operation, restore)
+
+/**
  * An op failed in the kernel (`res < 0` in its CQE).
  *
  * @since 0.1.0

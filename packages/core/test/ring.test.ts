@@ -4,7 +4,7 @@
  * the opcode probe and the registered buffer pool.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer } from "effect"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { constants } from "node:os"
@@ -13,6 +13,29 @@ import { join } from "node:path"
 import { load } from "../src/internal/native.js"
 import { Ring, Ringline } from "../src/index.js"
 import { withRing } from "./helpers.js"
+
+/** pread(2) as a Ring.Operation (the README's example), recording every CQE result in `seen`. */
+class Pread extends Ring.Operation<number, Ring.RingOpError> {
+  constructor(
+    readonly ring: Ring.Ring,
+    readonly fd: number,
+    readonly into: Uint8Array,
+    readonly at: number,
+    readonly seen: Array<number>
+  ) {
+    super()
+  }
+  prepare(slot: number) {
+    Ring.prepRead(this.ring, slot, this.fd, Ring.addressOf(this.into), this.into.byteLength, this.at)
+    return this.into
+  }
+  finish(res: number) {
+    return res < 0 ? Effect.fail(Ring.opError(this.ring, "read", res)) : Effect.succeed(res)
+  }
+  override always(res: number) {
+    this.seen.push(res)
+  }
+}
 
 const tmp = (name: string) => join(fs.mkdtempSync(join(tmpdir(), "ringline-ring-")), name)
 const AT_FDCWD = -100
@@ -103,6 +126,113 @@ describe("Ring (public low-level module)", () => {
         // By the time the interruption is over, the op's CQE (-ECANCELED) and the cancel's are in.
         expect(cqeRes).toBe(-constants.errno.ECANCELED)
         expect(ring.inFlight).toBe(baseline)
+      } finally {
+        fs.closeSync(fd)
+      }
+    })))
+
+  it.live("Ring.Operation: a READ as a class, one object per run (one Effect value run 8 times at once)", () =>
+    withRing(Effect.gen(function*() {
+      const path = tmp("op.bin")
+      fs.writeFileSync(path, "0123456789abcdef")
+      const fd = fs.openSync(path, "r")
+      try {
+        const ring = yield* Ring.current
+        const seen: Array<number> = []
+        const outs = Array.from({ length: 8 }, () => new Uint8Array(4))
+        let next = 0
+        // One Effect value; each run reads into the next buffer, at an offset of its own.
+        const one = Effect.uninterruptibleMask((restore) => {
+          const i = next++
+          return Ring.awaitOperation(ring, new Pread(ring, fd, outs[i]!, i, seen), restore)
+        })
+        const got = yield* Effect.all(Array.from({ length: 8 }, () => one), { concurrency: "unbounded" })
+        expect(got).toEqual([4, 4, 4, 4, 4, 4, 4, 4])
+        outs.forEach((o, i) => expect(Buffer.from(o).toString()).toBe("0123456789abcdef".slice(i, i + 4)))
+        expect(seen.sort()).toEqual([4, 4, 4, 4, 4, 4, 4, 4])
+        expect(ring.inFlight).toBe(0)
+        // A failed READ goes through finish as a typed error.
+        const bad = yield* Effect.flip(Effect.uninterruptibleMask((restore) =>
+          Ring.awaitOperation(ring, new Pread(ring, 1_000_000, new Uint8Array(4), 0, seen), restore)
+        ))
+        expect(bad).toMatchObject({ _tag: "RingOpError", code: "EBADF" })
+      } finally {
+        fs.closeSync(fd)
+      }
+    })))
+
+  it.live("Ring.Operation: interruption cancels and completes after both CQEs; an uninterruptible caller waits for the CQE", () =>
+    withRing(Effect.gen(function*() {
+      const fifo = tmp("opfifo")
+      execFileSync("mkfifo", [fifo])
+      const fd = fs.openSync(fifo, fs.constants.O_RDWR)
+      try {
+        const ring = yield* Ring.current
+        const baseline = ring.inFlight
+        const always: Array<number> = []
+        const read = Effect.uninterruptibleMask((restore) =>
+          Ring.awaitOperation(ring, new Pread(ring, fd, new Uint8Array(8), Ring.CURRENT_POSITION, always), restore)
+        )
+        const fiber = yield* Effect.fork(read)
+        while (ring.inFlight === baseline) yield* Effect.sleep(1)
+        const exit = yield* Fiber.interrupt(fiber)
+        expect(Exit.isInterrupted(exit)).toBe(true)
+        expect(always).toEqual([-constants.errno.ECANCELED])
+        expect(ring.inFlight).toBe(baseline)
+        // Uninterruptible caller: the interruption waits until the op completes on its own.
+        const held = yield* Effect.fork(Effect.uninterruptible(read))
+        while (ring.inFlight === baseline) yield* Effect.sleep(1)
+        const interrupting = yield* Effect.fork(Fiber.interrupt(held))
+        yield* Effect.sleep(30)
+        expect(interrupting.unsafePoll()).toBeNull()
+        fs.writeSync(fd, "12345678")
+        const heldExit = yield* Fiber.join(interrupting)
+        expect(Exit.isSuccess(heldExit) || Exit.isInterrupted(heldExit)).toBe(true)
+        expect(always).toEqual([-constants.errno.ECANCELED, 8])
+        expect(ring.inFlight).toBe(baseline)
+      } finally {
+        fs.closeSync(fd)
+      }
+    })))
+
+  it.live("Ring.Operation: a throw while staging is a defect after always(-EAGAIN); nothing stays in flight", () =>
+    withRing(Effect.gen(function*() {
+      const ring = yield* Ring.current
+      const always: Array<number> = []
+      class Throws extends Ring.Operation<number, never> {
+        prepare(): void {
+          throw new RangeError("no SQE for you")
+        }
+        finish(res: number) {
+          return Effect.succeed(res)
+        }
+        override always(res: number) {
+          always.push(res)
+        }
+      }
+      const exit = yield* Effect.exit(Effect.uninterruptibleMask((restore) => Ring.awaitOperation(ring, new Throws(), restore)))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(always).toEqual([-constants.errno.EAGAIN])
+      expect(ring.inFlight).toBe(0)
+
+      // Staged, then threw: the staged READ (on a FIFO nobody writes: it would wait forever)
+      // becomes a NOP, whose CQE gives the slot back; `always` is not called twice.
+      const fifo = tmp("throwfifo")
+      execFileSync("mkfifo", [fifo])
+      const fd = fs.openSync(fifo, fs.constants.O_RDWR)
+      try {
+        const into = new Uint8Array(8)
+        class StagesThenThrows extends Throws {
+          override prepare(slot?: number): void {
+            Ring.prepRead(ring, slot!, fd, Ring.addressOf(into), into.byteLength, Ring.CURRENT_POSITION)
+            throw new RangeError("after staging")
+          }
+        }
+        const exit2 = yield* Effect.exit(Effect.uninterruptibleMask((restore) => Ring.awaitOperation(ring, new StagesThenThrows(), restore)))
+        expect(Exit.isFailure(exit2) && Cause.isDie(exit2.cause)).toBe(true)
+        for (let i = 0; i < 200 && ring.inFlight > 0; i++) yield* Effect.sleep(5)
+        expect(ring.inFlight).toBe(0)
+        expect(always).toEqual([-constants.errno.EAGAIN, -constants.errno.EAGAIN])
       } finally {
         fs.closeSync(fd)
       }

@@ -211,6 +211,8 @@ export declare class TlsSession {
   shutdown(): number
   keyUpdate(requestPeer: boolean): number
   release(): void
+  /** A copy of the reported span (chunk id, address, length); RangeError outside the chunk. */
+  copy(chunk: number, addr: number, len: number): Uint8Array
   info(): TlsSessionInfo
   error(): string | null
   free(): void

@@ -393,6 +393,7 @@ Napi::Function TlsSession::Init(Napi::Env env) {
                          InstanceMethod<&TlsSession::Shutdown>("shutdown"),
                          InstanceMethod<&TlsSession::KeyUpdate>("keyUpdate"),
                          InstanceMethod<&TlsSession::Release>("release"),
+                         InstanceMethod<&TlsSession::Copy>("copy"),
                          InstanceMethod<&TlsSession::Info>("info"),
                          InstanceMethod<&TlsSession::Error>("error"),
                          InstanceMethod<&TlsSession::Free>("free"),
@@ -718,6 +719,27 @@ Napi::Value TlsSession::Release(const Napi::CallbackInfo& info) {
   Begin();
   Finish(0);
   return info.Env().Undefined();
+}
+
+// copy(chunk, addr, len) -> Uint8Array: the bytes of a reported span, for connections whose wire
+// sends from JS memory (RinglineTest's in-memory network) instead of pointing the kernel at the
+// chunk. The span must lie inside that chunk's written bytes: no other memory can be read.
+Napi::Value TlsSession::Copy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  const double addr = info[1].As<Napi::Number>().DoubleValue();
+  const double len = info[2].As<Napi::Number>().DoubleValue();
+  auto it = chunks_.find(id);
+  if (it == chunks_.end()) throw Napi::RangeError::New(env, "TlsSession.copy: no such chunk");
+  const Chunk& c = it->second;
+  const double base = static_cast<double>(reinterpret_cast<uintptr_t>(c.data));
+  if (!(len >= 0) || !(addr >= base) || addr + len > base + static_cast<double>(c.len)) {
+    throw Napi::RangeError::New(env, "TlsSession.copy: span outside the chunk's bytes");
+  }
+  const size_t n = static_cast<size_t>(len);
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, n);
+  memcpy(out.Data(), c.data + static_cast<size_t>(addr - base), n);
+  return out;
 }
 
 Napi::Value TlsSession::Info(const Napi::CallbackInfo& info) {

@@ -110,6 +110,7 @@ class TlsSession : public Napi::ObjectWrap<TlsSession> {
   Napi::Value Shutdown(const Napi::CallbackInfo& info);
   Napi::Value KeyUpdate(const Napi::CallbackInfo& info);
   Napi::Value Release(const Napi::CallbackInfo& info);
+  Napi::Value Copy(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Error(const Napi::CallbackInfo& info);
   Napi::Value Free(const Napi::CallbackInfo& info);

@@ -240,11 +240,11 @@ export const open = (
       )
     }
 
+    const alignmentError = (operation: "read" | "write", field: "offset" | "length", value: number) =>
+      new internal.AlignmentError({ path, operation, field, value, required: offset, offsetAlign: offset, memoryAlign: memory })
     const misaligned = (operation: "read" | "write", off: number, length: number) => {
-      const bad = (field: "offset" | "length", value: number) =>
-        new internal.AlignmentError({ path, operation, field, value, required: offset, offsetAlign: offset, memoryAlign: memory })
-      if (!Number.isSafeInteger(off) || off < 0 || off % offset !== 0) return bad("offset", off)
-      if (!Number.isSafeInteger(length) || length < 0 || length % offset !== 0) return bad("length", length)
+      if (!Number.isSafeInteger(off) || off < 0 || off % offset !== 0) return alignmentError(operation, "offset", off)
+      if (!Number.isSafeInteger(length) || length < 0 || length % offset !== 0) return alignmentError(operation, "length", length)
       return undefined
     }
     const check = (operation: "read" | "write", off: number, length: number) => {
@@ -275,31 +275,27 @@ export const open = (
         return done
       })
 
+    const target: internal.DirectTarget = { d, pool, index, path }
+
     /**
      * The common case as one submission: a request that fits one chunk while a chunk is free.
-     * Everything else (larger requests, an exhausted pool) takes the chunk-by-chunk path.
+     * Everything else (larger requests, an exhausted pool) takes the chunk-by-chunk path. The
+     * chunk is taken when the Effect runs (it may run more than once).
      */
-    const readOne = (off: number, out: Uint8Array): Effect.Effect<number, DirectFileError> => {
-      let c = -1
-      return Ring.submit(d, {
-        prepare: (slot) => internal.stageRw(d, pool, Ring.prepReadFixed, slot, index, c, off, out.length),
-        finish: (res) => {
-          if (res < 0) return Effect.fail(internal.fileError("read", path, res))
-          out.set(pool.view(c, res))
-          return Effect.succeed(res)
-        },
-        always: () => pool.give(c),
-        guard: () => {
-          c = pool.tryTake()
-          return c < 0 ? readChunked(off, out) : undefined
-        }
+    const readOne = (off: number, out: Uint8Array): Effect.Effect<number, DirectFileError> =>
+      Effect.uninterruptibleMask((restore) => {
+        const c = pool.tryTake()
+        if (c < 0) return restore(readChunked(off, out))
+        return Ring.awaitOperation(d, new internal.ReadFixed(target, c, off, out), restore)
       })
-    }
 
     const readAny = (off: number, out: Uint8Array) =>
       out.length === 0 ? Effect.succeed(0) : out.length <= pool.chunkSize ? readOne(off, out) : readChunked(off, out)
 
-    const readInto = (off: number, out: Uint8Array) => Effect.flatMap(check("read", off, out.length), () => readAny(off, out))
+    const readInto = (off: number, out: Uint8Array) => {
+      const bad = misaligned("read", off, out.length)
+      return bad === undefined ? readAny(off, out) : Effect.fail(bad)
+    }
 
     const read = (off: number, length: number) =>
       Effect.flatMap(check("read", off, length), () => {

@@ -120,6 +120,33 @@ const viewOf = (value: unknown, where: string): Uint8Array => value instanceof U
 const bytesError = (value: unknown, where: string): TypeError =>
   new TypeError(`${where} must be a Uint8Array or another ArrayBufferView, got ${Ring.show(value)}`)
 
+/**
+ * One READ or WRITE of a file: its arguments as fields, one object per op (see
+ * `Ring.Operation`). The file counts it in flight from submission to its CQE.
+ */
+class FileRw extends Ring.Operation<number, SystemError> {
+  constructor(
+    readonly file: FileImpl,
+    readonly prep: typeof Ring.prepRead,
+    readonly method: string,
+    readonly view: Uint8Array,
+    readonly position: number | undefined
+  ) {
+    super()
+  }
+  prepare(slot: number): Uint8Array {
+    const { file, view } = this
+    this.prep(file.d, slot, file.fixedIndex, Ring.addressOf(view), Math.min(view.byteLength, MAX_RW), at(this.position), Ring.SqeFlag.FIXED_FILE)
+    return view
+  }
+  finish(res: number): Effect.Effect<number, SystemError> {
+    return this.file.check(this.method, res)
+  }
+  override always(): void {
+    this.file.leave()
+  }
+}
+
 class FileImpl implements File {
   private inflight = 0
   private closed = false
@@ -127,7 +154,7 @@ class FileImpl implements File {
   private closeFinished = false
   private readonly closeWaiters: Array<() => void> = []
 
-  constructor(private readonly d: Ring.Ring, readonly path: string, readonly fixedIndex: number) {}
+  constructor(readonly d: Ring.Ring, readonly path: string, readonly fixedIndex: number) {}
 
   /** Runs `f` as an op of this file: refused after close; close waits for it. */
   private op<A>(method: string, f: () => Effect.Effect<A, SystemError>): Effect.Effect<A, SystemError> {
@@ -147,12 +174,13 @@ class FileImpl implements File {
     })
   }
 
-  private leave(): void {
+  /** An op of this file ended (its CQE is in): close may proceed once none is left. */
+  leave(): void {
     this.inflight--
     if (this.closed) this.maybeClose()
   }
 
-  private check(method: string, res: number): Effect.Effect<number, SystemError> {
+  check(method: string, res: number): Effect.Effect<number, SystemError> {
     return res < 0 ? Effect.fail(errnoError(this.d, method, this.path, res)) : Effect.succeed(res)
   }
 
@@ -180,24 +208,13 @@ class FileImpl implements File {
       if (bad !== undefined) return Effect.fail(invalid(method, this.path, `position ${bad}`))
     }
     if (view.byteLength === 0) return Effect.succeed(0)
-    const d = this.d
-    return Ring.submit(d, {
-      prepare: (slot) => {
-        prep(d, slot, this.fixedIndex, Ring.addressOf(view), Math.min(view.byteLength, MAX_RW), at(position), Ring.SqeFlag.FIXED_FILE)
-        return view
-      },
-      finish: (res) => this.check(method, res),
-      always: this.leaveOp,
-      guard: () => {
-        // Inside readFully/writeAll the file is already held open by that op.
-        if (this.closed && !insideOp) return this.closedError(method)
-        this.inflight++
-        return undefined
-      }
+    return Effect.uninterruptibleMask((restore) => {
+      // Inside readFully/writeAll the file is already held open by that op.
+      if (this.closed && !insideOp) return this.closedError(method)
+      this.inflight++
+      return Ring.awaitOperation(this.d, new FileRw(this, prep, method, view, position), restore)
     })
   }
-
-  private readonly leaveOp = () => this.leave()
 
   readonly read = (buffer: Uint8Array, position?: number) => this.rw(Ring.prepRead, "read", buffer, position)
 

@@ -155,6 +155,29 @@ describe("DirectFile (O_DIRECT + registered buffers)", () => {
       expect(pool.available).toBe(2)
     })))
 
+  it.live.skipIf(!onDisk)("one read Effect run several times at once: each run takes and returns its own chunk", () =>
+    withRing(Effect.gen(function*() {
+      const file = path.join((disk as { dir: string }).dir, "rerun.bin")
+      const f = yield* DirectFile.open(file, { create: true, truncate: true, pool: { chunkSize: 4096, chunks: 4 } })
+      const data = pattern(64 * 1024, 13)
+      yield* f.write(0, data)
+      yield* f.sync
+      const pool = Direct.poolFor(yield* Ring.current)
+      // An Effect is a description: running the same value twice at once must not share the
+      // per-run state (the chunk) between the runs.
+      const outs = [new Uint8Array(4096), new Uint8Array(4096), new Uint8Array(4096)]
+      const reads = outs.map((o, i) => f.readInto((i + 1) * 4096, o))
+      for (let round = 0; round < 3; round++) {
+        yield* Effect.all([...reads, ...reads], { concurrency: "unbounded" })
+        outs.forEach((o, i) => expect(Buffer.compare(Buffer.from(o), Buffer.from(data.subarray((i + 1) * 4096, (i + 2) * 4096)))).toBe(0))
+        // Every chunk is back exactly once: taking them all yields 4 different chunks.
+        const taken = [pool.tryTake(), pool.tryTake(), pool.tryTake(), pool.tryTake(), pool.tryTake()]
+        expect(taken[4]).toBe(-1)
+        expect(new Set(taken.slice(0, 4)).size).toBe(4)
+        for (const c of taken.slice(0, 4)) pool.give(c)
+      }
+    })))
+
   it.live.skipIf(!onDisk)("interrupting one-chunk reads waits for their CQEs and returns their chunks", () =>
     withRing(Effect.gen(function*() {
       const file = path.join((disk as { dir: string }).dir, "intr1.bin")

@@ -87,6 +87,8 @@ export class Driver {
 
   private readonly slots: OpSlots<OpOwner>
   private readonly pending: Int32Array
+  /** Per slot, the generation of the last SQE staged for it (see `abandon`). */
+  private readonly sqeGens: Uint32Array
   private readonly tags: Int32Array
   /** What an op must keep alive until its terminal CQE (send data, for instance). */
   readonly holds: Array<unknown>
@@ -179,6 +181,7 @@ export class Driver {
     this.slots = new OpSlots<OpOwner>(this.capacity, (busy) => (busy ? this.ring.ref() : this.ring.unref()), "ringline")
     this.holds = this.slots.holds
     this.pending = new Int32Array(this.capacity)
+    this.sqeGens = new Uint32Array(this.capacity)
     this.tags = new Int32Array(this.capacity)
 
     const sendSlots = config.sendPool.slots
@@ -260,10 +263,36 @@ export class Driver {
     s[w] = op | (flags << 8)
     s[w + W.fd] = fd
     s[w + W.userData] = slot
-    s[w + W.userData + 1] = (this.slots.gens[slot]! | (linkTimeout ? LINK_TIMEOUT_BIT : 0))
+    const gen = this.slots.gens[slot]!
+    s[w + W.userData + 1] = (gen | (linkTimeout ? LINK_TIMEOUT_BIT : 0))
+    this.sqeGens[slot] = gen
     this.linkOpen = (flags & (SqeFlag.IO_LINK | SqeFlag.IO_HARDLINK)) !== 0
     this.ctl[Ctl.staged] = n + 1
     return w
+  }
+
+  /**
+   * An op's `prepare` threw after its slot was taken: the slot goes back if no SQE carries it; an
+   * SQE still staged for it becomes a NOP (the kernel then touches none of its memory) and the
+   * slot goes back at that CQE, as for one already submitted. The owner must ignore that CQE.
+   */
+  abandon(slot: number): void {
+    const gen = this.slots.gens[slot]!
+    if (this.slots.owners[slot] === undefined) return // given back already (the SQ was full)
+    if (this.sqeGens[slot] !== gen) return this.release(slot)
+    const s = this.stage
+    const n = this.ctl[Ctl.staged]!
+    for (let i = 0; i < n; i++) {
+      const w = i * 16
+      if (s[w + W.userData] === slot && (s[w + W.userData + 1]! & GEN_MASK) === gen) {
+        const hi = s[w + W.userData + 1]!
+        s.fill(0, w, w + 16)
+        s[w] = Op.NOP
+        s[w + W.fd] = -1
+        s[w + W.userData] = slot
+        s[w + W.userData + 1] = hi
+      }
+    }
   }
 
   /** SQEs staged and not yet submitted. */

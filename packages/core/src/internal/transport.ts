@@ -31,6 +31,11 @@ export interface Transport {
   /** No more writes: queue the closing message (close_notify). */
   close(): void
   release(token: number): void
+  /**
+   * A copy of ciphertext it handed to `sink.ciphertext`, for a wire that sends from JS memory
+   * only (RinglineTest's in-memory network): the channel copies, then releases the token at once.
+   */
+  copy(addr: number, len: number, token: number): Uint8Array
   /** Every op of the connection has ended: free what the transport holds. */
   dispose(): void
 }

@@ -124,6 +124,16 @@ export class DirectPool {
     return this.bytes.subarray(chunk * this.chunkSize, chunk * this.chunkSize + length)
   }
 
+  /** Per chunk, the view `copyOut` used last: reads of one size copy out without a new view. */
+  private readonly views: Array<Uint8Array | undefined> = []
+
+  /** Copies the first `length` bytes of `chunk` to the start of `into`. */
+  copyOut(chunk: number, into: Uint8Array, length: number): void {
+    let v = this.views[chunk]
+    if (v === undefined || v.length !== length) v = this.views[chunk] = this.view(chunk, length)
+    into.set(v)
+  }
+
   address(chunk: number): number {
     return this.base + chunk * this.chunkSize
   }
@@ -201,6 +211,43 @@ export const stageRw = (
 ): void => {
   prep(d, slot, index, pool.address(chunk), len, offset, 0, Ring.SqeFlag.FIXED_FILE)
   if (d.staged >= DEVICE_SUBMIT_BATCH) d.submitNow()
+}
+
+/** What a direct file's ops need: its ring, the ring's pool, its fixed slot and its path. */
+export interface DirectTarget {
+  readonly d: Ring.Ring
+  readonly pool: DirectPool
+  readonly index: number
+  readonly path: string
+}
+
+/**
+ * One READ_FIXED into a pool chunk the caller took, copied out to `out` at the CQE; the chunk
+ * goes back at the CQE, also after an interruption (the kernel may write it until then). The
+ * read path of `DirectFile.readInto` / `read` when the request fits one chunk: one object per
+ * read, see `Ring.Operation`.
+ */
+export class ReadFixed extends Ring.Operation<number, DirectFileError> {
+  constructor(
+    readonly target: DirectTarget,
+    readonly chunk: number,
+    readonly offset: number,
+    readonly out: Uint8Array
+  ) {
+    super()
+  }
+  prepare(slot: number): void {
+    const t = this.target
+    stageRw(t.d, t.pool, Ring.prepReadFixed, slot, t.index, this.chunk, this.offset, this.out.length)
+  }
+  finish(res: number): Effect.Effect<number, DirectFileError> {
+    if (res < 0) return Effect.fail(fileError("read", this.target.path, res))
+    this.target.pool.copyOut(this.chunk, this.out, res)
+    return Effect.succeed(res)
+  }
+  override always(): void {
+    this.target.pool.give(this.chunk)
+  }
 }
 
 /** One READ_FIXED / WRITE_FIXED as an Effect with the raw CQE result. */

@@ -201,6 +201,10 @@ export class TlsTransport implements Transport {
     }
   }
 
+  copy(addr: number, len: number, token: number): Uint8Array {
+    return this.session.copy(token, addr, len)
+  }
+
   dispose(): void {
     if (this.disposed) return
     this.disposed = true

@@ -43,6 +43,7 @@ export class MemoryWire implements Wire {
   /** Receiving is parked by a Pause fault until its timer re-arms it. */
   private parked = false
 
+  readonly addressable = false
   readonly maxGather = 1024
   readonly slotSize = 0
 

@@ -711,6 +711,14 @@ export class Channel implements WireSink {
 
   /** Appends transport memory to the send queue; contiguous bytes of one token share a segment. */
   private queueCiphertext(addr: number, len: number, token: number): void {
+    if (!this.wire.addressable) {
+      // The wire sends from JS memory only: take the bytes now, the transport's memory back at once.
+      const bytes = this.transport!.copy(addr, len, token)
+      this.transport!.release(token)
+      this.queue.push(segment(bytes, -1, -1, 0, len, this.enqueued + this.pendingCipher))
+      this.pendingCipher += len
+      return
+    }
     const tail = this.queue[this.queue.length - 1]
     const tailInFlight = this.sending && this.queue.length <= this.inFlight
     if (tail !== undefined && tail.token === token && !tailInFlight && tail.addr + tail.len === addr) {

@@ -52,6 +52,7 @@ export class RingWire implements Wire, OpOwner {
   private ops = 0
   private closeDone = false
   private finished = false
+  readonly addressable = true
   readonly maxGather = MAX_IOV
   readonly slotSize: number
 

@@ -135,6 +135,11 @@ export interface Wire {
   owns(buffer: ArrayBufferLike): boolean
 
   // send
+  /**
+   * Sends may point at native memory (segments without `data`: pool slots, a transport's
+   * ciphertext). False for a wire that reads every segment's bytes from `data`.
+   */
+  readonly addressable: boolean
   /** Most segments one `send` takes (an iovec array's length). */
   readonly maxGather: number
   send(segments: ReadonlyArray<Segment>, count: number, zeroCopy: boolean): void

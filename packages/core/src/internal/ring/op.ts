@@ -8,7 +8,7 @@
  * - a resource the op produced although its caller was interrupted (an fd, a fixed slot) is
  *   disposed of before the interruption completes (`submitOwned`).
  */
-import { Effect } from "effect"
+import { type Cause, Effect } from "effect"
 import { constants } from "node:os"
 import type { Stager } from "./prep.js"
 
@@ -26,6 +26,8 @@ export type Hold = ArrayBufferView | ArrayBuffer | ReadonlyArray<Hold> | undefin
 /** What the helper needs of a ring: staging, op slots, cancel by user_data, and the pins. */
 export interface OpRing extends Stager {
   alloc(owner: OpOwner, tag: number): number
+  /** `prepare` threw: give `slot` back, or neutralise its staged SQE (see Driver.abandon). */
+  abandon(slot: number): void
   cancel(target: number, owner?: OpOwner, tag?: number): void
   readonly holds: Array<unknown>
 }
@@ -47,81 +49,142 @@ export interface OpSpec<A, E> {
 
 const EAGAIN = constants.errno.EAGAIN
 
-class Single<A, E> implements OpOwner {
-  finished = false
-  interrupted = false
-  outcome: Effect.Effect<A, E> | undefined = undefined
-  resume: ((effect: Effect.Effect<A, E>) => void) | undefined = undefined
-  afterInterrupt: (() => void) | undefined = undefined
-  constructor(
-    readonly finish: (res: number) => Effect.Effect<A, E>,
-    readonly always: ((res: number) => void) | undefined
-  ) {}
+/**
+ * One op's whole bookkeeping as one object: the hot paths (a file read, a direct read) subclass
+ * it with their arguments as fields, so that running an op allocates this object, its two
+ * closures and what `Effect.async` needs, and nothing else (no spec object, no closure per
+ * callback). `prepare`, `finish` and `always` are the {@link OpSpec} rules. Its state is private
+ * (#fields), so subclasses may name their fields freely. An instance is used by one run only:
+ * build it inside the run (see {@link awaitOp}), never when the Effect is built, since an Effect
+ * may run twice, or twice at once.
+ */
+export abstract class Op<A, E> implements OpOwner {
+  #finished = false
+  #interrupted = false
+  #outcome: Effect.Effect<A, E> | undefined = undefined
+  #resume: ((effect: Effect.Effect<A, E>) => void) | undefined = undefined
+  #afterInterrupt: (() => void) | undefined = undefined
+  /** Where the op went: what an interruption cancels. */
+  #ring: OpRing | undefined = undefined
+  #slot = -1
+  #abandoned = false
+
+  /** Stages the SQE for `slot`; returns the memory it points at (pinned until the terminal CQE). */
+  abstract prepare(slot: number): Hold | void
+  /** The outcome of CQE result `res`, unless the caller was interrupted. */
+  abstract finish(res: number): Effect.Effect<A, E>
+  /** Sees `res` at the CQE even after an interruption (and -EAGAIN when staging threw). */
+  always(_res: number): void {}
 
   onCqe(_slot: number, _tag: number, res: number): void {
-    this.finished = true
+    // The CQE of an SQE whose `prepare` threw (a NOP now, or already submitted): the run is over.
+    if (this.#abandoned) return
+    this.#finished = true
     // `finish` before `always`: it may still read memory that `always` gives back.
-    if (!this.interrupted) this.outcome = this.finish(res)
-    this.always?.(res)
-    const r = this.resume
+    if (!this.#interrupted) this.#outcome = this.finish(res)
+    this.always(res)
+    const r = this.#resume
     if (r !== undefined) {
-      this.resume = undefined
-      return r(this.outcome!)
+      this.#resume = undefined
+      return r(this.#outcome!)
     }
-    const after = this.afterInterrupt
-    this.afterInterrupt = undefined
+    const after = this.#afterInterrupt
+    this.#afterInterrupt = undefined
     after?.()
+  }
+
+  /** Effect.async's registration: resumes at once if the CQE is already in. */
+  readonly #register = (resume: (effect: Effect.Effect<A, E>) => void): void => {
+    if (this.#finished) resume(this.#outcome!)
+    else this.#resume = resume
+  }
+
+  /**
+   * The caller's failure, seen uninterruptibly: after an interruption while the kernel still
+   * owns the op, cancel it and complete once both the op's CQE and the cancel's are in (the ring
+   * then holds nothing of this op).
+   */
+  readonly #onCause = (cause: Cause.Cause<E>): Effect.Effect<A, E> => {
+    this.#resume = undefined
+    this.#interrupted = true
+    if (this.#finished) return Effect.failCause(cause)
+    return Effect.zipRight(
+      Effect.async<void>((done) => {
+        if (this.#finished) return done(Effect.void)
+        let pending = 2
+        const one = () => {
+          if (--pending === 0) done(Effect.void)
+        }
+        this.#afterInterrupt = one
+        this.#ring!.cancel(this.#slot, { onCqe: one })
+      }),
+      Effect.failCause(cause)
+    )
+  }
+
+  /** See {@link awaitOp}. */
+  static await<A, E>(
+    ring: OpRing,
+    op: Op<A, E>,
+    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+  ): Effect.Effect<A, E> {
+    try {
+      const slot = ring.alloc(op, 0)
+      op.#ring = ring
+      op.#slot = slot
+      const hold = op.prepare(slot)
+      if (hold !== undefined) ring.holds[slot] = hold
+    } catch (e) {
+      // Nothing of this op may reach the kernel now: the slot goes back, or its SQE becomes a NOP.
+      if (op.#slot >= 0) {
+        op.#abandoned = true
+        ring.abandon(op.#slot)
+      }
+      op.always(-EAGAIN)
+      return Effect.die(e)
+    }
+    return Effect.catchAllCause(restore(Effect.async<A, E>(op.#register)), op.#onCause)
   }
 }
 
 /**
- * Runs one op as an Effect (see {@link OpSpec}). The hot path of every file read and write, so it
- * is built from the fewest Effect primitives that give these semantics (one mask, one catch, one
- * async): Effect.async with a canceler costs about 0.5 µs more per op.
+ * Stages `op` and waits for its CQE: the body of an `Effect.uninterruptibleMask`, `restore`
+ * being that mask's (so the wait is exactly as interruptible as the caller, and staging cannot
+ * be interrupted half-way). The hot path of every file read and write, built from the fewest
+ * Effect primitives that give the op rules (one mask, one catch, one async): Effect.async with a
+ * canceler costs about 0.5 µs more per op.
  */
+export const awaitOp: <A, E>(
+  ring: OpRing,
+  op: Op<A, E>,
+  restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+) => Effect.Effect<A, E> = Op.await
+
+/** An {@link OpSpec} as an {@link Op}. */
+class SpecOp<A, E> extends Op<A, E> {
+  constructor(private readonly spec: OpSpec<A, E>) {
+    super()
+  }
+  prepare(slot: number): Hold | void {
+    return this.spec.prepare(slot)
+  }
+  finish(res: number): Effect.Effect<A, E> {
+    return this.spec.finish(res)
+  }
+  override always(res: number): void {
+    this.spec.always?.(res)
+  }
+}
+
+/** Runs one op as an Effect (see {@link OpSpec}). */
 export const submitWith = <A, E>(ring: OpRing, spec: OpSpec<A, E>): Effect.Effect<A, E> =>
   Effect.uninterruptibleMask((restore) => {
-    const { always, guard } = spec
+    const guard = spec.guard
     if (guard !== undefined) {
       const instead = guard()
       if (instead !== undefined) return restore(instead)
     }
-    const op = new Single(spec.finish, always)
-    let slot: number
-    try {
-      slot = ring.alloc(op, 0)
-      // On a staging failure the driver gives the slot back: nothing reached the kernel.
-      const hold = spec.prepare(slot)
-      if (hold !== undefined) ring.holds[slot] = hold
-    } catch (e) {
-      always?.(-EAGAIN)
-      return Effect.die(e)
-    }
-    return Effect.catchAllCause(
-      restore(Effect.async<A, E>((resume) => {
-        if (op.finished) resume(op.outcome!)
-        else op.resume = resume
-      })),
-      (cause) => {
-        op.resume = undefined
-        op.interrupted = true
-        if (op.finished) return Effect.failCause(cause)
-        // Interrupted while the kernel still owns the op: cancel it, and complete once both the
-        // op's CQE and the cancel's are in (the ring then holds nothing of this op).
-        return Effect.zipRight(
-          Effect.async<void>((done) => {
-            if (op.finished) return done(Effect.void)
-            let pending = 2
-            const one = () => {
-              if (--pending === 0) done(Effect.void)
-            }
-            op.afterInterrupt = one
-            ring.cancel(slot, { onCqe: one })
-          }),
-          Effect.failCause(cause)
-        )
-      }
-    )
+    return awaitOp(ring, new SpecOp(spec), restore)
   })
 
 const succeedRes = (res: number): Effect.Effect<number> => Effect.succeed(res)

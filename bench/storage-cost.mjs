@@ -1,0 +1,170 @@
+#!/usr/bin/env node
+// Per-read cost probe for ringline's file read paths: a fixed number of reads at a fixed queue
+// depth after a warm-up, CPU time per read (user and system) from /proc/self/stat, all threads.
+// CPU time still moves with the machine's load; instructions per read do not: run it under
+// callgrind with --callgrind, and divide the dump's instruction count by the reads it reports.
+//
+//   node bench/storage-cost.mjs --api readInto --reads 200000
+//   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out node bench/storage-cost.mjs --api readInto --reads 20000 --warmup 30000 --callgrind
+//   (then: Ir of /tmp/cg.out.1, the dump of the measured window, ÷ "reads" in the printed line)
+//
+// --api readInto   DirectFile.readInto, one Effect per read (O_DIRECT, 4 KiB)
+// --api each       DirectFile.forEachRead (O_DIRECT, 4 KiB, no fiber per read)
+// --api read       File.read, one Effect per read (page cache, 4 KiB)
+// --warmup N       reads before the measured ones (default reads / 4)
+// --qd N           reads in flight (default 32)
+// --file PATH      read this file instead of a fresh 64 MiB one in $TMPDIR (must be on ext4/xfs for O_DIRECT)
+// --root DIR       take the packages' dist from another checkout (a baseline build)
+// --callgrind      under valgrind --tool=callgrind: zero the counters when the window opens, dump when it closes
+// --cpu-prof       write a V8 CPU profile of the measured reads to ./storage-cost-<api>.cpuprofile
+import { execFileSync, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+
+const argv = process.argv.slice(2)
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name)
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt
+}
+const root = resolve(opt("--root", resolve(dirname(fileURLToPath(import.meta.url)), "..")))
+const api = opt("--api", "readInto")
+const reads = Number(opt("--reads", "100000"))
+const warmup = Number(opt("--warmup", String(Math.floor(reads / 4))))
+const qd = Number(opt("--qd", "32"))
+const bs = 4096
+const HZ = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
+/** [utime, stime] of this process (all threads) in jiffies. */
+const procJiffies = () => {
+  const s = fs.readFileSync("/proc/self/stat", "utf8")
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ")
+  return [Number(f[11]), Number(f[12])]
+}
+
+let dir
+let path = opt("--file")
+if (path === undefined) {
+  dir = fs.mkdtempSync(join(os.tmpdir(), "ringline-storage-cost-"))
+  path = join(dir, "data.bin")
+  const chunk = Buffer.alloc(1 << 20)
+  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i)
+  const fd = fs.openSync(path, "w")
+  for (let i = 0; i < 64; i++) fs.writeSync(fd, chunk)
+  fs.fsyncSync(fd)
+  fs.closeSync(fd)
+}
+const blocks = Math.floor(fs.statSync(path).size / bs)
+
+;(await import("node:v8")).setFlagsFromString("--no-allocation-site-pretenuring")
+const dist = (p) => pathToFileURL(join(root, "packages", p)).href
+const { Effect } = await import(dist("../node_modules/effect/dist/esm/index.js"))
+const { Ringline } = await import(dist("core/dist/index.js"))
+const { File, DirectFile } = await import(dist("storage/dist/index.js"))
+
+let x = 0x9e3779b9
+const offset = () => {
+  x ^= x << 13
+  x >>>= 0
+  x ^= x >>> 17
+  x ^= x << 5
+  x >>>= 0
+  return (x % blocks) * bs
+}
+
+// The window opens after `warmup` reads and closes `reads` reads later; the loops stop then.
+// Under callgrind (--callgrind) it opens when `callgrind_control --zero` was acknowledged and
+// closes when `--dump` was, so the dump holds exactly the instructions of the window's reads.
+const underCallgrind = argv.includes("--callgrind")
+let done = 0
+let stopped = false
+let phase = 0
+let t0, j0, d0, t1, j1, d1
+let session
+const control = (action, then) =>
+  spawn("callgrind_control", [action, String(process.pid)], { stdio: "ignore" }).on("exit", then)
+const open = () => {
+  d0 = done
+  t0 = performance.now()
+  j0 = procJiffies()
+  session?.post("Profiler.start")
+}
+const close = () => {
+  d1 = done
+  t1 = performance.now()
+  j1 = procJiffies()
+  stopped = true
+}
+const mark = () => {
+  done++
+  if (phase === 0 && done >= warmup) {
+    phase = 1
+    if (underCallgrind) control("--zero", open)
+    else open()
+  } else if (phase === 1 && d0 !== undefined && done - d0 >= reads) {
+    phase = 2
+    if (underCallgrind) control("--dump", close)
+    else close()
+  }
+}
+
+const program = Effect.gen(function*() {
+  if (api === "read") {
+    const f = yield* File.open(path)
+    const loop = () => {
+      const buf = new Uint8Array(bs)
+      return Effect.suspend(function again() {
+        if (stopped) return Effect.void
+        return Effect.flatMap(f.read(buf, offset()), () => (mark(), Effect.suspend(again)))
+      })
+    }
+    yield* Effect.forEach(Array.from({ length: qd }), loop, { concurrency: qd, discard: true })
+    return
+  }
+  const f = yield* DirectFile.open(path, { readOnly: true, pool: { chunkSize: bs, chunks: qd } })
+  if (api === "each") {
+    function* offsets() {
+      while (!stopped) yield offset()
+    }
+    yield* f.forEachRead(offsets(), { length: bs, concurrency: qd }, mark)
+    return
+  }
+  const loop = () => {
+    const buf = new Uint8Array(bs)
+    return Effect.suspend(function again() {
+      if (stopped) return Effect.void
+      return Effect.flatMap(f.readInto(offset(), buf), () => (mark(), Effect.suspend(again)))
+    })
+  }
+  yield* Effect.forEach(Array.from({ length: qd }), loop, { concurrency: qd, discard: true })
+})
+
+if (argv.includes("--cpu-prof")) {
+  const { Session } = await import("node:inspector")
+  session = new Session()
+  session.connect()
+  session.post("Profiler.enable")
+}
+await Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(Ringline.layer())))
+if (session !== undefined) {
+  await new Promise((ok) =>
+    session.post("Profiler.stop", (err, { profile }) => {
+      if (err === null) fs.writeFileSync(`storage-cost-${api}.cpuprofile`, JSON.stringify(profile))
+      ok()
+    })
+  )
+}
+if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
+const measured = d1 - d0
+const us = (i) => (((j1[i] - j0[i]) / HZ) * 1e6) / measured
+console.log(JSON.stringify({
+  api,
+  reads: measured,
+  qd,
+  wall_s: +((t1 - t0) / 1000).toFixed(3),
+  iops: Math.round(measured / ((t1 - t0) / 1000)),
+  cpu_us_per_read: +(us(0) + us(1)).toFixed(2),
+  user_us_per_read: +us(0).toFixed(2),
+  sys_us_per_read: +us(1).toFixed(2),
+  load: os.loadavg().map((l) => +l.toFixed(2))
+}))
