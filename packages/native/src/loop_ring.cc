@@ -325,7 +325,15 @@ void LoopRing::OnPrepare(uv_prepare_t* handle) {
   // the eventfd. Notifications stay off while we are awake; completions our submit posts (a
   // send that finished inline, the source side of a MSG_RING) are delivered here at once, not
   // through an eventfd write and another epoll turn. Bounded, then the loop goes round.
+  const bool was_quiet = r->evfd_quiet_;
   r->Quiet();
+  if (!was_quiet && (r->CompletionWorkPending() || io_uring_cq_ready(&r->ring_) > 0)) {
+    // Notifications were on (the loop woke for something else): the kernel may have signalled
+    // the eventfd for this work already. It is taken here, so take that signal too, or the poll
+    // wakes for nothing. Nothing signals after Quiet, so no later work's signal is lost.
+    uint64_t v;
+    (void)!read(r->event_fd_, &v, sizeof v);
+  }
   for (int turn = 0; turn < kPrepareTurns && !r->closed_; turn++) {
     if (r->ctl_[kCtlStaged] > 0 || r->HasOwnStaged() || io_uring_sq_ready(&r->ring_) > 0 ||
         r->CompletionWorkPending()) {
