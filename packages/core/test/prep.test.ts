@@ -74,7 +74,11 @@ describe("prep helpers = liburing's io_uring_prep_*", () => {
     ["accept", [FD, 0, 0, 0], (s) => prep.prepAccept(s, 0, FD, 0, 0, 0)],
     ["acceptDirect", [FD, 0, 0, 0, 5], (s) => prep.prepAcceptDirect(s, 0, FD, 0, 0, 0, 5)],
     ["multishotAcceptDirect", [FD, 0, 0, 0], (s) => prep.prepMultishotAcceptDirect(s, 0, FD, 0, 0, 0)],
-    ["connect", [FD, ADDR, 16], (s) => prep.prepConnect(s, 0, FD, ADDR, 16)]
+    ["connect", [FD, ADDR, 16], (s) => prep.prepConnect(s, 0, FD, ADDR, 16)],
+    ["socketDirectAlloc", [2, 1, 0, 0], (s) => prep.prepSocketDirectAlloc(s, 0, 2, 1, 0)],
+    ["socketDirectAlloc", [10, 0x80001, 6, 0], (s) => prep.prepSocketDirectAlloc(s, 0, 10, 0x80001, 6)],
+    ["linkTimeout", [ADDR, 0], (s) => prep.prepLinkTimeout(s, 0, ADDR)],
+    ["linkTimeout", [ADDR, 1], (s) => prep.prepLinkTimeout(s, 0, ADDR, 1)]
   ]
   for (const [name, args, f] of cases) {
     it(`${name}(${args.join(", ")})`, () => {
@@ -87,6 +91,25 @@ describe("prep helpers = liburing's io_uring_prep_*", () => {
     expect(a.getUint32(SqeOffset.fileIndex, true)).toBe(0xffffffff)
     const b = js((s) => prep.prepSend(s, 0, FD, ADDR, LEN, 0, SqeFlag.FIXED_FILE | SqeFlag.IO_LINK))
     expect(b[SqeOffset.flags]).toBe(SqeFlag.FIXED_FILE | SqeFlag.IO_LINK)
+  })
+
+  it("socket URING_CMD (liburing 2.5's io_uring_prep_cmd_sock, absent from 2.3): fields at the kernel's offsets", () => {
+    const b = js((s) => prep.prepCmdSock(s, 0, 1, FD, 6, 1, ADDR, 4, SqeFlag.FIXED_FILE))
+    const v = new DataView(b.buffer)
+    expect(b[SqeOffset.opcode]).toBe(Op.URING_CMD)
+    expect(b[SqeOffset.flags]).toBe(SqeFlag.FIXED_FILE)
+    expect(v.getInt32(SqeOffset.fd, true)).toBe(FD)
+    expect(v.getUint32(SqeOffset.off, true)).toBe(1) // cmd_op: SOCKET_URING_OP_SETSOCKOPT
+    expect(v.getUint32(SqeOffset.addr, true)).toBe(6) // level
+    expect(v.getUint32(SqeOffset.addr + 4, true)).toBe(1) // optname
+    expect(v.getUint32(SqeOffset.fileIndex, true)).toBe(4) // optlen
+    expect(Number(v.getBigUint64(SqeOffset.addr3, true))).toBe(ADDR) // optval
+    // Every other byte stays zero.
+    const touched = new Set<number>()
+    for (const [at, n] of [[0, 2], [SqeOffset.fd, 4], [SqeOffset.off, 4], [SqeOffset.addr, 8], [SqeOffset.fileIndex, 4], [SqeOffset.addr3, 8]]) {
+      for (let i = 0; i < n!; i++) touched.add(at! + i)
+    }
+    for (let i = 0; i < 64; i++) if (!touched.has(i)) expect(b[i], `byte ${i}`).toBe(0)
   })
 
   it("SQE flags land in byte 1 (liburing leaves them to the caller)", () => {

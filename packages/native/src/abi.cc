@@ -80,6 +80,8 @@ Napi::Value PrepSqe(const Napi::CallbackInfo& info) {
   else if (name == "acceptDirect") io_uring_prep_accept_direct(sqe, i32(0), static_cast<sockaddr*>(ptr(1)), static_cast<socklen_t*>(ptr(2)), i32(3), u32(4));
   else if (name == "multishotAcceptDirect") io_uring_prep_multishot_accept_direct(sqe, i32(0), static_cast<sockaddr*>(ptr(1)), static_cast<socklen_t*>(ptr(2)), i32(3));
   else if (name == "connect") io_uring_prep_connect(sqe, i32(0), static_cast<const sockaddr*>(ptr(1)), u32(2));
+  else if (name == "socketDirectAlloc") io_uring_prep_socket_direct_alloc(sqe, i32(0), i32(1), i32(2), u32(3));
+  else if (name == "linkTimeout") io_uring_prep_link_timeout(sqe, static_cast<__kernel_timespec*>(ptr(0)), u32(1));
   else throw Napi::Error::New(env, "prepSqe: no liburing helper named " + name);
   return out;
 }

@@ -15,8 +15,8 @@ import type { Callbacks } from "./net/wire.js"
 import { ARG_BYTES, ARG_TIMESPEC, type Driver, type OpOwner, TAG_LINK_TIMEOUT } from "./driver.js"
 import { Errno, errnoName } from "./errno.js"
 import { AF_INET, AF_INET6, AF_UNIX, encodeToBytes, SOCK_STREAM } from "./sockaddr.js"
-import { FILE_INDEX_ALLOC, Op, SOCKET_URING_OP_SETSOCKOPT, SqeFlag, W } from "./ring/abi.js"
-import { prepConnect } from "./ring/prep.js"
+import { SOCKET_URING_OP_SETSOCKOPT, SqeFlag } from "./ring/abi.js"
+import { prepCmdSock, prepConnect, prepLinkTimeout, prepSocketDirectAlloc } from "./ring/prep.js"
 
 const TAG_SOCKET = 1
 const TAG_SOCKOPT = 2
@@ -52,9 +52,7 @@ export class ConnectOp implements OpOwner {
     const slot = d.alloc(this, TAG_SOCKET)
     this.ops++
     const domain = target._tag === "UnixAddress" ? AF_UNIX : target.family === 6 ? AF_INET6 : AF_INET
-    const w = d.sqe(Op.SOCKET, 0, domain, slot)
-    d.words[w + W.off] = SOCK_STREAM
-    d.words[w + W.fileIndex] = FILE_INDEX_ALLOC
+    prepSocketDirectAlloc(d, slot, domain, SOCK_STREAM, 0)
   }
 
   onCqe(slot: number, tag: number, res: number): void {
@@ -91,12 +89,8 @@ export class ConnectOp implements OpOwner {
       const slot = d.alloc(this, TAG_SOCKOPT)
       this.ops++
       new DataView(d.args.buffer, d.args.byteOffset).setInt32(slot * ARG_BYTES, 1, true)
-      const w = d.sqe(Op.URING_CMD, SqeFlag.FIXED_FILE | SqeFlag.IO_HARDLINK, this.fixed, slot)
-      d.words[w + W.off] = SOCKET_URING_OP_SETSOCKOPT
-      d.words[w + W.addr] = IPPROTO_TCP
-      d.words[w + W.addr + 1] = TCP_NODELAY
-      d.words[w + W.fileIndex] = 4
-      d.setAddr(w, W.addr3, d.argAddress(slot))
+      prepCmdSock(d, slot, SOCKET_URING_OP_SETSOCKOPT, this.fixed, IPPROTO_TCP, TCP_NODELAY, d.argAddress(slot), 4,
+        SqeFlag.FIXED_FILE | SqeFlag.IO_HARDLINK)
     }
     const withTimeout = this.timeoutMs !== undefined
     const slot = d.alloc(this, TAG_CONNECT, withTimeout ? 2 : 1)
@@ -110,9 +104,7 @@ export class ConnectOp implements OpOwner {
       const ts = new DataView(d.args.buffer, d.args.byteOffset + slot * ARG_BYTES + ARG_TIMESPEC, 16)
       ts.setBigInt64(0, BigInt(Math.floor(ms / 1000)), true)
       ts.setBigInt64(8, BigInt(Math.round((ms % 1000) * 1e6)), true)
-      const lw = d.sqe(Op.LINK_TIMEOUT, 0, -1, slot, true)
-      d.setAddr(lw, W.addr, d.argAddress(slot) + ARG_TIMESPEC)
-      d.words[lw + W.len] = 1
+      prepLinkTimeout(d, slot, d.argAddress(slot) + ARG_TIMESPEC)
     }
   }
 

@@ -329,3 +329,53 @@ export const prepMultishotAcceptDirect = (r: Stager, slot: number, fd: number, a
 /** IORING_OP_CONNECT to the `addrlen`-byte sockaddr at `addr`. */
 export const prepConnect = (r: Stager, slot: number, fd: number, addr: number, addrlen: number, sqeFlags = 0): number =>
   prepRw(r, slot, Op.CONNECT, fd, addr, 0, addrlen, sqeFlags)
+
+/**
+ * IORING_OP_SOCKET straight into the fixed-file table (io_uring_prep_socket_direct_alloc): the
+ * kernel picks the slot and the CQE result is that slot.
+ */
+export const prepSocketDirectAlloc = (r: Stager, slot: number, domain: number, type: number, protocol: number, flags = 0): number => {
+  const w = prepRw(r, slot, Op.SOCKET, domain, 0, protocol, type)
+  r.words[w + W.opFlags] = flags
+  r.words[w + W.fileIndex] = FILE_INDEX_ALLOC
+  return w
+}
+
+/**
+ * IORING_OP_LINK_TIMEOUT on the `struct __kernel_timespec` at `ts`, for the SQE staged just before
+ * it with IOSQE_IO_LINK. Its CQE shares the linked op's slot, told apart by the link-timeout bit.
+ */
+export const prepLinkTimeout = (r: Stager, slot: number, ts: number, flags = 0): number => {
+  const w = r.sqe(Op.LINK_TIMEOUT, 0, -1, slot, true)
+  const s = r.words
+  putU64(s, w + W.addr, ts)
+  s[w + W.len] = 1
+  s[w + W.opFlags] = flags
+  return w
+}
+
+/**
+ * IORING_OP_URING_CMD on a socket (io_uring_prep_cmd_sock, liburing 2.5+; 2.3 has none):
+ * `cmdOp` (SOCKET_URING_OP_SETSOCKOPT...) in the `off` union, level and optname in the `addr`
+ * union, optlen in file_index's place, optval's address in addr3.
+ */
+export const prepCmdSock = (
+  r: Stager,
+  slot: number,
+  cmdOp: number,
+  fd: number,
+  level: number,
+  optname: number,
+  optval: number,
+  optlen: number,
+  sqeFlags = 0
+): number => {
+  const w = r.sqe(Op.URING_CMD, sqeFlags, fd, slot)
+  const s = r.words
+  s[w + W.off] = cmdOp
+  s[w + W.addr] = level
+  s[w + W.addr + 1] = optname
+  s[w + W.fileIndex] = optlen
+  putU64(s, w + W.addr3, optval)
+  return w
+}
