@@ -223,8 +223,9 @@ export const makeHandler = (
 ): (request: ServerRequest.HttpServerRequest) => Effect.Effect<void> => {
   const inner = handledApp(app, handleResponse, middleware)
   const after = middleware === undefined ? undefined : afterMiddleware(handleResponse)
+  const makeScope = Scope.make()
   return (request) =>
-    Effect.uninterruptible(Effect.flatMap(Scope.make(), (scope) =>
+    Effect.uninterruptible(Effect.flatMap(makeScope, (scope) =>
       Effect.withFiberRuntime<void>((fiber) => {
         const base = fiber.currentContext
         const disabled = fiber.getFiberRef(Middleware.currentTracerDisabledWhen)(request)
