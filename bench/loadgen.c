@@ -6,11 +6,21 @@
  * sent, so a server that drops, duplicates, reorders or corrupts data shows
  * up as errors instead of as a suspiciously good number.
  *
- * Build:  gcc -O2 -Wall -o bench/bin/loadgen bench/loadgen.c
+ * Build:  gcc -O2 -Wall -o bench/bin/loadgen bench/loadgen.c -lm
  *         (bench/run.mjs does this automatically)
+ *         TLS build (bench/tls.mjs does this), against the system OpenSSL:
+ *         gcc -O2 -Wall -DLOADGEN_TLS -o bench/bin/tls-loadgen bench/loadgen.c -lssl -lcrypto -lm
  * Run:    loadgen --port 9000 [--host 127.0.0.1] [--conns 50] [--size 64]
  *                 [--depth 1] [--warmup 1] [--duration 5] [--mode rr|bulk]
  *                 [--idle 0] [--label name]
+ *         tls-loadgen --tls [--servername localhost] [--ca cert.pem]
+ *                 [--mode rr|bulk|handshake] ... (same options otherwise)
+ *
+ * TLS (--tls, TLS build only): every connection is a TLS client (the
+ * system's OpenSSL, non-blocking SSL over the same epoll loop), the echoed
+ * plaintext is checked like plain bytes. Without --ca the server's
+ * certificate is not verified (the client's verify cost is not what is
+ * measured); with it, chain and host name (--servername, also the SNI) are.
  *
  * Modes
  *   rr    request/response: each connection keeps --depth requests of --size
@@ -21,6 +31,11 @@
  *         echoed bytes arrive, writing in chunks of at most --size bytes.
  *         "requests" are then --size-byte chunks, which is what rps and the
  *         latency percentiles refer to.
+ *   handshake (TLS only) full handshakes: each of --conns connections
+ *         connects, completes a TLS handshake with a fresh SSL object (no
+ *         session is offered, so never a resumption), sends close_notify,
+ *         closes and starts over. "requests" are completed handshakes and
+ *         the latency runs from connect() to the handshake's end.
  *   --idle N opens N extra connections first, proves each one with a 1-byte
  *         echo, then leaves them idle for the rest of the run (used to
  *         measure server memory per connection).
@@ -55,6 +70,12 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef LOADGEN_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#else
+typedef struct ssl_st SSL;   /* never allocated: --tls is refused in the plain build */
+#endif
 
 /* ---------- expected-data pattern ----------------------------------------
  * Byte k of connection c's stream is pattern[(c_off + k) % PAT_PERIOD]. The
@@ -135,22 +156,25 @@ static const char *opt_host = "127.0.0.1";
 static const char *opt_port = NULL;
 static const char *opt_label = "";
 static const char *opt_mode = "rr";
-static int opt_conns = 50, opt_depth = 1, opt_idle = 0;
+static const char *opt_servername = "localhost", *opt_ca = NULL;
+static int opt_conns = 50, opt_depth = 1, opt_idle = 0, opt_tls;
 static long opt_size = 64;
 static double opt_warmup = 1.0, opt_duration = 5.0;
-static int mode_bulk;
+static int mode_bulk, mode_hs;
 
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: loadgen --port P [--host H] [--conns N] [--size S] [--depth D]\n"
         "               [--warmup SECS] [--duration SECS] [--mode rr|bulk]\n"
-        "               [--idle N] [--label NAME]\n");
+        "               [--idle N] [--label NAME]\n"
+        "       (TLS build) --tls [--servername NAME] [--ca FILE] [--mode rr|bulk|handshake]\n");
 }
 
 /* ---------- connections --------------------------------------------------- */
 struct conn {
     int fd;
+    SSL *ssl;              /* --tls: the connection's client; NULL on plain TCP */
     int alive;
     int want_out;          /* EPOLLOUT currently registered */
     int idle;
@@ -160,6 +184,7 @@ struct conn {
     uint64_t recvd;        /* bytes read back (and verified) */
     uint64_t *ts;          /* issue time of chunk j at ts[j % ring] */
     uint64_t last_rx;      /* time of the last read that returned data */
+    uint64_t hs_t0;        /* handshake mode: when this attempt's connect() started */
 };
 
 static struct conn *conns;
@@ -211,20 +236,117 @@ static int connect_one(struct addrinfo *ai)
     return fd;
 }
 
-/* One-byte echo on a fresh connection: proves the server accepted it and
- * set up its read path, which is what we want counted in its RSS. */
-static int ping_one(int fd, uint32_t off)
-{
-    unsigned char b;
-    if (write(fd, pat_at(off, 0), 1) != 1) return -1;
-    if (read(fd, &b, 1) != 1) return -1;
-    return b == *pat_at(off, 0) ? 0 : -2;
-}
-
 static int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* ---------- byte I/O: plain socket or TLS --------------------------------
+ * io_read/io_write return the byte count, 0 on EOF (read), or one of these.
+ * A TLS call may need the other direction first (OpenSSL's WANT_READ /
+ * WANT_WRITE); it is then retried with the same (or a longer, moved) buffer,
+ * which SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows. */
+#define IO_ERR (-1)
+#define IO_WANT_READ (-2)
+#define IO_WANT_WRITE (-3)
+
+#ifdef LOADGEN_TLS
+static SSL_CTX *tls_ctx;
+
+static int tls_setup(void)
+{
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx) return -1;
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (opt_ca) {
+        if (SSL_CTX_load_verify_locations(tls_ctx, opt_ca, NULL) != 1) return -1;
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+    }
+    return 0;
+}
+
+static SSL *tls_new(int fd)
+{
+    SSL *ssl = SSL_new(tls_ctx);
+    if (!ssl) return NULL;
+    SSL_set_fd(ssl, fd);
+    SSL_set_connect_state(ssl);
+    SSL_set_tlsext_host_name(ssl, opt_servername);
+    if (opt_ca) SSL_set1_host(ssl, opt_servername);
+    return ssl;
+}
+
+/* Maps an OpenSSL result (ret <= 0) to IO_*; EOF (close_notify, or a FIN
+ * without one) is 0. */
+static int tls_result(SSL *ssl, int ret)
+{
+    switch (SSL_get_error(ssl, ret)) {
+    case SSL_ERROR_WANT_READ: return IO_WANT_READ;
+    case SSL_ERROR_WANT_WRITE: return IO_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0 && errno == 0) return 0;
+        /* fall through */
+    default: {
+        static int reported;
+        unsigned long e = ERR_get_error();
+        if (reported++ < 5 && e) fprintf(stderr, "loadgen: tls: %s\n", ERR_error_string(e, NULL));
+        ERR_clear_error();
+        return IO_ERR;
+    }
+    }
+}
+
+static void tls_free(SSL *ssl) { SSL_free(ssl); }
+#else
+static int tls_setup(void) { return -1; }
+static void tls_free(SSL *ssl) { (void)ssl; }
+#endif
+
+static long io_write(struct conn *c, const void *buf, size_t n)
+{
+#ifdef LOADGEN_TLS
+    if (c->ssl) {
+        size_t w = 0;
+        errno = 0;
+        int ret = SSL_write_ex(c->ssl, buf, n, &w);
+        return ret == 1 ? (long)w : tls_result(c->ssl, ret);
+    }
+#endif
+    for (;;) {
+        ssize_t w = write(c->fd, buf, n);
+        if (w >= 0) return (long)w;
+        if (errno == EINTR) continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? IO_WANT_WRITE : IO_ERR;
+    }
+}
+
+/* TLS: SSL_read returns at most one record, so keep reading until the buffer
+ * is full or OpenSSL needs more ciphertext; the caller then sees one large
+ * read as on plain TCP (and tops up its window once, not per record). */
+static long io_read(struct conn *c, void *buf, size_t cap)
+{
+#ifdef LOADGEN_TLS
+    if (c->ssl) {
+        size_t total = 0;
+        while (total < cap) {
+            size_t r = 0;
+            errno = 0;
+            int ret = SSL_read_ex(c->ssl, (char *)buf + total, cap - total, &r);
+            if (ret == 1) { total += r; continue; }
+            int e = tls_result(c->ssl, ret);
+            return total ? (long)total : e;
+        }
+        return (long)total;
+    }
+#endif
+    for (;;) {
+        ssize_t r = read(c->fd, buf, cap);
+        if (r >= 0) return (long)r;
+        if (errno == EINTR) continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? IO_WANT_READ : IO_ERR;
+    }
 }
 
 static void conn_kill(struct conn *c)
@@ -232,7 +354,32 @@ static void conn_kill(struct conn *c)
     if (!c->alive) return;
     c->alive = 0;
     epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->ssl) { tls_free(c->ssl); c->ssl = NULL; }
     close(c->fd);
+}
+
+/* One-byte echo on a fresh connection: proves the server accepted it and
+ * set up its read path, which is what we want counted in its RSS. */
+static int ping_one(struct conn *c, uint32_t off)
+{
+    unsigned char b;
+    if (io_write(c, pat_at(off, 0), 1) != 1) return -1;
+    if (io_read(c, &b, 1) != 1) return -1;
+    return b == *pat_at(off, 0) ? 0 : -2;
+}
+
+/* --tls, before the load: the handshake on the still-blocking socket (its
+ * SO_RCVTIMEO bounds it), so a server that cannot complete one fails setup. */
+static int tls_connect_blocking(struct conn *c)
+{
+#ifdef LOADGEN_TLS
+    c->ssl = tls_new(c->fd);
+    if (!c->ssl) return -1;
+    int ret = SSL_connect(c->ssl);
+    if (ret == 1) return 0;
+    tls_result(c->ssl, ret);
+#endif
+    return -1;
 }
 
 static void set_out(struct conn *c, int on)
@@ -261,10 +408,12 @@ static void pump_out(struct conn *c)
         uint64_t want = c->target - c->sent;
         if (want > MAX_IO) want = MAX_IO;
         if (mode_bulk && want > (uint64_t)opt_size) want = (uint64_t)opt_size;
-        ssize_t n = write(c->fd, pat_at(c->pat_off, c->sent), want);
+        long n = io_write(c, pat_at(c->pat_off, c->sent), want);
         if (n > 0) { c->sent += (uint64_t)n; continue; }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) { set_out(c, 1); return; }
-        if (n < 0 && errno == EINTR) continue;
+        if (n == IO_WANT_WRITE) { set_out(c, 1); return; }
+        /* TLS wants a read first: EPOLLIN is always registered, and
+         * on_readable calls pump_out again. */
+        if (n == IO_WANT_READ) { set_out(c, 0); return; }
         err_conn++;
         conn_kill(c);
         return;
@@ -311,9 +460,10 @@ static void explain_mismatch(struct conn *c, uint64_t from, size_t n)
 
 static void on_readable(struct conn *c, uint64_t t)
 {
-    ssize_t n = read(c->fd, rbuf, sizeof rbuf);
+    long n = io_read(c, rbuf, sizeof rbuf);
+    if (n == IO_WANT_READ) return;
+    if (n == IO_WANT_WRITE) { set_out(c, 1); return; }
     if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
         if (running) err_conn++;
         conn_kill(c);
         return;
@@ -353,8 +503,63 @@ static void on_readable(struct conn *c, uint64_t t)
     if (base + window > c->target) {
         raise_target(c, base + window, t);
         pump_out(c);
+    } else if (c->ssl && c->sent < c->target) {
+        pump_out(c);                       /* the TLS write waited for this read */
     }
+    /* A full buffer: OpenSSL may hold more decrypted records that no
+     * EPOLLIN will announce. */
+    if (c->ssl && (size_t)n == sizeof rbuf && c->alive) on_readable(c, t);
 }
+
+/* ---------- handshake mode ------------------------------------------------ */
+#ifdef LOADGEN_TLS
+static struct addrinfo *hs_addr;
+
+static void hs_events(struct conn *c, int want, int op)
+{
+    struct epoll_event ev = { .events = want == IO_WANT_WRITE ? EPOLLOUT : EPOLLIN, .data.ptr = c };
+    epoll_ctl(epfd, op, c->fd, &ev);
+}
+
+/* A new attempt: non-blocking connect, then the handshake is driven by
+ * hs_step from the first EPOLLOUT (the connect's completion) on. */
+static void hs_start(struct conn *c, uint64_t t)
+{
+    c->hs_t0 = t;
+    c->fd = socket(hs_addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) { err_conn++; return; }
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if ((connect(c->fd, hs_addr->ai_addr, hs_addr->ai_addrlen) < 0 && errno != EINPROGRESS) ||
+        !(c->ssl = tls_new(c->fd))) {
+        err_conn++;
+        close(c->fd);
+        return;
+    }
+    c->alive = 1;
+    hs_events(c, IO_WANT_WRITE, EPOLL_CTL_ADD);
+}
+
+static void hs_step(struct conn *c, uint64_t t)
+{
+    errno = 0;
+    int ret = SSL_do_handshake(c->ssl);
+    if (ret != 1) {
+        int want = tls_result(c->ssl, ret);
+        if (want == IO_WANT_READ || want == IO_WANT_WRITE) { hs_events(c, want, EPOLL_CTL_MOD); return; }
+        if (running) err_conn++;
+        conn_kill(c);                      /* a refusing server: this slot stops */
+        return;
+    }
+    if (measuring) {
+        hist_add(t - c->hs_t0);
+        m_requests++;
+    }
+    SSL_shutdown(c->ssl);                  /* close_notify; the server's is not awaited */
+    conn_kill(c);
+    if (running) hs_start(c, t);
+}
+#endif
 
 /* ---------- main ------------------------------------------------------- */
 static double now_s(void) { return (double)now_ns() / 1e9; }
@@ -379,7 +584,7 @@ static void report(double elapsed, int setup_failed)
 
     printf("{\"label\":");
     json_str(stdout, opt_label);
-    printf(",\"mode\":\"%s\",\"host\":", mode_bulk ? "bulk" : "rr");
+    printf(",\"mode\":\"%s\",\"tls\":%s,\"host\":", opt_mode, opt_tls ? "true" : "false");
     json_str(stdout, opt_host);
     printf(",\"port\":%s,\"conns\":%d,\"idle\":%d,\"size\":%ld,\"depth\":%d"
            ",\"warmup_s\":%g,\"duration_s\":%g,\"elapsed_s\":%.4f"
@@ -399,7 +604,7 @@ static void report(double elapsed, int setup_failed)
     fprintf(stderr,
         "loadgen %s: %s conns=%d idle=%d size=%ld depth=%d  %.0f req/s  %.2f MB/s  "
         "p50=%.1fus p99=%.1fus p999=%.1fus  errors=%llu (corrupt=%llu conn=%llu stalled=%llu)\n",
-        opt_label, mode_bulk ? "bulk" : "rr", opt_conns, opt_idle, opt_size, opt_depth,
+        opt_label, opt_mode, opt_conns, opt_idle, opt_size, opt_depth,
         rps, mbps, hist_pct_us(0.50), hist_pct_us(0.99), hist_pct_us(0.999),
         (unsigned long long)errors, (unsigned long long)err_corrupt,
         (unsigned long long)err_conn, (unsigned long long)err_stalled);
@@ -413,6 +618,8 @@ int main(int argc, char **argv)
         {"depth", required_argument, 0, 'd'},  {"warmup", required_argument, 0, 'w'},
         {"duration", required_argument, 0, 't'}, {"mode", required_argument, 0, 'm'},
         {"idle", required_argument, 0, 'i'},   {"label", required_argument, 0, 'l'},
+        {"tls", no_argument, 0, 'T'},          {"servername", required_argument, 0, 'n'},
+        {"ca", required_argument, 0, 'a'},
         {"help", no_argument, 0, 'H'},         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -427,17 +634,31 @@ int main(int argc, char **argv)
         case 'm': opt_mode = optarg; break;
         case 'i': opt_idle = atoi(optarg); break;
         case 'l': opt_label = optarg; break;
+        case 'T': opt_tls = 1; break;
+        case 'n': opt_servername = optarg; break;
+        case 'a': opt_ca = optarg; break;
         case 'H': usage(stdout); return 0;
         default: usage(stderr); return 1;
         }
     }
     if (!opt_port || opt_conns < 0 || opt_size < 1 || opt_depth < 1 || opt_idle < 0 ||
         opt_duration <= 0 || opt_warmup < 0 || (opt_conns == 0 && opt_idle == 0) ||
-        (strcmp(opt_mode, "rr") && strcmp(opt_mode, "bulk"))) {
+        (strcmp(opt_mode, "rr") && strcmp(opt_mode, "bulk") && strcmp(opt_mode, "handshake"))) {
         usage(stderr);
         return 1;
     }
     mode_bulk = !strcmp(opt_mode, "bulk");
+    mode_hs = !strcmp(opt_mode, "handshake");
+    if ((mode_hs && (!opt_tls || opt_idle)) || (opt_tls && tls_setup() != 0)) {
+        fprintf(stderr, "loadgen: %s\n", mode_hs && !opt_tls ? "--mode handshake needs --tls"
+                : mode_hs && opt_idle ? "--mode handshake takes no --idle"
+#ifdef LOADGEN_TLS
+                : "cannot set up the TLS client (--ca unreadable?)");
+#else
+                : "--tls needs the TLS build (gcc -DLOADGEN_TLS ... -lssl -lcrypto)");
+#endif
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGINT, &sa, NULL);
@@ -452,16 +673,19 @@ int main(int argc, char **argv)
     ts_ring = (unsigned)opt_depth + 2;   /* at most depth+1 chunks are ever open */
 
     /* Idle connections first, so the orchestrator can read the server's RSS
-     * with exactly N idle connections and no traffic. */
-    for (int i = 0; i < nconns_total; i++) {
+     * with exactly N idle connections and no traffic. (Handshake mode opens
+     * its connections in the load loop.) */
+    for (int i = 0; i < (mode_hs ? 0 : nconns_total); i++) {
         struct conn *c = &conns[i];
         c->idle = i < opt_idle;
         /* Spread connections ~100 KiB apart in the pattern. */
         c->pat_off = (uint32_t)(((uint64_t)i * 104729u) % PAT_PERIOD);
         c->fd = connect_one(ai);
-        if (c->fd < 0 || (c->idle && ping_one(c->fd, c->pat_off) != 0)) {
+        if (c->fd < 0 || (opt_tls && tls_connect_blocking(c) != 0) ||
+            (c->idle && ping_one(c, c->pat_off) != 0)) {
             fprintf(stderr, "loadgen: connection %d to %s:%s failed: %s\n", i, opt_host,
                     opt_port, strerror(errno));
+            if (c->ssl) tls_free(c->ssl);
             if (c->fd >= 0) close(c->fd);
             report(0, 1);
             return 1;
@@ -473,12 +697,14 @@ int main(int argc, char **argv)
         epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
         if (i + 1 == opt_idle) fprintf(stderr, "#idle-ready %d\n", opt_idle);
     }
-    freeaddrinfo(ai);
 
     /* Start the load: every active connection fills its window. */
     fprintf(stderr, "#warmup-start\n");
     uint64_t t0 = now_ns();
     for (int i = opt_idle; i < nconns_total; i++) {
+#ifdef LOADGEN_TLS
+        if (mode_hs) { hs_addr = ai; hs_start(&conns[i], t0); continue; }
+#endif
         raise_target(&conns[i], (uint64_t)opt_depth * (uint64_t)opt_size, t0);
         pump_out(&conns[i]);
     }
@@ -504,6 +730,9 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++) {
             struct conn *c = evs[i].data.ptr;
             if (!c->alive) continue;
+#ifdef LOADGEN_TLS
+            if (mode_hs) { hs_step(c, t); continue; }
+#endif
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c, t);
             if (c->alive && (evs[i].events & EPOLLOUT)) pump_out(c);
         }
@@ -532,6 +761,7 @@ int main(int argc, char **argv)
     if (alive < nconns_total)
         fprintf(stderr, "loadgen: %d of %d connections were lost\n", nconns_total - alive, nconns_total);
     for (int i = 0; i < nconns_total; i++) conn_kill(&conns[i]);
+    freeaddrinfo(ai);
     report(elapsed, 0);
     return 0;
 }

@@ -112,8 +112,8 @@ export interface Connection {
    */
   readonly read: <A>(parse: Parser<A>) => Effect.Effect<A, ReadError>
   /**
-   * The next chunk of bytes (an owned copy), or `None` at end of stream. A `read` like any other:
-   * an interrupted `recv` consumes nothing.
+   * The next chunk of bytes (yours to keep: nothing received later changes it), or `None` at end
+   * of stream. A `read` like any other: an interrupted `recv` consumes nothing.
    */
   readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
   /**
@@ -298,9 +298,6 @@ const partsOf = (parts: ReadonlyArray<Uint8Array>, where: string): ReadonlyArray
   return out ?? parts
 }
 
-const takeChunk: Parser<Option.Option<Uint8Array>> = (bytes) =>
-  bytes.length === 0 ? done(0, Option.none()) : done(bytes.length, Option.some(bytes.slice()))
-
 /**
  * A connection's Effect-facing object. Every member is built on first use and kept: an idle
  * connection (most of them, on a busy server) pays for none of the Effects, Streams and
@@ -336,7 +333,11 @@ class ConnectionImpl implements Connection {
   }
 
   get recv(): Connection["recv"] {
-    return this.#lazy.recv ??= this.read(takeChunk) as Connection["recv"]
+    const conn = this.#conn
+    // Everything buffered, as memory the caller keeps (the reassembly buffer itself when it can be).
+    return this.#lazy.recv ??= this.read((bytes) =>
+      bytes.length === 0 ? done(0, Option.none()) : done(bytes.length, Option.some(conn.keep(bytes)))
+    ) as Connection["recv"]
   }
 
   get stream(): Connection["stream"] {
@@ -349,8 +350,7 @@ class ConnectionImpl implements Connection {
   }
 
   get sink(): Connection["sink"] {
-    const writable = this.writable
-    return this.#lazy.sink ??= Sink.forEach((bytes: Uint8Array) => Effect.zipRight(this.#enqueue(bytes, "sink: chunk"), writable))
+    return this.#lazy.sink ??= Sink.forEach((bytes: Uint8Array) => this.#queueThenWritable(bytes, "sink: chunk"))
   }
 
   get send(): Connection["send"] {
@@ -358,7 +358,20 @@ class ConnectionImpl implements Connection {
   }
 
   get write(): Connection["write"] {
-    return this.#lazy.write ??= (bytes) => Effect.zipRight(this.#enqueue(bytes, "write: bytes"), this.writable)
+    return this.#lazy.write ??= (bytes) => this.#queueThenWritable(bytes, "write: bytes")
+  }
+
+  /**
+   * `write`'s one step: queue, then wait only when over the high-water mark (one Effect per
+   * write instead of an enqueue, a zipRight and a writable check).
+   */
+  #queueThenWritable(bytes: Uint8Array, where: string): Effect.Effect<void, WriteError> {
+    const conn = this.#conn
+    return Effect.suspend(() => {
+      const r = conn.enqueue(bytes instanceof Uint8Array ? bytes : bytesOf(bytes, where))
+      if (typeof r !== "number") return Effect.fail(r)
+      return conn.overHighWater ? this.writable : Effect.void
+    })
   }
 
   get writable(): Connection["writable"] {
@@ -415,24 +428,35 @@ class ConnectionImpl implements Connection {
   }
 
   get close(): Connection["close"] {
+    return this.#lazy.close ??= Effect.uninterruptible(Effect.suspend(() => this.#closeNow()))
+  }
+
+  /**
+   * One close: the drain of queued sends is what may take long (a peer that does not read), so
+   * only a close that has to drain races the shutdown timeout. Otherwise what is left (cancelling
+   * the receive, the kernel's CLOSE) is bounded by the kernel, and the close waits for it with
+   * no timeout fiber and no timer: most closes are of idle connections, and a timeout fiber
+   * per close was a large part of a connection's setup/teardown cost.
+   */
+  #closeNow(): Effect.Effect<void> {
     const conn = this.#conn
-    const shutdownTimeoutMs = this.#shutdownTimeoutMs
-    const onClose = this.#onClose
+    conn.beginClose()
     const waitClosed = this.#lazy.waitClosed ??= fromCallbacks<void, never>((cb) => conn.onClosed(() => cb.ok()))
-    return this.#lazy.close ??= Effect.suspend(() => {
-      conn.beginClose()
-      // Runs inside finalizers (uninterruptible): the wait itself must stay interruptible, or the
-      // timeout could never stop it.
-      return Effect.interruptible(waitClosed).pipe(
-        Effect.timeoutOption(shutdownTimeoutMs),
-        Effect.flatMap((o) => {
-          if (Option.isSome(o)) return Effect.void
-          conn.force()
-          return waitClosed
-        }),
-        Effect.ensuring(Effect.sync(() => onClose(conn)))
-      )
-    }).pipe(Effect.uninterruptible)
+    const onClose = this.#onClose
+    if (conn.isClosed || !conn.isDraining) {
+      return Effect.ensuring(waitClosed, Effect.sync(() => onClose(conn)))
+    }
+    // Runs inside finalizers (uninterruptible): the wait itself must stay interruptible, or the
+    // timeout could never stop it.
+    return Effect.interruptible(waitClosed).pipe(
+      Effect.timeoutOption(this.#shutdownTimeoutMs),
+      Effect.flatMap((o) => {
+        if (Option.isSome(o)) return Effect.void
+        conn.force()
+        return waitClosed
+      }),
+      Effect.ensuring(Effect.sync(() => onClose(conn)))
+    )
   }
 
   get localAddress(): Connection["localAddress"] {

@@ -38,8 +38,13 @@ export const RinglineConfig = Schema.Struct({
   recvBuffer: Schema.Struct({
     /** Number of kernel-provided receive buffers. */
     ringSize: powerOfTwo(32768),
-    /** Size of each receive buffer in bytes. */
-    bufferSize: between(1, 65535)
+    /**
+     * Size of each receive buffer in bytes. One multishot completion carries at most one buffer,
+     * so a bulk stream costs a completion (and a wake-up) per `bufferSize` bytes: 64 KiB buffers
+     * take a 64 KiB write in one. Small messages use a buffer's first bytes only (the pages
+     * behind them are never touched).
+     */
+    bufferSize: between(1, 1048576)
   }),
   /** Size of the fixed-file table, i.e. the most connections open at once. */
   maxConnections: between(1, 2 ** 24 - 1),
@@ -104,7 +109,7 @@ export type RinglineConfigInput = Omit<DeepPartial<RinglineConfig>, "shutdownTim
 export const defaults: RinglineConfig = {
   sqEntries: 256,
   submitBatch: 16,
-  recvBuffer: { ringSize: 256, bufferSize: 16384 },
+  recvBuffer: { ringSize: 256, bufferSize: 65536 },
   maxConnections: 16000,
   backlog: 1024,
   sendPool: { slots: 1024, slotSize: 16384 },

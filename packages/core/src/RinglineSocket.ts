@@ -143,7 +143,7 @@ const fromOpen = <RO>(
       current = { conn, fiberSet, writeShut: false }
       yield* latch.open
 
-      // Every received chunk is an owned copy, so the handler may keep it. The effects the
+      // Every received chunk is owned memory, so the handler may keep it. The effects the
       // handler returns are forked (started at once, in order, as NodeSocket does on "data").
       // A forked fiber may reach its write only after a scheduler turn, so while one is alive
       // the handler's writes are forked too, behind it: queued at once, they could overtake it.
@@ -232,9 +232,9 @@ const fromOpen = <RO>(
  * A platform `Socket` over an open ringline connection (from `Tcp.connect`, `Unix.connect` or
  * `listener.accept`).
  *
- * - `run(handler)` calls `handler` with every received chunk (an owned copy) and forks the effects
- *   it returns; it completes at the peer's end of stream (once the effects started for earlier
- *   chunks have finished) and fails with the handler's error, `SocketGenericError`
+ * - `run(handler)` calls `handler` with every received chunk (the handler's to keep) and forks
+ *   the effects it returns; it completes at the peer's end of stream (once the effects started
+ *   for earlier chunks have finished) and fails with the handler's error, `SocketGenericError`
  *   (reason `Read`) on a receive error, or `SocketCloseError` (code 1000) when the connection
  *   was closed on this side. When it ends the connection is closed, queued writes drained first
  *   (see {@link FromConnectionOptions.closeWhenDone}).

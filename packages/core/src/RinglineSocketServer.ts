@@ -14,6 +14,7 @@ import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { Listener } from "./Listener.js"
 import type { Ringline, TcpListenOptions, UnixListenOptions } from "./Ringline.js"
+import { unscopedAccept } from "./internal/net/serve.js"
 import * as RinglineSocket from "./RinglineSocket.js"
 import * as Tcp from "./Tcp.js"
 import * as Unix from "./Unix.js"
@@ -140,6 +141,25 @@ export const fromListener = (listener: Listener): SocketServer.SocketServer["Typ
           // their connections to close).
           const fiberSet = yield* FiberSet.make().pipe(Scope.extend(scope))
           const runFork = yield* FiberSet.runtime(fiberSet)<R>()
+          const unscoped = unscopedAccept(listener)
+          if (unscoped !== undefined) {
+            // The listener's own connections: each handler's fiber closes its connection when it
+            // ends, without a Scope per connection (an idle connection keeps its fiber's frames
+            // and nothing else).
+            const take = Effect.mapError(
+              unscoped.take,
+              (cause) => new SocketServer.SocketServerError({ reason: "Unknown", cause })
+            )
+            while (true) {
+              yield* Effect.uninterruptibleMask((restore) =>
+                Effect.flatMap(restore(take), (channel) =>
+                  Effect.sync(() => {
+                    const conn = unscoped.wrap(channel)
+                    runFork(Effect.ensuring(handle(conn, handler), conn.close))
+                  }))
+              )
+            }
+          }
           while (true) {
             yield* Effect.uninterruptibleMask((restore) =>
               Effect.gen(function*() {

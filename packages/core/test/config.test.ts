@@ -9,7 +9,7 @@ describe("configuration", () => {
   it("defaults follow ringline", () => {
     const c = Either.getOrThrow(RinglineConfig.make())
     expect(c.sqEntries).toBe(256)
-    expect(c.recvBuffer).toEqual({ ringSize: 256, bufferSize: 16384 })
+    expect(c.recvBuffer).toEqual({ ringSize: 256, bufferSize: 65536 })
     expect(c.maxConnections).toBe(16000)
     expect(c.sendQueueHighWater).toBe(1024 * 1024)
   })
@@ -18,7 +18,7 @@ describe("configuration", () => {
     [{ sqEntries: 100 }, "sqEntries", "power of two"],
     [{ sqEntries: 65536 }, "sqEntries", "power of two"],
     [{ recvBuffer: { ringSize: 3 } }, "recvBuffer.ringSize", "power of two"],
-    [{ recvBuffer: { bufferSize: 70000 } }, "recvBuffer.bufferSize", "between 1 and 65535"],
+    [{ recvBuffer: { bufferSize: 2000000 } }, "recvBuffer.bufferSize", "between 1 and 1048576"],
     [{ maxConnections: 0 }, "maxConnections", "between 1"],
     [{ backlog: 0 }, "backlog", "positive"],
     [{ submitBatch: -1 }, "submitBatch", "between 0 and 32768"],

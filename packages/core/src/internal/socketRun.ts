@@ -14,12 +14,8 @@ import type { ReadError, ReadResult } from "./net/readers.js"
 
 const END: ReadResult<null> = { _tag: "Done", consumed: 0, value: null }
 
-/** Everything buffered, as an owned copy; null at end of stream. */
-const takeAll = (bytes: Uint8Array): ReadResult<Uint8Array | null> =>
-  bytes.length === 0 ? END : { _tag: "Done", consumed: bytes.length, value: bytes.slice() }
-
 /**
- * Calls `deliver` with every chunk the connection receives (an owned copy of everything buffered
+ * Calls `deliver` with every chunk the connection receives (everything buffered
  * at that moment), from the completion that brought it, until end of stream (then succeeds) or
  * a receive error (fails with `toError` of it). A throwing `deliver` ends it with that defect.
  *
@@ -33,6 +29,9 @@ export const pushReads = <E>(
   toError: (error: Exclude<ReadError, { readonly _tag: "EndOfStream" }>) => E
 ): Effect.Effect<void, E> =>
   Effect.async<void, E>((resume) => {
+    // Everything buffered, as memory `deliver` keeps; null at end of stream.
+    const takeAll = (bytes: Uint8Array): ReadResult<Uint8Array | null> =>
+      bytes.length === 0 ? END : { _tag: "Done", consumed: bytes.length, value: conn.keep(bytes) }
     const w = conn.readers.waiter()
     let ended = false
     const wake = (): void => {

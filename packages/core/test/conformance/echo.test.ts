@@ -1,10 +1,17 @@
 /** Conformance: bytes arrive whole and in order, through read(parse), stream/sink, send and write. */
 import { describe, expect } from "@effect/vitest"
 import { Effect, Option, Stream } from "effect"
-import { Tcp, Unix } from "../../src/index.js"
+import { Connection, Tcp, Unix } from "../../src/index.js"
 import { echo } from "../helpers.js"
 import { acceptedPair, connectPeer, line, listenPeer, settle, text } from "./driver.js"
 import { drivers } from "./drivers.js"
+
+/** Settles until `c` holds at least `n` received bytes no reader took yet. */
+const buffered = (c: Connection.Connection, n: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 50 && c.bufferedBytes < n; i++) yield* settle
+    expect(c.bufferedBytes).toBe(n)
+  })
 
 const pattern = (n: number): Uint8Array => {
   const b = new Uint8Array(n)
@@ -105,5 +112,48 @@ describe.each(drivers)("echo and ordering ($name)", (d) => {
       }
       expect(got).toBe("abc")
       expect(c.bytesReceived).toBe(3)
+    })))
+
+  // Bytes that arrive while nobody reads are gathered in the connection's reassembly buffer; a
+  // recv taking them all gets that memory itself (no copy), so the next arrivals must go elsewhere.
+  d.it("a recv chunk of buffered bytes stays intact while more bytes arrive and are read", () =>
+    d.run(Effect.gen(function*() {
+      const { conn: c, peer } = yield* acceptedPair
+      const first = pattern(50_000)
+      yield* peer.write(first)
+      yield* buffered(c, first.length)
+      const chunk = Option.getOrThrow(yield* c.recv)
+      expect(chunk.length).toBe(first.length)
+      for (const fill of [0xee, 0x11]) {
+        const next = new Uint8Array(30_000).fill(fill)
+        yield* peer.write(next)
+        yield* buffered(c, next.length)
+        const got = Option.getOrThrow(yield* c.recv)
+        expect(Buffer.from(got).equals(Buffer.from(next))).toBe(true)
+      }
+      expect(Buffer.from(chunk).equals(Buffer.from(first))).toBe(true)
+    })))
+
+  // A parser's view of buffered bytes written without a copy: the send goes out from the
+  // reassembly memory (frozen), and the bytes the parser left must move intact to the buffer
+  // that takes the next arrivals.
+  d.it("unsafeWrite of a parser's view of buffered bytes sends exactly those bytes while more arrive", () =>
+    d.run(Effect.gen(function*() {
+      const { conn: c, peer } = yield* acceptedPair
+      const first = pattern(60_000)
+      yield* peer.write(first)
+      yield* buffered(c, first.length)
+      // Echo all but the last 1000 bytes, which stay buffered for the next read.
+      const n = yield* c.read((bytes) => {
+        c.unsafeWrite(bytes.subarray(0, bytes.length - 1000))
+        return Connection.done(bytes.length - 1000, bytes.length - 1000)
+      })
+      expect(n).toBe(first.length - 1000)
+      const second = new Uint8Array(40_000).fill(0x5a)
+      yield* peer.write(second)
+      yield* buffered(c, 1000 + second.length)
+      const rest = Option.getOrThrow(yield* c.recv)
+      expect(Buffer.from(rest).equals(Buffer.concat([first.subarray(first.length - 1000), second]))).toBe(true)
+      expect(Buffer.from(yield* peer.read(n)).equals(Buffer.from(first.subarray(0, n)))).toBe(true)
     })))
 })

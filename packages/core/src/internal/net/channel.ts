@@ -13,7 +13,7 @@ import { ConnectionClosed, EndOfStream, socketError, type SocketError, type TlsE
 import { Errno } from "../errno.js"
 import { lentBuffers, type Transport, type TransportSink } from "../transport.js"
 import { type Waiter as ReadWaiter, WaiterQueue } from "../waiters.js"
-import { EMPTY, type ReadError, type ReadResult, Reassembly, runParser } from "./readers.js"
+import { copyOf, EMPTY, type ReadError, type ReadResult, Reassembly, runParser } from "./readers.js"
 import { LEND_MIN, remove, segment, SendWaiters } from "./sendQueue.js"
 import type { Addresses, Callbacks, ChannelOptions, Segment, Wire, WireSink } from "./wire.js"
 
@@ -95,6 +95,11 @@ export class Channel implements WireSink {
 
   get isClosed(): boolean {
     return this.phase === Phase.Closed
+  }
+
+  /** Closing, and still waiting for queued sends to go out (the only wait a timeout must bound). */
+  get isDraining(): boolean {
+    return this.phase === Phase.Draining
   }
 
   /** Bytes received and not yet consumed by a reader. */
@@ -256,10 +261,22 @@ export class Channel implements WireSink {
 
   // ---- send -----------------------------------------------------------------------------------
 
-  /** Whether `bytes` is memory that is reused once a parser returns (so a send must copy it). */
+  /**
+   * A parser's view of the buffered bytes as memory its reader may keep (a `recv` chunk): the
+   * reassembly buffer itself when the view is most of it, else a copy (readers.ts, "Handing over").
+   */
+  keep(bytes: Uint8Array): Uint8Array {
+    return this.inbound.keep(bytes)
+  }
+
+  /**
+   * Whether `bytes` is memory that is reused once a parser returns (so a send must copy it). A
+   * large view of the reassembly buffer is not: that buffer is handed over to the send instead.
+   */
   private borrowed(bytes: Uint8Array): boolean {
     const b = bytes.buffer
-    return this.wire.owns(b) || this.inbound.isMine(b) || lentBuffers.has(b)
+    if (this.inbound.isMine(b)) return !this.inbound.handOver(bytes)
+    return this.wire.owns(b) || lentBuffers.has(b)
   }
 
   /**
@@ -299,11 +316,11 @@ export class Channel implements WireSink {
           wire.fillSlot(pool, 0, bytes)
           this.queue.push(segment(null, pool, -1, wire.slotAddress(pool), len, this.enqueued))
         } else {
-          this.queue.push(segment(bytes.slice(), -1, -1, 0, len, this.enqueued))
+          this.queue.push(segment(copyOf(bytes), -1, -1, 0, len, this.enqueued))
         }
       }
     } else {
-      this.queue.push(segment(borrowed ? bytes.slice() : bytes, -1, -1, 0, len, this.enqueued))
+      this.queue.push(segment(borrowed ? copyOf(bytes) : bytes, -1, -1, 0, len, this.enqueued))
     }
     return this.queued(len)
   }
@@ -352,7 +369,7 @@ export class Channel implements WireSink {
         wire.fillSlot(pool, 0, part)
         seg = segment(null, pool, -1, wire.slotAddress(pool), part.length, this.enqueued + total)
       } else {
-        seg = segment(this.borrowed(part) || slotSize === 0 ? part.slice() : part, -1, -1, 0, part.length, this.enqueued + total)
+        seg = segment(this.borrowed(part) || slotSize === 0 ? copyOf(part) : part, -1, -1, 0, part.length, this.enqueued + total)
       }
       seg.chain = max > 0 ? id : 0
       this.queue.push(seg)
@@ -644,7 +661,11 @@ export class Channel implements WireSink {
     this.inbound.clear()
     // Waiting readers wake up to ConnectionClosed, one after the other.
     this.readers.notify()
-    this.failSends(new ConnectionClosed({ operation: "send" }))
+    // The error (a stack trace to build) only when something is left to fail: after a clean
+    // close nothing is, and a later write is refused by the phase check alone.
+    if (this.queue.length > 0 || this.zcHeld.length > 0 || this.waiters.waiting || this.sendPaused || this.sentTotal !== this.enqueued) {
+      this.failSends(new ConnectionClosed({ operation: "send" }))
+    }
     // Every op has ended: no send references transport memory any more.
     this.transport?.dispose()
     this.notifyEnd()

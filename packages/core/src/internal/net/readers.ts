@@ -76,15 +76,42 @@ export const describe = (u: unknown): string => {
 }
 
 /**
+ * `n` bytes of fresh memory in an ArrayBuffer of their own, not zero-filled (every byte is
+ * written before anyone reads it; zeroing a 64 KiB buffer costs as much as copying into it).
+ */
+export const uninitialized = (n: number): Uint8Array => {
+  const b = Buffer.allocUnsafeSlow(n)
+  return new Uint8Array(b.buffer, b.byteOffset, n)
+}
+
+/**
+ * A copy of `bytes` in memory of its own (a chunk handed to the user). Small ones through
+ * `slice` (V8 allocates those cheaply, zeroing is nothing next to a native buffer allocation).
+ */
+export const copyOf = (bytes: Uint8Array): Uint8Array => {
+  if (bytes.length < 4096) return bytes.slice()
+  const out = uninitialized(bytes.length)
+  out.set(bytes)
+  return out
+}
+
+/**
  * Received bytes not yet consumed: a growable reassembly buffer, plus at most one receive buffer
  * held as is (received while a reader waited with nothing buffered, so that reader's parser runs
  * over it without a copy). The held buffer, when there is one, comes after nothing: either it or
  * the reassembly buffer has bytes, never both once a parse starts.
+ *
+ * Handing over. A reader that takes the whole buffered run as its own (a `recv` chunk), or a
+ * write of a parser's view of it, can have the reassembly memory itself instead of a copy
+ * (`keep`): the buffer is then frozen, never written again, and the next append starts a new
+ * one. Bytes still unconsumed in a frozen buffer stay readable there until that append moves them.
  */
 export class Reassembly {
   private buf: Uint8Array = EMPTY
   private start = 0
   private end = 0
+  /** `buf` was handed over: it is read, never written (see "Handing over"). */
+  private frozen = false
   /** A receive buffer held for a zero-copy parse, or -1. */
   private held = -1
   private heldLen = 0
@@ -131,20 +158,44 @@ export class Reassembly {
 
   append(bytes: Uint8Array): void {
     const len = bytes.length
-    if (this.end + len > this.buf.length) {
+    if (this.frozen || this.end + len > this.buf.length) {
       const live = this.end - this.start
-      if (this.start > 0 && live + len <= this.buf.length) {
+      if (!this.frozen && this.start > 0 && live + len <= this.buf.length) {
         this.buf.copyWithin(0, this.start, this.end)
       } else {
-        const grown = new Uint8Array(Math.max(live + len, this.buf.length * 2, 4096))
+        // A frozen buffer's successor keeps its size: a stream that hands over every run would
+        // otherwise regrow (and copy) from 4 KiB each time.
+        const size = this.frozen ? this.buf.length : this.buf.length * 2
+        const grown = uninitialized(Math.max(live + len, size, 4096))
         grown.set(this.buf.subarray(this.start, this.end))
         this.buf = grown
+        this.frozen = false
       }
       this.start = 0
       this.end = live
     }
     this.buf.set(bytes, this.end)
     this.end += len
+  }
+
+  /**
+   * `bytes` (a parser's view of what is buffered) as memory the caller may keep: the reassembly
+   * buffer itself when `bytes` is in it and fills at least half of it (it is frozen, see
+   * "Handing over"; a small run is copied rather than pinning a large buffer), else a copy.
+   */
+  keep(bytes: Uint8Array): Uint8Array {
+    if (this.handOver(bytes)) return bytes
+    return copyOf(bytes)
+  }
+
+  /**
+   * Freezes the reassembly buffer when `bytes` is a view of it worth handing over (see `keep`);
+   * false when `bytes` is not in it or is too small a part of it (the caller copies).
+   */
+  handOver(bytes: Uint8Array): boolean {
+    if (bytes.buffer !== this.buf.buffer || bytes.length * 2 < this.buf.length) return false
+    this.frozen = true
+    return true
   }
 
   /** Everything buffered as one view for a parser (a held buffer itself when there is one). */
@@ -183,6 +234,7 @@ export class Reassembly {
   /** Drops everything (the connection closed); a held buffer goes back. */
   clear(): void {
     this.buf = EMPTY
+    this.frozen = false
     this.start = this.end = 0
     if (this.held !== -1) {
       this.wire.recycleLater(this.held)

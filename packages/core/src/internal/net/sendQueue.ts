@@ -37,6 +37,11 @@ export class SendWaiters {
     return this.sendWaiters.length > 0
   }
 
+  /** Anyone waiting, for a send or a drain. */
+  get waiting(): boolean {
+    return this.sendWaiters.length > 0 || this.drainWaiters.length > 0
+  }
+
   /** Waits until `completed` reaches `target`; returns the withdrawal. */
   whenSent(target: number, ok: () => void, fail: (e: unknown) => void): () => void {
     const w: Waiter = { target, ok, fail }

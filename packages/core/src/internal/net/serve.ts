@@ -24,6 +24,22 @@ export interface AcceptSource {
   readonly accepted: number
 }
 
+/**
+ * A listener's accept without a finalizer, for an owner that closes each connection itself (the
+ * platform SocketServer, which would otherwise build a Scope per connection only to close it).
+ * `take` must run as `uninterruptibleMask((restore) => flatMap(restore(take), ...))`: the
+ * channel it returns is the caller's to `wrap` and close.
+ */
+export interface UnscopedAccept {
+  readonly take: Effect.Effect<Channel, ConnectionClosed>
+  readonly wrap: (channel: Channel) => Connection
+}
+
+const unscoped = new WeakMap<Listener, UnscopedAccept>()
+
+/** `listener`'s {@link UnscopedAccept}, when it is one of acceptLoop's (undefined for others, e.g. TLS). */
+export const unscopedAccept = (listener: Listener): UnscopedAccept | undefined => unscoped.get(listener)
+
 /** serve's default report of a failed handler. */
 const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => Effect.logWarning("ringline: connection handler failed", cause)
 
@@ -102,25 +118,32 @@ export const acceptLoop = (
             Effect.flatMap(restore(acceptRaw), (conn) =>
               Effect.sync(() => {
                 const c = wrap(conn)
-                const fiber = run(
-                  // The handler is user code: a throw or a non-Effect answer is that
-                  // connection's defect (reported below), never the accept loop's.
-                  Effect.suspend(() => {
-                    const h: unknown = handler(c)
-                    return Effect.isEffect(h)
-                      ? h as Effect.Effect<unknown, E, R>
-                      : Effect.die(new TypeError(`serve handler returned ${describe(h)}, not an Effect`))
-                  }).pipe(
-                    Effect.catchAllCause((cause) =>
-                      Cause.isInterruptedOnly(cause)
-                        ? Effect.void
-                        : Effect.suspend(() => onFailure(cause, c)).pipe(
-                          Effect.catchAllCause((e) => Effect.logWarning("ringline: serve onFailure failed", e))
-                        )
-                    ),
-                    Effect.ensuring(Effect.zipRight(c.close, Effect.sync(() => serving.delete(conn))))
+                // One mask and one match around the handler (not catchAllCause + ensuring +
+                // zipRight): each connection's fiber keeps this frame for its whole life, so
+                // it is built small, and the close is built only when the handler has ended.
+                const finish = () => Effect.ensuring(c.close, Effect.sync(() => serving.delete(conn)))
+                const fiber = run(Effect.uninterruptibleMask((restore) =>
+                  Effect.matchCauseEffect(
+                    restore(Effect.suspend(() => {
+                      // The handler is user code: a throw or a non-Effect answer is that
+                      // connection's defect (reported below), never the accept loop's.
+                      const h: unknown = handler(c)
+                      return Effect.isEffect(h)
+                        ? h as Effect.Effect<unknown, E, R>
+                        : Effect.die(new TypeError(`serve handler returned ${describe(h)}, not an Effect`))
+                    })),
+                    {
+                      onFailure: (cause) =>
+                        Cause.isInterruptedOnly(cause) ? finish() : Effect.ensuring(
+                          restore(Effect.suspend(() => onFailure(cause, c)).pipe(
+                            Effect.catchAllCause((e) => Effect.logWarning("ringline: serve onFailure failed", e))
+                          )),
+                          finish()
+                        ),
+                      onSuccess: finish
+                    }
                   )
-                )
+                ))
                 serving.set(conn, fiber)
                 return true
               })
@@ -132,12 +155,14 @@ export const acceptLoop = (
           if (!open) return
         }
       })
-    return {
+    const listener: Listener = {
       address,
       accept,
       serve,
       get accepted() {
         return source.accepted
       }
-    } satisfies Listener
+    }
+    unscoped.set(listener, { take: acceptRaw, wrap })
+    return listener
   })
