@@ -157,6 +157,15 @@ export interface Connection {
    * queue drained to `sendQueueLowWater`. For code that writes with `unsafeWrite`.
    */
   readonly writable: Effect.Effect<void, WriteError>
+  /**
+   * Calls `f` once when the receive side has ended (the peer's FIN, a receive error, or this
+   * connection closed), at once if it already has. Unlike a read it waits for nothing and consumes
+   * nothing, so code that is busy elsewhere while no read is pending still learns that the peer
+   * went away (an HTTP server interrupts the handler it is running). `f` runs inside the
+   * completion dispatch: it must return quickly and not throw. Bytes received before the end stay
+   * buffered for later reads.
+   */
+  readonly unsafeOnReceiveEnd: (f: () => void) => void
   /** Scatter-gather send: all parts in order, completing when the kernel has taken them all. */
   readonly sendv: (parts: ReadonlyArray<Uint8Array>) => Effect.Effect<void, WriteError>
   /**
@@ -372,6 +381,14 @@ class ConnectionImpl implements Connection {
         ? fromCallbacks<void, WriteError>((cb) => conn.whenDrained(conn.lowWaterMark, cb.ok, cb.fail))
         : Effect.void
     )
+  }
+
+  get unsafeOnReceiveEnd(): Connection["unsafeOnReceiveEnd"] {
+    const conn = this.#conn
+    return this.#lazy.unsafeOnReceiveEnd ??= (f) => {
+      if (typeof f !== "function") throw new TypeError(`unsafeOnReceiveEnd: f must be a function, got ${typeof f}`)
+      conn.onReceiveEnd(f)
+    }
   }
 
   get unsafeWrite(): Connection["unsafeWrite"] {

@@ -124,6 +124,11 @@ describe.each(drivers)("echo and ordering ($name)", (d) => {
       yield* buffered(c, first.length)
       const chunk = Option.getOrThrow(yield* c.recv)
       expect(chunk.length).toBe(first.length)
+      // What the chunk's memory holds beyond its bytes is zero, never stale memory (it may be
+      // the reassembly buffer itself, allocated without zero-filling).
+      const whole = new Uint8Array(chunk.buffer)
+      expect(whole.subarray(0, chunk.byteOffset).every((b) => b === 0)).toBe(true)
+      expect(whole.subarray(chunk.byteOffset + chunk.length).every((b) => b === 0)).toBe(true)
       for (const fill of [0xee, 0x11]) {
         const next = new Uint8Array(30_000).fill(fill)
         yield* peer.write(next)

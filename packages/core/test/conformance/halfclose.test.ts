@@ -1,8 +1,8 @@
-/** Conformance: half-close in both directions and what a read sees at the end of the stream. */
+/** Conformance: half-close in both directions, what a read sees at the end of the stream, and the end-of-receive callback. */
 import { describe, expect } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { Connection } from "../../src/index.js"
-import { acceptedPair, line, text } from "./driver.js"
+import { acceptedPair, line, settle, text } from "./driver.js"
 import { drivers } from "./drivers.js"
 
 const enc = (s: string) => new TextEncoder().encode(s)
@@ -55,5 +55,37 @@ describe.each(drivers)("half-close and end of stream ($name)", (d) => {
       })
       expect(value).toBe("end")
       expect(seen).toEqual([0])
+    })))
+
+  d.it("unsafeOnReceiveEnd: called once at the peer's FIN with no read pending; buffered bytes stay readable", () =>
+    d.run(Effect.gen(function*() {
+      const { conn: c, peer } = yield* acceptedPair
+      let calls = 0
+      c.unsafeOnReceiveEnd(() => calls++)
+      yield* peer.write("unread\n")
+      yield* settle
+      expect(calls).toBe(0)
+      yield* peer.end
+      yield* settle
+      expect(calls).toBe(1)
+      // Registered after the end: called at once.
+      let late = 0
+      c.unsafeOnReceiveEnd(() => late++)
+      expect(late).toBe(1)
+      expect(yield* c.read(line)).toBe("unread")
+      expect(yield* c.recv).toEqual(Option.none())
+      expect(calls).toBe(1)
+      expect(() => c.unsafeOnReceiveEnd("x" as unknown as () => void)).toThrow(TypeError)
+    })))
+
+  d.it("unsafeOnReceiveEnd: called when the peer resets the connection", () =>
+    d.run(Effect.gen(function*() {
+      const { conn: c, peer } = yield* acceptedPair
+      let calls = 0
+      c.unsafeOnReceiveEnd(() => calls++)
+      yield* peer.reset
+      yield* settle
+      expect(calls).toBe(1)
+      expect((yield* Effect.flip(c.recv))._tag).toBe("SocketError")
     })))
 })

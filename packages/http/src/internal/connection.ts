@@ -1,8 +1,14 @@
 /**
- * HTTP/1.1 on one ringline connection: a reader (the connection's fiber) that parses every received
- * chunk with one native call and queues request heads and body chunks, and a processor (a child
- * fiber) that runs the app for each request in order and writes its response straight to the
- * connection's send queue.
+ * HTTP/1.1 on one ringline connection: a reader (a child fiber) that parses every received chunk
+ * with one native call and queues request heads and body chunks, and a processor (the
+ * connection's fiber) that runs the app for each request in order and writes its response
+ * straight to the connection's send queue.
+ *
+ * A request without a body that arrives while the processor is idle is run by the reader itself
+ * ("inline"): its bytes are all parsed, so nothing needs reading while the handler runs, and the
+ * request costs one fiber wake-up instead of two. A client abort during such a handler is seen
+ * through the connection's end-of-receive callback (no read is pending then), which interrupts
+ * the reader's fiber as a read's end of stream interrupts the processor's.
  *
  * Memory stays bounded: the reader stops reading while `maxPipelined` requests wait or the body
  * being received has `bodyHighWater` bytes the handler has not taken; the connection then stops
@@ -61,6 +67,10 @@ export class HttpConnection implements Sink {
   private readerWaiter: (() => void) | undefined = undefined
   private processorWaiter: (() => void) | undefined = undefined
   private processorFiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
+  /** The reader is running `current`'s handler itself (see the header comment). */
+  private inline = false
+  /** An inline exchange ended the connection (close, error): the processor returns. */
+  private finished = false
   private lastActivity = Date.now()
   private servedAny = false
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
@@ -88,7 +98,9 @@ export class HttpConnection implements Sink {
     if ((head.flags & HeadFlag.Chunked) !== 0 || head.contentLength > 0) this.startBodyClock()
     // After an upgrade or a last request, the bytes that follow are not HTTP requests.
     if ((head.flags & (HeadFlag.Upgrade)) !== 0 || (head.flags & HeadFlag.KeepAlive) === 0) this.stopped = true
-    this.wakeProcessor()
+    // A head that waits for a body needs the processor now (the handler runs while the reader
+    // receives the body); a complete one may be run inline after this parse call (`dispatch`).
+    if ((head.flags & HeadFlag.Chunked) !== 0 || head.contentLength > 0) this.wakeProcessor()
   }
 
   body(chunk: Uint8Array): void {
@@ -183,27 +195,76 @@ export class HttpConnection implements Sink {
   // ---- the reader --------------------------------------------------------------------------------
 
   /** Reads until the peer goes away or the connection is done; then ends the exchanges. */
-  readonly reader: Effect.Effect<void> = Effect.suspend(() => {
+  private makeReader(handler: Handler): Effect.Effect<void> {
     const gone = Effect.sync(() => this.peerGone())
-    const handlers = { onFailure: () => gone, onSuccess: (r: number) => r === EOF ? gone : loop }
+    const parsed = { onFailure: () => gone, onSuccess: (r: number) => r === EOF ? gone : dispatch }
+    const watched = { onFailure: () => gone, onSuccess: (r: number) => r === EOF ? gone : loop }
     // Built once: a read per received chunk costs no new Effect beyond the read's own.
-    const parseNext = Effect.matchEffect(this.conn.read(this.parse), handlers)
-    const watchNext = Effect.matchEffect(this.conn.read(this.watch), handlers)
+    const parseNext = Effect.matchEffect(this.conn.read(this.parse), parsed)
+    const watchNext = Effect.matchEffect(this.conn.read(this.watch), watched)
     const waitNext = Effect.suspend(() => Effect.zipRight(this.waitReader, loop))
     const loop: Effect.Effect<void> = Effect.suspend(() => {
-      if (this.closed || this.upgraded) return Effect.void
+      if (this.closed || this.upgraded || this.finished) return Effect.void
       if (this.readerMustWait()) return waitNext
       return this.stopped ? watchNext : parseNext
     })
+    const afterInline = Effect.suspend(() => {
+      const ex = this.current!
+      this.inline = false
+      this.current = undefined
+      this.servedAny = true
+      this.lastActivity = Date.now()
+      if (!ex.responded) this.conn.unsafeWrite(Response.simple(500))
+      if (!ex.responded || !ex.keepAlive || ex.closeAfter || this.shuttingDown || this.closed || this.upgraded) {
+        // As the processor's loop returning: the connection is done.
+        this.finished = true
+        this.wakeProcessor()
+        return Effect.void
+      }
+      return dispatch
+    })
+    // After a parse call (or an inline exchange): run the next complete body-less request here
+    // while the processor is idle; anything else is the processor's.
+    const dispatch: Effect.Effect<void> = Effect.suspend(() => {
+      const ex = this.inlineCandidate()
+      if (ex === undefined) {
+        if (this.queue.length > 0 || this.stopped) this.wakeProcessor()
+        return loop
+      }
+      this.queue.shift()
+      this.current = ex
+      this.inline = true
+      return Effect.zipRight(handler(new RinglineServerRequest(ex, ex.head.url)), afterInline)
+    })
     return loop
-  })
+  }
+
+  /** The queue's first exchange if the reader may run it itself (see the header comment). */
+  private inlineCandidate(): Exchange | undefined {
+    const ex = this.queue[0]
+    if (
+      ex === undefined || this.processorWaiter === undefined || this.current !== undefined || this.closed ||
+      this.upgraded || this.receiveEnded || this.shuttingDown || this.timedOut || this.failureStatus !== 0
+    ) return undefined
+    const h = ex.head
+    if (!ex.ended || ex.failure !== undefined || (h.flags & (HeadFlag.Upgrade | HeadFlag.ExpectContinue)) !== 0) return undefined
+    if ((h.flags & HeadFlag.ContentLength) !== 0 && h.contentLength > 0) return undefined
+    return ex
+  }
+
+  /** The receive side ended (the connection's callback): needed only while a handler runs inline. */
+  private receiveEnded = false
+  private readonly onReceiveEnd = (): void => {
+    this.receiveEnded = true
+    if (this.inline) this.peerGone()
+  }
 
   /** End of stream or a receive error: a running handler is interrupted (client abort). */
   private peerGone(): void {
     if (this.closed || this.upgraded) return
     this.closed = true
     this.receiving?.fail(new Error("connection closed before the request body was complete"))
-    const fiber = this.processorFiber
+    const fiber = this.inline ? this.readerFiber : this.processorFiber
     if (this.current !== undefined && fiber !== undefined) {
       fiber.unsafeInterruptAsFork(HttpServerError.clientAbortFiberId)
     }
@@ -290,9 +351,10 @@ export class HttpConnection implements Sink {
     return Effect.withFiberRuntime<void>((fiber) => {
       this.processorFiber = fiber
       this.armTimer(this.limits.headersTimeoutMs)
+      this.conn.unsafeOnReceiveEnd(this.onReceiveEnd)
       return Effect.acquireUseRelease(
         // Forked from the (uninterruptible) acquire: it must be made interruptible itself.
-        Effect.forkDaemon(Effect.interruptible(this.reader)),
+        Effect.forkDaemon(Effect.interruptible(this.makeReader(handler))),
         (readerFiber) => {
           this.readerFiber = readerFiber
           return this.process(handler)
@@ -310,7 +372,9 @@ export class HttpConnection implements Sink {
 
   private process(handler: Handler): Effect.Effect<void> {
     const loop: Effect.Effect<void> = Effect.suspend(() => {
-      if (this.closed) return Effect.void
+      if (this.closed || this.finished) return Effect.void
+      // The reader runs an exchange itself: the next ones wait for it (responses stay in order).
+      if (this.inline) return Effect.zipRight(this.waitProcessor, loop)
       const ex = this.queue.shift()
       if (ex === undefined) {
         if (this.failureStatus !== 0) return this.writeRaw(Response.simple(this.failureStatus))

@@ -125,24 +125,32 @@ export class Exchange {
     }
   }
 
+  // Built on first use: most exchanges (body-less GETs) never wait for body data.
+  private waitDataEffect: Effect.Effect<void> | undefined = undefined
+  private pullEffect: Effect.Effect<Uint8Array, Option.Option<globalThis.Error>> | undefined = undefined
+
   /** Waits until a chunk, the end or a failure is there (sending 100 Continue first if asked). */
-  readonly waitData: Effect.Effect<void> = Effect.async<void>((resume) => {
-    const wake = () => resume(Effect.void)
-    this.waiter = wake
-    this.beforeWait()
-    this.host.wakeReader()
-    return Effect.sync(() => {
-      if (this.waiter === wake) this.waiter = undefined
+  get waitData(): Effect.Effect<void> {
+    return this.waitDataEffect ??= Effect.async<void>((resume) => {
+      const wake = () => resume(Effect.void)
+      this.waiter = wake
+      this.beforeWait()
+      this.host.wakeReader()
+      return Effect.sync(() => {
+        if (this.waiter === wake) this.waiter = undefined
+      })
     })
-  })
+  }
 
   /** The next body chunk; `None` at the end of the body. */
-  readonly pull: Effect.Effect<Uint8Array, Option.Option<globalThis.Error>> = Effect.suspend(() => {
-    if (this.chunks.length > 0) return Effect.succeed(this.take())
-    if (this.failure !== undefined) return Effect.fail(Option.some(this.failure))
-    if (this.ended) return Effect.fail(Option.none())
-    return Effect.zipRight(this.waitData, this.pull)
-  })
+  get pull(): Effect.Effect<Uint8Array, Option.Option<globalThis.Error>> {
+    return this.pullEffect ??= Effect.suspend(() => {
+      if (this.chunks.length > 0) return Effect.succeed(this.take())
+      if (this.failure !== undefined) return Effect.fail(Option.some(this.failure))
+      if (this.ended) return Effect.fail(Option.none())
+      return Effect.zipRight(this.waitData, this.pull)
+    })
+  }
 
   /**
    * Every chunk received so far, taken at once (for a response that streams this body back

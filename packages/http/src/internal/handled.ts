@@ -110,11 +110,19 @@ const plainTarget = /^\/(?!\/)[A-Za-z0-9\-._~!$&()*+,;=:@/]*(?:\?[A-Za-z0-9\-._~
 const plainHost = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::[1-9][0-9]{0,4})?$/
 const dottedQuad = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?::|$)/
 
+// The last plain URL's parts: a server answering the same target and Host again (most of its
+// traffic, for a busy endpoint) skips the tests and the string building. Immutable, so sharing
+// one object between requests is safe.
+let lastTarget = ""
+let lastHost = ""
+let lastParts: UrlParts | undefined = undefined
+
 /** What `HttpServerRequest.toURL` gives the tracer (userinfo redacted), without `new URL` when the URL is plain. */
 export const urlParts = (request: ServerRequest.HttpServerRequest): UrlParts | undefined => {
   const target = request.url
   const host = request.headers.host ?? "localhost"
   const scheme = request.headers["x-forwarded-proto"] === "https" ? "https" : "http"
+  if (target === lastTarget && host === lastHost && lastParts !== undefined && lastParts.scheme === scheme) return lastParts
   if (plainTarget.test(target) && !target.includes("/.") && plainHost.test(host)) {
     const colon = host.indexOf(":")
     const port = colon === -1 ? "" : host.slice(colon + 1)
@@ -124,7 +132,9 @@ export const urlParts = (request: ServerRequest.HttpServerRequest): UrlParts | u
     const defaultPort = port === (scheme === "https" ? "443" : "80")
     if (!defaultPort && Number(port || "0") <= 65535 && (!numeric || dottedQuad.test(host))) {
       const q = target.indexOf("?")
-      return {
+      lastTarget = target
+      lastHost = host
+      return lastParts = {
         full: `${scheme}://${host}${target}`,
         path: q === -1 ? target : target.slice(0, q),
         query: q === -1 ? "" : target.slice(q + 1),
@@ -142,13 +152,31 @@ export const urlParts = (request: ServerRequest.HttpServerRequest): UrlParts | u
 }
 
 /**
+ * The fiber's context plus the request's Scope, the request and (when traced) the server span, in
+ * one copy of the context's map (`Context.add` copies it once per service).
+ */
+const requestContext = (
+  base: Context.Context<never>,
+  scope: Scope.Scope,
+  request: ServerRequest.HttpServerRequest,
+  span: Tracer.Span | undefined
+): Context.Context<never> => {
+  const map = new Map(base.unsafeMap)
+  map.set(Scope.Scope.key, scope)
+  map.set(ServerRequest.HttpServerRequest.key, request)
+  if (span !== undefined) map.set(Tracer.ParentSpan.key, span)
+  return Context.unsafeMake(map)
+}
+
+/**
  * The server span of `HttpMiddleware.tracer` around `inner`, with the request's context (plus the
  * span as parent) switched in once.
  */
 const traced = (
   fiber: { getFiberRef<A>(ref: FiberRef.FiberRef<A>): A; readonly currentContext: Context.Context<never> },
   request: ServerRequest.HttpServerRequest,
-  context: Context.Context<never>,
+  base: Context.Context<never>,
+  scope: Scope.Scope,
   inner: AnyApp
 ): AnyApp => {
   const url = urlParts(request)
@@ -171,7 +199,7 @@ const traced = (
     for (const name in redactedHeaders) span.attribute(`http.request.header.${name}`, String(redactedHeaders[name]))
     if (request.remoteAddress._tag === "Some") span.attribute("client.address", request.remoteAddress.value)
     return Effect.flatMap(
-      Effect.exit(Effect.zipRight(FiberRef.set(FiberRef.currentContext, Context.add(context, Tracer.ParentSpan, span)), inner)),
+      Effect.exit(Effect.zipRight(FiberRef.set(FiberRef.currentContext, requestContext(base, scope, request, span)), inner)),
       (exit) => {
         const response = ServerError.exitResponse(exit)
         span.attribute("http.response.status_code", response.status)
@@ -195,15 +223,18 @@ export const makeHandler = (
 ): (request: ServerRequest.HttpServerRequest) => Effect.Effect<void> => {
   const inner = handledApp(app, handleResponse, middleware)
   const after = middleware === undefined ? undefined : afterMiddleware(handleResponse)
+  const makeScope = Scope.make()
   return (request) =>
-    Effect.uninterruptible(Effect.flatMap(Scope.make(), (scope) =>
+    Effect.uninterruptible(Effect.flatMap(makeScope, (scope) =>
       Effect.withFiberRuntime<void>((fiber) => {
         const base = fiber.currentContext
-        const context = Context.add(Context.add(base, Scope.Scope, scope), ServerRequest.HttpServerRequest, request)
         const disabled = fiber.getFiberRef(Middleware.currentTracerDisabledWhen)(request)
         const run: Effect.Effect<unknown, unknown> = disabled
-          ? Effect.zipRight(FiberRef.set(FiberRef.currentContext, context), inner as Effect.Effect<unknown, unknown>)
-          : traced(fiber, request, context, inner) as Effect.Effect<unknown, unknown>
+          ? Effect.zipRight(
+            FiberRef.set(FiberRef.currentContext, requestContext(base, scope, request, undefined)),
+            inner as Effect.Effect<unknown, unknown>
+          )
+          : traced(fiber, request, base, scope, inner) as Effect.Effect<unknown, unknown>
         return Effect.flatMap(
           Effect.exit(after === undefined ? run : Effect.matchCauseEffect(run as AnyApp, after) as Effect.Effect<unknown, unknown>),
           (exit) =>

@@ -81,8 +81,11 @@ export class RinglineServerRequest extends Inspectable.Class implements ServerRe
     )
   }
 
-  /** A body read failure as the body Stream reports it. */
-  readonly decodeError = (cause: unknown) => new Error.RequestError({ request: this, reason: "Decode", cause })
+  private decodeErrorFn: ((cause: unknown) => Error.RequestError) | undefined = undefined
+  /** A body read failure as the body Stream reports it (built on first use: most requests have none). */
+  get decodeError(): (cause: unknown) => Error.RequestError {
+    return this.decodeErrorFn ??= (cause) => new Error.RequestError({ request: this, reason: "Decode", cause })
+  }
 
   /** The body as it arrives (each chunk an owned copy), with the connection's backpressure. */
   get stream(): Stream.Stream<Uint8Array, Error.RequestError> {

@@ -68,6 +68,8 @@ export class Channel implements WireSink {
   private phase = Phase.Open
   private closeSubmitted = false
   private closeWaiters: Array<() => void> = []
+  /** Called once when the receive side ends, whether or not a reader waits (see `onReceiveEnd`). */
+  private endWatchers: Array<() => void> | undefined = undefined
   private addresses: Addresses | undefined
   bytesIn = 0
   bytesOut = 0
@@ -161,6 +163,7 @@ export class Channel implements WireSink {
       else this.transportEnd(error)
     }
     this.readers.notify()
+    this.notifyEnd()
     if (this.phase !== Phase.Open) this.advanceClose()
   }
 
@@ -186,6 +189,24 @@ export class Channel implements WireSink {
 
   private get ended(): boolean {
     return this.eof || this.recvError !== undefined || this.phase === Phase.Closed
+  }
+
+  /**
+   * Calls `f` (once) when the receive side has ended: end of stream, a receive error, or the
+   * connection closed; at once if it already has. Unlike a read, it waits for nothing and
+   * consumes nothing, so an owner that is busy elsewhere (an HTTP server running a handler, not
+   * reading) still learns that its peer went away.
+   */
+  onReceiveEnd(f: () => void): void {
+    if (this.ended) return f()
+    ;(this.endWatchers ??= []).push(f)
+  }
+
+  private notifyEnd(): void {
+    const watchers = this.endWatchers
+    if (watchers === undefined || !this.ended) return
+    this.endWatchers = undefined
+    for (const f of watchers) f()
   }
 
   /**
@@ -647,6 +668,7 @@ export class Channel implements WireSink {
     }
     // Every op has ended: no send references transport memory any more.
     this.transport?.dispose()
+    this.notifyEnd()
     const waiters = this.closeWaiters
     this.closeWaiters = []
     for (const f of waiters) f()
@@ -666,11 +688,13 @@ export class Channel implements WireSink {
         this.eof = true
         this.wire.syncReceive()
         this.readers.notify()
+        this.notifyEnd()
       },
       fail: (error) => {
         this.recvError ??= error
         this.wire.syncReceive()
         this.readers.notify()
+        this.notifyEnd()
       }
     })
     this.transport = t

@@ -194,6 +194,9 @@ export class Reassembly {
    */
   handOver(bytes: Uint8Array): boolean {
     if (bytes.buffer !== this.buf.buffer || bytes.length * 2 < this.buf.length) return false
+    // The buffer came uninitialized: its unwritten tail may hold whatever that memory held
+    // before (other connections' bytes). The user can reach it through `bytes.buffer`: zero it.
+    if (!this.frozen) this.buf.fill(0, this.end)
     this.frozen = true
     return true
   }
