@@ -3,12 +3,10 @@
  * node:tls clients; the shutdown summary proves both workers did handshakes and echoed.
  */
 import { describe, expect, it } from "vitest"
-import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as tls from "node:tls"
 import { pki } from "./certs.js"
-
-const bin = new URL("../../core/dist/bin/echo.js", import.meta.url).pathname
+import { startTlsEchoDemo } from "./echoDemo.js"
 
 const echoOverTls = (port: number, ca: string, payload: Buffer, session?: Buffer) =>
   new Promise<{ echoed: boolean; alpn: string | false | null; resumed: boolean; session: Buffer | undefined }>((resolve, reject) => {
@@ -28,24 +26,10 @@ describe("the echo demo with --workers 2 and --tls-cert", () => {
   for (const extra of [[], ["--acceptor"]]) {
     it(`${extra.join(" ") || "reusePort"}: every worker does TLS handshakes and echoes; a session resumes on any worker; SIGTERM exits 0`, async () => {
       const p = pki()
-      const child = spawn(
-        process.execPath,
-        [bin, "--port", "0", "--workers", "2", ...extra, "--tls-cert", p.certFile, "--tls-key", p.keyFile, "--alpn", "echo"],
-        { stdio: "pipe" }
+      const { child, exited, port, stderr } = await startTlsEchoDemo(
+        ["--workers", "2", ...extra, "--tls-cert", p.certFile, "--tls-key", p.keyFile, "--alpn", "echo"]
       )
-      let err = ""
-      child.stderr.on("data", (d) => (err += d))
-      const exited = new Promise((r) => child.on("exit", r))
       try {
-        const port = await new Promise<number>((resolve, reject) => {
-          let out = ""
-          child.stdout.on("data", (d) => {
-            out += d
-            const m = /listening on 127\.0\.0\.1:(\d+) \(tls\)/.exec(out)
-            if (m) resolve(Number(m[1]))
-          })
-          child.on("exit", (code) => reject(new Error(`exited with ${code}: ${out} ${err}`)))
-        })
         // 16 connections at once: with SO_REUSEPORT hashing a worker gets none with odds 2^-15.
         const payloads = Array.from({ length: 16 }, (_, i) => randomBytes(1000 + i * 997))
         const results = await Promise.all(payloads.map((b) => echoOverTls(port, p.ca, b)))
@@ -58,7 +42,7 @@ describe("the echo demo with --workers 2 and --tls-cert", () => {
         expect(again.map((r) => [r.echoed, r.resumed])).toEqual(again.map(() => [true, true]))
         child.kill("SIGTERM")
         expect(await exited).toBe(0)
-        const lines = err.split("\n").filter((l) => l.startsWith("ringline worker "))
+        const lines = stderr().split("\n").filter((l) => l.startsWith("ringline worker "))
         expect(lines.length).toBe(2)
         for (const l of lines) expect(Number(/accepted=(\d+)/.exec(l)![1])).toBeGreaterThan(0)
       } finally {
