@@ -425,18 +425,23 @@ export class HttpConnection implements Sink {
     return ex.keepAlive && !ex.closeAfter && !this.shuttingDown ? this.keepAliveLine : "Connection: close\r\n"
   }
 
-  /** Writes `response` for `ex` (the platform's `handleResponse`). */
-  respond(ex: Exchange, response: ServerResponse.HttpServerResponse): Effect.Effect<void, HttpServerError.ResponseError> {
-    if (ex.responded) return Effect.void
+  /**
+   * `respond` done now (called from the handler's continuation): writes what it can at once and
+   * returns what is left to run (a stream body, a full send queue to wait for), or `undefined`.
+   * Throws `InvalidHeader` for a header that would split the response.
+   */
+  respondNow(ex: Exchange, response: ServerResponse.HttpServerResponse): Effect.Effect<void, HttpServerError.ResponseError> | undefined {
+    if (ex.responded) return undefined
     if (this.upgraded) {
       // The handshake answered the request; what the app returns after the upgrade is not sent.
       ex.responded = true
-      return Effect.void
+      return undefined
     }
     if (ex.tooLarge) {
       ex.responded = true
       ex.closeAfter = true
-      return this.writeRaw(Response.simple(413))
+      this.conn.unsafeWrite(Response.simple(413))
+      return undefined
     }
     const status = response.status
     const noBody = ex.head.method === "HEAD" || Response.bodyless(status)
@@ -495,12 +500,11 @@ export class HttpConnection implements Sink {
     response: ServerResponse.HttpServerResponse,
     headers: Record<string, string>,
     extra: string
-  ): Effect.Effect<void> {
-    return Effect.sync(() => {
-      const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
-      ex.responded = true
-      if (!this.conn.unsafeWrite(Response.bytes(head))) ex.closeAfter = true
-    })
+  ): undefined {
+    const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
+    ex.responded = true
+    if (!this.conn.unsafeWrite(Response.bytes(head))) ex.closeAfter = true
+    return undefined
   }
 
   private writeBytes(
@@ -509,24 +513,22 @@ export class HttpConnection implements Sink {
     headers: Record<string, string>,
     bytes: Uint8Array,
     noBody: boolean
-  ): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      const extra = headers["content-length"] !== undefined || Response.bodyless(response.status)
-        ? ""
-        : `Content-Length: ${bytes.length}\r\n`
-      const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
-      ex.responded = true
-      const conn = this.conn
-      const withBody = !noBody && bytes.length > 0
-      const ok = withBody && bytes.length <= Response.coalesceMax
-        ? conn.unsafeWrite(Response.headAndBody(head, bytes))
-        : conn.unsafeWrite(Response.bytes(head)) && (!withBody || conn.unsafeWrite(bytes))
-      if (!ok) {
-        ex.closeAfter = true
-        return Effect.void
-      }
-      return conn.queuedBytes > writeHighWater ? this.drain(ex) : Effect.void
-    })
+  ): Effect.Effect<void> | undefined {
+    const extra = headers["content-length"] !== undefined || Response.bodyless(response.status)
+      ? ""
+      : `Content-Length: ${bytes.length}\r\n`
+    const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
+    ex.responded = true
+    const conn = this.conn
+    const withBody = !noBody && bytes.length > 0
+    const ok = withBody && bytes.length <= Response.coalesceMax
+      ? conn.unsafeWrite(Response.headAndBody(head, bytes))
+      : conn.unsafeWrite(Response.bytes(head)) && (!withBody || conn.unsafeWrite(bytes))
+    if (!ok) {
+      ex.closeAfter = true
+      return undefined
+    }
+    return conn.queuedBytes > writeHighWater ? this.drain(ex) : undefined
   }
 
   private drain(ex: Exchange): Effect.Effect<void> {
@@ -635,14 +637,28 @@ const frame = (parts: ReadonlyArray<Uint8Array>, chunked: boolean): Uint8Array =
   return out
 }
 
+const exchangeOf = (request: ServerRequest.HttpServerRequest): RinglineServerRequest => {
+  if (!(request instanceof RinglineServerRequest)) {
+    throw new Error("@ringline/http: the request is not a RinglineServerRequest")
+  }
+  return request
+}
+
 /** The platform's `handleResponse` for every ringline connection. */
 export const handleResponse = (
   request: ServerRequest.HttpServerRequest,
   response: ServerResponse.HttpServerResponse
-): Effect.Effect<void, HttpServerError.ResponseError> => {
-  if (!(request instanceof RinglineServerRequest)) {
-    return Effect.die(new Error("@ringline/http: the request is not a RinglineServerRequest"))
-  }
-  const host = request.exchange.host as unknown as HttpConnection
-  return host.respond(request.exchange, response)
+): Effect.Effect<void, HttpServerError.ResponseError> =>
+  Effect.suspend(() => {
+    const ex = exchangeOf(request).exchange
+    return (ex.host as unknown as HttpConnection).respondNow(ex, response) ?? Effect.void
+  })
+
+/** `handleResponse` done now, from the handler's continuation (see handled.ts `RespondNow`). */
+export const handleResponseNow = (
+  request: ServerRequest.HttpServerRequest,
+  response: ServerResponse.HttpServerResponse
+): Effect.Effect<void, HttpServerError.ResponseError> | undefined => {
+  const ex = exchangeOf(request).exchange
+  return (ex.host as unknown as HttpConnection).respondNow(ex, response)
 }
