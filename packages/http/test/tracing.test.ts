@@ -86,6 +86,18 @@ const app = HttpRouter.empty.pipe(
         HttpServerResponse.text("scoped")
       ))
   ),
+  HttpRouter.get(
+    "/eject",
+    // The app takes the request scope over (HttpApp.ejectDefaultScopeClose) and closes it itself
+    // after the response.
+    Effect.flatMap(Scope.Scope, (scope) =>
+      Effect.gen(function*() {
+        yield* Scope.addFinalizerExit(scope, (exit) => Effect.sync(() => finalized.push(`ejected ${exit._tag}`)))
+        HttpApp.ejectDefaultScopeClose(scope)
+        yield* Effect.forkDaemon(Effect.zipRight(Effect.sleep("5 millis"), Scope.close(scope as Scope.CloseableScope, Exit.fail("app"))))
+        return HttpServerResponse.text("ejected")
+      }))
+  ),
   HttpRouter.get("/fail", Effect.fail(new Error("boom"))),
   HttpRouter.get("/die", Effect.die("defect")),
   HttpRouter.get(
@@ -104,7 +116,7 @@ const middleware = HttpMiddleware.make((app) =>
       : Effect.map(app, (res) => HttpServerResponse.setHeader(res, "x-mw", req.url)))
 )
 
-const paths = ["/", "/child", "/span", "/scope", "/fail", "/die", "/pre", "/missing", "/mw-fail"]
+const paths = ["/", "/child", "/span", "/scope", "/eject", "/fail", "/die", "/pre", "/missing", "/mw-fail"]
 
 const exercise = (port: number) =>
   Effect.gen(function*() {
@@ -184,6 +196,7 @@ describe("tracing and request scope like NodeHttpServer", () => {
         const actual = yield* observe(onRingline, mode)
         expect(actual.responses).toEqual(expected.responses)
         expect(actual.finalized).toEqual(expected.finalized)
+        expect(expected.finalized).toContain("ejected Failure")
         expect(actual.spans.length).toBe(expected.spans.length)
         for (let i = 0; i < expected.spans.length; i++) {
           const a = actual.spans[i]!

@@ -24,6 +24,7 @@ import * as ServerRequest from "@effect/platform/HttpServerRequest"
 import * as ServerResponse from "@effect/platform/HttpServerResponse"
 import * as TraceContext from "@effect/platform/HttpTraceContext"
 import { Cause, Chunk, Clock, Context, Effect, Exit, type Fiber, FiberRef, FiberRefs, GlobalValue, HashMap, Option, Scope, Tracer } from "effect"
+import { RequestScope } from "./requestScope.js"
 
 /** The platform's marks, shared through global symbols/values (same keys as @effect/platform/HttpApp). */
 const handledSymbol = Symbol.for("@effect/platform/HttpApp/handled")
@@ -312,15 +313,16 @@ export const makeHandler = (
   const respond = respondWith(handleResponse)
   const wrapped = middleware === undefined ? undefined : handledApp(app, respond, middleware)
   const after = middleware === undefined ? undefined : afterMiddleware(handleResponse)
-  const makeScope = Scope.make()
   return (request) =>
-    Effect.uninterruptible(Effect.flatMap(makeScope, (scope) => Effect.withFiberRuntime<void>((fiber) => {
+    Effect.uninterruptible(Effect.withFiberRuntime<void>((fiber) => {
       const base = fiber.currentContext
+      const scope = new RequestScope()
       // The request's context is switched in and out with FiberRef.set: Effect.locally would add an
       // acquireUseRelease around the request.
       const finish = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
         const restore = FiberRef.set(FiberRef.currentContext, base)
-        return ejectedScopes.has(scope) ? restore : Effect.zipRight(restore, Scope.close(scope, exit))
+        const close = ejectedScopes.has(scope) ? undefined : scope.closeNow(exit)
+        return close === undefined ? restore : Effect.zipRight(restore, close)
       }
       const finished = { onFailure: (cause: Cause.Cause<unknown>) => finish(Exit.failCause(cause)), onSuccess: (a: unknown) => finish(Exit.succeed(a)) }
       const start = (span: Tracer.Span | undefined, redactedNames: ReadonlyArray<string | RegExp>): Effect.Effect<void> => {
@@ -369,5 +371,5 @@ export const makeHandler = (
       return fiber.getFiberRef(FiberRef.currentTracerEnabled)
         ? start(makeServerSpan(fiber as Fiber.RuntimeFiber<unknown, unknown>, name, options, fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)), redactedNames)
         : Effect.flatMap(Effect.makeSpan(name, options), (span) => start(span, redactedNames))
-    })))
+    }))
 }
