@@ -10,10 +10,10 @@
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
-import { Channel, Context, Deferred, Effect, Exit, FiberSet, Layer, Option, Scope } from "effect"
+import { Channel, Context, Effect, Exit, Layer, Option, Runtime, Scope } from "effect"
 import type { Chunk, Duration } from "effect"
 import { type Connection, unsafeInternal } from "./Connection.js"
-import { DirectWrites, pushReads } from "./internal/socketRun.js"
+import { DirectWrites, pushReads, RunState } from "./internal/socketRun.js"
 import type { ConnectTarget, Ringline } from "./Ringline.js"
 import * as Tcp from "./Tcp.js"
 import * as Unix from "./Unix.js"
@@ -70,7 +70,7 @@ export interface NetOptions {
 
 interface Current {
   readonly conn: Connection
-  readonly fiberSet: FiberSet.FiberSet<any, any>
+  readonly state: RunState<any>
   writeShut: boolean
 }
 
@@ -87,6 +87,10 @@ const writeError = (cause: unknown): Socket.SocketError => new Socket.SocketGene
  * `net.Socket.destroy()` ends `run` with a clean `SocketCloseError` (code 1000) and whose
  * `destroy(error)` (codes above 1000) ends it with a `Read` error.
  */
+/** `onOpen`, then the run's outcome. */
+const opened = <E>(onOpen: Effect.Effect<void> | undefined, state: RunState<E>): Effect.Effect<void, E> =>
+  onOpen === undefined ? state.await() : Effect.zipRight(onOpen, state.await())
+
 const closeEventError = (event: Socket.CloseEvent): Socket.SocketError =>
   event.code > 1000
     ? new Socket.SocketGenericError({ reason: "Read", cause: new Error(`closed with code ${event.code}`) })
@@ -124,56 +128,62 @@ const fromOpen = <RO>(
   let lastWrite: Effect.Effect<void, Socket.SocketError> | undefined
   let lastBytes: Uint8Array | undefined
 
+  /**
+   * Serves `conn` (opened in `scope`) until `run` ends. Built without a fiber of its own and
+   * without a generator function per call: an idle connection's `run` is its caller's fiber
+   * suspended in `state.await()`, the RunState and the reader's registration.
+   */
+  const serveOpen = <_, E, R>(
+    conn: Connection,
+    scope: Scope.Scope,
+    handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
+    onOpen: Effect.Effect<void> | undefined
+  ): Effect.Effect<void, Socket.SocketError | E, R> =>
+    Effect.flatMap(Effect.provideService(Effect.runtime<R>(), RinglineConnection, conn), (runtime) => {
+      const state = new RunState<E | Socket.SocketError>(Runtime.runFork(runtime as Runtime.Runtime<unknown>))
+      // Registered after the connection's: runs before it (stops reading, interrupts the
+      // forked effects), so the connection's close then drains what they queued.
+      return Effect.zipRight(Scope.addFinalizer(scope, Effect.suspend(() => state.stop())), Effect.suspend(() => {
+        const internal = unsafeInternal(conn)
+        if (internal !== undefined) {
+          state.writes = new DirectWrites(internal, (e) => state.decide(Exit.fail(writeError(e))))
+        }
+        current = { conn, state, writeShut: false }
+        // Every received chunk is owned memory, so the handler may keep it. The effects the
+        // handler returns are forked (started at once, in order, as NodeSocket does on "data").
+        // A forked fiber may reach its write only after a scheduler turn, so while one is alive
+        // the handler's writes are forked too, behind it: queued at once, they could overtake it.
+        const deliver = (chunk: Uint8Array): void => {
+          const result = handler(chunk)
+          // Forgotten at once: an idle connection must not keep its last chunk alive.
+          const bytes = lastBytes
+          const matched = (result as unknown) === lastWrite
+          lastWrite = lastBytes = undefined
+          if (!Effect.isEffect(result)) return
+          if (state.writes !== undefined && !state.forking && matched) return state.writes.write(bytes!)
+          state.fork(result as Effect.Effect<unknown, unknown>)
+        }
+        if (internal !== undefined) {
+          state.stopReads = pushReads(internal, deliver, readError, state.readsEnded)
+        } else {
+          // Another kind of connection (e.g. TLS): its reads in a fiber of the run's scope.
+          const reading = Effect.forkIn(Effect.onExit(readLoop(conn, deliver), (exit) =>
+            Effect.sync(() => {
+              if (!Exit.isInterrupted(exit)) state.readsEnded(exit)
+            })), scope)
+          return Effect.zipRight(reading, Effect.zipRight(latch.open, opened(onOpen, state)))
+        }
+        return Effect.zipRight(latch.open, opened(onOpen, state))
+      }))
+    })
+
   const run = <_, E = never, R = never>(
     handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
     opts?: { readonly onOpen?: Effect.Effect<void> | undefined }
   ): Effect.Effect<void, Socket.SocketError | E, R> =>
-    Effect.scopedWith(Effect.fnUntraced(function*(scope) {
-      const conn = yield* Scope.extend(open, scope)
-      // Made after the connection: its finalizer (interrupting the read loop and the handler
-      // fibers) runs before the connection's, which then drains what they queued.
-      const fiberSet = yield* FiberSet.make<any, E | Socket.SocketError>().pipe(Scope.extend(scope))
-      const runFork = yield* Effect.provideService(FiberSet.runtime(fiberSet)<R>(), RinglineConnection, conn)
-      const internal = unsafeInternal(conn)
-      const writes = internal === undefined ? undefined : new DirectWrites(internal, (e) => {
-        Deferred.unsafeDone(fiberSet.deferred, Exit.fail(writeError(e)))
-      })
-      if (writes !== undefined) yield* Scope.addFinalizer(scope, Effect.sync(() => writes.dispose()))
-
-      current = { conn, fiberSet, writeShut: false }
-      yield* latch.open
-
-      // Every received chunk is owned memory, so the handler may keep it. The effects the
-      // handler returns are forked (started at once, in order, as NodeSocket does on "data").
-      // A forked fiber may reach its write only after a scheduler turn, so while one is alive
-      // the handler's writes are forked too, behind it: queued at once, they could overtake it.
-      let forked = 0
-      const forkedDone = () => {
-        forked--
-      }
-      const deliver = (chunk: Uint8Array): void => {
-        const result = handler(chunk)
-        if (!Effect.isEffect(result)) return
-        if (writes !== undefined && forked === 0 && (result as unknown) === lastWrite) return writes.write(lastBytes!)
-        forked++
-        runFork(result).addObserver(forkedDone)
-      }
-      // At end of stream `run` completes once those effects (and the writes queued for the
-      // handler) have finished: on the ring the end of stream is often seen in the same turn as
-      // the last bytes, and completing at once would interrupt the replies to them.
-      const reading = internal === undefined
-        ? readLoop(conn, deliver)
-        : pushReads(internal, deliver, readError)
-      yield* reading.pipe(
-        Effect.zipRight(Effect.suspend(() => FiberSet.awaitEmpty(fiberSet))),
-        Effect.zipRight(writes === undefined ? Effect.void : writes.settled),
-        Effect.intoDeferred(fiberSet.deferred),
-        Effect.forkIn(scope)
-      )
-
-      if (opts?.onOpen) yield* opts.onOpen
-      return yield* FiberSet.join(fiberSet)
-    })).pipe(
+    Effect.scopedWith((scope) =>
+      Effect.flatMap(Scope.extend(open, scope), (conn) => serveOpen(conn, scope, handler, opts?.onOpen))
+    ).pipe(
       Effect.mapInputContext((input: Context.Context<R>) => Context.merge(openContext, input)),
       Effect.ensuring(Effect.sync(() => {
         latch.unsafeClose()
@@ -189,7 +199,7 @@ const fromOpen = <RO>(
       // Woken by a run that has ended since: wait for the next one.
       if (cur === undefined) return writeNow(chunk)
       if (Socket.isCloseEvent(chunk)) {
-        Deferred.unsafeDone(cur.fiberSet.deferred, Effect.fail(closeEventError(chunk)))
+        cur.state.decide(Exit.fail(closeEventError(chunk)))
         // Start closing now (later writes fail, as on a destroyed net.Socket); `run`'s scope
         // waits for the close to complete.
         Effect.runFork(cur.conn.close)
