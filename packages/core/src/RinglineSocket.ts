@@ -111,11 +111,11 @@ const readLoop = (conn: Connection, deliver: (chunk: Uint8Array) => void): Effec
 
 /**
  * Builds a platform socket whose `run` opens a connection with `open` (in `run`'s scope) and
- * serves it until end of stream. `openContext` supplies what `open` needs.
+ * serves it until end of stream. `openContext` supplies what `open` needs (undefined: nothing).
  */
 const fromOpen = <RO>(
   open: Effect.Effect<Connection, Socket.SocketError, RO>,
-  openContext: Context.Context<Exclude<RO, Scope.Scope>>
+  openContext: Context.Context<Exclude<RO, Scope.Scope>> | undefined
 ): Socket.Socket => {
   let current: Current | undefined
   const latch = Effect.unsafeMakeLatch(false)
@@ -177,14 +177,22 @@ const fromOpen = <RO>(
       }))
     })
 
+  // Each context change stays on the fiber's stack while `run` waits (an idle connection's
+  // memory), so none is made when `open` needs nothing.
+  const withOpenContext = <A, E, R>(effect: Effect.Effect<A, E, R | Exclude<RO, Scope.Scope>>): Effect.Effect<A, E, R> =>
+    openContext === undefined
+      ? effect as Effect.Effect<A, E, R>
+      : Effect.mapInputContext(effect, (input: Context.Context<R>) => Context.merge(openContext, input))
+
   const run = <_, E = never, R = never>(
     handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
     opts?: { readonly onOpen?: Effect.Effect<void> | undefined }
   ): Effect.Effect<void, Socket.SocketError | E, R> =>
-    Effect.scopedWith((scope) =>
-      Effect.flatMap(Scope.extend(open, scope), (conn) => serveOpen(conn, scope, handler, opts?.onOpen))
+    withOpenContext(
+      Effect.scopedWith((scope) =>
+        Effect.flatMap(Scope.extend(open, scope), (conn) => serveOpen(conn, scope, handler, opts?.onOpen))
+      )
     ).pipe(
-      Effect.mapInputContext((input: Context.Context<R>) => Context.merge(openContext, input)),
       Effect.ensuring(Effect.sync(() => {
         latch.unsafeClose()
         current = undefined
@@ -273,8 +281,10 @@ export const fromConnection = (conn: Connection, options?: FromConnectionOptions
   fromOpen(
     options?.closeWhenDone === false
       ? Effect.succeed(conn)
-      : Effect.acquireRelease(Effect.succeed(conn), (c) => c.close),
-    Context.empty()
+      // A plain finalizer (not acquireRelease's, which keeps a copy of the fiber's FiberRefs
+      // for as long as `run` waits).
+      : Effect.as(Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, conn.close)), conn),
+    undefined
   )
 
 /**
