@@ -87,6 +87,9 @@ const writeError = (cause: unknown): Socket.SocketError => new Socket.SocketGene
  * `net.Socket.destroy()` ends `run` with a clean `SocketCloseError` (code 1000) and whose
  * `destroy(error)` (codes above 1000) ends it with a `Read` error.
  */
+/** Stateless, so one for every socket. */
+const encoder = new TextEncoder()
+
 /** `onOpen`, then the run's outcome. */
 const opened = <E>(onOpen: Effect.Effect<void> | undefined, state: RunState<E>): Effect.Effect<void, E> =>
   onOpen === undefined ? state.await() : Effect.zipRight(onOpen, state.await())
@@ -118,7 +121,9 @@ const fromOpen = <RO>(
   openContext: Context.Context<Exclude<RO, Scope.Scope>> | undefined
 ): Socket.Socket => {
   let current: Current | undefined
-  const latch = Effect.unsafeMakeLatch(false)
+  // Writes made while no `run` is running wait on this latch; made on the first such write
+  // (most sockets never need it, and a latch is a dozen closures and effects).
+  let runLatch: Effect.Latch | undefined
   /**
    * The last Effect `write` returned for bytes, and those bytes: when a `run` handler returns
    * exactly that Effect (`socket.run(write)`), `run` queues the bytes itself instead of forking
@@ -149,6 +154,7 @@ const fromOpen = <RO>(
           state.writes = new DirectWrites(internal, (e) => state.decide(Exit.fail(writeError(e))))
         }
         current = { conn, state, writeShut: false }
+        runLatch?.unsafeOpen()
         // Every received chunk is owned memory, so the handler may keep it. The effects the
         // handler returns are forked (started at once, in order, as NodeSocket does on "data").
         // A forked fiber may reach its write only after a scheduler turn, so while one is alive
@@ -171,9 +177,9 @@ const fromOpen = <RO>(
             Effect.sync(() => {
               if (!Exit.isInterrupted(exit)) state.readsEnded(exit)
             })), scope)
-          return Effect.zipRight(reading, Effect.zipRight(latch.open, opened(onOpen, state)))
+          return Effect.zipRight(reading, opened(onOpen, state))
         }
-        return Effect.zipRight(latch.open, opened(onOpen, state))
+        return opened(onOpen, state)
       }))
     })
 
@@ -190,22 +196,23 @@ const fromOpen = <RO>(
   ): Effect.Effect<void, Socket.SocketError | E, R> =>
     withOpenContext(
       Effect.scopedWith((scope) =>
-        Effect.flatMap(Scope.extend(open, scope), (conn) => serveOpen(conn, scope, handler, opts?.onOpen))
+        // The scope's first finalizer, so its last: `run` is over once the connection is closed.
+        Effect.zipRight(
+          Scope.addFinalizer(scope, runEnded),
+          Effect.flatMap(Scope.extend(open, scope), (conn) => serveOpen(conn, scope, handler, opts?.onOpen))
+        )
       )
-    ).pipe(
-      Effect.ensuring(Effect.sync(() => {
-        latch.unsafeClose()
-        current = undefined
-      })),
-      Effect.interruptible
-    )
+    ).pipe(Effect.interruptible)
+  const runEnded = Effect.sync(() => {
+    runLatch?.unsafeClose()
+    current = undefined
+  })
 
-  const encoder = new TextEncoder()
   const writeNow = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
-    latch.whenOpen(Effect.suspend(() => {
+    Effect.suspend(() => {
       const cur = current
-      // Woken by a run that has ended since: wait for the next one.
-      if (cur === undefined) return writeNow(chunk)
+      // No run yet, or woken by a run that has ended since: wait for the next one.
+      if (cur === undefined) return (runLatch ??= Effect.unsafeMakeLatch(false)).whenOpen(writeNow(chunk))
       if (Socket.isCloseEvent(chunk)) {
         cur.state.decide(Exit.fail(closeEventError(chunk)))
         // Start closing now (later writes fail, as on a destroyed net.Socket); `run`'s scope
@@ -216,7 +223,7 @@ const fromOpen = <RO>(
       // `send` completes once the kernel took the bytes (a net.Socket write's callback), so the
       // caller may reuse its buffer afterwards even when it went out zero-copy.
       return Effect.mapError(cur.conn.send(typeof chunk === "string" ? encoder.encode(chunk) : chunk), writeError)
-    }))
+    })
   const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> => {
     const effect = Effect.suspend(() => writeNow(chunk))
     if (chunk instanceof Uint8Array) {
@@ -226,23 +233,28 @@ const fromOpen = <RO>(
     return effect
   }
 
-  const writer = Effect.acquireRelease(
-    Effect.succeed(write),
-    () =>
-      Effect.sync(() => {
-        const cur = current
-        if (cur === undefined || cur.writeShut) return
-        cur.writeShut = true
-        // Half-close (FIN once queued bytes are sent), without waiting, like net.Socket.end().
-        Effect.runFork(Effect.ignore(cur.conn.shutdownWrite))
-      })
-  )
+  // Built on first use (an idle connection that never asked for a writer keeps none).
+  let writer: Effect.Effect<typeof write, never, Scope.Scope> | undefined
+  const makeWriter = () =>
+    Effect.acquireRelease(
+      Effect.succeed(write),
+      () =>
+        Effect.sync(() => {
+          const cur = current
+          if (cur === undefined || cur.writeShut) return
+          cur.writeShut = true
+          // Half-close (FIN once queued bytes are sent), without waiting, like net.Socket.end().
+          Effect.runFork(Effect.ignore(cur.conn.shutdownWrite))
+        })
+    )
 
   return Socket.Socket.of({
     [Socket.TypeId]: Socket.TypeId,
     run,
     runRaw: run,
-    writer
+    get writer() {
+      return writer ??= makeWriter()
+    }
   })
 }
 
