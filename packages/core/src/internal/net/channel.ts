@@ -35,7 +35,8 @@ export class Channel implements WireSink {
   readonly id = nextId++
   private readonly highWater: number
   private readonly lowWater: number
-  private readonly zcThreshold: number
+  /** Sends at least this large go zero-copy; 0 once the kernel said it copies them anyway. */
+  private zcThreshold: number
   private readonly maxChain: number
   private readonly copyMax: number
 
@@ -444,7 +445,10 @@ export class Channel implements WireSink {
     if (this.phase !== Phase.Open) this.advanceClose()
   }
 
-  released(segs: ReadonlyArray<Segment>): void {
+  released(segs: ReadonlyArray<Segment>, copied: boolean): void {
+    // On this route the kernel copies zero-copy sends (loopback, no scatter-gather): each one
+    // cost page pinning and a notification for nothing. Plain sends from now on.
+    if (copied) this.zcThreshold = 0
     // The kernel no longer references the pages of this zero-copy send.
     for (const seg of segs) {
       if (--seg.notifs === 0) {
