@@ -260,22 +260,27 @@ const clientContext = (options: ClientOptions) =>
     const minVersion = yield* version("minVersion", options.minVersion)
     const maxVersion = yield* version("maxVersion", options.maxVersion)
     const ca = list(options.ca)
+    const cert = options.cert === undefined ? undefined : text(options.cert)
+    const key = options.key === undefined ? undefined : text(options.key)
+    const verify = options.rejectUnauthorized === false ? 0 : 1
+    // Looked up before the root store is copied into the options: a cache hit (every connect
+    // after the first) costs only this key.
+    const cacheKey = JSON.stringify([ca, options.alpn, minVersion, maxVersion, cert, key, verify])
+    const cached = clientContexts.get(cacheKey)
+    if (cached !== undefined) return cached
     const o: Native.TlsContextOptions = {
       server: false,
       ca: [...rootCertificates, ...ca],
       ...(options.alpn === undefined ? {} : { alpn: options.alpn }),
       ...(minVersion === undefined ? {} : { minVersion }),
       ...(maxVersion === undefined ? {} : { maxVersion }),
-      ...(options.cert === undefined ? {} : { cert: text(options.cert) }),
-      ...(options.key === undefined ? {} : { key: text(options.key) }),
-      verify: options.rejectUnauthorized === false ? 0 : 1
+      ...(cert === undefined ? {} : { cert }),
+      ...(key === undefined ? {} : { key }),
+      verify
     }
-    const key = JSON.stringify([ca, o.alpn, minVersion, maxVersion, o.cert, o.key, o.verify])
-    const cached = clientContexts.get(key)
-    if (cached !== undefined) return cached
     const ctx = yield* makeContext(options.cert !== undefined ? "cert" : "ca", o)
     if (clientContexts.size > 64) clientContexts.clear()
-    clientContexts.set(key, ctx)
+    clientContexts.set(cacheKey, ctx)
     return ctx
   })
 
