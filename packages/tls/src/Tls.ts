@@ -374,7 +374,8 @@ const serverOf = (options: ServerOptions): Effect.Effect<ServerContext, TlsConfi
  * or {@link listen} (`{ context }`) for any number of connections: building one parses the
  * certificates and keys (and each SNI pair), which costs far more than a handshake, so code that
  * upgrades connections one by one (STARTTLS, a worker's `serve`) should build it once. Without
- * `ticketKeys`, the generated ticket key rotates (`ticketKeyRotation`) until the scope closes.
+ * `ticketKeys`, the generated ticket key rotates (`ticketKeyRotation`) until the scope closes;
+ * after that the context still works (its last keys stay valid), only the rotation has stopped.
  *
  * @example
  * ```ts
