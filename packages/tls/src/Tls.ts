@@ -393,12 +393,22 @@ export const serverContext = (options: ServerOptions): Effect.Effect<ServerConte
 const isServerContext = (u: unknown): u is ServerContext =>
   typeof u === "object" && u !== null && ServerContextTypeId in u
 
+/** What a ServerContext fixes: given next to one, they would be ignored. */
+const serverOptionKeys = [
+  "cert", "key", "ca", "alpn", "sni", "requestCert", "minVersion", "maxVersion", "handshakeTimeout",
+  "sessionTickets", "ticketKeys", "ticketKeyRotation"
+] as const
+
 /** The context given, or one built from the options (its rotation, if any, bound to the scope). */
 const contextOf = (options: ServerOptions | { readonly context: ServerContext }) => {
   if (!("context" in options) || options.context === undefined) return serverOf(options as ServerOptions)
-  return isServerContext(options.context)
+  if (!isServerContext(options.context)) {
+    return Effect.fail(new TlsConfigError({ field: "context", detail: "must come from Tls.serverContext" }))
+  }
+  const both = serverOptionKeys.find((k) => (options as Record<string, unknown>)[k] !== undefined)
+  return both === undefined
     ? Effect.succeed(options.context)
-    : Effect.fail(new TlsConfigError({ field: "context", detail: "must come from Tls.serverContext" }))
+    : Effect.fail(new TlsConfigError({ field: both, detail: "is fixed by the given context (give one or the other)" }))
 }
 
 /**

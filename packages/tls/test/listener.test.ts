@@ -184,12 +184,16 @@ describe("Tls.serverContext", () => {
       expect(yield* once(b)).toBe(true)
     })))
 
-  it.live("bad options fail when the context is built; a forged context is rejected naming the field", () =>
+  it.live("bad options fail when the context is built; a forged context, or options next to a context, are rejected naming the field", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const p = pki()
       const e = yield* Effect.flip(Tls.serverContext({ cert: p.cert, key: "not a key" }))
       expect(e).toMatchObject({ _tag: "TlsConfigError", field: "cert" })
       const forged = { context: {} as Tls.ServerContext }
       expect(yield* Effect.flip(Tls.listen({ port: 0, ...forged }))).toMatchObject({ _tag: "TlsConfigError", field: "context" })
+      // Options next to a context would be silently ignored: refused, naming the option.
+      const context = yield* Tls.serverContext({ cert: p.cert, key: p.key })
+      const both = { context, alpn: ["h2"] } as Tls.ListenOptions
+      expect(yield* Effect.flip(Tls.listen({ port: 0, ...both }))).toMatchObject({ _tag: "TlsConfigError", field: "alpn" })
     })))
 })
