@@ -118,7 +118,6 @@ export const layerContext: Layer.Layer<
  * ```ts
  * import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
  * import { Ringline } from "@ringline/core"
-import type { Tls } from "@ringline/tls"
  * import { RinglineHttpServer } from "@ringline/http"
  * import { Layer } from "effect"
  *
