@@ -222,10 +222,10 @@ function cpuSeconds(pid) {
   }
 }
 // The same CPU seconds by kind of thread, for the workers case: the process's main thread,
-// its JS worker threads (ringline's pin themselves to one CPU; node:cluster's workers are child
-// processes, counted by their main threads) and helper threads (V8's GC and compiler threads,
-// libuv's pool). Only meaningful for servers that are not pinned with taskset.
-function threadSplit(pid, child = false, out = { main: 0, workers: 0, helpers: 0 }) {
+// its JS worker threads (ringline's: the thread ids the demo prints, `workerTids`; node:cluster's
+// workers are child processes, counted by their main threads) and helper threads (V8's GC and
+// compiler threads, libuv's pool). Only meaningful for servers that are not pinned with taskset.
+function threadSplit(pid, workerTids = new Set(), child = false, out = { main: 0, workers: 0, helpers: 0 }) {
   try {
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       const task = `/proc/${pid}/task/${tid}`;
@@ -233,13 +233,26 @@ function threadSplit(pid, child = false, out = { main: 0, workers: 0, helpers: 0
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       const s = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
       if (Number(tid) === pid) out[child ? "workers" : "main"] += s;
-      else if (/^Cpus_allowed_list:\s*\d+$/m.test(fs.readFileSync(`${task}/status`, "utf8"))) out.workers += s;
+      else if (workerTids.has(Number(tid))) out.workers += s;
       else out.helpers += s;
       const kids = fs.readFileSync(`${task}/children`, "utf8").trim();
-      for (const kid of kids ? kids.split(" ") : []) threadSplit(Number(kid), true, out);
+      for (const kid of kids ? kids.split(" ") : []) threadSplit(Number(kid), workerTids, true, out);
     }
   } catch {}
   return out;
+}
+// The worker thread ids a ringline demo printed ("ringline: N workers (mode), thread ids a,b").
+function workerTids(h) {
+  const line = h.log.find((l) => /thread ids [\d,]+/.test(l));
+  return new Set(line ? /thread ids ([\d,]+)/.exec(line)[1].split(",").map(Number) : []);
+}
+// Requests each ringline worker served, from the demo's shutdown summary (64 B requests, so
+// bytesIn / 64; warm-up included): the share of the busiest worker shows the balance.
+function workerRequests(h) {
+  return h.log.flatMap((l) => {
+    const m = /^ringline worker (\d+): .*bytesIn=(\d+)/.exec(l);
+    return m ? [Number(m[2]) / 64] : [];
+  });
 }
 // Busy CPU seconds of the whole machine (all cores). Whatever the server and
 // loadgen did not use of it was someone else: a build or test run sharing
@@ -381,14 +394,14 @@ function runLoadgen(h, c) {
       m.t0 = performance.now();
       m.cpu0 = cpuSeconds(h.pid);
       m.io0 = ioCalls(h.pid);
-      if (h.server.unpinned) m.split0 = threadSplit(h.pid);
+      if (h.server.unpinned) m.split0 = threadSplit(h.pid, workerTids(h));
       m.lgCpu0 = cpuSeconds(lg.pid);
       m.busy0 = machineBusySeconds();
     } else if (l === "#measure-end") {
       m.t1 = performance.now();
       m.cpu1 = cpuSeconds(h.pid);
       m.io1 = ioCalls(h.pid);
-      if (h.server.unpinned) m.split1 = threadSplit(h.pid);
+      if (h.server.unpinned) m.split1 = threadSplit(h.pid, workerTids(h));
       m.lgCpu1 = cpuSeconds(lg.pid);
       m.busy1 = machineBusySeconds();
       m.rssLoad = rssKiB(h.pid);
@@ -473,6 +486,10 @@ const WORKER_SERVERS = [
   { name: "ringline-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p], check: ringlineCheck },
   { name: "ringline-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2"], check: ringlineCheck },
   {
+    name: "ringline-w2-free", workers: 2, unpinned: true,
+    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--no-pin"], check: ringlineCheck,
+  },
+  {
     name: "ringline-w2-acc", workers: 2, unpinned: true,
     cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--acceptor"], check: ringlineCheck,
   },
@@ -512,6 +529,8 @@ async function runWorkersCase() {
       await sleep(200);
       const r = makeRecord(h, c, rep, await runLoadgen(h, c));
       await stopServer(h);
+      const perWorker = workerRequests(h);
+      if (perWorker.length > 1) r.busiest_worker_share = +(Math.max(...perWorker) / perWorker.reduce((a, b) => a + b, 0)).toFixed(3);
       wruns.push(r);
       progress(i + 1, plan.length, r, c);
     }
@@ -526,13 +545,14 @@ async function runWorkersCase() {
         p99_us: med(rs.map((r) => r.p99_us)),
         other_cpu_pct: med(rs.map((r) => r.other_cpu_pct)),
         errors: rs.reduce((a, r) => a + r.errors, 0),
+        busiest_worker_share: med(rs.map((r) => r.busiest_worker_share)),
         cpu_split_us_per_req: rs[0].cpu_split_us_per_req && Object.fromEntries(
           Object.keys(rs[0].cpu_split_us_per_req).map((k) => [k, med(rs.map((r) => r.cpu_split_us_per_req?.[k]))]),
         ),
       };
     }
     const S = summary[c.name];
-    table.push(`== ${c.name}: ${c.title} (server and loadgen share both CPUs; ringline workers pin themselves to CPU 0 and 1)`);
+    table.push(`== ${c.name}: ${c.title} (server and loadgen share both CPUs; ringline workers pin themselves to CPU 0 and 1, -free ones do not)`);
     table.push("server".padEnd(17) + "workers".padStart(8) + "req/s".padStart(11) + "µsCPU/req".padStart(10) + "CPU%".padStart(6) + "p99 µs".padStart(9) + "other%".padStart(8) + "errors".padStart(7));
     for (const s of WORKER_SERVERS) {
       const e = S[s.name];
@@ -550,13 +570,16 @@ async function runWorkersCase() {
       const t = S[s.name]?.cpu_split_us_per_req;
       if (t) table.push(`    ${s.name.padEnd(17)} ${fmt(t.main, 3)} / ${fmt(t.workers, 3)} / ${fmt(t.helpers, 3)}`);
     }
+    const shares = WORKER_SERVERS.flatMap((s) => (S[s.name]?.busiest_worker_share != null ? [`${s.name} ${fmt(S[s.name].busiest_worker_share * 100, 0)}%`] : []));
+    if (shares.length) table.push(`  busiest ringline worker's share of the requests (0.5 = even): ${shares.join(", ")}`);
     const ratio = (a, b, k) => (S[a]?.[k] != null && S[b]?.[k] ? S[a][k] / S[b][k] : null);
     table.push(
       `  scaling 1→2 workers, req/s: ringline ${fmt(ratio("ringline-w2", "ringline-w1", "rps"), 2)}× (acceptor ${fmt(ratio("ringline-w2-acc", "ringline-w1", "rps"), 2)}×), ` +
         `node cluster ${fmt(ratio("cluster-w2", "cluster-w1", "rps"), 2)}×`,
     );
     table.push(
-      `  CPU/request at 2 workers ÷ 1 worker: ringline ${fmt(ratio("ringline-w2", "ringline-w1", "server_cpu_us_per_req"), 2)} (target ≤ 1.10), ` +
+      `  CPU/request at 2 workers ÷ 1 worker: ringline ${fmt(ratio("ringline-w2", "ringline-w1", "server_cpu_us_per_req"), 2)} (target ≤ 1.10; ` +
+        `unpinned ${fmt(ratio("ringline-w2-free", "ringline-w1", "server_cpu_us_per_req"), 2)}), ` +
         `node cluster ${fmt(ratio("cluster-w2", "cluster-w1", "server_cpu_us_per_req"), 2)}`,
     );
     table.push(
