@@ -39,6 +39,7 @@ export interface DriverCounters {
   enobufs: number
   sendPoolExhausted: number
   zeroCopySends: number
+  zeroCopyCopied: number
   vectoredSends: number
   chains: number
   backpressurePauses: number
@@ -116,6 +117,7 @@ export class Driver {
     enobufs: 0,
     sendPoolExhausted: 0,
     zeroCopySends: 0,
+    zeroCopyCopied: 0,
     vectoredSends: 0,
     chains: 0,
     backpressurePauses: 0,
