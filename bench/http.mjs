@@ -54,7 +54,9 @@ const CASES = [
   { name: "get-root", title: "GET / (Hello, World!), 50 conns", path: "/", conns: 50 },
   { name: "get-json", title: "GET /json, 50 conns", path: "/json", conns: 50 },
   { name: "post-echo-16k", title: "POST /echo 16 KiB, 50 conns", path: "/echo", conns: 50, lua: "echo16k" },
-  { name: "pipeline16", title: "GET / pipelined 16 deep, 50 conns", path: "/", conns: 50, lua: "pipeline16" },
+  // wrk's percentiles are not usable when pipelining (see latency-probe.mjs): p50/p99 come from a
+  // probe connection beside wrk's 50 instead.
+  { name: "pipeline16", title: "GET / pipelined 16 deep, 50 conns", path: "/", conns: 50, lua: "pipeline16", probe: { depth: 16, body: 13 } },
 ];
 const SERVERS = [
   { name: "ringline", title: "RinglineHttpServer + HttpRouter app", cmd: (p) => [process.execPath, HTTP_JS, "--port", p] },
@@ -176,6 +178,17 @@ const wrk = (port, c, seconds) =>
     p.stderr.on("data", (d) => (out += d));
     p.on("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`wrk exited ${code}: ${out}`))));
   });
+// The pipelined case's latency: batches of `depth` on one more connection during the measured
+// run (bench/latency-probe.mjs), pinned beside wrk.
+const latencyProbe = (port, c, seconds) =>
+  new Promise((resolve, reject) => {
+    const argv = pinned(CLIENT_CPU, [process.execPath, path.join(BENCH, "latency-probe.mjs"), "--port", String(port), "--path", c.path,
+      "--depth", String(c.probe.depth), "--body", String(c.probe.body), "--duration", String(seconds)]);
+    const p = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`latency probe exited ${code}: ${out}`))));
+  });
 const unitMs = (v, u) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[u] ?? NaN);
 const parseWrk = (out) => {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
@@ -199,10 +212,13 @@ for (let rep = 1; rep <= cfg.reps; rep++) {
       try {
         await wrk(h.port, c, cfg.warmup);
         const cpu0 = cpuSeconds(h.proc.pid);
-        const out = await wrk(h.port, c, cfg.duration);
+        const [out, probe] = await Promise.all([wrk(h.port, c, cfg.duration), c.probe ? latencyProbe(h.port, c, cfg.duration) : undefined]);
         const cpu1 = cpuSeconds(h.proc.pid);
         const r = parseWrk(out);
-        const run = { rep, server: s.name, case: c.name, ...r, cpuUsPerReq: ((cpu1 - cpu0) * 1e6) / r.requests, cpuUtil: (cpu1 - cpu0) / cfg.duration };
+        // The server's CPU went to the probe's requests too: they count in the CPU per request.
+        const served = r.requests + (probe === undefined ? 0 : probe.batches * c.probe.depth);
+        if (probe !== undefined) Object.assign(r, { p50: probe.p50, p99: probe.p99, latency: "probe", probeBatches: probe.batches });
+        const run = { rep, server: s.name, case: c.name, ...r, cpuUsPerReq: ((cpu1 - cpu0) * 1e6) / served, cpuUtil: (cpu1 - cpu0) / cfg.duration };
         runs.push(run);
         done++;
         process.stderr.write(
@@ -247,6 +263,9 @@ for (const c of cases) {
   for (const s of summary.filter((x) => x.case === c.name)) {
     const ratio = base ? `${(s.rps.median / base.rps.median).toFixed(2)}× req/s, ${(s.cpuUsPerReq.median / base.cpuUsPerReq.median).toFixed(2)}× cpu` : "";
     txt += `  ${s.server.padEnd(14)} ${`${f0(s.rps.median)} [${f0(s.rps.min)}..${f0(s.rps.max)}]`.padEnd(34)} ${f2(s.p50.median).padEnd(8)} ${f2(s.p99.median).padEnd(8)} ${f2(s.cpuUsPerReq.median).padEnd(11)} ${ratio}\n`;
+  }
+  if (c.probe) {
+    txt += `  (p50/p99: latency of a ${c.probe.depth}-deep batch, write to last response, on a probe connection beside wrk's ${c.conns}; wrk's own percentiles are not usable when pipelining)\n`;
   }
   txt += "\n";
 }

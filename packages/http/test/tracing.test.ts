@@ -86,6 +86,18 @@ const app = HttpRouter.empty.pipe(
         HttpServerResponse.text("scoped")
       ))
   ),
+  HttpRouter.get(
+    "/eject",
+    // The app takes the request scope over (HttpApp.ejectDefaultScopeClose) and closes it itself
+    // after the response.
+    Effect.flatMap(Scope.Scope, (scope) =>
+      Effect.gen(function*() {
+        yield* Scope.addFinalizerExit(scope, (exit) => Effect.sync(() => finalized.push(`ejected ${exit._tag}`)))
+        HttpApp.ejectDefaultScopeClose(scope)
+        yield* Effect.forkDaemon(Effect.zipRight(Effect.sleep("5 millis"), Scope.close(scope as Scope.CloseableScope, Exit.fail("app"))))
+        return HttpServerResponse.text("ejected")
+      }))
+  ),
   HttpRouter.get("/fail", Effect.fail(new Error("boom"))),
   HttpRouter.get("/die", Effect.die("defect")),
   HttpRouter.get(
@@ -104,7 +116,7 @@ const middleware = HttpMiddleware.make((app) =>
       : Effect.map(app, (res) => HttpServerResponse.setHeader(res, "x-mw", req.url)))
 )
 
-const paths = ["/", "/child", "/span", "/scope", "/fail", "/die", "/pre", "/missing", "/mw-fail"]
+const paths = ["/", "/child", "/span", "/scope", "/eject", "/fail", "/die", "/pre", "/missing", "/mw-fail"]
 
 const exercise = (port: number) =>
   Effect.gen(function*() {
@@ -123,7 +135,11 @@ const exercise = (port: number) =>
     return out
   })
 
-type Mode = { readonly middleware: boolean; readonly tracerDisabled: boolean }
+/**
+ * `env`: what the serving fiber carries into every request — span annotations and no span timing
+ * ("annotated"), or the tracer switched off (`Effect.withTracerEnabled(false)`: no-op spans).
+ */
+type Mode = { readonly middleware: boolean; readonly tracerDisabled: boolean; readonly env?: "annotated" | "tracerOff" }
 
 /** Serves `app` with `serve` under a recording tracer; returns the responses, spans and finalizers. */
 const observe = (serveOn: (serve: Effect.Effect<void, never, HttpServer.HttpServer>, body: (port: number) => Effect.Effect<unknown, Error>) => Effect.Effect<unknown, unknown>, mode: Mode) =>
@@ -132,6 +148,12 @@ const observe = (serveOn: (serve: Effect.Effect<void, never, HttpServer.HttpServ
     finalized.length = 0
     const serve = Effect.flatMap(HttpServer.HttpServer, (server) =>
       mode.middleware ? server.serve(app, middleware) : server.serve(app)).pipe(
+        (serve) =>
+          mode.env === "annotated"
+            ? serve.pipe(Effect.annotateSpans({ "deployment.color": "blue" }), Effect.withTracerTiming(false))
+            : mode.env === "tracerOff"
+            ? Effect.withTracerEnabled(serve, false)
+            : serve,
         Effect.withTracer(tracer),
         Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => mode.tracerDisabled)
       ) as Effect.Effect<void, never, HttpServer.HttpServer>
@@ -163,21 +185,29 @@ describe("tracing and request scope like NodeHttpServer", () => {
   for (const mode of [
     { middleware: false, tracerDisabled: false },
     { middleware: true, tracerDisabled: false },
-    { middleware: true, tracerDisabled: true }
-  ]) {
-    it.live(`middleware ${mode.middleware}, tracer disabled ${mode.tracerDisabled}`, () =>
+    { middleware: true, tracerDisabled: true },
+    { middleware: false, tracerDisabled: true },
+    { middleware: false, tracerDisabled: false, env: "annotated" as const },
+    { middleware: true, tracerDisabled: false, env: "tracerOff" as const }
+  ] satisfies ReadonlyArray<Mode>) {
+    it.live(`middleware ${mode.middleware}, tracer disabled ${mode.tracerDisabled}${mode.env ? `, ${mode.env}` : ""}`, () =>
       Effect.gen(function*() {
         const expected = yield* observe(onNode, mode)
         const actual = yield* observe(onRingline, mode)
         expect(actual.responses).toEqual(expected.responses)
         expect(actual.finalized).toEqual(expected.finalized)
+        expect(expected.finalized).toContain("ejected Failure")
         expect(actual.spans.length).toBe(expected.spans.length)
         for (let i = 0; i < expected.spans.length; i++) {
           const a = actual.spans[i]!
           const e = expected.spans[i]!
           expect(a, `span ${i} (${e.name} ${String(e.attributes["url.path"] ?? "")})`).toEqual(e)
         }
-        if (!mode.tracerDisabled) {
+        if (mode.env === "tracerOff") expect(expected.spans).toEqual([])
+        if (mode.env === "annotated") {
+          expect(expected.spans.some((s) => s.kind === "server" && s.attributes["deployment.color"] === "blue")).toBe(true)
+        }
+        if (!mode.tracerDisabled && mode.env !== "tracerOff") {
           expect(expected.spans.some((s) => s.name === "http.server GET" && s.kind === "server")).toBe(true)
           expect(expected.spans.some((s) => s.parent === "external:b7ad6b7169203331")).toBe(true)
           expect(expected.spans.some((s) => s.name === "child-span" && s.parent === "http.server GET")).toBe(true)

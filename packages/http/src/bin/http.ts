@@ -7,7 +7,7 @@
  * `--impl node` serves the same app with @effect/platform-node's NodeHttpServer instead (for the
  * benchmark). The ring reads its configuration from RINGLINE_* environment variables.
  */
-import { HttpServer } from "@effect/platform"
+import * as HttpServer from "@effect/platform/HttpServer"
 import { Ringline } from "@ringline/core"
 import { Effect, Layer } from "effect"
 import { readFileSync } from "node:fs"

@@ -196,19 +196,21 @@ export class HttpConnection implements Sink {
 
   /** Reads until the peer goes away or the connection is done; then ends the exchanges. */
   private makeReader(handler: Handler): Effect.Effect<void> {
+    // The steps call each other as functions from inside the continuations they run in: each
+    // hop between them would otherwise be an Effect step of its own (an `Effect.suspend`).
     const gone = Effect.sync(() => this.peerGone())
-    const parsed = { onFailure: () => gone, onSuccess: (r: number) => r === EOF ? gone : dispatch }
-    const watched = { onFailure: () => gone, onSuccess: (r: number) => r === EOF ? gone : loop }
+    const parsed = { onFailure: () => gone, onSuccess: (r: number) => r === EOF ? gone : dispatch() }
+    const watched = { onFailure: () => gone, onSuccess: (r: number) => r === EOF ? gone : next() }
     // Built once: a read per received chunk costs no new Effect beyond the read's own.
     const parseNext = Effect.matchEffect(this.conn.read(this.parse), parsed)
     const watchNext = Effect.matchEffect(this.conn.read(this.watch), watched)
-    const waitNext = Effect.suspend(() => Effect.zipRight(this.waitReader, loop))
-    const loop: Effect.Effect<void> = Effect.suspend(() => {
+    const next = (): Effect.Effect<void> => {
       if (this.closed || this.upgraded || this.finished) return Effect.void
       if (this.readerMustWait()) return waitNext
       return this.stopped ? watchNext : parseNext
-    })
-    const afterInline = Effect.suspend(() => {
+    }
+    const waitNext = Effect.flatMap(this.waitReader, next)
+    const afterInline = (): Effect.Effect<void> => {
       const ex = this.current!
       this.inline = false
       this.current = undefined
@@ -221,22 +223,22 @@ export class HttpConnection implements Sink {
         this.wakeProcessor()
         return Effect.void
       }
-      return dispatch
-    })
+      return dispatch()
+    }
     // After a parse call (or an inline exchange): run the next complete body-less request here
     // while the processor is idle; anything else is the processor's.
-    const dispatch: Effect.Effect<void> = Effect.suspend(() => {
+    const dispatch = (): Effect.Effect<void> => {
       const ex = this.inlineCandidate()
       if (ex === undefined) {
         if (this.queue.length > 0 || this.stopped) this.wakeProcessor()
-        return loop
+        return next()
       }
       this.queue.shift()
       this.current = ex
       this.inline = true
-      return Effect.zipRight(handler(new RinglineServerRequest(ex, ex.head.url)), afterInline)
-    })
-    return loop
+      return Effect.flatMap(handler(new RinglineServerRequest(ex, ex.head.url)), afterInline)
+    }
+    return Effect.suspend(next)
   }
 
   /** The queue's first exchange if the reader may run it itself (see the header comment). */
@@ -371,15 +373,16 @@ export class HttpConnection implements Sink {
   }
 
   private process(handler: Handler): Effect.Effect<void> {
-    const loop: Effect.Effect<void> = Effect.suspend(() => {
+    // As the reader's steps: functions called from the continuations (see makeReader).
+    const step = (): Effect.Effect<void> => {
       if (this.closed || this.finished) return Effect.void
       // The reader runs an exchange itself: the next ones wait for it (responses stay in order).
-      if (this.inline) return Effect.zipRight(this.waitProcessor, loop)
+      if (this.inline) return waitNext
       const ex = this.queue.shift()
       if (ex === undefined) {
         if (this.failureStatus !== 0) return this.writeRaw(Response.simple(this.failureStatus))
         if (this.closed || this.stopped || this.shuttingDown || this.timedOut) return Effect.void
-        return Effect.zipRight(this.waitProcessor, loop)
+        return waitNext
       }
       this.wakeReader()
       this.current = ex
@@ -388,15 +391,13 @@ export class HttpConnection implements Sink {
       }
       // The handler has answered a failure (500...) itself and drops it, as NodeHttpServer does:
       // the connection goes on.
-      return Effect.zipRight(
-        handler(new RinglineServerRequest(ex, ex.head.url)),
-        Effect.suspend(() => this.afterExchange(ex, loop))
-      )
-    })
-    return loop
+      return Effect.flatMap(handler(new RinglineServerRequest(ex, ex.head.url)), () => this.afterExchange(ex, step))
+    }
+    const waitNext = Effect.flatMap(this.waitProcessor, step)
+    return Effect.suspend(step)
   }
 
-  private afterExchange(ex: Exchange, loop: Effect.Effect<void>): Effect.Effect<void> {
+  private afterExchange(ex: Exchange, step: () => Effect.Effect<void>): Effect.Effect<void> {
     this.current = undefined
     this.servedAny = true
     this.lastActivity = Date.now()
@@ -410,7 +411,7 @@ export class HttpConnection implements Sink {
       if ((ex.head.flags & HeadFlag.ExpectContinue) !== 0 && !ex.continueSent) return Effect.void
       ex.dropBody()
     }
-    return loop
+    return step()
   }
 
   private writeRaw(bytes: Uint8Array): Effect.Effect<void> {
@@ -425,18 +426,23 @@ export class HttpConnection implements Sink {
     return ex.keepAlive && !ex.closeAfter && !this.shuttingDown ? this.keepAliveLine : "Connection: close\r\n"
   }
 
-  /** Writes `response` for `ex` (the platform's `handleResponse`). */
-  respond(ex: Exchange, response: ServerResponse.HttpServerResponse): Effect.Effect<void, HttpServerError.ResponseError> {
-    if (ex.responded) return Effect.void
+  /**
+   * `respond` done now (called from the handler's continuation): writes what it can at once and
+   * returns what is left to run (a stream body, a full send queue to wait for), or `undefined`.
+   * Throws `InvalidHeader` for a header that would split the response.
+   */
+  respondNow(ex: Exchange, response: ServerResponse.HttpServerResponse): Effect.Effect<void, HttpServerError.ResponseError> | undefined {
+    if (ex.responded) return undefined
     if (this.upgraded) {
       // The handshake answered the request; what the app returns after the upgrade is not sent.
       ex.responded = true
-      return Effect.void
+      return undefined
     }
     if (ex.tooLarge) {
       ex.responded = true
       ex.closeAfter = true
-      return this.writeRaw(Response.simple(413))
+      this.conn.unsafeWrite(Response.simple(413))
+      return undefined
     }
     const status = response.status
     const noBody = ex.head.method === "HEAD" || Response.bodyless(status)
@@ -495,12 +501,11 @@ export class HttpConnection implements Sink {
     response: ServerResponse.HttpServerResponse,
     headers: Record<string, string>,
     extra: string
-  ): Effect.Effect<void> {
-    return Effect.sync(() => {
-      const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
-      ex.responded = true
-      if (!this.conn.unsafeWrite(Response.bytes(head))) ex.closeAfter = true
-    })
+  ): undefined {
+    const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
+    ex.responded = true
+    if (!this.conn.unsafeWrite(Response.bytes(head))) ex.closeAfter = true
+    return undefined
   }
 
   private writeBytes(
@@ -509,24 +514,22 @@ export class HttpConnection implements Sink {
     headers: Record<string, string>,
     bytes: Uint8Array,
     noBody: boolean
-  ): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      const extra = headers["content-length"] !== undefined || Response.bodyless(response.status)
-        ? ""
-        : `Content-Length: ${bytes.length}\r\n`
-      const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
-      ex.responded = true
-      const conn = this.conn
-      const withBody = !noBody && bytes.length > 0
-      const ok = withBody && bytes.length <= Response.coalesceMax
-        ? conn.unsafeWrite(Response.headAndBody(head, bytes))
-        : conn.unsafeWrite(Response.bytes(head)) && (!withBody || conn.unsafeWrite(bytes))
-      if (!ok) {
-        ex.closeAfter = true
-        return Effect.void
-      }
-      return conn.queuedBytes > writeHighWater ? this.drain(ex) : Effect.void
-    })
+  ): Effect.Effect<void> | undefined {
+    const extra = headers["content-length"] !== undefined || Response.bodyless(response.status)
+      ? ""
+      : `Content-Length: ${bytes.length}\r\n`
+    const head = Response.encodeHead(response, headers) + extra + this.connectionLine(ex) + "\r\n"
+    ex.responded = true
+    const conn = this.conn
+    const withBody = !noBody && bytes.length > 0
+    const ok = withBody && bytes.length <= Response.coalesceMax
+      ? conn.unsafeWrite(Response.headAndBody(head, bytes))
+      : conn.unsafeWrite(Response.bytes(head)) && (!withBody || conn.unsafeWrite(bytes))
+    if (!ok) {
+      ex.closeAfter = true
+      return undefined
+    }
+    return conn.queuedBytes > writeHighWater ? this.drain(ex) : undefined
   }
 
   private drain(ex: Exchange): Effect.Effect<void> {
@@ -635,14 +638,28 @@ const frame = (parts: ReadonlyArray<Uint8Array>, chunked: boolean): Uint8Array =
   return out
 }
 
+const exchangeOf = (request: ServerRequest.HttpServerRequest): RinglineServerRequest => {
+  if (!(request instanceof RinglineServerRequest)) {
+    throw new Error("@ringline/http: the request is not a RinglineServerRequest")
+  }
+  return request
+}
+
 /** The platform's `handleResponse` for every ringline connection. */
 export const handleResponse = (
   request: ServerRequest.HttpServerRequest,
   response: ServerResponse.HttpServerResponse
-): Effect.Effect<void, HttpServerError.ResponseError> => {
-  if (!(request instanceof RinglineServerRequest)) {
-    return Effect.die(new Error("@ringline/http: the request is not a RinglineServerRequest"))
-  }
-  const host = request.exchange.host as unknown as HttpConnection
-  return host.respond(request.exchange, response)
+): Effect.Effect<void, HttpServerError.ResponseError> =>
+  Effect.suspend(() => {
+    const ex = exchangeOf(request).exchange
+    return (ex.host as unknown as HttpConnection).respondNow(ex, response) ?? Effect.void
+  })
+
+/** `handleResponse` done now, from the handler's continuation (see handled.ts `RespondNow`). */
+export const handleResponseNow = (
+  request: ServerRequest.HttpServerRequest,
+  response: ServerResponse.HttpServerResponse
+): Effect.Effect<void, HttpServerError.ResponseError> | undefined => {
+  const ex = exchangeOf(request).exchange
+  return (ex.host as unknown as HttpConnection).respondNow(ex, response)
 }

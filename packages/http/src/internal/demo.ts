@@ -2,7 +2,11 @@
  * The demo app (`pnpm run http`), also served by the benchmark under each server: an ordinary
  * HttpRouter app that knows nothing of ringline.
  */
-import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+// Module paths, not the "@effect/platform" index: the index loads every module, among them the
+// HttpApiSwagger/HttpApiScalar UI bundles (~26 MB of source strings kept in the old generation).
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, Stream } from "effect"
 
 const encoder = new TextEncoder()

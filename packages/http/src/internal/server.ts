@@ -20,7 +20,7 @@ import { RinglineFileSystem } from "@ringline/storage"
 import { Duration, Effect, Either, Exit, FiberSet, Layer, Option, Scope, Stream } from "effect"
 import { ExecutionStrategy } from "effect"
 import Mime from "mime"
-import { handleResponse, HttpConnection, type Limits } from "./connection.js"
+import { handleResponse, handleResponseNow, HttpConnection, type Limits } from "./connection.js"
 import { makeHandler } from "./handled.js"
 
 /** Options of `RinglineHttpServer.layer` (see the public module for the documentation). */
@@ -133,7 +133,7 @@ export const make = (
 
     const serve = (httpApp: App.Default<unknown>, middleware?: Middleware.HttpMiddleware) =>
       Effect.gen(function*() {
-        const handler = makeHandler(httpApp, handleResponse, middleware)
+        const handler = makeHandler(httpApp, handleResponse, handleResponseNow, middleware)
         const fibers = yield* FiberSet.make<void, never>()
         const connections = new Set<HttpConnection>()
 
