@@ -606,7 +606,8 @@ export abstract class Operation<A, E> extends op.Op<A, E> {}
  * Stages `op` and waits for its CQE, as the body of an `Effect.uninterruptibleMask` whose
  * `restore` is passed in: the wait is as interruptible as the caller, and interruption cancels
  * the op and completes after its terminal CQE and the cancel's (see {@link Operation}). A throw from
- * `prepare` is a defect, after `always(-EAGAIN)`.
+ * `prepare` is a defect, after `always(-EAGAIN)`; so is an `operation` that is not an instance of an
+ * {@link Operation} subclass (nothing staged).
  *
  * @since 0.1.0
  * @category ops
@@ -615,7 +616,18 @@ export const awaitOperation = <A, E>(
   ring: Ring,
   operation: Operation<A, E>,
   restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
-): Effect.Effect<A, E> => op.awaitOp(driverOf(ring), operation, restore)
+): Effect.Effect<A, E> =>
+  // Checked before a slot is taken: an object that is not an Operation has none of its private
+  // state, so it would fail half-way through staging with the slot already allocated.
+  operation instanceof op.Op
+    ? op.awaitOp(driverOf(ring), operation, restore)
+    : Effect.die(
+      new TypeError(
+        `Ring.awaitOperation: operation must be an instance of a Ring.Operation subclass (got ${
+          operation === null ? "null" : typeof operation === "object" ? (operation as object).constructor?.name ?? "object" : typeof operation
+        })`
+      )
+    )
 
 /**
  * An op failed in the kernel (`res < 0` in its CQE).

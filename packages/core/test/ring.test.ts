@@ -195,6 +195,30 @@ describe("Ring (public low-level module)", () => {
       }
     })))
 
+  it.live("Ring.awaitOperation: an argument that is not a Ring.Operation is a defect naming it; nothing staged", () =>
+    withRing(Effect.gen(function*() {
+      const ring = yield* Ring.current
+      const lookalike = { prepare: () => undefined, finish: () => Effect.succeed(0), always: () => undefined }
+      for (const bad of [lookalike, null, 42, new Date()]) {
+        const before = ring.inFlight
+        const exit = yield* Effect.exit(
+          Effect.uninterruptibleMask((restore) => Ring.awaitOperation(ring, bad as any, restore))
+        )
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        const defect = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+        expect(defect).toBeInstanceOf(TypeError)
+        expect(String((defect as Error).message)).toMatch(/Ring\.awaitOperation: operation must be an instance of a Ring\.Operation subclass/)
+        expect(ring.inFlight).toBe(before)
+      }
+      // The ring still works afterwards.
+      const seen: Array<number> = []
+      const bad = yield* Effect.flip(Effect.uninterruptibleMask((restore) =>
+        Ring.awaitOperation(ring, new Pread(ring, 1_000_000, new Uint8Array(4), 0, seen), restore)
+      ))
+      expect(bad).toMatchObject({ _tag: "RingOpError", code: "EBADF" })
+      expect(seen).toEqual([-constants.errno.EBADF])
+    })))
+
   it.live("Ring.Operation: a throw while staging is a defect after always(-EAGAIN); nothing stays in flight", () =>
     withRing(Effect.gen(function*() {
       const ring = yield* Ring.current
