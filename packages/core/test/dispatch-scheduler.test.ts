@@ -4,8 +4,9 @@
  * else keeps the scheduler it had, and a fiber that keeps yielding cannot hold the event loop.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, FiberRef } from "effect"
+import { Effect, Fiber, FiberRef, type Scheduler } from "effect"
 import { Ring } from "../src/index.js"
+import { DispatchScheduler, MAX_INLINE } from "../src/internal/ring/dispatchScheduler.js"
 import { withRing } from "./helpers.js"
 
 /** A NOP whose `finish` (called from the CQE's dispatch) queues a microtask that logs. */
@@ -83,4 +84,71 @@ describe("fibers woken by completions", () => {
       expect(counts).toEqual(Array.from({ length: 64 }, () => 50))
       expect(ring.inFlight).toBe(0)
     })))
+})
+
+describe("DispatchScheduler (the queue itself)", () => {
+  /** A fallback that records what it was handed. */
+  const recording = () => {
+    const handed: Array<[Scheduler.Task, number]> = []
+    const fallback: Scheduler.Scheduler = {
+      scheduleTask: (task, priority) => void handed.push([task, priority]),
+      shouldYield: () => false
+    }
+    return { handed, fallback }
+  }
+
+  it("outside a batch every task goes to the fallback; inside, tasks run at the end in order, also those they schedule", () => {
+    const { fallback, handed } = recording()
+    const s = new DispatchScheduler(fallback)
+    const ran: Array<string> = []
+    s.scheduleTask(() => ran.push("outside"), 0)
+    expect(handed.length).toBe(1)
+    s.begin()
+    s.scheduleTask(() => {
+      ran.push("a")
+      s.scheduleTask(() => ran.push("c (scheduled by a)"), 0)
+    }, 0)
+    s.scheduleTask(() => ran.push("b"), 0)
+    expect(ran).toEqual([])
+    expect(s.end()).toBeUndefined()
+    expect(ran).toEqual(["a", "b", "c (scheduled by a)"])
+    expect(handed.length).toBe(1)
+    s.scheduleTask(() => ran.push("after"), 0)
+    expect(handed.length).toBe(2)
+  })
+
+  it("runs at most MAX_INLINE tasks per batch and hands the rest to the fallback, in order, with their priority", () => {
+    const { fallback, handed } = recording()
+    const s = new DispatchScheduler(fallback)
+    let ran = 0
+    s.begin()
+    // One task that reschedules itself forever (a fiber yielding in a loop).
+    const spin = () => {
+      ran++
+      s.scheduleTask(spin, 7)
+    }
+    s.scheduleTask(spin, 7)
+    s.end()
+    expect(ran).toBe(MAX_INLINE)
+    expect(handed.length).toBe(1)
+    expect(handed[0]![1]).toBe(7)
+  })
+
+  it("a task that throws does not stop the others; end() returns the first exception", () => {
+    const { fallback } = recording()
+    const s = new DispatchScheduler(fallback)
+    const ran: Array<number> = []
+    const boom = new Error("boom")
+    s.begin()
+    s.scheduleTask(() => ran.push(1), 0)
+    s.scheduleTask(() => {
+      throw boom
+    }, 0)
+    s.scheduleTask(() => {
+      throw new Error("second")
+    }, 0)
+    s.scheduleTask(() => ran.push(4), 0)
+    expect(s.end()).toBe(boom)
+    expect(ran).toEqual([1, 4])
+  })
 })
