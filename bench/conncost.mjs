@@ -3,6 +3,7 @@
 // (callgrind).
 //
 // Run: node bench/conncost.mjs mem   [--servers a,b] [--conns 1000]
+//      node bench/conncost.mjs heap  [--servers a,b] [--conns 500] [--top 40]
 //      node bench/conncost.mjs instr [--servers a,b] [--conns 300] [--warmup 300]
 //
 // mem: each server runs with --expose-gc and a preload (conncost-probe.mjs) that, on SIGUSR2,
@@ -10,7 +11,14 @@
 // connections and again after `--conns` more (each proven with a 1-byte echo, as
 // bench/loadgen.c's --idle does), and prints heap, external and RSS deltas per connection. RSS is what
 // bench/run.mjs's idle1000 case reports (without the GC); the heap delta is the part a change
-// in JS can move.
+// in JS can move. "young generation" is the growth of its physical size (before the GC) from the
+// fresh server to `--conns` connections, per connection: run.mjs's figure holds it too, and it grows with what survives scavenges, about
+// twice the live heap a connection adds (so run.mjs's RSS per connection is roughly 3× its heap
+// plus its native memory).
+//
+// heap: the same two points, with a heap snapshot at each (after the GC); prints what one idle
+// connection adds to the heap by object kind and constructor, closures by the line that defines
+// them (bench/heapdiff.mjs): where the heap per connection goes, and what a change removed.
 //
 // instr: each server runs under `valgrind --tool=callgrind --instr-atstart=no`; the client runs
 // `--warmup` lifecycles (JIT warm), then switches instrumentation on (callgrind_control -i on),
@@ -28,6 +36,7 @@ import path from "node:path";
 import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { heapDiff } from "./heapdiff.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
@@ -39,16 +48,27 @@ const { values: opts, positionals } = parseArgs({
     servers: { type: "string" },
     conns: { type: "string" },
     warmup: { type: "string", default: "1000" },
+    top: { type: "string", default: "40" },
     // Another build's demo server, to compare before/after in one run (e.g. a copy of main's dist).
     echo: { type: "string" },
   },
 });
 const what = positionals[0];
-if (what !== "mem" && what !== "instr") {
-  console.error("usage: node bench/conncost.mjs mem|instr [--servers a,b] [--conns N] [--warmup N]");
+if (what !== "mem" && what !== "heap" && what !== "instr") {
+  console.error("usage: node bench/conncost.mjs mem|heap|instr [--servers a,b] [--conns N] [--warmup N] [--top N]");
   process.exit(2);
 }
-const CONNS = Number(opts.conns ?? (what === "mem" ? 1000 : 300));
+// heap and mem run the servers the same way; heap also writes snapshots.
+const memLike = what !== "instr";
+const CONNS = Number(opts.conns ?? (what === "mem" ? 1000 : what === "heap" ? 500 : 300));
+const SNAP_DIR = what === "heap" ? fs.mkdtempSync(path.join(os.tmpdir(), "ringline-conncost-heap-")) : undefined;
+// Where the scripts a snapshot names are looked up (bench/heapdiff.mjs).
+const SOURCE_DIRS = [
+  ...fs.readdirSync(path.join(ROOT, "packages")).map((p) => path.join(ROOT, "packages", p, "dist")),
+  ...fs.readdirSync(path.join(ROOT, "node_modules/.pnpm")).filter((d) => /^(effect@|@effect\+platform@)/.test(d))
+    .map((d) => path.join(ROOT, "node_modules/.pnpm", d, "node_modules", d.startsWith("effect@") ? "effect" : "@effect/platform", "dist/esm")),
+  BENCH,
+];
 const WARMUP = Number(opts.warmup);
 
 let certArgs = [];
@@ -82,7 +102,7 @@ const SERVERS = [
   { name: "ringline-tls", tls: true, args: () => [ECHO_JS, "--port", String(PORT), ...certArgs] },
   { name: "node-tls", tls: true, args: () => [path.join(BENCH, "servers/node-tls-echo.mjs"), "--port", String(PORT), ...certArgs] },
 ];
-const DEFAULT = what === "mem"
+const DEFAULT = memLike
   ? ["ringline", "ringline-parse", "node-net", "platform-ringline", "platform-node"]
   : ["ringline", "node-net", "ringline-tls", "node-tls"];
 const picked = (opts.servers?.split(",") ?? DEFAULT).map((n) => {
@@ -98,11 +118,12 @@ const start = async (server) => {
     if (server.tls) needTls();
     // instr: every server's GC runs on its main thread (--single-threaded-gc), so that the count
     // of the main thread includes the collection of what a connection allocated.
-    const node = [process.execPath, ...(what === "mem" ? ["--expose-gc", "--import", path.join(BENCH, "conncost-probe.mjs")] : ["--single-threaded-gc"])];
+    const node = [process.execPath, ...(memLike ? ["--expose-gc", "--import", path.join(BENCH, "conncost-probe.mjs")] : ["--single-threaded-gc"])];
     const argv = what === "instr"
       ? ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes", `--callgrind-out-file=${path.join(os.tmpdir(), "conncost-%p.out")}`, ...node, ...server.args()]
       : [...node, ...server.args()];
-    const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+    const env = SNAP_DIR === undefined ? process.env : { ...process.env, CONNCOST_SNAPSHOT: SNAP_DIR };
+    const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env });
     let out = "";
     const mem = [];
     child.stdout.on("data", (d) => {
@@ -195,9 +216,11 @@ const results = [];
 console.log(`# ${new Date().toISOString()} load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 for (const server of picked) {
   const h = await start(server);
-  if (what === "mem") {
+  if (memLike) {
     // Measured between `conns` and 2 × `conns` idle connections: what the first connections pay
     // once (compiled code, lazily built module state) stays out of the per-connection figure.
+    // The young generation before any connection (run.mjs's baseline is a fresh server too).
+    const fresh = await sampleMem(h);
     const socks = [];
     for (let i = 0; i < CONNS; i++) socks.push(await openIdle(h.port));
     await new Promise((r) => setTimeout(r, 200));
@@ -206,9 +229,20 @@ for (const server of picked) {
     await new Promise((r) => setTimeout(r, 200));
     const after = await sampleMem(h);
     const per = (k) => ((after[k] - before[k]) / CONNS / 1024).toFixed(2);
-    const r = { server: server.name, conns: CONNS, heapKiB: per("heapUsed"), externalKiB: per("external"), rssKiB: per("rss") };
+    const r = { server: server.name, conns: CONNS, heapKiB: per("heapUsed"), externalKiB: per("external"), rssKiB: per("rss"), youngKiB: ((before.newSpace - fresh.newSpace) / CONNS / 1024).toFixed(2) };
     results.push(r);
-    console.log(`${server.name.padEnd(18)} per idle conn: heap ${r.heapKiB} KiB  external ${r.externalKiB} KiB  rss ${r.rssKiB} KiB  (${CONNS} → ${2 * CONNS} conns)`);
+    // heap mode: the snapshots themselves take memory, so only the heap figures mean anything.
+    if (what === "mem") console.log(`${server.name.padEnd(18)} per idle conn: heap ${r.heapKiB} KiB  external ${r.externalKiB} KiB  rss ${r.rssKiB} KiB  (${CONNS} → ${2 * CONNS} conns); young generation +${r.youngKiB} KiB (0 → ${CONNS})`);
+    if (what === "heap") {
+      const { total, rows } = heapDiff(before.snapshot, after.snapshot, CONNS, SOURCE_DIRS);
+      r.heapBytes = Math.round(total);
+      console.log(`${server.name.padEnd(18)} per idle conn: heap ${r.heapKiB} KiB (${CONNS} → ${2 * CONNS} conns); snapshot ${total.toFixed(0)} B, largest:`);
+      for (const row of rows.slice(0, Number(opts.top))) {
+        console.log(`  ${row.bytes.toFixed(0).padStart(7)} B ${row.count.toFixed(2).padStart(7)}×  ${row.key}`);
+      }
+      fs.rmSync(before.snapshot);
+      fs.rmSync(after.snapshot);
+    }
     for (const s of socks) s.destroy();
     await new Promise((r) => setTimeout(r, 200));
   } else {
@@ -224,5 +258,6 @@ for (const server of picked) {
   }
   await stop(h);
 }
+if (SNAP_DIR !== undefined) fs.rmSync(SNAP_DIR, { recursive: true, force: true });
 console.log(`# load after ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 console.log(JSON.stringify(results));

@@ -10,7 +10,7 @@
 // write <YYYY-MM-DD>-quick.{json,svg}.
 //
 // Run:  node bench/run.mjs [--quick] [--servers a,b] [--cases x,y]
-//                          [--reps N] [--warmup S] [--duration S]
+//                          [--reps N] [--warmup S] [--duration S] [--noisy-reps N]
 //       (or `pnpm bench` from the workspace root). See bench/README.md.
 //
 // Plain Node ESM with no dependencies, so it runs before `pnpm install`.
@@ -40,6 +40,7 @@ const { values: opts } = parseArgs({
     reps: { type: "string" },
     warmup: { type: "string" },
     duration: { type: "string" },
+    "noisy-reps": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -103,7 +104,7 @@ const comparedWith = (a) => COMPARED[a] ?? BASELINES;
 
 if (opts.help) {
   console.log(`usage: node bench/run.mjs [--quick] [--servers a,b] [--cases x,y] [--reps N]
-                         [--warmup SECS] [--duration SECS]
+                         [--warmup SECS] [--duration SECS] [--noisy-reps N]
 servers: ${SERVERS.map((s) => s.name).join(", ")}
 cases:   ${CASES.map((c) => c.name).join(", ")}`);
   process.exit(0);
@@ -133,10 +134,13 @@ const cfg = {
   // quick mode keeps one process per server (except for `fresh` cases) to
   // stay within a minute — Node servers take a second or more to start/stop.
   freshEveryRun: !opts.quick,
+  // Extra repetitions for a server whose repetitions of a case disagree (see NOISY below): more
+  // samples of each of its modes, so a median is not one mode picked by chance.
+  noisyReps: num(opts["noisy-reps"], opts.quick ? 0 : 2),
 };
-for (const k of ["reps", "warmup", "duration"])
-  if (!Number.isFinite(cfg[k]) || cfg[k] < 0 || (k !== "warmup" && cfg[k] <= 0)) {
-    console.error(`bad --${k}`);
+for (const k of ["reps", "warmup", "duration", "noisyReps"])
+  if (!Number.isFinite(cfg[k]) || cfg[k] < 0 || (k !== "warmup" && k !== "noisyReps" && cfg[k] <= 0)) {
+    console.error(`bad --${k === "noisyReps" ? "noisy-reps" : k}`);
     process.exit(2);
   }
 
@@ -218,10 +222,10 @@ function cpuSeconds(pid) {
   }
 }
 // The same CPU seconds by kind of thread, for the workers case: the process's main thread,
-// its JS worker threads (ringline's pin themselves to one CPU; node:cluster's workers are child
-// processes, counted by their main threads) and helper threads (V8's GC and compiler threads,
-// libuv's pool). Only meaningful for servers that are not pinned with taskset.
-function threadSplit(pid, child = false, out = { main: 0, workers: 0, helpers: 0 }) {
+// its JS worker threads (ringline's: the thread ids the demo prints, `workerTids`; node:cluster's
+// workers are child processes, counted by their main threads) and helper threads (V8's GC and
+// compiler threads, libuv's pool). Only meaningful for servers that are not pinned with taskset.
+function threadSplit(pid, workerTids = new Set(), child = false, out = { main: 0, workers: 0, helpers: 0 }) {
   try {
     for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
       const task = `/proc/${pid}/task/${tid}`;
@@ -229,13 +233,26 @@ function threadSplit(pid, child = false, out = { main: 0, workers: 0, helpers: 0
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       const s = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
       if (Number(tid) === pid) out[child ? "workers" : "main"] += s;
-      else if (/^Cpus_allowed_list:\s*\d+$/m.test(fs.readFileSync(`${task}/status`, "utf8"))) out.workers += s;
+      else if (workerTids.has(Number(tid))) out.workers += s;
       else out.helpers += s;
       const kids = fs.readFileSync(`${task}/children`, "utf8").trim();
-      for (const kid of kids ? kids.split(" ") : []) threadSplit(Number(kid), true, out);
+      for (const kid of kids ? kids.split(" ") : []) threadSplit(Number(kid), workerTids, true, out);
     }
   } catch {}
   return out;
+}
+// The worker thread ids a ringline demo printed ("ringline: N workers (mode), thread ids a,b").
+function workerTids(h) {
+  const line = h.log.find((l) => /thread ids [\d,]+/.test(l));
+  return new Set(line ? /thread ids ([\d,]+)/.exec(line)[1].split(",").map(Number) : []);
+}
+// Requests each ringline worker served, from the demo's shutdown summary (64 B requests, so
+// bytesIn / 64; warm-up included): the share of the busiest worker shows the balance.
+function workerRequests(h) {
+  return h.log.flatMap((l) => {
+    const m = /^ringline worker (\d+): .*bytesIn=(\d+)/.exec(l);
+    return m ? [Number(m[2]) / 64] : [];
+  });
 }
 // Busy CPU seconds of the whole machine (all cores). Whatever the server and
 // loadgen did not use of it was someone else: a build or test run sharing
@@ -247,6 +264,29 @@ function machineBusySeconds() {
     return (user + nice + system + irq + softirq + steal) / CLK_TCK;
   } catch {
     return NaN;
+  }
+}
+// Read- and write-family syscalls of the whole process (all threads), from /proc/<pid>/io:
+// how node:net receives a 16 KiB request (one read() or several) is what makes its CPU per
+// request multi-modal (bench/README.md, "Noisy peers"); io_uring servers make almost none.
+function ioCalls(pid) {
+  try {
+    const t = fs.readFileSync(`/proc/${pid}/io`, "utf8");
+    // Voluntary context switches of the main thread: how often the event loop went to sleep
+    // (each sleep and wake-up is CPU a busier loop does not spend).
+    const st = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return {
+      // Kernel-mode CPU seconds (all threads): on loopback the kernel's TCP work for both ends of
+      // a send is charged to the sender, so this is where a change of receive pattern shows.
+      sys: Number(f[12]) / CLK_TCK,
+      r: Number(/syscr:\s+(\d+)/.exec(t)[1]),
+      w: Number(/syscw:\s+(\d+)/.exec(t)[1]),
+      sleeps: Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(st)[1]),
+    };
+  } catch {
+    return null;
   }
 }
 function rssKiB(pid) {
@@ -353,13 +393,15 @@ function runLoadgen(h, c) {
     else if (l === "#measure-start") {
       m.t0 = performance.now();
       m.cpu0 = cpuSeconds(h.pid);
-      if (h.server.unpinned) m.split0 = threadSplit(h.pid);
+      m.io0 = ioCalls(h.pid);
+      if (h.server.unpinned) m.split0 = threadSplit(h.pid, workerTids(h));
       m.lgCpu0 = cpuSeconds(lg.pid);
       m.busy0 = machineBusySeconds();
     } else if (l === "#measure-end") {
       m.t1 = performance.now();
       m.cpu1 = cpuSeconds(h.pid);
-      if (h.server.unpinned) m.split1 = threadSplit(h.pid);
+      m.io1 = ioCalls(h.pid);
+      if (h.server.unpinned) m.split1 = threadSplit(h.pid, workerTids(h));
       m.lgCpu1 = cpuSeconds(lg.pid);
       m.busy1 = machineBusySeconds();
       m.rssLoad = rssKiB(h.pid);
@@ -396,6 +438,11 @@ function makeRecord(h, c, rep, lr) {
     window_s: +windowS.toFixed(4),
     server_cpu_pct: +((cpuS / windowS) * 100).toFixed(1),
     server_cpu_us_per_req: res.requests ? +((cpuS * 1e6) / res.requests).toFixed(3) : null,
+    ...(m.io0 && m.io1 && res.requests
+      ? { reads_per_req: +((m.io1.r - m.io0.r) / res.requests).toFixed(3), writes_per_req: +((m.io1.w - m.io0.w) / res.requests).toFixed(3),
+          sleeps_per_req: +((m.io1.sleeps - m.io0.sleeps) / res.requests).toFixed(3),
+          server_sys_us_per_req: +(((m.io1.sys - m.io0.sys) * 1e6) / res.requests).toFixed(3) }
+      : {}),
     ...(m.split1 && res.requests
       ? { cpu_split_us_per_req: Object.fromEntries(Object.keys(m.split1).map((k) => [k, +(((m.split1[k] - m.split0[k]) * 1e6) / res.requests).toFixed(3)])) }
       : {}),
@@ -419,13 +466,14 @@ const fmtInt = (v) => (v == null || Number.isNaN(v) ? "-" : Math.round(v).toLoca
 const fmt = (v, d = 1) => (v == null || Number.isNaN(v) ? "-" : v.toFixed(d));
 
 function progress(i, n, r, c) {
-  const tag = `[${String(i).padStart(String(n).length)}/${n}] ${c.name.padEnd(15)} rep ${r.rep}/${cfg.reps} ${r.server.padEnd(14)}`;
+  const tag = `[${String(i).padStart(String(n).length)}/${n}] ${c.name.padEnd(15)} rep ${r.rep}/${cfg.reps}${r.rep > cfg.reps ? " (noisy, extra)" : ""} ${r.server.padEnd(14)}`;
   if (r.rps === undefined) return process.stderr.write(`${tag} FAILED: ${r.failure}\n`);
   const mem = c.idle ? `  mem/conn ${fmt(r.mem_per_conn_kib, 2)} KiB` : "";
   const other = r.other_cpu_pct >= OTHER_CPU_WARN ? `  DISTURBED: other processes used ${fmt(r.other_cpu_pct, 0)}% CPU` : "";
   process.stderr.write(
     `${tag} ${fmtInt(r.rps).padStart(10)} req/s ${fmt(r.mbps).padStart(8)} MB/s  p99 ${fmt(r.p99_us).padStart(8)} µs` +
-      `  cpu ${fmt(r.server_cpu_pct, 0)}% lg ${fmt(r.loadgen_cpu_pct, 0)}%  errors ${r.errors}${mem}${other}\n`,
+      `  cpu ${fmt(r.server_cpu_pct, 0)}% ${fmt(r.server_cpu_us_per_req, 2)} µs/req (sys ${fmt(r.server_sys_us_per_req, 2)}) lg ${fmt(r.loadgen_cpu_pct, 0)}%` +
+      `  rd/wr ${fmt(r.reads_per_req, 2)}/${fmt(r.writes_per_req, 2)} per req  sleeps/req ${fmt(r.sleeps_per_req, 2)}  errors ${r.errors}${mem}${other}\n`,
   );
 }
 
@@ -437,6 +485,10 @@ function progress(i, n, r, c) {
 const WORKER_SERVERS = [
   { name: "ringline-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p], check: ringlineCheck },
   { name: "ringline-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2"], check: ringlineCheck },
+  {
+    name: "ringline-w2-free", workers: 2, unpinned: true,
+    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--no-pin"], check: ringlineCheck,
+  },
   {
     name: "ringline-w2-acc", workers: 2, unpinned: true,
     cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--acceptor"], check: ringlineCheck,
@@ -477,6 +529,8 @@ async function runWorkersCase() {
       await sleep(200);
       const r = makeRecord(h, c, rep, await runLoadgen(h, c));
       await stopServer(h);
+      const perWorker = workerRequests(h);
+      if (perWorker.length > 1) r.busiest_worker_share = +(Math.max(...perWorker) / perWorker.reduce((a, b) => a + b, 0)).toFixed(3);
       wruns.push(r);
       progress(i + 1, plan.length, r, c);
     }
@@ -491,13 +545,14 @@ async function runWorkersCase() {
         p99_us: med(rs.map((r) => r.p99_us)),
         other_cpu_pct: med(rs.map((r) => r.other_cpu_pct)),
         errors: rs.reduce((a, r) => a + r.errors, 0),
+        busiest_worker_share: med(rs.map((r) => r.busiest_worker_share)),
         cpu_split_us_per_req: rs[0].cpu_split_us_per_req && Object.fromEntries(
           Object.keys(rs[0].cpu_split_us_per_req).map((k) => [k, med(rs.map((r) => r.cpu_split_us_per_req?.[k]))]),
         ),
       };
     }
     const S = summary[c.name];
-    table.push(`== ${c.name}: ${c.title} (server and loadgen share both CPUs; ringline workers pin themselves to CPU 0 and 1)`);
+    table.push(`== ${c.name}: ${c.title} (server and loadgen share both CPUs; ringline workers pin themselves to CPU 0 and 1, -free ones do not)`);
     table.push("server".padEnd(17) + "workers".padStart(8) + "req/s".padStart(11) + "µsCPU/req".padStart(10) + "CPU%".padStart(6) + "p99 µs".padStart(9) + "other%".padStart(8) + "errors".padStart(7));
     for (const s of WORKER_SERVERS) {
       const e = S[s.name];
@@ -515,13 +570,16 @@ async function runWorkersCase() {
       const t = S[s.name]?.cpu_split_us_per_req;
       if (t) table.push(`    ${s.name.padEnd(17)} ${fmt(t.main, 3)} / ${fmt(t.workers, 3)} / ${fmt(t.helpers, 3)}`);
     }
+    const shares = WORKER_SERVERS.flatMap((s) => (S[s.name]?.busiest_worker_share != null ? [`${s.name} ${fmt(S[s.name].busiest_worker_share * 100, 0)}%`] : []));
+    if (shares.length) table.push(`  busiest ringline worker's share of the requests (0.5 = even): ${shares.join(", ")}`);
     const ratio = (a, b, k) => (S[a]?.[k] != null && S[b]?.[k] ? S[a][k] / S[b][k] : null);
     table.push(
       `  scaling 1→2 workers, req/s: ringline ${fmt(ratio("ringline-w2", "ringline-w1", "rps"), 2)}× (acceptor ${fmt(ratio("ringline-w2-acc", "ringline-w1", "rps"), 2)}×), ` +
         `node cluster ${fmt(ratio("cluster-w2", "cluster-w1", "rps"), 2)}×`,
     );
     table.push(
-      `  CPU/request at 2 workers ÷ 1 worker: ringline ${fmt(ratio("ringline-w2", "ringline-w1", "server_cpu_us_per_req"), 2)} (target ≤ 1.10), ` +
+      `  CPU/request at 2 workers ÷ 1 worker: ringline ${fmt(ratio("ringline-w2", "ringline-w1", "server_cpu_us_per_req"), 2)} (target ≤ 1.10; ` +
+        `unpinned ${fmt(ratio("ringline-w2-free", "ringline-w1", "server_cpu_us_per_req"), 2)}), ` +
         `node cluster ${fmt(ratio("cluster-w2", "cluster-w1", "server_cpu_us_per_req"), 2)}`,
     );
     table.push(
@@ -552,6 +610,7 @@ process.on("SIGINT", async () => {
   if (live) await stopServer(live);
   process.exit(130);
 });
+async function runPlan(plan) {
 for (let i = 0; i < plan.length; i++) {
   const { s, c, rep } = plan[i];
   const reuse = live && live.server === s && !live.exited && !cfg.freshEveryRun && !(c.fresh && live.used);
@@ -582,6 +641,45 @@ for (let i = 0; i < plan.length; i++) {
     live = null;
   }
 }
+}
+
+// The spread of a server's repetitions of a case, (max − min) / median, of its rate and of its
+// CPU per request; above NOISY_SPREAD the server runs in more than one mode (node:net's 16 KiB
+// and bulk cost per request was seen to swing 2.5× between runs of one build on an idle machine,
+// bench/README.md "Noisy peers"), so a ratio against its median is a ratio against one mode.
+const NOISY_SPREAD = 0.25;
+const spreadOf = (xs) => {
+  const v = xs.filter((x) => typeof x === "number" && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (v.length < 2) return 0;
+  const m = v.length >> 1;
+  const med = v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+  return med > 0 ? (v[v.length - 1] - v[0]) / med : 0;
+};
+const quietRuns = (srv, c) => {
+  const all = runs.filter((r) => r.server === srv && r.case === c.name && r.rps !== undefined);
+  const quiet = all.filter((r) => !(r.other_cpu_pct >= OTHER_CPU_WARN));
+  return { all, used: quiet.length ? quiet : all };
+};
+const noisyPairs = () => {
+  const out = [];
+  for (const c of cases)
+    for (const s of active) {
+      const { used } = quietRuns(s.name, c);
+      if (Math.max(spreadOf(used.map((r) => r[c.primary])), spreadOf(used.map((r) => r.server_cpu_us_per_req))) > NOISY_SPREAD) out.push({ s, c });
+    }
+  return out;
+};
+
+await runPlan(plan);
+if (cfg.noisyReps > 0) {
+  const noisy = noisyPairs();
+  if (noisy.length) {
+    process.stderr.write(`noisy: ${noisy.map(({ s, c }) => `${s.name}/${c.name}`).join(", ")}: ${cfg.noisyReps} more rep(s) each\n`);
+    const extra = [];
+    for (let rep = cfg.reps + 1; rep <= cfg.reps + cfg.noisyReps; rep++) for (const { s, c } of noisy) extra.push({ s, c, rep });
+    await runPlan(extra);
+  }
+}
 if (live) await stopServer(live);
 const workersResult = await runWorkersCase();
 
@@ -596,19 +694,21 @@ const stat = (xs) => {
   const v = xs.filter((x) => typeof x === "number" && !Number.isNaN(x));
   return v.length ? { median: median(v), min: Math.min(...v), max: Math.max(...v) } : null;
 };
-const METRICS = ["rps", "mbps", "p50_us", "p99_us", "p999_us", "server_cpu_pct", "server_cpu_us_per_req", "loadgen_cpu_pct", "other_cpu_pct", "rss_load_kib", "mem_per_conn_kib"];
+const METRICS = ["rps", "mbps", "p50_us", "p99_us", "p999_us", "server_cpu_pct", "server_cpu_us_per_req", "server_sys_us_per_req", "reads_per_req", "writes_per_req", "sleeps_per_req", "loadgen_cpu_pct", "other_cpu_pct", "rss_load_kib", "mem_per_conn_kib"];
 
 const summary = {};
 for (const c of cases) {
   summary[c.name] = {};
   for (const s of active) {
-    const all = runs.filter((r) => r.server === s.name && r.case === c.name && r.rps !== undefined);
-    if (!all.length) continue;
     // Disturbed runs stay in the raw data but are left out of the summary
     // whenever an undisturbed run of the same server and case exists.
-    const quiet = all.filter((r) => !(r.other_cpu_pct >= OTHER_CPU_WARN));
-    const rs = quiet.length ? quiet : all;
+    const { all, used: rs } = quietRuns(s.name, c);
+    if (!all.length) continue;
     const e = { runs: rs.length, disturbed_excluded: all.length - rs.length, errors: all.reduce((a, r) => a + r.errors, 0) };
+    e.spread = { [c.primary]: +spreadOf(rs.map((r) => r[c.primary])).toFixed(3), server_cpu_us_per_req: +spreadOf(rs.map((r) => r.server_cpu_us_per_req)).toFixed(3) };
+    e.noisy = Math.max(...Object.values(e.spread)) > NOISY_SPREAD;
+    // Per repetition, in run order: the modes of a noisy server are visible here.
+    e.per_rep = rs.map((r) => ({ rep: r.rep, [c.primary]: r[c.primary], server_cpu_us_per_req: r.server_cpu_us_per_req, server_sys_us_per_req: r.server_sys_us_per_req, reads_per_req: r.reads_per_req, writes_per_req: r.writes_per_req, sleeps_per_req: r.sleeps_per_req }));
     for (const k of METRICS) {
       const st = stat(rs.map((r) => r[k]));
       if (st) e[k] = st;
@@ -636,6 +736,15 @@ for (const c of cases) {
       // CPU per request: <1 means ringline spends less server CPU on each request.
       const ca = get(a, "server_cpu_us_per_req"), cb = get(b, "server_cpu_us_per_req");
       if (ca != null && cb) r.cpu_per_req = ca / cb;
+      // Against a noisy side the median ratio is one of several: give the ratio to each extreme
+      // of the other side's repetitions too (the ringline side's median over the baseline's max
+      // and min), and say so.
+      if (S[a]?.noisy || S[b]?.noisy) {
+        r.noisy = true;
+        const tr = S[b][c.primary], cr = S[b].server_cpu_us_per_req;
+        r.throughput_range = [ta / tr.max, ta / tr.min];
+        if (ca != null && cr?.min) r.cpu_per_req_range = [ca / cr.max, ca / cr.min];
+      }
       ratios[c.name][`${a}÷${b}`] = r;
     }
 }
@@ -668,7 +777,7 @@ for (const c of cases) {
     const range = cfg.reps > 1 ? `  ${c.primary === "rps" ? `${fmtInt(p.min)}–${fmtInt(p.max)}` : `${fmt(p.min)}–${fmt(p.max)}`}`.padEnd(22) : "";
     // "*" marks a client-bound run: the loadgen used ~all of its core, so
     // the server may be faster than the number shows.
-    const clientBound = (e.loadgen_cpu_pct?.median ?? 0) >= 95 ? "*" : " ";
+    const clientBound = (e.loadgen_cpu_pct?.median ?? 0) >= 95 ? "*" : e.noisy ? "~" : " ";
     out.push(
       s.name.padEnd(W.name) + fmtInt(e.rps?.median).padStart(W.num) + clientBound + fmt(e.mbps?.median).padStart(9) + range +
         fmt(e.p50_us?.median).padStart(9) + fmt(e.p99_us?.median).padStart(9) + fmt(e.p999_us?.median).padStart(9) +
@@ -682,17 +791,33 @@ for (const c of cases) {
     for (const a of RINGLINES) {
       const mine = rs.filter(([k]) => k.startsWith(`${a}÷`));
       if (!mine.length) continue;
-      out.push(`  ${a} throughput ratio: ` + mine.map(([k, v]) => `÷${k.split("÷")[1]} ${fmt(v.throughput, 2)}`).join("  ") +
-        "   CPU/req ratio: " + mine.map(([k, v]) => `÷${k.split("÷")[1]} ${fmt(v.cpu_per_req, 2)}`).join("  ") +
+      const range = (v, k) => (v[k] ? `~(${fmt(v[k][0], 2)}–${fmt(v[k][1], 2)})` : "");
+      out.push(`  ${a} throughput ratio: ` + mine.map(([k, v]) => `÷${k.split("÷")[1]} ${fmt(v.throughput, 2)}${range(v, "throughput_range")}`).join("  ") +
+        "   CPU/req ratio: " + mine.map(([k, v]) => `÷${k.split("÷")[1]} ${fmt(v.cpu_per_req, 2)}${range(v, "cpu_per_req_range")}`).join("  ") +
         (idle ? "   mem/conn ratio: " + mine.map(([k, v]) => `÷${k.split("÷")[1]} ${fmt(v.mem_per_conn, 2)}`).join("  ") : ""));
     }
-  } else {
+  }
+  // What each server did per request (from /proc): read- and write-family syscalls, sleeps of the
+  // main thread, kernel CPU. Explains a noisy server's modes; io_uring servers make ~0 syscalls.
+  const io = active.filter((s) => S[s.name]?.reads_per_req);
+  if (io.length)
+    out.push(`  per ${c.mode === "bulk" ? "64 KiB" : "request"}, reads/writes/sleeps/µs sys: ` +
+      io.map((s) => `${s.name} ${["reads_per_req", "writes_per_req", "sleeps_per_req"].map((k) => fmt(S[s.name][k]?.median, 2)).join("/")}/${fmt(S[s.name].server_sys_us_per_req?.median, 1)}`).join("  "));
+  for (const s of active) {
+    const e = S[s.name];
+    if (!e?.noisy) continue;
+    out.push(`  NOISY ${s.name}: repetitions disagree by ${fmt(100 * Math.max(...Object.values(e.spread)), 0)}% (> ${100 * NOISY_SPREAD}%); ` +
+      `per rep ${c.primary === "rps" ? "req/s" : "MB/s"} | µs CPU (sys) | reads/sleeps per req: ` +
+      e.per_rep.map((r) => `${c.primary === "rps" ? fmtInt(r.rps) : fmt(r.mbps)} | ${fmt(r.server_cpu_us_per_req, 1)} (${fmt(r.server_sys_us_per_req, 1)}) | ${fmt(r.reads_per_req, 2)}/${fmt(r.sleeps_per_req, 2)}`).join(";  "));
+  }
+  if (!rs.length) {
     out.push(`  ringline ratios: n/a (${RINGLINES.map((n) => skipped[n] ? `${n} skipped` : summary[c.name][n] ? null : `${n} not run`).filter(Boolean).join(", ") || "no baseline"})`);
   }
 }
 if (workersResult) out.push(...workersResult.table);
 out.push("");
 out.push("req/s marked * = loadgen used ≥95% of its core (client-bound: the server may have headroom).");
+out.push(`req/s marked ~ = NOISY: the server's repetitions disagree by > ${100 * NOISY_SPREAD}% (rate or CPU/req); ratios against it also show ~(ratio to its max – ratio to its min).`);
 out.push("CPU% = server CPU time (all threads) / measured wall time; µsCPU/req = server CPU per request (bulk: per 64 KiB chunk).");
 const disturbed = runs.filter((r) => r.other_cpu_pct >= OTHER_CPU_WARN);
 if (disturbed.length) {

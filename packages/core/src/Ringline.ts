@@ -128,6 +128,11 @@ export interface RinglineStats {
   readonly sendPoolExhausted: number
   readonly sendSlotsFree: number
   readonly zeroCopySends: number
+  /**
+   * Zero-copy sends the kernel copied after all (loopback, a device without scatter-gather): the
+   * connection then sends without zero-copy.
+   */
+  readonly zeroCopyCopied: number
   /** Sends that gathered several queued segments into one SENDMSG. */
   readonly vectoredSends: number
   /** Linked send chains submitted (`Connection.chain`). */

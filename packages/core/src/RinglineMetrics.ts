@@ -63,6 +63,11 @@ export const backpressurePauses = Metric.counter("ringline_backpressure_pauses",
 })
 /** @since 0.1.0 @category metrics */
 export const zeroCopySends = Metric.counter("ringline_zero_copy_sends", { description: "SEND_ZC/SENDMSG_ZC requests", incremental: true })
+/** @since 0.1.0 @category metrics */
+export const zeroCopyCopied = Metric.counter("ringline_zero_copy_copied", {
+  description: "Zero-copy sends the kernel copied anyway (the connection then stops using zero-copy)",
+  incremental: true
+})
 /**
  * Accepted connections that no accept took before their listener closed (closed unserved).
  *
@@ -115,6 +120,7 @@ const publish = (driver: Driver) =>
       enobufs: c.enobufs,
       backpressurePauses: c.backpressurePauses,
       zeroCopySends: c.zeroCopySends,
+      zeroCopyCopied: c.zeroCopyCopied,
       acceptsAbandoned: c.acceptsAbandoned,
       acceptFullMs: s.acceptFullMs
     }
@@ -136,6 +142,7 @@ const publish = (driver: Driver) =>
       Metric.incrementBy(enobufsParks, delta("enobufs")),
       Metric.incrementBy(backpressurePauses, delta("backpressurePauses")),
       Metric.incrementBy(zeroCopySends, delta("zeroCopySends")),
+      Metric.incrementBy(zeroCopyCopied, delta("zeroCopyCopied")),
       Metric.incrementBy(acceptsAbandoned, delta("acceptsAbandoned")),
       Metric.incrementBy(acceptFullMillis, delta("acceptFullMs")),
       Metric.set(connectionsActive, c.accepted + c.connected - c.closed),

@@ -10,10 +10,10 @@
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
-import { Channel, Context, Deferred, Effect, Exit, FiberSet, Layer, Option, Scope } from "effect"
+import { Channel, Context, Effect, Exit, Layer, Option, Runtime, Scope } from "effect"
 import type { Chunk, Duration } from "effect"
 import { type Connection, unsafeInternal } from "./Connection.js"
-import { DirectWrites, pushReads } from "./internal/socketRun.js"
+import { DirectWrites, pushReads, RunState } from "./internal/socketRun.js"
 import type { ConnectTarget, Ringline } from "./Ringline.js"
 import * as Tcp from "./Tcp.js"
 import * as Unix from "./Unix.js"
@@ -70,7 +70,7 @@ export interface NetOptions {
 
 interface Current {
   readonly conn: Connection
-  readonly fiberSet: FiberSet.FiberSet<any, any>
+  readonly state: RunState<any>
   writeShut: boolean
 }
 
@@ -87,6 +87,13 @@ const writeError = (cause: unknown): Socket.SocketError => new Socket.SocketGene
  * `net.Socket.destroy()` ends `run` with a clean `SocketCloseError` (code 1000) and whose
  * `destroy(error)` (codes above 1000) ends it with a `Read` error.
  */
+/** Stateless, so one for every socket. */
+const encoder = new TextEncoder()
+
+/** `onOpen`, then the run's outcome. */
+const opened = <E>(onOpen: Effect.Effect<void> | undefined, state: RunState<E>): Effect.Effect<void, E> =>
+  onOpen === undefined ? state.await() : Effect.zipRight(onOpen, state.await())
+
 const closeEventError = (event: Socket.CloseEvent): Socket.SocketError =>
   event.code > 1000
     ? new Socket.SocketGenericError({ reason: "Read", cause: new Error(`closed with code ${event.code}`) })
@@ -107,14 +114,16 @@ const readLoop = (conn: Connection, deliver: (chunk: Uint8Array) => void): Effec
 
 /**
  * Builds a platform socket whose `run` opens a connection with `open` (in `run`'s scope) and
- * serves it until end of stream. `openContext` supplies what `open` needs.
+ * serves it until end of stream. `openContext` supplies what `open` needs (undefined: nothing).
  */
 const fromOpen = <RO>(
   open: Effect.Effect<Connection, Socket.SocketError, RO>,
-  openContext: Context.Context<Exclude<RO, Scope.Scope>>
+  openContext: Context.Context<Exclude<RO, Scope.Scope>> | undefined
 ): Socket.Socket => {
   let current: Current | undefined
-  const latch = Effect.unsafeMakeLatch(false)
+  // Writes made while no `run` is running wait on this latch; made on the first such write
+  // (most sockets never need it, and a latch is a dozen closures and effects).
+  let runLatch: Effect.Latch | undefined
   /**
    * The last Effect `write` returned for bytes, and those bytes: when a `run` handler returns
    * exactly that Effect (`socket.run(write)`), `run` queues the bytes itself instead of forking
@@ -124,72 +133,88 @@ const fromOpen = <RO>(
   let lastWrite: Effect.Effect<void, Socket.SocketError> | undefined
   let lastBytes: Uint8Array | undefined
 
+  /**
+   * Serves `conn` (opened in `scope`) until `run` ends. Built without a fiber of its own and
+   * without a generator function per call: an idle connection's `run` is its caller's fiber
+   * suspended in `state.await()`, the RunState and the reader's registration.
+   */
+  const serveOpen = <_, E, R>(
+    conn: Connection,
+    scope: Scope.Scope,
+    handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
+    onOpen: Effect.Effect<void> | undefined
+  ): Effect.Effect<void, Socket.SocketError | E, R> =>
+    Effect.flatMap(Effect.provideService(Effect.runtime<R>(), RinglineConnection, conn), (runtime) => {
+      const state = new RunState<E | Socket.SocketError>(Runtime.runFork(runtime as Runtime.Runtime<unknown>))
+      // Registered after the connection's: runs before it (stops reading, interrupts the
+      // forked effects), so the connection's close then drains what they queued.
+      return Effect.zipRight(Scope.addFinalizer(scope, Effect.suspend(() => state.stop())), Effect.suspend(() => {
+        const internal = unsafeInternal(conn)
+        if (internal !== undefined) {
+          state.writes = new DirectWrites(internal, (e) => state.decide(Exit.fail(writeError(e))))
+        }
+        current = { conn, state, writeShut: false }
+        runLatch?.unsafeOpen()
+        // Every received chunk is owned memory, so the handler may keep it. The effects the
+        // handler returns are forked (started at once, in order, as NodeSocket does on "data").
+        // A forked fiber may reach its write only after a scheduler turn, so while one is alive
+        // the handler's writes are forked too, behind it: queued at once, they could overtake it.
+        const deliver = (chunk: Uint8Array): void => {
+          const result = handler(chunk)
+          // Forgotten at once: an idle connection must not keep its last chunk alive.
+          const bytes = lastBytes
+          const matched = (result as unknown) === lastWrite
+          lastWrite = lastBytes = undefined
+          if (!Effect.isEffect(result)) return
+          if (state.writes !== undefined && !state.forking && matched) return state.writes.write(bytes!)
+          state.fork(result as Effect.Effect<unknown, unknown>)
+        }
+        if (internal !== undefined) {
+          state.stopReads = pushReads(internal, deliver, readError, state.readsEnded)
+        } else {
+          // Another kind of connection (e.g. TLS): its reads in a fiber of the run's scope.
+          const reading = Effect.forkIn(Effect.onExit(readLoop(conn, deliver), (exit) =>
+            Effect.sync(() => {
+              if (!Exit.isInterrupted(exit)) state.readsEnded(exit)
+            })), scope)
+          return Effect.zipRight(reading, opened(onOpen, state))
+        }
+        return opened(onOpen, state)
+      }))
+    })
+
+  // Each context change stays on the fiber's stack while `run` waits (an idle connection's
+  // memory), so none is made when `open` needs nothing.
+  const withOpenContext = <A, E, R>(effect: Effect.Effect<A, E, R | Exclude<RO, Scope.Scope>>): Effect.Effect<A, E, R> =>
+    openContext === undefined
+      ? effect as Effect.Effect<A, E, R>
+      : Effect.mapInputContext(effect, (input: Context.Context<R>) => Context.merge(openContext, input))
+
   const run = <_, E = never, R = never>(
     handler: (_: Uint8Array) => Effect.Effect<_, E, R> | void,
     opts?: { readonly onOpen?: Effect.Effect<void> | undefined }
   ): Effect.Effect<void, Socket.SocketError | E, R> =>
-    Effect.scopedWith(Effect.fnUntraced(function*(scope) {
-      const conn = yield* Scope.extend(open, scope)
-      // Made after the connection: its finalizer (interrupting the read loop and the handler
-      // fibers) runs before the connection's, which then drains what they queued.
-      const fiberSet = yield* FiberSet.make<any, E | Socket.SocketError>().pipe(Scope.extend(scope))
-      const runFork = yield* Effect.provideService(FiberSet.runtime(fiberSet)<R>(), RinglineConnection, conn)
-      const internal = unsafeInternal(conn)
-      const writes = internal === undefined ? undefined : new DirectWrites(internal, (e) => {
-        Deferred.unsafeDone(fiberSet.deferred, Exit.fail(writeError(e)))
-      })
-      if (writes !== undefined) yield* Scope.addFinalizer(scope, Effect.sync(() => writes.dispose()))
-
-      current = { conn, fiberSet, writeShut: false }
-      yield* latch.open
-
-      // Every received chunk is owned memory, so the handler may keep it. The effects the
-      // handler returns are forked (started at once, in order, as NodeSocket does on "data").
-      // A forked fiber may reach its write only after a scheduler turn, so while one is alive
-      // the handler's writes are forked too, behind it: queued at once, they could overtake it.
-      let forked = 0
-      const forkedDone = () => {
-        forked--
-      }
-      const deliver = (chunk: Uint8Array): void => {
-        const result = handler(chunk)
-        if (!Effect.isEffect(result)) return
-        if (writes !== undefined && forked === 0 && (result as unknown) === lastWrite) return writes.write(lastBytes!)
-        forked++
-        runFork(result).addObserver(forkedDone)
-      }
-      // At end of stream `run` completes once those effects (and the writes queued for the
-      // handler) have finished: on the ring the end of stream is often seen in the same turn as
-      // the last bytes, and completing at once would interrupt the replies to them.
-      const reading = internal === undefined
-        ? readLoop(conn, deliver)
-        : pushReads(internal, deliver, readError)
-      yield* reading.pipe(
-        Effect.zipRight(Effect.suspend(() => FiberSet.awaitEmpty(fiberSet))),
-        Effect.zipRight(writes === undefined ? Effect.void : writes.settled),
-        Effect.intoDeferred(fiberSet.deferred),
-        Effect.forkIn(scope)
+    withOpenContext(
+      Effect.scopedWith((scope) =>
+        // The scope's first finalizer, so its last: `run` is over once the connection is closed.
+        Effect.zipRight(
+          Scope.addFinalizer(scope, runEnded),
+          Effect.flatMap(Scope.extend(open, scope), (conn) => serveOpen(conn, scope, handler, opts?.onOpen))
+        )
       )
+    ).pipe(Effect.interruptible)
+  const runEnded = Effect.sync(() => {
+    runLatch?.unsafeClose()
+    current = undefined
+  })
 
-      if (opts?.onOpen) yield* opts.onOpen
-      return yield* FiberSet.join(fiberSet)
-    })).pipe(
-      Effect.mapInputContext((input: Context.Context<R>) => Context.merge(openContext, input)),
-      Effect.ensuring(Effect.sync(() => {
-        latch.unsafeClose()
-        current = undefined
-      })),
-      Effect.interruptible
-    )
-
-  const encoder = new TextEncoder()
   const writeNow = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> =>
-    latch.whenOpen(Effect.suspend(() => {
+    Effect.suspend(() => {
       const cur = current
-      // Woken by a run that has ended since: wait for the next one.
-      if (cur === undefined) return writeNow(chunk)
+      // No run yet, or woken by a run that has ended since: wait for the next one.
+      if (cur === undefined) return (runLatch ??= Effect.unsafeMakeLatch(false)).whenOpen(writeNow(chunk))
       if (Socket.isCloseEvent(chunk)) {
-        Deferred.unsafeDone(cur.fiberSet.deferred, Effect.fail(closeEventError(chunk)))
+        cur.state.decide(Exit.fail(closeEventError(chunk)))
         // Start closing now (later writes fail, as on a destroyed net.Socket); `run`'s scope
         // waits for the close to complete.
         Effect.runFork(cur.conn.close)
@@ -198,7 +223,7 @@ const fromOpen = <RO>(
       // `send` completes once the kernel took the bytes (a net.Socket write's callback), so the
       // caller may reuse its buffer afterwards even when it went out zero-copy.
       return Effect.mapError(cur.conn.send(typeof chunk === "string" ? encoder.encode(chunk) : chunk), writeError)
-    }))
+    })
   const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> => {
     const effect = Effect.suspend(() => writeNow(chunk))
     if (chunk instanceof Uint8Array) {
@@ -208,23 +233,28 @@ const fromOpen = <RO>(
     return effect
   }
 
-  const writer = Effect.acquireRelease(
-    Effect.succeed(write),
-    () =>
-      Effect.sync(() => {
-        const cur = current
-        if (cur === undefined || cur.writeShut) return
-        cur.writeShut = true
-        // Half-close (FIN once queued bytes are sent), without waiting, like net.Socket.end().
-        Effect.runFork(Effect.ignore(cur.conn.shutdownWrite))
-      })
-  )
+  // Built on first use (an idle connection that never asked for a writer keeps none).
+  let writer: Effect.Effect<typeof write, never, Scope.Scope> | undefined
+  const makeWriter = () =>
+    Effect.acquireRelease(
+      Effect.succeed(write),
+      () =>
+        Effect.sync(() => {
+          const cur = current
+          if (cur === undefined || cur.writeShut) return
+          cur.writeShut = true
+          // Half-close (FIN once queued bytes are sent), without waiting, like net.Socket.end().
+          Effect.runFork(Effect.ignore(cur.conn.shutdownWrite))
+        })
+    )
 
   return Socket.Socket.of({
     [Socket.TypeId]: Socket.TypeId,
     run,
     runRaw: run,
-    writer
+    get writer() {
+      return writer ??= makeWriter()
+    }
   })
 }
 
@@ -263,8 +293,10 @@ export const fromConnection = (conn: Connection, options?: FromConnectionOptions
   fromOpen(
     options?.closeWhenDone === false
       ? Effect.succeed(conn)
-      : Effect.acquireRelease(Effect.succeed(conn), (c) => c.close),
-    Context.empty()
+      // A plain finalizer (not acquireRelease's, which keeps a copy of the fiber's FiberRefs
+      // for as long as `run` waits).
+      : Effect.as(Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, conn.close)), conn),
+    undefined
   )
 
 /**

@@ -9,7 +9,7 @@
  */
 import type * as Socket from "@effect/platform/Socket"
 import * as SocketServer from "@effect/platform/SocketServer"
-import { Cause, Effect, Exit, FiberRef, FiberSet, Layer, LogLevel, Scope } from "effect"
+import { Cause, Context, Effect, Exit, FiberRef, FiberSet, Layer, LogLevel, Runtime, Scope } from "effect"
 import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { Listener } from "./Listener.js"
@@ -126,10 +126,20 @@ export const make = (
  * @category constructors
  */
 export const fromListener = (listener: Listener): SocketServer.SocketServer["Type"] => {
-    const handle = <R, E, _>(conn: Connection, handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>) =>
-      Effect.suspend(() => handler(RinglineSocket.fromConnection(conn))).pipe(
-        Effect.catchAllCause(reportUnhandledError),
-        Effect.provideService(RinglineSocket.RinglineConnection, conn)
+    /**
+     * A connection's handler, closing the connection when it ends: one mask and one match (not
+     * catchAllCause + ensuring), since each connection's fiber keeps this frame for its whole life.
+     */
+    const serveOne = <R, E, _>(
+      conn: Connection,
+      handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>,
+      close: Effect.Effect<void>
+    ): Effect.Effect<void, never, R> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.matchCauseEffect(restore(Effect.suspend(() => handler(RinglineSocket.fromConnection(conn)))), {
+          onFailure: (cause) => Effect.ensuring(restore(reportUnhandledError(cause)), close),
+          onSuccess: () => close
+        })
       )
 
     const run = <R, E, _>(
@@ -140,7 +150,17 @@ export const fromListener = (listener: Listener): SocketServer.SocketServer["Typ
           // Handler fibers live in run's scope: interrupting run interrupts them (and waits for
           // their connections to close).
           const fiberSet = yield* FiberSet.make().pipe(Scope.extend(scope))
-          const runFork = yield* FiberSet.runtime(fiberSet)<R>()
+          const runtime = yield* Effect.runtime<R>()
+          // Each handler's fiber starts with its connection as the RinglineConnection service
+          // (a context of its own rather than a provideService frame on its stack).
+          const fork = (conn: Connection, effect: Effect.Effect<void, never, R>): void => {
+            const rt = Runtime.make({
+              context: Context.add(runtime.context, RinglineSocket.RinglineConnection, conn),
+              runtimeFlags: runtime.runtimeFlags,
+              fiberRefs: runtime.fiberRefs
+            })
+            FiberSet.unsafeAdd(fiberSet, Runtime.runFork(rt)(effect))
+          }
           const unscoped = unscopedAccept(listener)
           if (unscoped !== undefined) {
             // The listener's own connections: each handler's fiber closes its connection when it
@@ -155,7 +175,7 @@ export const fromListener = (listener: Listener): SocketServer.SocketServer["Typ
                 Effect.flatMap(restore(take), (channel) =>
                   Effect.sync(() => {
                     const conn = unscoped.wrap(channel)
-                    runFork(Effect.ensuring(handle(conn, handler), conn.close))
+                    fork(conn, serveOne(conn, handler, conn.close))
                   }))
               )
             }
@@ -170,7 +190,7 @@ export const fromListener = (listener: Listener): SocketServer.SocketServer["Typ
                   Effect.onError(() => Scope.close(connScope, Exit.void)),
                   Effect.mapError((cause) => new SocketServer.SocketServerError({ reason: "Unknown", cause }))
                 )
-                runFork(Effect.ensuring(handle(conn, handler), Scope.close(connScope, Exit.void)))
+                fork(conn, serveOne(conn, handler, Scope.close(connScope, Exit.void)))
               })
             )
           }

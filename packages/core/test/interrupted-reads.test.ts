@@ -13,6 +13,7 @@ import { portOf, withRing } from "./helpers.js"
 const MB = 1024 * 1024
 /** Bytes per scenario: enough for ~hundreds of timeouts landing on data, bounded in time. */
 const TOTAL = Number(process.env.RINGLINE_RACE_BYTES ?? 20 * MB)
+const SYNC_EVERY = 256
 
 const onRingClock = <A, E, R>(body: Effect.Effect<A, E, R>) =>
   Effect.flatMap(RinglineClock.make(), (clock) => Effect.withClock(body, clock))
@@ -34,12 +35,17 @@ const chunks = function*(total: number, seed: number) {
 /**
  * A ringline client sends `TOTAL` bytes in 1..20,000-byte chunks to a ringline server whose loop
  * is `take` (one read raced against a timeout of 0..0.4 ms); the server's bytes must hash equal.
+ * Every `SYNC_EVERY` chunks the client waits until the server has read everything, then 1 ms
+ * more, so some reads wait on an empty connection and their timeouts do fire: with plain sends
+ * on loopback (no zero-copy notification to wait for) the client outran a 777-byte-per-read
+ * server for a whole run and not one timeout fired (the test then proves nothing).
  */
 const raceScenario = (
   take: (c: Connection.Connection) => Effect.Effect<Option.Option<Option.Option<Uint8Array>>, unknown>
 ) =>
   Effect.gen(function*() {
     const l = yield* Tcp.listen({ port: 0 })
+    const progress = { got: 0 }
     const server = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
       const c = yield* l.accept
       const h = createHash("sha256")
@@ -54,16 +60,22 @@ const raceScenario = (
         if (Option.isNone(r.value)) break
         h.update(r.value.value)
         got += r.value.value.length
+        progress.got = got
       }
       return { got, hash: h.digest("hex"), timeouts }
     })))
     const c = yield* Tcp.connect({ host: "127.0.0.1", port: portOf(l) })
     const h = createHash("sha256")
     let sent = 0
+    let n = 0
     for (const b of chunks(TOTAL, 9)) {
       h.update(b)
       sent += b.length
       yield* c.send(b)
+      if (++n % SYNC_EVERY === 0) {
+        while (progress.got < sent) yield* Effect.sleep("1 millis")
+        yield* Effect.sleep("1 millis")
+      }
     }
     yield* c.shutdownWrite
     const r = yield* Fiber.join(server)

@@ -7,13 +7,13 @@ import * as Socket from "@effect/platform/Socket"
 import * as SocketServer from "@effect/platform/SocketServer"
 import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Effect, Exit, Fiber, Queue, Scope, Stream } from "effect"
+import { Cause, Chunk, Deferred, Effect, Exit, Fiber, Queue, Scope, Stream, Supervisor } from "effect"
 import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { RinglineSocket, RinglineSocketServer, Tcp } from "../src/index.js"
-import { closedPort, exchange, nodeServer, random, withRing } from "./helpers.js"
+import { closedPort, exchange, nodeClient, nodeServer, random, withRing } from "./helpers.js"
 
 const MiB = 1024 * 1024
 
@@ -351,6 +351,58 @@ describe("run without a fiber per chunk (pushed reads, writes queued by run itse
       const exit = yield* Queue.take(exits)
       expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
       expect(String(Cause.squash((exit as Exit.Failure<void, unknown>).cause))).toContain("sync boom")
+    })))
+
+  it.live("a forked effect's failure ends run at once; the effects still running are interrupted", () =>
+    withRing(Effect.gen(function*() {
+      const server = yield* RinglineSocketServer.make({ port: 0 })
+      const exits = yield* Queue.unbounded<Exit.Exit<void, unknown>>()
+      const firstRunning = yield* Deferred.make<void>()
+      const firstInterrupted = yield* Deferred.make<void>()
+      yield* serve(server, (socket) =>
+        Effect.flatMap(Effect.exit(socket.run((chunk) =>
+          chunk[0] === 1
+            // Forked and never ending on its own.
+            ? Effect.zipRight(Deferred.succeed(firstRunning, undefined), Effect.never).pipe(
+              Effect.onInterrupt(() => Deferred.succeed(firstInterrupted, undefined))
+            )
+            : Effect.fail("bad chunk")
+        )), (exit) => Queue.offer(exits, exit)))
+      const s = yield* Effect.promise(() => nodeClient(tcpPort(server)))
+      const closed = new Promise<void>((r) => s.on("close", () => r()))
+      s.on("error", () => {})
+      s.write(Buffer.from([1]))
+      yield* Deferred.await(firstRunning)
+      s.write(Buffer.from([2]))
+      const exit = yield* Queue.take(exits)
+      expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toBe("bad chunk")
+      yield* Deferred.await(firstInterrupted)
+      // run's end closes the connection.
+      yield* Effect.promise(() => closed)
+    })))
+
+  it.live("an idle connection costs its handler's fiber only: no fiber reading, none per chunk", () =>
+    withRing(Effect.gen(function*() {
+      const server = yield* RinglineSocketServer.make({ port: 0 })
+      const supervisor = yield* Supervisor.track
+      yield* Effect.forkScoped(Effect.supervised(server.run(echoHandler), supervisor))
+      // The accept loop is running and waiting.
+      yield* Effect.sleep("50 millis")
+      const before = (yield* supervisor.value).length
+      const clients: Array<net.Socket> = []
+      for (let i = 0; i < 5; i++) {
+        const s = yield* Effect.promise(() => nodeClient(tcpPort(server)))
+        s.on("error", () => {})
+        clients.push(s)
+        // Proven with a 1-byte echo, then idle.
+        yield* Effect.promise(() => new Promise<void>((r) => {
+          s.once("data", () => r())
+          s.write(Buffer.from([i]))
+        }))
+      }
+      const after = (yield* supervisor.value).length
+      for (const s of clients) s.destroy()
+      expect(after - before).toBe(5)
     })))
 
   it.live("write(chunk) returned to run after the writer's release fails run with reason Write", () =>

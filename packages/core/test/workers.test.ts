@@ -139,7 +139,7 @@ describe("RinglineWorkers", () => {
       })), { timeout: 120_000 })
   }
 
-  it.live("worker channel: notifications (64-bit) and mailbox bodies arrive in order, with the main thread blocked; typed errors", () =>
+  it.live("worker channel: notifications (64-bit) and mailbox bodies arrive in order, with the main thread blocked; typed errors; an interrupted receive takes nothing", () =>
     Effect.scoped(Effect.gen(function*() {
       const results = new Int32Array(new SharedArrayBuffer(32))
       const rounds = 300
@@ -155,7 +155,7 @@ describe("RinglineWorkers", () => {
       expect(Atomics.wait(results, 2, 0, 60_000)).not.toBe("timed-out")
       expect(Atomics.wait(results, 5, 0, 60_000)).not.toBe("timed-out")
       expect(Date.now() - blocked).toBeGreaterThan(0)
-      expect(Array.from(results.subarray(0, 6))).toEqual([rounds, rounds, 1, 2, 1, 1])
+      expect(Array.from(results.subarray(0, 7))).toEqual([rounds, rounds, 1, 2, 1, 1, 1])
     })), { timeout: 120_000 })
 })
 
@@ -248,6 +248,20 @@ describe("pnpm run echo --workers", () => {
     expect(await exited).toBe(0)
     expect(stderr()).toMatch(/^ringline: accepted=1 /m)
     expect(stderr()).not.toMatch(/ringline worker/)
+  }, 60_000)
+
+  const twoCpus = (readFileSync("/proc/self/status", "utf8").match(/Cpus_allowed_list:\s*(\S+)/)?.[1] ?? "") === "0-1"
+  if (!twoCpus) console.log("SKIP --no-pin test: it compares pinned and unpinned workers on a process allowed CPUs 0-1 exactly")
+  it.skipIf(!twoCpus)("prints its workers' thread ids; pinned to CPU 0 and 1, or left to the scheduler with --no-pin", async () => {
+    for (const [extra, want] of [[[], ["0", "1"]], [["--no-pin"], ["0-1", "0-1"]]] as const) {
+      const { child, exited, stderr } = await start(["--workers", "2", ...extra])
+      while (!/thread ids [\d,]+\n/.test(stderr())) await new Promise((r) => setTimeout(r, 20))
+      const tids = /thread ids ([\d,]+)\n/.exec(stderr())![1]!.split(",")
+      const allowed = tids.map((tid) => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${child.pid}/task/${tid}/status`, "utf8"))![1])
+      expect(allowed).toEqual(want)
+      child.kill("SIGTERM")
+      expect(await exited).toBe(0)
+    }
   }, 60_000)
 
   it("rejects --workers 0", async () => {

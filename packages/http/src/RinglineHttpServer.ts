@@ -14,6 +14,7 @@ import * as Server from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import type * as Path from "@effect/platform/Path"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type { Listener } from "@ringline/core"
 import { Ringline } from "@ringline/core"
 import type { Tls } from "@ringline/tls"
 import type { RinglineConfigError, RinglineUnavailable } from "@ringline/core/RinglineError"
@@ -66,6 +67,13 @@ export interface Options {
    * Not with `reusePort`.
    */
   readonly tls?: Tls.ServerOptions | undefined
+  /**
+   * Serve the connections of this listener instead of binding one, e.g. a worker's share of a
+   * `RinglineWorkers` set's port: `listen: (yield* RinglineWorkers.WorkerContext).listen` (its
+   * own SO_REUSEPORT socket, or the connections the acceptor hands it). Acquired when the Layer
+   * is built, in the server's scope. Not with `host`, `port`, `backlog`, `reusePort` or `tls`.
+   */
+  readonly listen?: Effect.Effect<Listener.Listener, unknown, Ringline.Ringline | Scope.Scope> | undefined
 }
 
 /**
@@ -110,7 +118,6 @@ export const layerContext: Layer.Layer<
  * ```ts
  * import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
  * import { Ringline } from "@ringline/core"
-import type { Tls } from "@ringline/tls"
  * import { RinglineHttpServer } from "@ringline/http"
  * import { Layer } from "effect"
  *

@@ -143,18 +143,17 @@ export const nodeRequest = (
   })
 
 /**
- * Starts the HTTP demo (`pnpm run http`) with `args` on a free port, waits for its banner and
- * answers the port and `stop`, which sends SIGTERM and answers the exit code. The child is killed
- * when the scope closes.
+ * Starts the HTTP demo (`pnpm run http`, or another `script` taking `--port`) with `args` on a free
+ * port, waits for its "listening on" banner and answers the port, `stop` (SIGTERM, answers the
+ * exit code) and `output` (its stdout so far). The child is killed when the scope closes.
  */
-export const startDemo = (args: ReadonlyArray<string>) =>
+export const startDemo = (args: ReadonlyArray<string>, script = new URL("../dist/bin/http.js", import.meta.url).pathname) =>
   Effect.gen(function*() {
-    const bin = new URL("../dist/bin/http.js", import.meta.url).pathname
-    const child = spawn(process.execPath, [bin, "--port", "0", ...args], { stdio: ["ignore", "pipe", "inherit"] })
+    const child = spawn(process.execPath, [script, "--port", "0", ...args], { stdio: ["ignore", "pipe", "inherit"] })
     yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+    let out = ""
     const port = yield* Effect.promise(() =>
       new Promise<number>((resolve, reject) => {
-        let out = ""
         child.stdout!.on("data", (d: Buffer) => {
           out += d.toString()
           const m = /listening on [^:]+:(\d+)/.exec(out)
@@ -169,5 +168,7 @@ export const startDemo = (args: ReadonlyArray<string>) =>
         child.kill("SIGTERM")
       })
     )
-    return { port, stop }
+    /** Everything the program printed on stdout so far. */
+    const output = () => out
+    return { port, stop, output }
   })

@@ -51,7 +51,10 @@ describe("RinglineHttpServer options", () => {
           ["keepAliveTimeout", { keepAliveTimeout: Infinity }],
           ["bodyTimeout", { bodyTimeout: 0 }],
           ["bodyTimeout", { bodyTimeout: "later" }],
-          ["shutdownTimeout", { shutdownTimeout: NaN }]
+          ["shutdownTimeout", { shutdownTimeout: NaN }],
+          ["listen", { listen: "not an Effect" }],
+          // `listen` serves a listener bound already: `port` (given in every case here) conflicts.
+          ["port", { listen: Effect.never }]
         ]
         for (const [field, options] of cases) {
           const exit = yield* Effect.exit(Effect.scoped(Layer.build(

@@ -122,13 +122,21 @@ export interface ServerOptions extends CommonOptions, ServerCredentials {
  * @since 0.1.0
  * @category models
  */
-export interface ListenOptions extends ServerOptions {
+export interface BindOptions {
   /** Default `127.0.0.1`. */
   readonly host?: string
   /** 0 (default) picks a free port. */
   readonly port?: number
   readonly backlog?: number
 }
+
+/**
+ * Where to listen, and either the server options or a context built by {@link serverContext}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ListenOptions = BindOptions & (ServerOptions | { readonly context: ServerContext })
 
 /**
  * @since 0.1.0
@@ -220,7 +228,7 @@ const timeoutOf = (options: CommonOptions): Effect.Effect<Duration.Duration, Tls
 }
 
 /** A server context (and one per SNI name); checked once, shared by every connection. */
-const serverContext = (options: ServerOptions) =>
+const serverContextOf = (options: ServerOptions) =>
   Effect.gen(function*() {
     if (options.cert === undefined) return yield* new TlsConfigError({ field: "cert", detail: "is required" })
     if (options.key === undefined) return yield* new TlsConfigError({ field: "key", detail: "is required" })
@@ -252,22 +260,27 @@ const clientContext = (options: ClientOptions) =>
     const minVersion = yield* version("minVersion", options.minVersion)
     const maxVersion = yield* version("maxVersion", options.maxVersion)
     const ca = list(options.ca)
+    const cert = options.cert === undefined ? undefined : text(options.cert)
+    const key = options.key === undefined ? undefined : text(options.key)
+    const verify = options.rejectUnauthorized === false ? 0 : 1
+    // Looked up before the root store is copied into the options: a cache hit (every connect
+    // after the first) costs only this key.
+    const cacheKey = JSON.stringify([ca, options.alpn, minVersion, maxVersion, cert, key, verify])
+    const cached = clientContexts.get(cacheKey)
+    if (cached !== undefined) return cached
     const o: Native.TlsContextOptions = {
       server: false,
       ca: [...rootCertificates, ...ca],
       ...(options.alpn === undefined ? {} : { alpn: options.alpn }),
       ...(minVersion === undefined ? {} : { minVersion }),
       ...(maxVersion === undefined ? {} : { maxVersion }),
-      ...(options.cert === undefined ? {} : { cert: text(options.cert) }),
-      ...(options.key === undefined ? {} : { key: text(options.key) }),
-      verify: options.rejectUnauthorized === false ? 0 : 1
+      ...(cert === undefined ? {} : { cert }),
+      ...(key === undefined ? {} : { key }),
+      verify
     }
-    const key = JSON.stringify([ca, o.alpn, minVersion, maxVersion, o.cert, o.key, o.verify])
-    const cached = clientContexts.get(key)
-    if (cached !== undefined) return cached
     const ctx = yield* makeContext(options.cert !== undefined ? "cert" : "ca", o)
     if (clientContexts.size > 64) clientContexts.clear()
-    clientContexts.set(key, ctx)
+    clientContexts.set(cacheKey, ctx)
     return ctx
   })
 
@@ -326,10 +339,77 @@ const clientSession = (host: string, port: number | undefined, options: ClientOp
   }
 }
 
-const serverOf = (options: ServerOptions) =>
-  Effect.all({ context: serverContext(options), timeout: timeoutOf(options) }).pipe(
-    Effect.tap(({ context }) => ticketKeys(context, options))
+/**
+ * Brands a {@link ServerContext}.
+ *
+ * @since 0.1.0
+ * @category symbols
+ */
+export const ServerContextTypeId: unique symbol = Symbol.for("@ringline/tls/ServerContext")
+
+/**
+ * A checked, reusable server configuration (certificates, SNI, ALPN, versions, ticket keys,
+ * handshake timeout) from {@link serverContext}. Every connection handshaken with it shares one
+ * OpenSSL context: certificates and keys are parsed once, and a session issued on one connection
+ * resumes on the others (one ticket key).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerContext {
+  readonly [ServerContextTypeId]: {
+    readonly native: Native.TlsContext
+    readonly timeout: Duration.Duration
+  }
+}
+
+const serverOf = (options: ServerOptions): Effect.Effect<ServerContext, TlsConfigError, Scope.Scope> =>
+  Effect.all({ native: serverContextOf(options), timeout: timeoutOf(options) }).pipe(
+    Effect.tap(({ native }) => ticketKeys(native, options)),
+    Effect.map((c) => ({ [ServerContextTypeId]: c }))
   )
+
+/**
+ * Builds a server configuration once, to hand to {@link upgrade} (`{ side: "server", context }`)
+ * or {@link listen} (`{ context }`) for any number of connections: building one parses the
+ * certificates and keys (and each SNI pair), which costs far more than a handshake, so code that
+ * upgrades connections one by one (STARTTLS, a worker's `serve`) should build it once. Without
+ * `ticketKeys`, the generated ticket key rotates (`ticketKeyRotation`) until the scope closes;
+ * after that the context still works (its last keys stay valid), only the rotation has stopped.
+ *
+ * @example
+ * ```ts
+ * const context = yield* Tls.serverContext({ cert, key, alpn: ["echo"] })
+ * yield* listener.serve((conn) =>
+ *   Effect.zipRight(Tls.upgrade(conn, { side: "server", context }), echo(conn)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serverContext = (options: ServerOptions): Effect.Effect<ServerContext, TlsConfigError, Scope.Scope> =>
+  serverOf(options)
+
+const isServerContext = (u: unknown): u is ServerContext =>
+  typeof u === "object" && u !== null && ServerContextTypeId in u
+
+/** What a ServerContext fixes: given next to one, they would be ignored. */
+const serverOptionKeys = [
+  "cert", "key", "ca", "alpn", "sni", "requestCert", "minVersion", "maxVersion", "handshakeTimeout",
+  "sessionTickets", "ticketKeys", "ticketKeyRotation"
+] as const
+
+/** The context given, or one built from the options (its rotation, if any, bound to the scope). */
+const contextOf = (options: ServerOptions | { readonly context: ServerContext }) => {
+  if (!("context" in options) || options.context === undefined) return serverOf(options as ServerOptions)
+  if (!isServerContext(options.context)) {
+    return Effect.fail(new TlsConfigError({ field: "context", detail: "must come from Tls.serverContext" }))
+  }
+  const both = serverOptionKeys.find((k) => (options as Record<string, unknown>)[k] !== undefined)
+  return both === undefined
+    ? Effect.succeed(options.context)
+    : Effect.fail(new TlsConfigError({ field: both, detail: "is fixed by the given context (give one or the other)" }))
+}
 
 /**
  * A fresh random session-ticket key (16 bytes name, 32 bytes HMAC key, 32 bytes AES key).
@@ -404,7 +484,7 @@ export const listen = (
   options: ListenOptions
 ): Effect.Effect<Listener.Listener, SocketError | TlsConfigError, Ringline.Ringline | Scope.Scope> =>
   Effect.gen(function*() {
-    const { context, timeout } = yield* serverOf(options)
+    const { native: context, timeout } = (yield* contextOf(options))[ServerContextTypeId]
     const inner = yield* Tcp.listen({
       ...(options.host === undefined ? {} : { host: options.host }),
       ...(options.port === undefined ? {} : { port: options.port }),
@@ -533,6 +613,7 @@ const splitTarget = (target: string): { host: string; port: number | undefined }
 export type UpgradeOptions =
   | ({ readonly side: "client"; readonly host: string } & ClientOptions)
   | ({ readonly side: "server" } & ServerOptions)
+  | { readonly side: "server"; readonly context: ServerContext }
 
 /**
  * STARTTLS: turns an open plaintext connection into a TLS one (after, e.g., an SMTP `STARTTLS`
@@ -548,8 +629,12 @@ export const upgrade = (
   options: UpgradeOptions
 ): Effect.Effect<void, TlsHandshakeError | TlsConfigError> =>
   options.side === "server"
-    // One connection: its ticket key need not rotate (the scope ends the rotation fiber at once).
-    ? Effect.flatMap(Effect.scoped(serverOf(options)), ({ context, timeout }) => serverHandshake(connection, context, timeout))
+    // Built from options, the context serves one connection: its ticket key need not rotate (the
+    // scope ends the rotation fiber at once). Many upgrades should share a `serverContext`.
+    ? Effect.flatMap(Effect.scoped(contextOf(options)), (c) => {
+      const { native: context, timeout } = c[ServerContextTypeId]
+      return serverHandshake(connection, context, timeout)
+    })
     : Effect.gen(function*() {
       const context = yield* clientContext(options)
       const timeout = yield* timeoutOf(options)

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Socket from "@effect/platform/Socket"
 import { Connection, RinglineTesting, Tcp } from "@ringline/core"
-import { Duration, Effect, Option } from "effect"
+import { Duration, Effect, Fiber, Option } from "effect"
 import * as net from "node:net"
 import * as tls from "node:tls"
 import { Tls, TlsSocketServer } from "../src/index.js"
@@ -127,5 +127,73 @@ describe("session tickets", () => {
       // b issued a fresh ticket under its newest key, unknown to c: a full handshake, which works.
       expect(yield* resumed(c)).toBe(false)
       expect(yield* resumed(c)).toBe(true)
+    })))
+})
+
+describe("Tls.serverContext", () => {
+  it.live("one context shared by upgrades and listeners: a session resumes across them; per-upgrade options do not share", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      // No ticketKeys: each context makes its own random key, so a resumption proves that two
+      // connections used the same context.
+      const context = yield* Tls.serverContext({ cert: p.cert, key: p.key })
+      const plain = yield* Tcp.listen({ port: 0 })
+      const upgradeEcho = (options: Tls.UpgradeOptions) =>
+        Effect.forkScoped(plain.serve((conn) =>
+          Effect.zipRight(
+            Tls.upgrade(conn, options),
+            Effect.flatMap(conn.recv, (chunk) => conn.send(Option.getOrThrow(chunk)))
+          )
+        ))
+      let resumeKey = 0
+      const resumedTwice = (target: string) =>
+        Effect.gen(function*() {
+          const key = `ctx-${++resumeKey}`
+          const once = Effect.scoped(Effect.gen(function*() {
+            const conn = yield* Tls.connect(target, { ca: p.ca, servername: "localhost", resume: key })
+            yield* conn.send(enc("t"))
+            expect(dec(Option.getOrThrow(yield* conn.recv))).toBe("t") // the tickets come with it
+            return Option.getOrThrow(Tls.info(conn)).resumed
+          }))
+          return [yield* once, yield* once]
+        })
+      const target = `127.0.0.1:${portOf(plain)}`
+      const shared = yield* upgradeEcho({ side: "server", context })
+      expect(yield* resumedTwice(target)).toEqual([false, true])
+      yield* Fiber.interrupt(shared)
+      // The control: the same certificate as options builds a context (and a key) per upgrade.
+      const perConnection = yield* upgradeEcho({ side: "server", cert: p.cert, key: p.key })
+      expect(yield* resumedTwice(target)).toEqual([false, false])
+      yield* Fiber.interrupt(perConnection)
+      // Two listeners on one context: a session from one resumes on the other.
+      const listenOn = Effect.gen(function*() {
+        const l = yield* Tls.listen({ port: 0, context })
+        yield* Effect.forkScoped(l.serve((c) => Effect.flatMap(c.recv, (chunk) => c.send(Option.getOrThrow(chunk)))))
+        return `127.0.0.1:${portOf(l)}`
+      })
+      const a = yield* listenOn
+      const b = yield* listenOn
+      const once = (t: string) =>
+        Effect.scoped(Effect.gen(function*() {
+          const conn = yield* Tls.connect(t, { ca: p.ca, servername: "localhost", resume: "two-listeners" })
+          yield* conn.send(enc("t"))
+          yield* conn.recv
+          return Option.getOrThrow(Tls.info(conn)).resumed
+        }))
+      expect(yield* once(a)).toBe(false)
+      expect(yield* once(b)).toBe(true)
+    })))
+
+  it.live("bad options fail when the context is built; a forged context, or options next to a context, are rejected naming the field", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      const e = yield* Effect.flip(Tls.serverContext({ cert: p.cert, key: "not a key" }))
+      expect(e).toMatchObject({ _tag: "TlsConfigError", field: "cert" })
+      const forged = { context: {} as Tls.ServerContext }
+      expect(yield* Effect.flip(Tls.listen({ port: 0, ...forged }))).toMatchObject({ _tag: "TlsConfigError", field: "context" })
+      // Options next to a context would be silently ignored: refused, naming the option.
+      const context = yield* Tls.serverContext({ cert: p.cert, key: p.key })
+      const both = { context, alpn: ["h2"] } as Tls.ListenOptions
+      expect(yield* Effect.flip(Tls.listen({ port: 0, ...both }))).toMatchObject({ _tag: "TlsConfigError", field: "alpn" })
     })))
 })

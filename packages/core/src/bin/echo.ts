@@ -2,7 +2,7 @@
 /**
  * The io_uring echo server: `pnpm run echo --port <p> [--host <h>] [--mode stream|parse]`
  * `[--tls-cert cert.pem --tls-key key.pem [--alpn echo]]` (TLS through @ringline/tls)
- * `[--workers N [--acceptor]]` (with TLS too: every worker does its own handshakes).
+ * `[--workers N [--acceptor] [--no-pin]]` (with TLS too: every worker does its own handshakes).
  *
  * Every byte received is sent back in order; when the client half-closes, the server finishes
  * sending and then closes. SIGINT/SIGTERM stop it cleanly (connections drained, exit code 0).
@@ -10,7 +10,8 @@
  * The driver reads its configuration from RINGLINE_* environment variables (see RinglineConfig).
  * `--workers N` (N > 1, or with `--acceptor`) serves on N pinned worker threads (RinglineWorkers):
  * SO_REUSEPORT listeners, or with `--acceptor` one accepting ring handing connections out; the
- * shutdown summary then has one line per worker.
+ * shutdown summary then has one line per worker. `--no-pin` leaves the workers' threads to the
+ * scheduler (RinglineWorkers `pin: false`).
  */
 import { Effect, type Scope } from "effect"
 import { parseArgs } from "node:util"
@@ -35,7 +36,8 @@ const { values } = parseArgs({
     "tls-key": { type: "string" },
     alpn: { type: "string" },
     workers: { type: "string", default: "1" },
-    acceptor: { type: "boolean", default: false }
+    acceptor: { type: "boolean", default: false },
+    "no-pin": { type: "boolean", default: false }
   }
 })
 const port = Number(values.port)
@@ -113,12 +115,15 @@ const multi = Effect.gen(function*() {
     module: new URL("./echoWorker.js", import.meta.url),
     workers,
     mode: values.acceptor ? "acceptor" : "reusePort",
+    pin: !values["no-pin"],
     host: values.host,
     port,
     data
   })
   console.log(`listening on ${Address.format(yield* set.address)}${suffix}`)
-  console.error(`ringline: ${workers} workers (${set.mode})`)
+  // The thread ids let a benchmark tell the workers' CPU time from V8's and libuv's threads.
+  const tids = (yield* set.workers).map((w) => w.tid)
+  console.error(`ringline: ${workers} workers (${set.mode}), thread ids ${tids.join(",")}`)
   // Per-worker counters, taken while the workers still run (the drain follows this finalizer).
   yield* Effect.addFinalizer(() =>
     Effect.flatMap(set.stats, (s) =>

@@ -10,15 +10,19 @@ import { echo } from "../internal/echo.js"
 // consumed; -1 marks end of stream.
 const echoParser: Connection.Parser<number> = (bytes) => Connection.done(bytes.length, bytes.length === 0 ? -1 : bytes.length)
 
-const viaParse = (conn: Connection.Connection) =>
-  Effect.gen(function*() {
-    const parse: Connection.Parser<number> = (bytes) => {
-      conn.unsafeWrite(bytes)
-      return echoParser(bytes)
-    }
-    while ((yield* conn.read(parse)) >= 0) yield* conn.writable
-    yield* conn.shutdownWrite
-  })
+// A module-level generator run with the connection as `this` (see ../internal/echo.ts); the
+// parser is made per connection since it writes to its connection.
+function* parseBody(this: Connection.Connection) {
+  const conn = this
+  const parse: Connection.Parser<number> = (bytes) => {
+    conn.unsafeWrite(bytes)
+    return echoParser(bytes)
+  }
+  while ((yield* conn.read(parse)) >= 0) yield* conn.writable
+  yield* conn.shutdownWrite
+}
+
+const viaParse = (conn: Connection.Connection) => Effect.gen(conn, parseBody)
 
 export const echoHandlers: Record<string, (conn: Connection.Connection) => Effect.Effect<void, unknown>> = {
   stream: echo,

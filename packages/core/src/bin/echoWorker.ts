@@ -2,9 +2,10 @@
  * The worker program of `pnpm run echo --workers N`: the demo's echo handler on this worker's
  * share of the port (bin/echo.ts launches it with RinglineWorkers). `data.mode` picks the
  * handler as `--mode` does; with `data.tls` every connection is a TLS server connection, its
- * handshake done on this worker's ring (Tls.upgrade) before the echo starts.
+ * handshake done on this worker's ring (Tls.upgrade, with one server context per worker) before
+ * the echo starts.
  */
-import { Effect } from "effect"
+import { Effect, type Scope } from "effect"
 import { echo } from "../internal/echo.js"
 import * as RinglineWorkers from "../RinglineWorkers.js"
 import { echoHandlers } from "./echoHandlers.js"
@@ -23,8 +24,10 @@ export default Effect.gen(function*() {
   const tls = data.tls
   if (tls === undefined) return yield* RinglineWorkers.serve((conn) => Effect.ignore(handler(conn)))
   const Tls = yield* loadTls
+  // One context per worker: certificate and key parsed once, not per connection.
+  const context = yield* (Tls.serverContext(tls) as Effect.Effect<unknown, unknown, Scope.Scope>).pipe(Effect.orDie)
   // A failed handshake has closed the connection already (Tls.upgrade): nothing to echo.
   return yield* RinglineWorkers.serve((conn) =>
-    Effect.ignore(Effect.zipRight(Tls.upgrade(conn, { side: "server", ...tls }) as Effect.Effect<void, unknown>, handler(conn)))
+    Effect.ignore(Effect.zipRight(Tls.upgrade(conn, { side: "server", context }) as Effect.Effect<void, unknown>, handler(conn)))
   )
 })

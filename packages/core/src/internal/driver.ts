@@ -40,6 +40,7 @@ export interface DriverCounters {
   enobufs: number
   sendPoolExhausted: number
   zeroCopySends: number
+  zeroCopyCopied: number
   vectoredSends: number
   chains: number
   backpressurePauses: number
@@ -122,6 +123,7 @@ export class Driver {
     enobufs: 0,
     sendPoolExhausted: 0,
     zeroCopySends: 0,
+    zeroCopyCopied: 0,
     vectoredSends: 0,
     chains: 0,
     backpressurePauses: 0,

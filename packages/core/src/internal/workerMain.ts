@@ -12,19 +12,20 @@
  *                  { type: "stats", id, stats, errors }
  *                  { type: "done", ok, cause? }   the program ended (drained, failed, or returned)
  */
-import { Cause, Deferred, Effect, Exit, FiberId, Queue } from "effect"
+import { Cause, Deferred, Effect, Exit, FiberId } from "effect"
 import type { Scope } from "effect"
 import { parentPort, workerData } from "node:worker_threads"
 import * as Addr from "../Address.js"
 import type { Listener } from "../Listener.js"
 import * as Ringline from "../Ringline.js"
 import type { RinglineConfig } from "../RinglineConfig.js"
-import { WorkerChannelError, WorkerContext, type WorkerMessage } from "../RinglineWorkers.js"
+import { WorkerChannelError, WorkerContext } from "../RinglineWorkers.js"
 import type { OpOwner } from "./driver.js"
 import { Inbox } from "./inbox.js"
 import { Mailboxes } from "./mailbox.js"
 import { fromOf, joinU64, Kind, kindOf, splitU64, stageData } from "./msgRing.js"
 import { load } from "./native.js"
+import { WorkerMessages } from "./workerMessages.js"
 import { errnoName } from "./errno.js"
 
 export interface WorkerInit {
@@ -58,9 +59,7 @@ const run = Effect.gen(function*() {
   const ringFds = new Int32Array(init.ringFds)
   const loads = new Int32Array(init.load)
   const mailboxes = new Mailboxes(init.mailbox, init.count, init.mailboxBytes)
-  // Notifications, and markers saying "a body from worker `from` is in the mailbox": the body is
-  // copied out only when the program takes it, so an unread mailbox fills and senders notice.
-  const messages = yield* Queue.unbounded<WorkerMessage | { readonly _tag: "BodyWaiting"; readonly from: number }>()
+  const messages = new WorkerMessages(mailboxes, init.id)
   const inbox = new Inbox(driver, (delta) => Atomics.add(loads, init.id, delta))
 
   // Messages from other rings: handed connections, notifications, mailbox wake-ups.
@@ -68,8 +67,8 @@ const run = Effect.gen(function*() {
     const kind = kindOf(lo)
     const from = fromOf(lo)
     if (kind === Kind.Fd) inbox.arrive(res)
-    else if (kind === Kind.Notify) Queue.unsafeOffer(messages, { _tag: "Notify", from, payload: joinU64(hi, res) })
-    else if (kind === Kind.Body && from < init.count) Queue.unsafeOffer(messages, { _tag: "BodyWaiting", from })
+    else if (kind === Kind.Notify) messages.offer({ _tag: "Notify", from, payload: joinU64(hi, res) })
+    else if (kind === Kind.Body && from < init.count) messages.bodyWaiting(from)
   }
   Atomics.store(ringFds, init.id, driver.ring.info().ringFd)
   // Before the ring exits, so that nobody targets a closed (or reused) fd.
@@ -117,9 +116,9 @@ const run = Effect.gen(function*() {
       }
       stageData(driver, owner, 0, fd, kind, init.id, hi, res)
     })
-  const checkTo = (to: number) =>
+  const noSuchWorker = (to: number) =>
     Number.isInteger(to) && to >= 0 && to < init.count
-      ? Effect.void
+      ? undefined
       : Effect.fail(new WorkerChannelError({ reason: "NoSuchWorker", to, detail: `workers are 0..${init.count - 1}` }))
 
   const context: WorkerContext = {
@@ -132,35 +131,33 @@ const run = Effect.gen(function*() {
     reportListening: Effect.flatMap(Deferred.await(sharedPort), reportListening),
     port: Deferred.await(sharedPort),
     notify: (to, payload) =>
-      Effect.zipRight(
-        checkTo(to),
-        Effect.suspend(() => {
-          if (to === init.id) return Queue.offer(messages, { _tag: "Notify", from: to, payload: BigInt.asUintN(64, payload) })
-          const [hi, lo] = splitU64(payload)
-          return deliver(to, Kind.Notify, hi, lo)
-        })
-      ),
+      Effect.suspend(() => {
+        const bad = noSuchWorker(to)
+        if (bad !== undefined) return bad
+        if (to === init.id) {
+          messages.offer({ _tag: "Notify", from: to, payload: BigInt.asUintN(64, payload) })
+          return Effect.void
+        }
+        const [hi, lo] = splitU64(payload)
+        return deliver(to, Kind.Notify, hi, lo)
+      }),
     send: (to, body) =>
-      Effect.zipRight(
-        checkTo(to),
-        Effect.suspend(() => {
-          if (body.length > mailboxes.maxBody) {
-            return Effect.fail(new WorkerChannelError({ reason: "TooLarge", to, detail: `${body.length} bytes; the most is ${mailboxes.maxBody} (mailboxBytes / 2 - 4)` }))
-          }
-          if (to === init.id) return Queue.offer(messages, { _tag: "Body", from: to, body: body.slice() })
-          if (!mailboxes.put(init.id, to, body)) {
-            return Effect.fail(new WorkerChannelError({ reason: "MailboxFull", to, detail: `its mailbox from worker ${init.id} has no room for ${body.length} bytes` }))
-          }
-          return deliver(to, Kind.Body, 0, 0)
-        })
-      ),
-    receive: Effect.suspend(function loop(): Effect.Effect<WorkerMessage> {
-      return Effect.flatMap(Queue.take(messages), (m) => {
-        if (m._tag !== "BodyWaiting") return Effect.succeed(m)
-        const body = mailboxes.take(m.from, init.id)
-        return body === undefined ? loop() : Effect.succeed({ _tag: "Body", from: m.from, body })
-      })
-    })
+      Effect.suspend(() => {
+        const bad = noSuchWorker(to)
+        if (bad !== undefined) return bad
+        if (body.length > mailboxes.maxBody) {
+          return Effect.fail(new WorkerChannelError({ reason: "TooLarge", to, detail: `${body.length} bytes; the most is ${mailboxes.maxBody} (mailboxBytes / 2 - 4)` }))
+        }
+        if (to === init.id) {
+          messages.offer({ _tag: "Body", from: to, body: body.slice() })
+          return Effect.void
+        }
+        if (!mailboxes.put(init.id, to, body)) {
+          return Effect.fail(new WorkerChannelError({ reason: "MailboxFull", to, detail: `its mailbox from worker ${init.id} has no room for ${body.length} bytes` }))
+        }
+        return deliver(to, Kind.Body, 0, 0)
+      }),
+    receive: messages.receive
   }
 
   onMessage.stats = (id) =>

@@ -351,6 +351,7 @@ const publish = (s: WorkersStats, published: Map<string, Record<string, number>>
     [RinglineMetrics.enobufsParks, "enobufs", true],
     [RinglineMetrics.backpressurePauses, "backpressurePauses", true],
     [RinglineMetrics.zeroCopySends, "zeroCopySends", true],
+    [RinglineMetrics.zeroCopyCopied, "zeroCopyCopied", true],
     [RinglineMetrics.connectionsActive, "connections", false],
     [RinglineMetrics.inFlightOps, "inFlight", false]
   ]

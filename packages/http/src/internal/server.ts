@@ -39,6 +39,7 @@ export interface ServerOptions {
   readonly shutdownTimeout?: Duration.DurationInput | undefined
   readonly remoteAddress?: boolean | undefined
   readonly tls?: Tls.ServerOptions | undefined
+  readonly listen?: Effect.Effect<Listener.Listener, unknown, Ringline.Ringline | Scope.Scope> | undefined
 }
 
 /** A bad option: names the field and its rule. */
@@ -69,6 +70,13 @@ export const resolveOptions = (options: ServerOptions, maxBodyFromContext: numbe
     try: () => {
       if (options.tls !== undefined && options.reusePort !== undefined) {
         throw new ServerOptionError("reusePort", "is not available with tls (the TLS listener binds its own socket)")
+      }
+      if (options.listen !== undefined) {
+        if (!Effect.isEffect(options.listen)) throw new ServerOptionError("listen", "must be an Effect giving a Listener")
+        // The listener is bound already: options that say how to bind it would be ignored.
+        for (const field of ["host", "port", "backlog", "reusePort", "tls"] as const) {
+          if (options[field] !== undefined) throw new ServerOptionError(field, "is not available with listen (the listener is bound already)")
+        }
       }
       if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
         throw new ServerOptionError("port", `must be an integer in 0..65535, got ${String(options.port)}`)
@@ -111,7 +119,9 @@ export const make = (
     }
     // HTTPS: the TLS listener hands over connections after their handshake; ALPN offers
     // http/1.1 unless the options say otherwise (HTTP/2 is not served).
-    const listen: Effect.Effect<Listener.Listener, unknown, Ringline.Ringline | Scope.Scope> = options.tls !== undefined
+    const listen: Effect.Effect<Listener.Listener, unknown, Ringline.Ringline | Scope.Scope> = options.listen !== undefined
+      ? options.listen
+      : options.tls !== undefined
       ? Tls.listen({ ...options.tls, alpn: options.tls.alpn ?? ["http/1.1"], ...bind })
       : Tcp.listen({ ...bind, ...(options.reusePort !== undefined ? { reusePort: options.reusePort } : {}) })
     const listener = yield* listen.pipe(

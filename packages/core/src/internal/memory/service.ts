@@ -242,6 +242,7 @@ export const make = (
         sendPoolExhausted: 0,
         sendSlotsFree: 0,
         zeroCopySends: 0,
+        zeroCopyCopied: 0,
         vectoredSends: 0,
         chains: 0,
         buffersLent: 0,

@@ -19,7 +19,7 @@ import { type Driver, MAX_IOV, type OpOwner } from "../driver.js"
 import { Errno } from "../errno.js"
 import { MultishotRecv } from "../multishot.js"
 import { load } from "../native.js"
-import { CqeFlag, MSG_NOSIGNAL, putU64, SqeFlag } from "../ring/abi.js"
+import { CqeFlag, MSG_NOSIGNAL, NOTIF_USAGE_ZC_COPIED, putU64, SEND_ZC_REPORT_USAGE, SqeFlag } from "../ring/abi.js"
 import {
   prepFixedFdInstall,
   prepRecvMultishot,
@@ -195,7 +195,7 @@ export class RingWire implements Wire, OpOwner {
       const head = segs[0]!
       const addr = this.addressOf(head) + head.sent
       const len = head.len - head.sent
-      if (zc) prepSendZc(d, slot, this.fixed, addr, len, MSG_NOSIGNAL, 0, SqeFlag.FIXED_FILE)
+      if (zc) prepSendZc(d, slot, this.fixed, addr, len, MSG_NOSIGNAL, SEND_ZC_REPORT_USAGE, SqeFlag.FIXED_FILE)
       else prepSend(d, slot, this.fixed, addr, len, MSG_NOSIGNAL, SqeFlag.FIXED_FILE)
     } else {
       d.counters.vectoredSends++
@@ -213,7 +213,7 @@ export class RingWire implements Wire, OpOwner {
         putU64(words, v, this.addressOf(seg) + seg.sent)
         putU64(words, v + 2, seg.len - seg.sent)
       }
-      if (zc) prepSendmsgZc(d, slot, this.fixed, base, MSG_NOSIGNAL, SqeFlag.FIXED_FILE)
+      if (zc) prepSendmsgZc(d, slot, this.fixed, base, MSG_NOSIGNAL, SEND_ZC_REPORT_USAGE, SqeFlag.FIXED_FILE)
       else prepSendmsg(d, slot, this.fixed, base, MSG_NOSIGNAL, SqeFlag.FIXED_FILE)
     }
     this.sendSlot = slot
@@ -246,7 +246,13 @@ export class RingWire implements Wire, OpOwner {
 
   private onSend(slot: number, tag: number, res: number, flags: number): void {
     const segs = this.driver.holds[slot] as Array<Segment>
-    if (flags & CqeFlag.NOTIF) return this.sink.released(segs)
+    if (flags & CqeFlag.NOTIF) {
+      // The kernel says whether it copied after all (REPORT_USAGE): then zero-copy only cost a
+      // notification and page pinning on this route, and the channel stops using it.
+      const copied = (res & NOTIF_USAGE_ZC_COPIED) !== 0
+      if (copied) this.driver.counters.zeroCopyCopied++
+      return this.sink.released(segs, copied)
+    }
     this.sendSlot = -1
     const notifications = tag === TAG_SEND_ZC && (flags & CqeFlag.MORE) !== 0
     if (notifications) this.driver.counters.zeroCopySends++

@@ -39,7 +39,8 @@
  * memory until it reports them. `sink.sent(segments, res)` follows: `res` >= 0 bytes taken (maybe
  * fewer than asked, a short send: the channel continues from there), or -errno. With `zeroCopy`
  * the kernel may still read the memory after `sent`: `sink.sent(segments, res, true)` says
- * notifications follow, one `sink.released(segments)` per such send once the memory is free.
+ * notifications follow, one `sink.released(segments, copied)` per such send once the memory is
+ * free; `copied` when the kernel copied the bytes after all (zero-copy bought nothing there).
  * `sendChain(segments, count)` (optional: a wire without it gets ordinary sends) submits linked
  * sends that run back to back, each segment whole; `sink.chainLink(segment, res)` reports each
  * link, in order. `cancelSend()` stops the send or chain in flight (its completion still comes).
@@ -109,8 +110,11 @@ export interface WireSink {
   receiveStopped(): void
   /** The send of `segments[0..count)` completed: `res` bytes taken, or -errno. */
   sent(segments: ReadonlyArray<Segment>, res: number, notifications: boolean): void
-  /** A zero-copy send's memory is free again (one call per send that announced notifications). */
-  released(segments: ReadonlyArray<Segment>): void
+  /**
+   * A zero-copy send's memory is free again (one call per send that announced notifications);
+   * `copied`: the kernel copied the bytes anyway (loopback, a device without scatter-gather).
+   */
+  released(segments: ReadonlyArray<Segment>, copied: boolean): void
   /** One link of a chain completed: `res` bytes of `segment`, or -errno (-ECANCELED after a failed link). */
   chainLink(segment: Segment, res: number): void
   /** Every op of this connection is over and the socket is closed. */

@@ -99,6 +99,13 @@ export const SetupFlag = {
 /** sqe->ioprio of ACCEPT / RECV: IORING_ACCEPT_MULTISHOT, IORING_RECV_MULTISHOT. */
 export const IOPRIO_ACCEPT_MULTISHOT = 1 << 0
 export const IOPRIO_RECV_MULTISHOT = 1 << 1
+/**
+ * sqe->ioprio of SEND_ZC / SENDMSG_ZC: IORING_SEND_ZC_REPORT_USAGE (Linux 6.2; liburing 2.3's
+ * header predates it). The notification CQE's res then carries IORING_NOTIF_USAGE_ZC_COPIED
+ * (bit 31) when the kernel copied the data after all (loopback, a device without scatter-gather).
+ */
+export const SEND_ZC_REPORT_USAGE = 1 << 3
+export const NOTIF_USAGE_ZC_COPIED = 1 << 31
 /** sqe->file_index asking the kernel to pick a free fixed-file slot (IORING_FILE_INDEX_ALLOC). */
 export const FILE_INDEX_ALLOC = 0xffffffff | 0
 /** sqe->fsync_flags: IORING_FSYNC_DATASYNC. */

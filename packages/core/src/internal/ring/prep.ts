@@ -266,9 +266,12 @@ export const prepSendZc = (
 export const prepSendmsg = (r: Stager, slot: number, fd: number, msg: number, msgFlags: number, sqeFlags = 0): number =>
   prepMsg(r, slot, Op.SENDMSG, fd, msg, 1, msgFlags, sqeFlags)
 
-/** IORING_OP_SENDMSG_ZC of the `struct msghdr` at `msg`. */
-export const prepSendmsgZc = (r: Stager, slot: number, fd: number, msg: number, msgFlags: number, sqeFlags = 0): number =>
-  prepMsg(r, slot, Op.SENDMSG_ZC, fd, msg, 1, msgFlags, sqeFlags)
+/** IORING_OP_SENDMSG_ZC of the `struct msghdr` at `msg` (`zcFlags` as for SEND_ZC). */
+export const prepSendmsgZc = (r: Stager, slot: number, fd: number, msg: number, msgFlags: number, zcFlags = 0, sqeFlags = 0): number => {
+  const w = prepMsg(r, slot, Op.SENDMSG_ZC, fd, msg, 1, msgFlags, sqeFlags)
+  r.words[w] |= zcFlags << 16
+  return w
+}
 
 /** IORING_OP_RECV of up to `len` bytes into `addr` (with BUFFER_SELECT: 0, 0 and a buffer group). */
 export const prepRecv = (r: Stager, slot: number, fd: number, addr: number, len: number, msgFlags: number, sqeFlags = 0): number =>
