@@ -17,6 +17,10 @@
 // --root DIR       take the packages' dist from another checkout (a baseline build)
 // --callgrind      under valgrind --tool=callgrind: zero the counters when the window opens, dump when it closes
 // --cpu-prof       write a V8 CPU profile of the measured reads to ./storage-cost-<api>.cpuprofile
+// --trace          where a read's time goes, from the driver's side (wall clock: load-dependent):
+//                  CQEs per completion batch, SQEs per submit, mean in-kernel depth, and per read
+//                  the time staged (stage → submit), in the kernel (submit → CQE delivered) and on
+//                  the host (CQE delivered → next read staged), which add up to qd ÷ IOPS
 import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -59,7 +63,7 @@ const blocks = Math.floor(fs.statSync(path).size / bs)
 ;(await import("node:v8")).setFlagsFromString("--no-allocation-site-pretenuring")
 const dist = (p) => pathToFileURL(join(root, "packages", p)).href
 const { Effect } = await import(dist("../node_modules/effect/dist/esm/index.js"))
-const { Ringline } = await import(dist("core/dist/index.js"))
+const { Ringline, Ring } = await import(dist("core/dist/index.js"))
 const { File, DirectFile } = await import(dist("storage/dist/index.js"))
 
 let x = 0x9e3779b9
@@ -109,6 +113,7 @@ const mark = () => {
 }
 
 const program = Effect.gen(function*() {
+  if (argv.includes("--trace")) installTrace((yield* Ring.current).driver)
   if (api === "read") {
     const f = yield* File.open(path)
     const loop = () => {
@@ -139,6 +144,102 @@ const program = Effect.gen(function*() {
   yield* Effect.forEach(Array.from({ length: qd }), loop, { concurrency: qd, discard: true })
 })
 
+/**
+ * Wraps the driver's staging, submit and completion entry points (not a public API: this is a
+ * diagnostic) and accumulates, inside the measured window, per-read times and batch sizes.
+ * SQEs the addon submits itself (at the end of a loop turn) are seen as submitted when the
+ * ring's `submitted` counter moves, at the next traced event: that under-counts their staged time.
+ */
+let tr
+const installTrace = (drv) => {
+  const ctl = drv.ctl
+  const now = () => performance.now()
+  const n = drv.capacity
+  const tStage = new Float64Array(n).fill(NaN)
+  const tSubmit = new Float64Array(n).fill(NaN)
+  const staged = [] // slots staged, not yet seen submitted
+  let lastSubmitted = ctl[Ring.Ctl.submitted] >>> 0
+  let lastEvent = now()
+  let inKernel = 0
+  tr = { batches: 0, cqes: 0, jsSubmits: 0, jsSubmitSqes: 0, loopSubmits: 0, loopSubmitSqes: 0, stagedMs: 0, kernelMs: 0, hostMs: 0, reads: 0, depthMs: 0, spanMs: 0, maxBatch: 0 }
+  const inWindow = () => phase === 1 && d0 !== undefined
+  // Time-weighted in-kernel depth (ops submitted and not yet delivered), between traced events.
+  const advance = (t) => {
+    if (inWindow()) {
+      tr.depthMs += inKernel * (t - lastEvent)
+      tr.spanMs += t - lastEvent
+    }
+    lastEvent = t
+  }
+  const submitted = (t, byJs) => {
+    const s = ctl[Ring.Ctl.submitted] >>> 0
+    const k = (s - lastSubmitted) >>> 0
+    lastSubmitted = s
+    if (k === 0) return
+    if (inWindow()) {
+      if (byJs) (tr.jsSubmits++, tr.jsSubmitSqes += k)
+      else (tr.loopSubmits++, tr.loopSubmitSqes += k)
+    }
+    const moved = staged.splice(0, k)
+    for (const slot of moved) tSubmit[slot] = t
+    inKernel += moved.length
+  }
+  const sqe = drv.sqe.bind(drv)
+  drv.sqe = (op, flags, fd, slot, lt) => {
+    const t = now()
+    advance(t)
+    submitted(t, false)
+    const w = sqe(op, flags, fd, slot, lt)
+    tStage[slot] = t
+    staged.push(slot)
+    return w
+  }
+  const flush = drv.ring.flush.bind(drv.ring)
+  Object.defineProperty(drv.ring, "flush", { value: () => {
+    const t = now()
+    advance(t)
+    submitted(t, false)
+    flush()
+    submitted(t, true)
+  } })
+  // The host part of a read: from its CQE's delivery to the next read staged. Fibers are not
+  // visible here, so each read staged is paired with the oldest delivery not yet paired.
+  const delivered = []
+  const dispatch = drv.dispatch.bind(drv)
+  const q = drv.cqes
+  drv.dispatch = (count) => {
+    const t = now()
+    advance(t)
+    submitted(t, false)
+    if (inWindow()) {
+      tr.batches++
+      tr.cqes += count
+      if (count > tr.maxBatch) tr.maxBatch = count
+    }
+    for (let i = 0; i < count; i++) {
+      const slot = q[i * 4]
+      if (slot < 0 || Number.isNaN(tSubmit[slot])) continue
+      inKernel--
+      delivered.push(t)
+      if (inWindow()) {
+        tr.reads++
+        tr.stagedMs += tSubmit[slot] - tStage[slot]
+        tr.kernelMs += t - tSubmit[slot]
+      }
+      tSubmit[slot] = NaN
+    }
+    return dispatch(count)
+  }
+  const alloc = drv.alloc.bind(drv)
+  drv.alloc = (owner, tag, terminals) => {
+    if (delivered.length > 0) {
+      const c = delivered.shift()
+      if (inWindow()) tr.hostMs += now() - c
+    }
+    return alloc(owner, tag, terminals)
+  }
+}
+
 if (argv.includes("--cpu-prof")) {
   const { Session } = await import("node:inspector")
   session = new Session()
@@ -166,5 +267,20 @@ console.log(JSON.stringify({
   cpu_us_per_read: +(us(0) + us(1)).toFixed(2),
   user_us_per_read: +us(0).toFixed(2),
   sys_us_per_read: +us(1).toFixed(2),
-  load: os.loadavg().map((l) => +l.toFixed(2))
+  load: os.loadavg().map((l) => +l.toFixed(2)),
+  ...(tr === undefined ? {} : {
+    trace: {
+      cycle_us: +((((t1 - t0) * 1000) / measured) * qd).toFixed(1),
+      depth_mean: +(tr.depthMs / tr.spanMs).toFixed(2),
+      cqes_per_batch: +(tr.cqes / tr.batches).toFixed(2),
+      max_batch: tr.maxBatch,
+      js_submits: tr.jsSubmits,
+      sqes_per_js_submit: +(tr.jsSubmitSqes / tr.jsSubmits).toFixed(2),
+      loop_submits: tr.loopSubmits,
+      sqes_per_loop_submit: +(tr.loopSubmitSqes / tr.loopSubmits).toFixed(2),
+      staged_us: +((tr.stagedMs * 1000) / tr.reads).toFixed(1),
+      kernel_us: +((tr.kernelMs * 1000) / tr.reads).toFixed(1),
+      host_us: +((tr.hostMs * 1000) / tr.reads).toFixed(1)
+    }
+  })
 }))

@@ -12,6 +12,7 @@
 import type { RinglineConfig } from "../RinglineConfig.js"
 import type { Native } from "./native.js"
 import { CqeFlag, Ctl, Op, putU64, SqeFlag, W } from "./ring/abi.js"
+import type { DispatchScheduler } from "./ring/dispatchScheduler.js"
 import type { FaultInjector } from "./ring/faults.js"
 import type { OpOwner } from "./ring/op.js"
 import { prepClose, prepCloseDirect } from "./ring/prep.js"
@@ -108,6 +109,11 @@ export class Driver {
    * of their user_data is negative, which no op slot ever is. Unset, they count as stale.
    */
   onRingMessage: ((lo: number, hi: number, res: number) => void) | undefined = undefined
+  /**
+   * The Effect scheduler of the fibers using this ring (set by the service): the fibers a batch
+   * of completions woke run at the end of that batch (see ring/dispatchScheduler.ts).
+   */
+  scheduler: DispatchScheduler | undefined = undefined
   closed = false
   /** The service's release has begun: entry points refuse new work (the ring may still drain). */
   released = false
@@ -491,6 +497,8 @@ export class Driver {
   private dispatch(count: number): void {
     const q = this.cqes
     this.counters.cqes += count
+    const scheduler = this.scheduler
+    scheduler?.begin()
     this.dispatching = true
     for (let i = 0; i < count; i++) {
       const base = i * 4
@@ -523,11 +531,19 @@ export class Driver {
       if ((flags & CqeFlag.MORE) === 0 && --this.pending[slot]! === 0) this.release(slot)
     }
     this.dispatching = false
-    if (this.parked.size > 0) {
-      // Buffers recycled in this batch reach the kernel before these re-arms (same flush).
-      const parked = [...this.parked]
-      this.parked.clear()
-      for (const c of parked) c.rearm()
+    try {
+      if (this.parked.size > 0) {
+        // Buffers recycled in this batch reach the kernel before these re-arms (same flush).
+        const parked = [...this.parked]
+        this.parked.clear()
+        for (const c of parked) c.rearm()
+      }
+    } finally {
+      if (scheduler !== undefined) {
+        // The fibers this batch woke: what they stage goes out with this turn's submit.
+        const e = scheduler.end()
+        if (e !== undefined) this.deferredError ??= e
+      }
     }
     if (this.deferredError !== undefined) {
       const e = this.deferredError

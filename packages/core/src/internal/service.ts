@@ -3,7 +3,7 @@
  * and connections, and at release stops accepting, drains and closes everything, waits for every
  * in-flight op's terminal CQE and only then exits the ring.
  */
-import { Duration, Effect, Scope } from "effect"
+import { Duration, Effect, FiberRef, Scope } from "effect"
 import { existsSync, lstatSync, unlinkSync } from "node:fs"
 import type { Address } from "../Address.js"
 import * as Addr from "../Address.js"
@@ -32,6 +32,7 @@ import { unavailable } from "./unavailable.js"
 import { load } from "./native.js"
 import { decode, encodeToBytes, literal, SOCK_STREAM } from "./sockaddr.js"
 import { Op, OpName } from "./ring/abi.js"
+import { DispatchScheduler } from "./ring/dispatchScheduler.js"
 import { badCount, badCString, badPort, badUnixPath, show } from "./validate.js"
 
 
@@ -96,6 +97,11 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
           (missing.every((op) => op === Op.SEND_ZC || op === Op.SENDMSG_ZC) ? " (or set sendZeroCopyThreshold: 0)" : "")
       })
     }
+
+    // Fibers of this scope (and those they fork) run at the end of the completion batch that
+    // woke them, instead of a microtask each later; everything else keeps the current scheduler.
+    driver.scheduler = new DispatchScheduler(yield* FiberRef.get(FiberRef.currentScheduler))
+    yield* Effect.locallyScoped(FiberRef.currentScheduler, driver.scheduler)
 
     const conns = new Set<Channel>()
     const listeners = new Set<AcceptSource>()
