@@ -411,7 +411,31 @@ function svg(ratios, date) {
   return s + "</svg>\n"
 }
 
+// (Declared as a function: main() is called above, before these lines run.)
+function checkArgs() {
+  const USAGE = `usage: node bench/storage.mjs [--quick] [--cases a,b] [--peers a,b] [--reps N] [--warmup S]
+                           [--duration S] [--size-mib N] [--qd N] [--cpu C] [--dir D]`
+  const FLAGS = new Set(["--quick", "--help"])
+  const OPTIONS = new Set(["--cases", "--peers", "--reps", "--warmup", "--duration", "--size-mib", "--qd", "--cpu", "--dir"])
+  // A mistyped option (or --help) must not start a minutes-long run on a 1 GiB file.
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (FLAGS.has(a)) continue
+    if (OPTIONS.has(a) && i + 1 < argv.length) {
+      i++
+      continue
+    }
+    console.error(`${OPTIONS.has(a) ? `${a} needs a value` : `unknown argument ${a}`}\n${USAGE}`)
+    process.exit(2)
+  }
+  if (flag("--help")) {
+    console.log(`${USAGE}\ncases: ${Object.keys(CASES).join(", ")}\npeers: ${PEERS.join(", ")}`)
+    process.exit(0)
+  }
+}
+
 async function main() {
+  checkArgs()
   const quick = flag("--quick")
   const cfg = {
     quick,
