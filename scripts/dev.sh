@@ -26,7 +26,7 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root to run: $*"; fi; }
 
 # System packages: liburing (the addon links it), a C++ toolchain and python3 for node-gyp,
-# strace for the test that proves socket I/O goes through the ring.
+# strace for the test that proves socket I/O goes through the ring, wrk for the HTTP smoke test.
 missing=()
 [ -f /usr/include/liburing.h ] || missing+=(liburing-dev)
 # node-llhttp: the C sources of Node's HTTP parser, compiled into the addon for @ringline/http.
@@ -35,6 +35,8 @@ command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
 command -v python3 >/dev/null || missing+=(python3)
 command -v strace >/dev/null || missing+=(strace)
+# wrk: the HTTP server's smoke test (and the HTTP benchmark).
+command -v wrk >/dev/null || missing+=(wrk)
 command -v gcc >/dev/null || missing+=(gcc)
 if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"

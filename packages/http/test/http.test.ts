@@ -67,6 +67,13 @@ const curl = (args: ReadonlyArray<string>) =>
       resume(err ? Effect.fail(err) : Effect.succeed(stdout)))
   })
 
+/** wrk's report (scripts/dev.sh installs wrk with the other system packages). */
+const wrk = (args: ReadonlyArray<string>) =>
+  Effect.async<string, Error>((resume) => {
+    execFile("wrk", args, { timeout: 20_000 }, (err, stdout, stderr) =>
+      resume(err ? Effect.fail(new Error(`wrk ${args.join(" ")}: ${err.message}\n${stderr}`)) : Effect.succeed(stdout)))
+  })
+
 const hasCurl = await new Promise<boolean>((r) => execFile("curl", ["--version"], (e) => r(!e)))
 
 describe("RinglineHttpServer", () => {
@@ -397,4 +404,18 @@ describe("RinglineHttpServer", () => {
       expect(r.body).toBe(`{"hello":"world"}`)
       expect(yield* stop).toBe(0)
     }).pipe(Effect.scoped))
+
+  it.live("wrk smoke test: 2 s of keep-alive load on / and /json, every answer a 2xx, no socket errors", () =>
+    Effect.gen(function*() {
+      const { port, stop } = yield* startDemo([])
+      for (const path of ["/", "/json"]) {
+        const out = yield* wrk(["-t1", "-c20", "-d2s", `http://127.0.0.1:${port}${path}`])
+        const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
+        // Load-independent floor: even a loaded CI machine answers far more than this in 2 s.
+        expect(requests, out).toBeGreaterThan(200)
+        expect(out).not.toMatch(/Non-2xx or 3xx responses/)
+        expect(out).not.toMatch(/Socket errors/)
+      }
+      expect(yield* stop).toBe(0)
+    }).pipe(Effect.scoped), 30_000)
 })
