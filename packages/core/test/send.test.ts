@@ -1,7 +1,31 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { Tcp } from "../src/index.js"
+import { Ringline, Tcp } from "../src/index.js"
 import { nodeClient, portOf, random, readN, withRing } from "./helpers.js"
+
+/**
+ * A loopback connection after one send of `size` bytes made with SEND_ZC and its notification
+ * reporting that the kernel copied (IORING_SEND_ZC_REPORT_USAGE): the connection has switched
+ * to plain sends. Returns both ends and the ring's stats at that point.
+ */
+const afterCopiedReport = (size: number) =>
+  Effect.gen(function*() {
+    const l = yield* Tcp.listen({ port: 0 })
+    const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+    const c = yield* l.accept
+    const first = random(size)
+    const reading = readN(s, first.length)
+    yield* c.send(first)
+    expect((yield* Effect.promise(() => reading)).equals(first)).toBe(true)
+    // The notification may trail the send's completion: wait for it.
+    let stats = yield* Ringline.stats
+    for (let i = 0; i < 200 && stats.zeroCopyCopied === 0; i++) {
+      yield* Effect.sleep("5 millis")
+      stats = yield* Ringline.stats
+    }
+    expect(stats.zeroCopyCopied).toBeGreaterThan(0)
+    return { s, c, stats }
+  })
 
 describe("sends", () => {
   for (const size of [13, 8 * 1024 * 1024]) {
@@ -44,7 +68,6 @@ describe("sends", () => {
       const l = yield* Tcp.listen({ port: 0 })
       const s = yield* Effect.promise(() => nodeClient(portOf(l)))
       const c = yield* l.accept
-      const { Ringline } = yield* Effect.promise(() => import("../src/index.js"))
       const n = yield* c.chain([Buffer.from("HELLO"), Buffer.from("WORLD")])
       expect(n).toBe(10)
       expect((yield* Effect.promise(() => readN(s, 10))).toString()).toBe("HELLOWORLD")
@@ -91,7 +114,6 @@ describe("sends", () => {
         for (const p of parts) yield* c.write(p)
         yield* c.send(new Uint8Array(0))
         expect((yield* Effect.promise(() => reading)).equals(Buffer.concat(parts))).toBe(true)
-        const { Ringline } = yield* Effect.promise(() => import("../src/index.js"))
         const stats = yield* Ringline.stats
         expect(stats.vectoredSends).toBeGreaterThan(0)
         expect(stats.zeroCopySends > 0).toBe(zc > 0)
@@ -107,7 +129,6 @@ describe("sends", () => {
       const payload = random(1024 * 1024)
       const reading = readN(s, payload.length)
       yield* c.send(payload)
-      const { Ringline } = yield* Effect.promise(() => import("../src/index.js"))
       expect((yield* Ringline.stats).zeroCopySends).toBeGreaterThan(0)
       expect((yield* Effect.promise(() => reading)).equals(payload)).toBe(true)
       s.destroy()
@@ -117,22 +138,8 @@ describe("sends", () => {
   // (IORING_SEND_ZC_REPORT_USAGE). The connection then stops paying for zero-copy.
   it.live("on loopback the kernel reports zero-copy sends as copied; the connection then sends plainly", () =>
     withRing(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
-      const c = yield* l.accept
-      const { Ringline } = yield* Effect.promise(() => import("../src/index.js"))
-      const first = random(64 * 1024)
-      const reading = readN(s, first.length)
-      yield* c.send(first)
-      expect((yield* Effect.promise(() => reading)).equals(first)).toBe(true)
-      // The notification may trail the send's completion: wait for it.
-      let stats = yield* Ringline.stats
-      for (let i = 0; i < 200 && stats.zeroCopyCopied === 0; i++) {
-        yield* Effect.sleep("5 millis")
-        stats = yield* Ringline.stats
-      }
+      const { c, s, stats } = yield* afterCopiedReport(64 * 1024)
       expect(stats.zeroCopySends).toBeGreaterThan(0)
-      expect(stats.zeroCopyCopied).toBeGreaterThan(0)
       const zcBefore = stats.zeroCopySends
       const rest = Array.from({ length: 20 }, () => random(64 * 1024))
       const readingRest = readN(s, 20 * 64 * 1024)
@@ -147,20 +154,7 @@ describe("sends", () => {
   // stream echo became 3x slower). With the peer not reading, queued writes hold no pool slot.
   it.live("after the kernel reported copies, 16 KiB writes are plain sends from the caller's memory, not pool copies", () =>
     withRing(Effect.gen(function*() {
-      const l = yield* Tcp.listen({ port: 0 })
-      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
-      const c = yield* l.accept
-      const { Ringline } = yield* Effect.promise(() => import("../src/index.js"))
-      const first = random(16 * 1024)
-      const reading = readN(s, first.length)
-      yield* c.send(first)
-      expect((yield* Effect.promise(() => reading)).equals(first)).toBe(true)
-      let stats = yield* Ringline.stats
-      for (let i = 0; i < 200 && stats.zeroCopyCopied === 0; i++) {
-        yield* Effect.sleep("5 millis")
-        stats = yield* Ringline.stats
-      }
-      expect(stats.zeroCopyCopied).toBeGreaterThan(0)
+      const { c, s, stats } = yield* afterCopiedReport(16 * 1024)
       const { sendSlotsFree, zeroCopySends } = stats
       s.pause()
       const rest = Array.from({ length: 48 }, () => random(16 * 1024))
