@@ -37,6 +37,7 @@ import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { heapDiff } from "./heapdiff.mjs";
+import { stopChild } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
@@ -145,13 +146,7 @@ const start = async (server) => {
   });
 };
 
-const stop = (h) =>
-  new Promise((resolve) => {
-    h.child.removeAllListeners("exit");
-    h.child.on("exit", resolve);
-    h.child.kill("SIGTERM");
-    setTimeout(() => h.child.kill("SIGKILL"), 20000).unref();
-  });
+const stop = (h) => stopChild(h.child);
 
 const sampleMem = async (h) => {
   const n = h.mem.length;

@@ -27,6 +27,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ResponseCounter } from "./http-client.mjs";
+import { stopChild } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
@@ -109,13 +110,7 @@ const start = async (server) => {
   });
   return { child, port: Number(port) };
 };
-const stop = (h) =>
-  new Promise((resolve) => {
-    h.child.removeAllListeners("exit");
-    h.child.on("exit", resolve);
-    h.child.kill("SIGTERM");
-    setTimeout(() => h.child.kill("SIGKILL"), 20000).unref();
-  });
+const stop = (h) => stopChild(h.child);
 
 // ------------------------------------------------------------------ client --
 /** Runs `total` requests over CONNS connections, `c.depth` in flight on each; resolves when all are answered. */
