@@ -363,12 +363,6 @@ export interface ServerContext {
   }
 }
 
-const serverOf = (options: ServerOptions): Effect.Effect<ServerContext, TlsConfigError, Scope.Scope> =>
-  Effect.all({ native: serverContextOf(options), timeout: timeoutOf(options) }).pipe(
-    Effect.tap(({ native }) => ticketKeys(native, options)),
-    Effect.map((c) => ({ [ServerContextTypeId]: c }))
-  )
-
 /**
  * Builds a server configuration once, to hand to {@link upgrade} (`{ side: "server", context }`)
  * or {@link listen} (`{ context }`) for any number of connections: building one parses the
@@ -388,7 +382,10 @@ const serverOf = (options: ServerOptions): Effect.Effect<ServerContext, TlsConfi
  * @category constructors
  */
 export const serverContext = (options: ServerOptions): Effect.Effect<ServerContext, TlsConfigError, Scope.Scope> =>
-  serverOf(options)
+  Effect.all({ native: serverContextOf(options), timeout: timeoutOf(options) }).pipe(
+    Effect.tap(({ native }) => ticketKeys(native, options)),
+    Effect.map((c) => ({ [ServerContextTypeId]: c }))
+  )
 
 const isServerContext = (u: unknown): u is ServerContext =>
   typeof u === "object" && u !== null && ServerContextTypeId in u
@@ -401,7 +398,7 @@ const serverOptionKeys = [
 
 /** The context given, or one built from the options (its rotation, if any, bound to the scope). */
 const contextOf = (options: ServerOptions | { readonly context: ServerContext }) => {
-  if (!("context" in options) || options.context === undefined) return serverOf(options as ServerOptions)
+  if (!("context" in options) || options.context === undefined) return serverContext(options as ServerOptions)
   if (!isServerContext(options.context)) {
     return Effect.fail(new TlsConfigError({ field: "context", detail: "must come from Tls.serverContext" }))
   }
