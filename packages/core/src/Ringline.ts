@@ -137,6 +137,12 @@ export interface RinglineStats {
   readonly vectoredSends: number
   /** Linked send chains submitted (`Connection.chain`). */
   readonly chains: number
+  /**
+   * Early turns: a completion batch paused after one CQE to run the fibers it woke and submit
+   * what they queued (a TLS connection with a large decrypted run, so that its answer leaves
+   * while the rest of the batch is still being processed).
+   */
+  readonly earlyTurns: number
   /** Provided buffers currently lent to sends (echo of parsed views). */
   readonly buffersLent: number
   readonly backpressurePauses: number

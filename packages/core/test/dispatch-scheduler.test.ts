@@ -6,6 +6,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, FiberRef, type Scheduler } from "effect"
 import { Ring } from "../src/index.js"
+import type { Driver } from "../src/internal/driver.js"
 import { DispatchScheduler, MAX_INLINE } from "../src/internal/ring/dispatchScheduler.js"
 import { withRing } from "./helpers.js"
 
@@ -86,6 +87,65 @@ describe("fibers woken by completions", () => {
     })))
 })
 
+/** A NOP whose CQE logs itself and, for `early`, asks the driver for an early turn. */
+class LoggedNop extends Ring.Operation<number, never> {
+  constructor(readonly ring: Ring.Ring, readonly log: Array<string>, readonly name: string, readonly early: boolean) {
+    super()
+  }
+  prepare(slot: number) {
+    Ring.prepNop(this.ring, slot)
+  }
+  finish(res: number) {
+    const driver = (this.ring as unknown as { driver: Driver }).driver
+    this.log.push(`cqe ${this.name} (staged ${driver.staged})`)
+    if (this.early) driver.earlyTurn()
+    return Effect.succeed(res)
+  }
+}
+
+/**
+ * Two NOPs staged in one turn complete in one batch: a fiber waits for each, and the first one,
+ * once resumed, stages a third NOP. Returns what happened, in order.
+ */
+const twoInOneBatch = (early: boolean) =>
+  withRing(Effect.gen(function*() {
+    const ring = yield* Ring.current
+    const driver = (ring as unknown as { driver: Driver }).driver
+    const log: Array<string> = []
+    const op = (name: string, early: boolean) =>
+      Effect.uninterruptibleMask((restore) => Ring.awaitOperation(ring, new LoggedNop(ring, log, name, early), restore))
+    const turns = driver.counters.earlyTurns
+    yield* Effect.all([
+      Effect.gen(function*() {
+        yield* op("1", early)
+        log.push("fiber 1")
+        yield* op("3", false)
+      }),
+      Effect.gen(function*() {
+        yield* op("2", false)
+        log.push("fiber 2")
+      })
+    ], { concurrency: "unbounded" })
+    return { log, turns: driver.counters.earlyTurns - turns }
+  }))
+
+describe("early turn (Driver.earlyTurn)", () => {
+  it.live("the fibers a CQE woke run, and what they staged is submitted, before the batch's next CQE", () =>
+    Effect.gen(function*() {
+      const { log, turns } = yield* twoInOneBatch(true)
+      // Fiber 1 ran between the two CQEs and its NOP 3 was no longer staged when CQE 2 came.
+      expect(log).toEqual(["cqe 1 (staged 0)", "fiber 1", "cqe 2 (staged 0)", "fiber 2", "cqe 3 (staged 0)"])
+      expect(turns).toBe(1)
+    }))
+
+  it.live("control: without it, fibers run after the batch's last CQE", () =>
+    Effect.gen(function*() {
+      const { log, turns } = yield* twoInOneBatch(false)
+      expect(log).toEqual(["cqe 1 (staged 0)", "cqe 2 (staged 0)", "fiber 1", "fiber 2", "cqe 3 (staged 0)"])
+      expect(turns).toBe(0)
+    }))
+})
+
 describe("DispatchScheduler (the queue itself)", () => {
   /** A fallback that records what it was handed. */
   const recording = () => {
@@ -132,6 +192,33 @@ describe("DispatchScheduler (the queue itself)", () => {
     expect(ran).toBe(MAX_INLINE)
     expect(handed.length).toBe(1)
     expect(handed[0]![1]).toBe(7)
+  })
+
+  it("run() mid-batch runs what is queued and keeps the batch open; the MAX_INLINE budget spans run() and end()", () => {
+    const { fallback, handed } = recording()
+    const s = new DispatchScheduler(fallback)
+    const ran: Array<string> = []
+    s.begin()
+    s.scheduleTask(() => ran.push("a"), 0)
+    expect(s.pending).toBe(true)
+    expect(s.run()).toBeUndefined()
+    expect(ran).toEqual(["a"])
+    expect(s.pending).toBe(false)
+    // Still inside the batch: queued here, not handed to the fallback.
+    s.scheduleTask(() => ran.push("b"), 0)
+    expect(handed.length).toBe(0)
+    let spins = 0
+    const spin = () => {
+      spins++
+      s.scheduleTask(spin, 3)
+    }
+    s.scheduleTask(spin, 3)
+    s.run()
+    s.end()
+    expect(ran).toEqual(["a", "b"])
+    // a, b and the spins together: MAX_INLINE tasks in the whole batch, the rest to the fallback.
+    expect(spins).toBe(MAX_INLINE - 2)
+    expect(handed.length).toBe(1)
   })
 
   it("a task that throws does not stop the others; end() returns the first exception", () => {

@@ -83,6 +83,27 @@ describe("TLS bulk and framing", () => {
       expect(createHash("sha256").update(all.subarray(64)).digest("hex")).toBe(createHash("sha256").update(down).digest("hex"))
     })), 180_000)
 
+  it.live("bulk: the echo of a large decrypted run leaves before the rest of its completion batch is decrypted (early turn)", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const port = yield* echoServer()
+      const turns = (yield* Ringline.stats).earlyTurns
+      const data = randomBytes(8 * MiB)
+      const got = yield* Effect.promise(() =>
+        new Promise<Buffer>((resolve, reject) => {
+          const chunks: Array<Buffer> = []
+          // One large write: the records reach the server faster than it decrypts them, so its
+          // completion batches hold several receives of this one connection.
+          const s = nodeClient(port, {}).on("secureConnect", () => s.end(data))
+          s.on("data", (d: Buffer) => chunks.push(d))
+          s.on("end", () => resolve(Buffer.concat(chunks)))
+          s.on("error", reject)
+        })
+      )
+      expect(got.equals(data)).toBe(true)
+      // Without the early turn every batch is decrypted whole before its first echo is queued.
+      expect((yield* Ringline.stats).earlyTurns - turns).toBeGreaterThan(0)
+    })), 60_000)
+
   it.live("ciphertext delivered one byte at a time (handshake and records)", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const port = yield* echoServer()

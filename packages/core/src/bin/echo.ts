@@ -94,7 +94,7 @@ const program = Effect.gen(function*() {
         console.error(
           `ringline: accepted=${s.accepted} closed=${s.closed} bytesIn=${s.bytesIn} bytesOut=${s.bytesOut} ` +
             `cqes=${s.cqes} wakeups=${s.wakeups} (empty ${s.emptyWakeups}) submitted=${s.submitted} sqFull=${s.sqFull} ` +
-            `enobufs=${s.enobufs} zeroCopySends=${s.zeroCopySends} vectoredSends=${s.vectoredSends} ` +
+            `enobufs=${s.enobufs} zeroCopySends=${s.zeroCopySends} vectoredSends=${s.vectoredSends} earlyTurns=${s.earlyTurns} ` +
             `backpressurePauses=${s.backpressurePauses} sendPoolExhausted=${s.sendPoolExhausted} mode=${s.mode}`
         )
       )

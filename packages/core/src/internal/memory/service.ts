@@ -244,6 +244,7 @@ export const make = (
         zeroCopySends: 0,
         zeroCopyCopied: 0,
         vectoredSends: 0,
+        earlyTurns: 0,
         chains: 0,
         buffersLent: 0,
         backpressurePauses: c.backpressurePauses,

@@ -25,6 +25,12 @@ const enum Phase {
   Closed
 }
 
+/**
+ * Unread plaintext from which a transport's receive hurries the readers' answer (`Wire.hurry`):
+ * a bulk stream's run, never one small request (whose early submit would cost a syscall each).
+ */
+const HURRY_MIN = 65536
+
 /** Largest write copied (not sent from the caller's memory) on a wire without a send pool. */
 const COPY_MAX = 16384
 
@@ -150,10 +156,18 @@ export class Channel implements WireSink {
   received(buf: number, len: number): void {
     this.bytesIn += len
     if (this.transport !== undefined) {
+      const before = this.inbound.size
       // Transport hook: ciphertext goes through the transport, which hands plaintext to deliver().
       this.transportReceive(this.wire.view(buf, 0, len))
       // The view must not be used past this point: the buffer is the wire's again.
       this.wire.recycle(buf)
+      // A large run decrypted for a waiting reader while nothing is queued to send: its answer
+      // leaves now rather than after the rest of the completion batch (often the peer's whole
+      // window, every record of it to decrypt first: stop-and-wait, bench/TLS.md).
+      const size = this.inbound.size
+      if (size >= HURRY_MIN && size > before && this.queue.length === 0 && this.readers.length > 0) {
+        this.wire.hurry?.()
+      }
     } else {
       // Held for a waiting reader's zero-copy parse, or copied and given back at once.
       this.inbound.receive(buf, len, this.readers.length > 0)

@@ -264,6 +264,10 @@ export class RingWire implements Wire, OpOwner {
     if (this.sendSlot !== -1) this.driver.cancel(this.sendSlot)
   }
 
+  hurry(): void {
+    this.driver.earlyTurn()
+  }
+
   // ---- lifecycle ------------------------------------------------------------------------------
 
   shutdownWrite(done: (res: number) => void): void {

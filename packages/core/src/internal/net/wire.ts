@@ -150,6 +150,13 @@ export interface Wire {
   /** Linked sends; absent when the wire cannot link (chains then go out as ordinary sends). */
   sendChain?(segments: ReadonlyArray<Segment>, count: number): void
   cancelSend(): void
+  /**
+   * Called from `sink.received`: what the channel's readers answer to these bytes should reach
+   * the kernel before the wire reports anything else (the ring's early turn: the woken fibers
+   * run and their sends are submitted before the batch's next completion). Optional: a wire
+   * that delivers one callback per turn anyway has nothing to hurry.
+   */
+  hurry?(): void
   /** Bytes per send-pool slot; 0 when the wire has no pool. */
   readonly slotSize: number
   /** A free pool slot, or -1. */

@@ -10,8 +10,9 @@
  * What does not change: tasks scheduled while this ring is not dispatching (timers, promises,
  * other rings' completions) go to the scheduler that was current when the service was built.
  * Owners still only queue a resumption from `onCqe`; the fibers run after the batch's last CQE
- * was handled (as before, when the microtasks ran once the batch had returned), so no owner sees
- * a fiber run in the middle of its own callback. A batch runs at most `MAX_INLINE` tasks (fibers
+ * was handled (as before, when the microtasks ran once the batch had returned), or between two
+ * CQEs when an owner asked for an early turn (Driver.earlyTurn), so no owner sees a fiber run in
+ * the middle of its own callback. A batch runs at most `MAX_INLINE` tasks (fibers
  * woken by woken fibers, fibers that yield): the rest goes to the fallback scheduler, so a fiber
  * that keeps yielding cannot hold the event loop beyond what Effect's default scheduler allows.
  */
@@ -24,8 +25,11 @@ import type { Scheduler } from "effect"
 export const MAX_INLINE = 8192
 
 export class DispatchScheduler implements Scheduler.Scheduler {
-  /** Flat (task, priority, fiber) triples queued during the batch. */
+  /** Flat (task, priority, fiber) triples queued during the batch; `head` is the next to run. */
   private readonly queue: Array<unknown> = []
+  private head = 0
+  /** Tasks this batch has run so far (the MAX_INLINE budget spans its early turns). */
+  private ran = 0
   /** True from the start of a batch until its queue is drained (or handed over). */
   private open = false
 
@@ -43,32 +47,52 @@ export class DispatchScheduler implements Scheduler.Scheduler {
   /** A completion batch starts: fibers it wakes are queued here. */
   begin(): void {
     this.open = true
+    this.ran = 0
+  }
+
+  /** Fibers woken and not yet run in this batch. */
+  get pending(): boolean {
+    return this.head < this.queue.length
   }
 
   /**
-   * The batch's CQEs are handled: runs the fibers it woke, and those they wake in turn, in the
-   * order they were scheduled. Returns the first exception a task threw (Effect's own tasks do
+   * Runs the fibers queued so far, and those they wake in turn, in the order they were
+   * scheduled, within the batch's budget; the batch stays open (an early turn between two of its
+   * CQEs, see Driver.earlyTurn). Returns the first exception a task threw (Effect's own tasks do
    * not throw; the caller rethrows it once the driver's state is consistent), or undefined.
    */
-  end(): unknown {
+  run(): unknown {
     const q = this.queue
     let error: unknown = undefined
-    let i = 0
-    try {
-      for (; i < q.length && i < MAX_INLINE * 3; i += 3) {
-        try {
-          ;(q[i] as Scheduler.Task)()
-        } catch (e) {
-          error ??= e
-        }
+    while (this.head < q.length && this.ran < MAX_INLINE) {
+      const task = q[this.head] as Scheduler.Task
+      this.head += 3
+      this.ran++
+      try {
+        task()
+      } catch (e) {
+        error ??= e
       }
+    }
+    if (this.head === q.length) q.length = this.head = 0
+    return error
+  }
+
+  /**
+   * The batch's CQEs are handled: runs what is still queued (see `run`), then closes the batch.
+   * Beyond the budget the fallback scheduler gets the rest.
+   */
+  end(): unknown {
+    let error: unknown = undefined
+    try {
+      error = this.run()
     } finally {
       this.open = false
-      // Beyond the bound (or after an exception escaped the loop above): the fallback runs them.
-      for (; i < q.length; i += 3) {
+      const q = this.queue
+      for (let i = this.head; i < q.length; i += 3) {
         this.fallback.scheduleTask(q[i] as Scheduler.Task, q[i + 1] as number, q[i + 2] as never)
       }
-      q.length = 0
+      q.length = this.head = 0
     }
     return error
   }
