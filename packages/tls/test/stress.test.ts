@@ -104,6 +104,34 @@ describe("TLS bulk and framing", () => {
       expect((yield* Ringline.stats).earlyTurns - turns).toBeGreaterThan(0)
     })), 60_000)
 
+  it.live("a record is decrypted straight into the buffer recv hands over (room sized by its ciphertext, no copy)", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      const listener = yield* Tls.listen({ port: 0, cert: p.cert, key: p.key, maxVersion: "TLSv1.3" })
+      const chunk = yield* Deferred.make<Uint8Array>()
+      // A ping-pong first: the record below then arrives after the handshake, in a chunk of its own
+      // (bytes that come with the client's Finished are decrypted before there is a stream).
+      yield* Effect.forkScoped(listener.serve((conn) =>
+        Effect.gen(function*() {
+          yield* conn.recv
+          yield* conn.write(new Uint8Array([1]))
+          yield* Deferred.succeed(chunk, Option.getOrThrow(yield* conn.recv))
+        })
+      ))
+      const data = randomBytes(16384)
+      const s = nodeClient(portOf(listener), {})
+      yield* Effect.addFinalizer(() => Effect.sync(() => s.destroy()))
+      s.on("secureConnect", () => s.write(new Uint8Array([0])))
+      // One write of 16 KiB: one TLS 1.3 record of 16,384 + 22 bytes (header, content type, tag).
+      s.once("data", () => s.write(data))
+      const got = yield* Deferred.await(chunk)
+      expect(Buffer.from(got).equals(data)).toBe(true)
+      // The chunk is the reassembly buffer itself, which held the record's ciphertext-sized room;
+      // a plaintext copied into it (the old scratch-view path) leaves a 16,384-byte buffer.
+      expect(got.byteOffset).toBe(0)
+      expect(got.buffer.byteLength).toBe(16384 + 22)
+    })), 30_000)
+
   it.live("ciphertext delivered one byte at a time (handshake and records)", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {
       const port = yield* echoServer()

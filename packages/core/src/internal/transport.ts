@@ -14,6 +14,14 @@ import type { TlsError } from "../RinglineError.js"
 export interface TransportSink {
   /** Bytes for the readers; valid only during the call (like a provided buffer). */
   plaintext(bytes: Uint8Array): void
+  /**
+   * Room for up to `n` bytes of plaintext at the end of the readers' buffer, to write into
+   * directly (saves `plaintext`'s copy); `written` then says how many were. Valid until
+   * `written`; no other sink call may come in between.
+   */
+  reserve(n: number): Uint8Array
+  /** `n` bytes of the last `reserve` hold plaintext for the readers. */
+  written(n: number): void
   /** Bytes to send, in order, from transport memory that stays put until `release(token)`. */
   ciphertext(addr: number, len: number, token: number): void
   /** The peer ended the stream cleanly (TLS close_notify). */

@@ -3,7 +3,10 @@
  * from the connection's two hook points (see @ringline/core/Transport).
  *
  * - receive: one `feed` per received chunk; OpenSSL reads the ciphertext straight from the
- *   provided buffer, plaintext lands in a per-thread scratch view lent to the readers.
+ *   provided buffer, and once the handshake is done decrypts straight into the readers' buffer
+ *   (`sink.reserve`, as much room as the chunk has ciphertext: its records' plaintext is no
+ *   larger, and a larger tail would spoil the buffer's hand-over to `recv`). Before that (and
+ *   for what a full tail leaves) plaintext lands in a per-thread scratch view, copied.
  * - send: one `write` per call (at most MAX_WRITE plaintext bytes each); the records stay in
  *   native chunks, which the send queue points at. A chunk goes back to native code once no
  *   queued segment references it (`Refs`), batched into the next call through the io area.
@@ -142,12 +145,14 @@ export class TlsTransport implements Transport {
   receive(bytes: Uint8Array): void {
     if (this.disposed) return
     this.prepare()
-    let ev = this.session.feed(bytes, this.plain)
-    this.after(ev)
+    let out = this.handshakeDone ? this.sink.reserve(bytes.length) : this.plain
+    let ev = this.session.feed(bytes, out)
+    this.after(ev, out)
     while ((ev & Ev.More) !== 0 && !this.disposed) {
+      // Records OpenSSL kept from an earlier chunk: the scratch view has room for all of them.
       this.prepare()
       ev = this.session.feed(null, this.plain)
-      this.after(ev)
+      this.after(ev, this.plain)
     }
   }
 
@@ -229,8 +234,11 @@ export class TlsTransport implements Transport {
     this.released = 0
   }
 
-  /** Reads a call's results (all of them first: the callbacks below may call in again). */
-  private after(ev: number): void {
+  /**
+   * Reads a call's results (all of them first: the callbacks below may call in again); `out` is
+   * where the call put plaintext (the scratch view, or room the sink reserved).
+   */
+  private after(ev: number, out: Uint8Array = this.plain): void {
     const io = this.io
     const spans = io[Io.spans]!
     const plainLen = io[Io.plain]!
@@ -244,7 +252,8 @@ export class TlsTransport implements Transport {
       this.handshakeDone = true
       this.settle(undefined)
     }
-    if (plainLen > 0) this.sink.plaintext(this.plain.subarray(0, plainLen))
+    if (out !== this.plain) this.sink.written(plainLen)
+    else if (plainLen > 0) this.sink.plaintext(this.plain.subarray(0, plainLen))
     if ((ev & Ev.Error) !== 0 && this.failure === undefined) {
       const detail = this.session.error() ?? "protocol error"
       this.failure = new TlsError({ reason: "Protocol", operation: this.handshakeDone ? "read" : "handshake", detail })

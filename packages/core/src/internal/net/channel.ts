@@ -711,6 +711,11 @@ export class Channel implements WireSink {
   attachTransport<T extends Transport>(make: (sink: TransportSink) => T): T {
     const t = make({
       plaintext: (bytes) => this.deliver(bytes),
+      reserve: (n) => this.inbound.reserve(n),
+      written: (n) => {
+        this.inbound.commit(n)
+        this.readers.notify()
+      },
       ciphertext: (addr, len, token) => this.queueCiphertext(addr, len, token),
       ended: () => {
         this.eof = true

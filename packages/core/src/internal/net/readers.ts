@@ -157,7 +157,30 @@ export class Reassembly {
   }
 
   append(bytes: Uint8Array): void {
-    const len = bytes.length
+    this.room(bytes.length)
+    this.buf.set(bytes, this.end)
+    this.end += bytes.length
+  }
+
+  /**
+   * `n` writable bytes right after the buffered ones (a transport decrypts into them instead of
+   * into memory of its own that `append` would then copy); `commit` says how many it wrote.
+   * Nothing else may touch this reassembly in between. Ask for what will probably be written:
+   * a large unused tail makes the buffer fail `keep`'s hand-over test.
+   */
+  reserve(n: number): Uint8Array {
+    this.unhold()
+    this.room(n)
+    return this.buf.subarray(this.end, this.end + n)
+  }
+
+  /** `n` bytes of the last `reserve` were written. */
+  commit(n: number): void {
+    this.end += n
+  }
+
+  /** Makes room for `len` more bytes at `end` (moving or regrowing; see "Handing over"). */
+  private room(len: number): void {
     if (this.frozen || this.end + len > this.buf.length) {
       const live = this.end - this.start
       if (!this.frozen && this.start > 0 && live + len <= this.buf.length) {
@@ -174,8 +197,6 @@ export class Reassembly {
       this.start = 0
       this.end = live
     }
-    this.buf.set(bytes, this.end)
-    this.end += len
   }
 
   /**
