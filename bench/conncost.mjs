@@ -97,6 +97,7 @@ const freePort = () =>
 const SERVERS = [
   { name: "ringline", args: () => [ECHO_JS, "--port", String(PORT)] },
   { name: "ringline-parse", args: () => [ECHO_JS, "--port", String(PORT), "--mode", "parse"] },
+  { name: "ringline-chunks", args: () => [ECHO_JS, "--port", String(PORT), "--mode", "chunks"] },
   { name: "node-net", args: () => [path.join(BENCH, "servers/node-net-echo.mjs"), "--port", String(PORT)] },
   { name: "platform-ringline", args: () => [path.join(BENCH, "servers/platform-ringline-echo.mjs"), "--port", String(PORT)] },
   { name: "platform-node", args: () => [path.join(BENCH, "servers/platform-node-echo.mjs"), "--port", String(PORT)] },
