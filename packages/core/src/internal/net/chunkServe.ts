@@ -6,7 +6,7 @@
  * and for the close at the end. The listener's side (accepting, tracking for the graceful
  * shutdown, reporting failures) is serve.ts.
  */
-import { Cause, Effect, Exit, type Fiber } from "effect"
+import { Cause, Effect, Exit, type Fiber, type Scheduler } from "effect"
 import type { Connection } from "../../Connection.js"
 import type { SocketError, TlsError } from "../../RinglineError.js"
 import type { Waiter } from "../waiters.js"
@@ -22,6 +22,12 @@ export type ReceiveError = SocketError | TlsError
 /** What every connection of one `serveChunks` call shares (made once per call, not per connection). */
 export interface ChunkServing<E, R> {
   readonly handler: ChunkHandler<E, R>
+  /**
+   * The scheduler of the fiber that called serveChunks: the ring's dispatch scheduler
+   * (../ring/dispatchScheduler.ts) runs a delivery at the end of the completion batch that woke
+   * it, inside the dispatch, so the replies it queues go out with that batch's submit.
+   */
+  readonly scheduler: Scheduler.Scheduler
   /** Forks into the listener's handler set (interrupted by its shutdown). */
   readonly run: (effect: Effect.Effect<unknown, never, R>) => Fiber.RuntimeFiber<unknown, unknown>
   /**
@@ -61,13 +67,15 @@ export class ChunkServe<E, R> implements Waiter {
     this.channel.readers.wait(this, this.onWake)
   }
 
-  // Woken from a completion: the delivery waits until the rest of the completion batch is in (a
-  // microtask, after the batch's dispatch), so a batch's CQEs reach the handler as one chunk (see
-  // socketRun.ts's pushReads, where delivering per CQE cost a copy per CQE).
+  // Woken from a completion: the delivery waits until the rest of the completion batch is in, so
+  // a batch's CQEs reach the handler as one chunk (see socketRun.ts's pushReads, where delivering
+  // per CQE cost a copy per CQE). Through the ring's dispatch scheduler it runs where a fiber
+  // woken by the same completion would: at the end of the batch, inside the dispatch, so what
+  // the handler queues goes out with that batch's submit (a microtask would run after it).
   private readonly onWake = (): void => {
     if (this.scheduled || this.done) return
     this.scheduled = true
-    queueMicrotask(this.deliver)
+    this.serving.scheduler.scheduleTask(this.deliver, 0)
   }
 
   private readonly deliver = (): void => {

@@ -6,7 +6,7 @@
  * connections themselves: chunkServe.ts) and the graceful drain of handlers when the listener's
  * scope closes (idle handlers ended early, the rest after the shutdown timeout).
  */
-import { Cause, Effect, type Exit, type Fiber, FiberSet, Scope } from "effect"
+import { Cause, Effect, type Exit, type Fiber, FiberRef, FiberSet, Scope } from "effect"
 import type { Address } from "../../Address.js"
 import type { Connection } from "../../Connection.js"
 import type { Listener, ServeOptions } from "../../Listener.js"
@@ -205,10 +205,11 @@ export const acceptLoop = (
       handler: ChunkHandler<E, R>,
       options?: ServeOptions<E | ReceiveError, R2>
     ): Effect.Effect<void, never, R | R2> =>
-      Effect.flatMap(FiberSet.runtime(handlers)<R | R2>(), (run) => {
+      Effect.flatMap(Effect.zip(FiberSet.runtime(handlers)<R | R2>(), FiberRef.get(FiberRef.currentScheduler)), ([run, scheduler]) => {
         const onFailure = options?.onFailure ?? logFailure
         const shared: ChunkServing<E, R | R2> = {
           handler,
+          scheduler,
           run,
           // Masked as a whole: a shutdown that interrupts this fiber still closes the connection.
           finish: (s, cause) =>
