@@ -105,7 +105,7 @@ const SERVERS = [
   { name: "node-tls", tls: true, args: () => [path.join(BENCH, "servers/node-tls-echo.mjs"), "--port", String(PORT), ...certArgs] },
 ];
 const DEFAULT = memLike
-  ? ["ringline", "ringline-parse", "node-net", "platform-ringline", "platform-node"]
+  ? ["ringline", "ringline-parse", "ringline-chunks", "node-net", "platform-ringline", "platform-node"]
   : ["ringline", "node-net", "ringline-tls", "node-tls"];
 const picked = (opts.servers?.split(",") ?? DEFAULT).map((n) => {
   const s = SERVERS.find((x) => x.name === n);
