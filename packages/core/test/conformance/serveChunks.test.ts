@@ -184,6 +184,26 @@ describe.each(drivers)("serveChunks ($name)", (d) => {
       expect((yield* Ringline.stats).connections).toBe(0)
     }), { shutdownTimeoutMs: 60_000 }))
 
+  d.it("a handler's Effect still running at the shutdown timeout is interrupted and its connection closed", () =>
+    d.run(Effect.gen(function*() {
+      let interrupted = 0
+      const { listener, scope, fiber } = yield* serving((chunk, conn) => {
+        if (chunk.length === 0) return
+        conn.unsafeWrite(chunk)
+        return Effect.onInterrupt(Effect.never, () => Effect.sync(() => interrupted++))
+      })
+      const peer = yield* connectPeer(listener.address)
+      yield* peer.write("busy")
+      expect(text(yield* peer.read(4))).toBe("busy")
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* advance("2 seconds")
+      yield* Fiber.join(closing)
+      yield* Fiber.join(fiber)
+      expect(interrupted).toBe(1)
+      expect(text(yield* peer.readAll)).toBe("")
+      expect((yield* Ringline.stats).connections).toBe(0)
+    }), { shutdownTimeoutMs: 1000 }))
+
   d.it("idle connections cost no fiber (serve's cost at least one each)", () =>
     d.run(Effect.gen(function*() {
       const liveFibers = (serveIt: (l: Listener.Listener) => Effect.Effect<void>) =>
