@@ -156,7 +156,7 @@ export class Channel implements WireSink {
       this.wire.recycle(buf)
     } else {
       // Held for a waiting reader's zero-copy parse, or copied and given back at once.
-      this.inbound.receive(buf, len, this.readers.length > 0)
+      this.inbound.receive(buf, len, this.readers.firstNeed)
     }
     this.pauseIfFull()
     this.readers.notify()
