@@ -5,7 +5,9 @@
 // request instead of instructions (load-dependent: cache, frequency, a shared core).
 //
 // Run: node bench/workers-cost.mjs [--servers main,w1,w2,node-net] [--requests 20000]
-//        [--warmup 150000] [--conns 50] [--depth 16] [--cpu] [--reps 1] [--keep]
+//        [--warmup 150000] [--conns 50] [--depth 16] [--cpu] [--reps 1] [--keep] [--node-flags "..."]
+// --keep leaves the dumps in the temporary directory; --node-flags --perf-basic-prof also writes
+// /tmp/perf-<pid>.map, which names the JIT code the dumps show as addresses.
 //
 // Servers (bench/servers/workers-echo.mjs unless said): `main` the demo's echo on the process's
 // main thread (what `pnpm run echo` runs), `w1`/`w2` the same handler on 1/2 RinglineWorkers
@@ -42,6 +44,7 @@ const { values: opts } = parseArgs({
     reps: { type: "string", default: "1" },
     cpu: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
+    "node-flags": { type: "string", default: "" },
   },
 });
 const REQUESTS = Number(opts.requests);
@@ -80,7 +83,7 @@ const start = async (server) => {
   const port = String(await freePort());
   // --single-threaded: V8 compiles and collects on the JS thread that needs it, so the measured
   // window holds no background compile job finishing late (valgrind runs threads one at a time).
-  const node = [process.execPath, "--single-threaded"];
+  const node = [process.execPath, "--single-threaded", ...opts["node-flags"].split(" ").filter(Boolean)];
   const argv = CPU ? [...node, ...server.args(port)] : [...callgrindArgv("workerscost"), ...node, ...server.args(port)];
   const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
   let err = "";
