@@ -49,7 +49,21 @@ export default Effect.gen(function*() {
   const bc = new BroadcastChannel("ringline-bench-channel")
   if (w.id === 1) {
     results[15 * reps + 1] = Number(threadPath().split("/").pop())
-    bc.onmessage = (e) => bc.postMessage(e.data)
+    // postMessage is answered by a fiber too (one Effect per hop on both sides, as for the ring
+    // cases): messages queue here until it takes them.
+    const posted = []
+    let waiting = null
+    bc.onmessage = (e) => {
+      if (waiting === null) return posted.push(e.data)
+      const w = waiting
+      waiting = null
+      w(e.data)
+    }
+    const nextPost = Effect.async((resume) => {
+      if (posted.length > 0) return resume(Effect.succeed(posted.shift()))
+      waiting = (d) => resume(Effect.succeed(d))
+    })
+    yield* Effect.fork(Effect.forever(Effect.flatMap(nextPost, (d) => Effect.sync(() => bc.postMessage(d)))))
     while (true) {
       const m = yield* w.receive
       if (m._tag === "Notify") yield* w.notify(0, m.payload)
@@ -96,9 +110,13 @@ export default Effect.gen(function*() {
         bc.postMessage(i)
       })
   ]
-  // Repetitions interleave the cases, so that a change of load hits all three alike.
+  // Repetitions interleave the cases, so that a change of load hits all three alike, and rotate
+  // which goes first (the first case of a repetition measured slower, whichever it was).
   for (let rep = 0; rep < reps; rep++) {
-    for (let k = 0; k < cases.length; k++) results.set(yield* time(cases[k]), 15 * rep + 5 * k)
+    for (let j = 0; j < cases.length; j++) {
+      const k = (j + rep) % cases.length
+      results.set(yield* time(cases[k]), 15 * rep + 5 * k)
+    }
   }
   results[15 * reps] = 1
   bc.close()

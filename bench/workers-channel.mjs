@@ -3,14 +3,15 @@
 //   notify   : IORING_OP_MSG_RING data CQE carrying a 64-bit payload, and back
 //   mailbox  : a 64-byte body in the SharedArrayBuffer mailbox + its MSG_RING wake-up, and back
 //   postMessage: BroadcastChannel between the same two threads (Node's postMessage path)
-// Each is one Effect per hop on both sides. Prints median and p99 round trips in µs, and the CPU
+// Each is one Effect per hop on both sides (worker 1 answers postMessage from a fiber too).
+// Prints median and p99 round trips in µs, and the CPU
 // time both threads spent per round trip (schedstat): on a shared machine wall-clock latency
 // follows the load, the CPU per round trip much less so. The tail is attributed: "slow" counts
 // the round trips over 4× the median, "in GC" those of them that overlap a garbage collection of
 // either thread (PerformanceObserver "gc" entries, on one clock for both threads).
 //
 // Run: node bench/workers-channel.mjs [--rounds 5000] [--reps 3] [--pin]   (after `pnpm exec tsc -b`)
-// The repetitions interleave the three cases (notify, mailbox, postMessage, notify, ...).
+// The repetitions interleave the three cases, each repetition starting with the next one.
 import { Effect } from "effect"
 import os from "node:os"
 import { parseArgs } from "node:util"
