@@ -2,7 +2,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Socket from "@effect/platform/Socket"
 import { Connection, RinglineTesting, Tcp } from "@ringline/core"
-import { Duration, Effect, Fiber, Option } from "effect"
+import { Duration, Effect, Fiber, Option, Supervisor } from "effect"
 import * as net from "node:net"
 import * as tls from "node:tls"
 import { Tls, TlsSocketServer } from "../src/index.js"
@@ -183,6 +183,32 @@ describe("Tls.serverContext", () => {
       expect(yield* once(a)).toBe(false)
       expect(yield* once(b)).toBe(true)
     })))
+
+  it.live("the ticket-key rotation lives in the context's scope: closing it or interrupting its fiber ends the rotation", () =>
+    Effect.gen(function*() {
+      const p = pki()
+      const supervisor = yield* Supervisor.track
+      const alive = Effect.map(supervisor.value, (fibers) => fibers.length)
+      const build = Tls.serverContext({ cert: p.cert, key: p.key, ticketKeyRotation: "5 millis" })
+      // Closed normally, after a few rotations.
+      yield* Effect.scoped(Effect.zipRight(build, Effect.sleep("20 millis"))).pipe(Effect.supervised(supervisor))
+      expect(yield* alive).toBe(0)
+      // Interrupted while the scope is open: its rotation fiber (the one fiber forked under the
+      // supervisor; the holder itself is forked outside it) is running until then.
+      const holder = yield* Effect.fork(Effect.scoped(Effect.zipRight(build, Effect.never)).pipe(Effect.supervised(supervisor)))
+      yield* Effect.sleep("20 millis")
+      expect(yield* alive).toBe(1)
+      yield* Fiber.interrupt(holder)
+      expect(yield* alive).toBe(0)
+      // Fixed keys rotate nothing: no fiber at all.
+      const fixed = yield* Effect.fork(Effect.scoped(Effect.zipRight(
+        Tls.serverContext({ cert: p.cert, key: p.key, ticketKeys: [new Uint8Array(80)] }),
+        Effect.never
+      )).pipe(Effect.supervised(supervisor)))
+      yield* Effect.sleep("20 millis")
+      expect(yield* alive).toBe(0)
+      yield* Fiber.interrupt(fixed)
+    }))
 
   it.live("bad options fail when the context is built; a forged context, or options next to a context, are rejected naming the field", () =>
     RinglineTesting.withFreshRing(Effect.gen(function*() {

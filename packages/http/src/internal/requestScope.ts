@@ -10,7 +10,7 @@
  * internal there), so the tests exercise each of them through the public functions
  * (test/requestScope.test.ts).
  */
-import { Effect, type Exit, ExecutionStrategy, Scope } from "effect"
+import { Effect, Exit, ExecutionStrategy, Scope } from "effect"
 import { pipeArguments } from "effect/Pipeable"
 
 /** @internal */
@@ -26,8 +26,9 @@ export class RequestScope implements Scope.CloseableScope {
   private readonly materialized: Effect.Effect<Scope.CloseableScope> = Effect.suspend(() => {
     if (this.real !== undefined) return Effect.succeed(this.real)
     return Effect.flatMap(Scope.make(this.strategy), (made) => {
-      // Another fiber may have made one between the two steps: that one is kept.
-      if (this.real !== undefined) return Effect.succeed(this.real)
+      // Another fiber may have made one between the two steps (a yield after the scheduler's op
+      // budget): that one is kept, and this empty one closed so nothing made here stays open.
+      if (this.real !== undefined) return Effect.as(Scope.close(made, Exit.void), this.real)
       this.real = made
       return this.closedWith === undefined ? Effect.succeed(made) : Effect.as(Scope.close(made, this.closedWith), made)
     })
