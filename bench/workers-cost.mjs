@@ -5,8 +5,8 @@
 // request instead of instructions (load-dependent: cache, frequency, a shared core).
 //
 // Run: node bench/workers-cost.mjs [--servers main,w1,w2,node-net] [--requests 20000]
-//        [--warmup 150000] [--conns 50] [--depth 16] [--cpu] [--reps 1] [--keep] [--node-flags "..."]
-// --keep leaves the dumps in the temporary directory; --node-flags --perf-basic-prof also writes
+//        [--warmup 150000] [--conns 50] [--depth 16] [--cpu] [--reps 1] [--keep] [--node-flags="..."]
+// --keep leaves the dumps in the temporary directory; --node-flags=--perf-basic-prof also writes
 // /tmp/perf-<pid>.map, which names the JIT code the dumps show as addresses.
 //
 // Servers (bench/servers/workers-echo.mjs unless said): `main` the demo's echo on the process's
