@@ -201,7 +201,7 @@ for (let rep = 0; rep < Number(opts.reps); rep++) {
       let s0 = await h.stats();
       for (let more = 0; s0 !== undefined && Math.min(...s0.perWorker) / SIZE < WARMUP; more++) {
         if (more === 4) {
-          console.log(`#   ${server.name}: a worker served only ${Math.min(...s0.perWorker) / SIZE} warm-up requests (uneven SO_REUSEPORT split); its code may be colder`);
+          console.log(`#   ${server.name}: a worker served only ${Math.min(...s0.perWorker) / SIZE} warm-up requests (an uneven split of the requests); its code may be colder`);
           break;
         }
         await client.run(WARMUP);
