@@ -78,6 +78,8 @@ const ringlineCheck = () =>
 const SERVERS = [
   { name: "ringline", cmd: (p) => [process.execPath, ECHO_JS, "--port", p], check: ringlineCheck },
   { name: "ringline-parse", cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "parse"], check: ringlineCheck },
+  // Listener.serveChunks: no fiber per connection (the idle-memory design).
+  { name: "ringline-chunks", cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"], check: ringlineCheck },
   { name: "node-net", cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-net-echo.mjs"), "--port", p], check: () => null },
   {
     name: "platform-node",
@@ -95,7 +97,7 @@ const SERVERS = [
   },
   { name: "c-uring", cmd: (p) => [path.join(BIN, "uring-echo"), p], check: () => null },
 ];
-const RINGLINES = ["ringline", "ringline-parse", "platform-ringline"];
+const RINGLINES = ["ringline", "ringline-parse", "ringline-chunks", "platform-ringline"];
 const BASELINES = ["node-net", "platform-node", "c-uring"];
 // Which baselines each ringline server's ratios are printed against: the platform socket is
 // compared with the platform socket on node:net (and the C ceiling), not with raw node:net.

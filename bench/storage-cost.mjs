@@ -17,7 +17,8 @@
 // --root DIR       take the packages' dist from another checkout (a baseline build)
 // --callgrind      under valgrind --tool=callgrind: zero the counters when the window opens, dump when it closes
 // --cpu-prof       write a V8 CPU profile of the measured reads to ./storage-cost-<api>.cpuprofile
-// --trace          where a read's time goes, from the driver's side (wall clock: load-dependent):
+// --trace          where a read's time goes, from the driver's side (wall clock: load-dependent;
+//                  the device's own view: bench/device-depth.mjs):
 //                  CQEs per completion batch, SQEs per submit, mean in-kernel depth, and per read
 //                  the time staged (stage → submit), in the kernel (submit → CQE delivered) and on
 //                  the host (CQE delivered → next read staged), which add up to qd ÷ IOPS
@@ -147,8 +148,10 @@ const program = Effect.gen(function*() {
 /**
  * Wraps the driver's staging, submit and completion entry points (not a public API: this is a
  * diagnostic) and accumulates, inside the measured window, per-read times and batch sizes.
- * SQEs the addon submits itself (at the end of a loop turn) are seen as submitted when the
- * ring's `submitted` counter moves, at the next traced event: that under-counts their staged time.
+ * SQEs the addon submits itself (at the end of a loop turn, or with the enter that fetches the
+ * next completions) are seen as submitted when the ring's `submitted` counter moves, at the next
+ * traced event: that over-counts their staged time and under-counts the depth. For the device's
+ * own depth and latency use device-depth.mjs.
  */
 let tr
 const installTrace = (drv) => {

@@ -39,19 +39,21 @@
  *
  * @since 0.1.0
  */
-import type { SystemErrorReason } from "@effect/platform/Error"
-import { SystemError } from "@effect/platform/Error"
-import { Data, Effect } from "effect"
+import type { SystemError, SystemErrorReason } from "@effect/platform/Error"
+import { Effect } from "effect"
 import type { Scope } from "effect"
-import { ARG_BYTES as DRIVER_ARG_BYTES, type Driver } from "./internal/driver.js"
+import { ARG_BYTES as DRIVER_ARG_BYTES } from "./internal/driver.js"
 import { errnoName as errnoNameInternal } from "./internal/errno.js"
 import { load } from "./internal/native.js"
 import * as abi from "./internal/ring/abi.js"
+import * as close from "./internal/ring/close.js"
+import * as errors from "./internal/ring/errors.js"
+import * as handle from "./internal/ring/handle.js"
 import * as op from "./internal/ring/op.js"
 import * as prep from "./internal/ring/prep.js"
+import * as probe from "./internal/ring/probe.js"
 import * as wide from "./internal/ring/wide.js"
 import { reasonOf as reasonOfInternal } from "./internal/systemError.js"
-import { unavailable } from "./internal/unavailable.js"
 import * as validate from "./internal/validate.js"
 import { Ringline } from "./Ringline.js"
 import { notAvailable, RinglineUnavailable } from "./RinglineError.js"
@@ -152,8 +154,6 @@ export const setU64 = (ring: Ring, w: number, field: number, value: number): voi
 
 // ---- the ring -----------------------------------------------------------------------------------
 
-const TypeId: unique symbol = Symbol.for("@ringline/core/Ring")
-
 /**
  * Receives the CQEs of ops it submitted with {@link Ring.alloc}: `tag` is what it passed there.
  * Called synchronously from the completion batch; must not throw.
@@ -178,113 +178,7 @@ export type Hold = op.Hold
  * @since 0.1.0
  * @category models
  */
-export interface Ring {
-  readonly [TypeId]: typeof TypeId
-  /** Ring set-up the kernel accepted: `defer-taskrun`, `coop-taskrun`, `sqpoll` or `plain`. */
-  readonly mode: string
-  /** Ops in flight (slots taken). */
-  readonly inFlight: number
-  /** True once the ring was closed (its `Ringline` layer released): submit nothing more. */
-  readonly closed: boolean
-  /** SQEs staged and not yet submitted. */
-  readonly staged: number
-  /** The staging area as 32-bit words; an SQE's fields are at `w + SqeWord.*`. */
-  readonly words: Int32Array
-  /** Whether the kernel supports opcode `op` (IORING_REGISTER_PROBE at ring set-up). */
-  supports(op: number): boolean
-  /**
-   * Takes an op slot for `owner` (its CQEs arrive at `owner.onCqe(slot, tag, ...)`) — the
-   * low-level path for ops that are not one Effect each (pipelines, multishot). Throws a
-   * RangeError when the op table is full.
-   */
-  alloc(owner: OpOwner, tag: number): number
-  /**
-   * Stages a zeroed SQE for `slot` with opcode, IOSQE flags, fd and user_data, and returns its
-   * word index. Prefer the prep helpers ({@link prepRead}...). Throws when the SQ is full and the
-   * kernel refuses more (the slot is then given back).
-   */
-  sqe(op: number, flags: number, fd: number, slot: number): number
-  /** Pins `memory` until `slot`'s terminal CQE. */
-  hold(slot: number, memory: Hold): void
-  /**
-   * ASYNC_CANCEL of the op in `target` by user_data; `owner` (if any) hears the cancel's CQE: 0,
-   * -ENOENT (already finished) or -EALREADY.
-   */
-  cancel(target: number, owner?: OpOwner, tag?: number): void
-  /** Submits what is staged now instead of at the end of the loop turn (latency-bound ops). */
-  submitNow(): void
-  /** The slot's {@link ARG_BYTES} bytes of argument memory, and their address. */
-  argView(slot: number): Uint8Array
-  argAddress(slot: number): number
-  /**
-   * Registers one page-aligned pool of `bytes` as fixed buffer 0 (READ_FIXED / WRITE_FIXED with
-   * buf_index 0). One per ring: a second call throws with errno EBUSY.
-   */
-  registerBuffers(bytes: number): { readonly buffer: ArrayBuffer; readonly base: number }
-  /** Counts a failed op by errno code (ECONNRESET...) in `Ringline.stats` and metrics. */
-  countError(code: string): void
-}
-
-class RingImpl implements Ring {
-  readonly [TypeId]: typeof TypeId = TypeId
-  readonly words: Int32Array
-  constructor(readonly driver: Driver) {
-    this.words = driver.words
-  }
-  get mode() {
-    return this.driver.mode
-  }
-  get inFlight() {
-    return this.driver.inFlight
-  }
-  get closed() {
-    return this.driver.closed || this.driver.released
-  }
-  get staged() {
-    return this.driver.staged
-  }
-  supports(op: number) {
-    return this.driver.opcodes[op] === 1
-  }
-  alloc(owner: OpOwner, tag: number) {
-    return this.driver.alloc(owner, tag)
-  }
-  sqe(op: number, flags: number, fd: number, slot: number) {
-    return this.driver.sqe(op, flags, fd, slot)
-  }
-  hold(slot: number, memory: Hold) {
-    this.driver.holds[slot] = memory
-  }
-  cancel(target: number, owner?: OpOwner, tag?: number) {
-    this.driver.cancel(target, owner, tag)
-  }
-  submitNow() {
-    this.driver.submitNow()
-  }
-  argView(slot: number) {
-    return this.driver.argView(slot)
-  }
-  argAddress(slot: number) {
-    return this.driver.argAddress(slot)
-  }
-  registerBuffers(bytes: number) {
-    return this.driver.ring.registerDirectPool(bytes)
-  }
-  countError(code: string) {
-    this.driver.countError(code)
-  }
-}
-
-const rings = new WeakMap<Driver, RingImpl>()
-const ringOf = (d: Driver): RingImpl => {
-  let r = rings.get(d)
-  if (r === undefined) {
-    r = new RingImpl(d)
-    rings.set(d, r)
-  }
-  return r
-}
-const driverOf = (ring: Ring): Driver => (ring as RingImpl).driver
+export interface Ring extends handle.RingHandle {}
 
 /**
  * The ring of the `Ringline` service in context. Fails with `RinglineUnavailable` when that
@@ -296,7 +190,7 @@ const driverOf = (ring: Ring): Driver => (ring as RingImpl).driver
 export const current: Effect.Effect<Ring, RinglineUnavailable, Ringline> = Effect.flatMap(Ringline, (service) =>
   service.driver === undefined
     ? Effect.fail(notAvailable("Ring (io_uring operations)", service.mode))
-    : Effect.succeed(ringOf(service.driver)))
+    : Effect.succeed(handle.ringOf(service.driver)))
 
 /**
  * The address of a view's first byte, for SQE address fields. The view must stay reachable
@@ -543,7 +437,7 @@ export interface OpSpec<A, E> extends op.OpSpec<A, E> {}
  * @since 0.1.0
  * @category ops
  */
-export const submit = <A, E>(ring: Ring, spec: OpSpec<A, E>): Effect.Effect<A, E> => op.submitWith(driverOf(ring), spec)
+export const submit = <A, E>(ring: Ring, spec: OpSpec<A, E>): Effect.Effect<A, E> => op.submitWith(handle.driverOf(ring), spec)
 
 /**
  * Runs one SQE and succeeds with the raw CQE result (a negative errno on failure).
@@ -552,7 +446,7 @@ export const submit = <A, E>(ring: Ring, spec: OpSpec<A, E>): Effect.Effect<A, E
  * @category ops
  */
 export const submitRaw = (ring: Ring, prepare: (slot: number) => Hold | void, always?: (res: number) => void): Effect.Effect<number> =>
-  op.submit(driverOf(ring), prepare, always)
+  op.submit(handle.driverOf(ring), prepare, always)
 
 /**
  * For ops whose result is a resource (an fd, a fixed-file slot): if the caller is interrupted
@@ -567,7 +461,7 @@ export const submitOwned = <E, R>(
   prepare: (slot: number) => Hold | void,
   dispose: (res: number) => Effect.Effect<void>,
   use: (res: number) => Effect.Effect<unknown, E, R>
-): Effect.Effect<number, E, R> => op.submitOwned(driverOf(ring), prepare, dispose, use)
+): Effect.Effect<number, E, R> => op.submitOwned(handle.driverOf(ring), prepare, dispose, use)
 
 /**
  * {@link submit} for hot paths, as a class: a subclass holds one op's arguments as fields and
@@ -620,7 +514,7 @@ export const awaitOperation = <A, E>(
   // Checked before a slot is taken: an object that is not an Operation has none of its private
   // state, so it would fail half-way through staging with the slot already allocated.
   operation instanceof op.Op
-    ? op.awaitOp(driverOf(ring), operation, restore)
+    ? op.awaitOp(handle.driverOf(ring), operation, restore)
     : Effect.die(
       new TypeError(
         `Ring.awaitOperation: operation must be an instance of a Ring.Operation subclass (got ${
@@ -635,15 +529,12 @@ export const awaitOperation = <A, E>(
  * @since 0.1.0
  * @category errors
  */
-export class RingOpError extends Data.TaggedError("RingOpError")<{
-  readonly operation: string
-  readonly errno: number
-  readonly code: string
-}> {
-  override get message(): string {
-    return `${this.operation} failed: ${this.code} (errno ${this.errno})`
-  }
-}
+export const RingOpError = errors.RingOpError
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type RingOpError = errors.RingOpError
 
 /**
  * A {@link RingOpError} for a negative CQE result (or a positive errno), counted in the ring's
@@ -652,11 +543,7 @@ export class RingOpError extends Data.TaggedError("RingOpError")<{
  * @since 0.1.0
  * @category errors
  */
-export const opError = (ring: Ring | undefined, operation: string, res: number): RingOpError => {
-  const code = errnoNameInternal(res)
-  ring?.countError(code)
-  return new RingOpError({ operation, errno: Math.abs(res), code })
-}
+export const opError: (ring: Ring | undefined, operation: string, res: number) => RingOpError = errors.opError
 
 /**
  * Runs one SQE: succeeds with the CQE result when it is >= 0, fails with a {@link RingOpError}
@@ -666,7 +553,7 @@ export const opError = (ring: Ring | undefined, operation: string, res: number):
  * @category ops
  */
 export const run = (ring: Ring, operation: string, prepare: (slot: number) => Hold | void): Effect.Effect<number, RingOpError> =>
-  op.submitWith(driverOf(ring), {
+  op.submitWith(handle.driverOf(ring), {
     prepare,
     finish: (res) => (res < 0 ? Effect.fail(opError(ring, operation, res)) : Effect.succeed(res))
   })
@@ -678,19 +565,7 @@ export const run = (ring: Ring, operation: string, prepare: (slot: number) => Ho
  * @since 0.1.0
  * @category fixed files
  */
-export const closeFixedThen = (ring: Ring, index: number, done: () => void): void => {
-  const d = driverOf(ring)
-  try {
-    d.closeFixed(index, {
-      onCqe: () => {
-        d.fixedSlotReleased()
-        done()
-      }
-    })
-  } catch {
-    done()
-  }
-}
+export const closeFixedThen: (ring: Ring, index: number, done: () => void) => void = close.closeFixedThen
 
 /**
  * `closeFixedThen` as an Effect; uninterruptible: it always waits for the CQE.
@@ -698,8 +573,7 @@ export const closeFixedThen = (ring: Ring, index: number, done: () => void): voi
  * @since 0.1.0
  * @category fixed files
  */
-export const closeFixed = (ring: Ring, index: number): Effect.Effect<void> =>
-  Effect.uninterruptible(Effect.async<void>((resume) => closeFixedThen(ring, index, () => resume(Effect.void))))
+export const closeFixed: (ring: Ring, index: number) => Effect.Effect<void> = close.closeFixed
 
 /**
  * Closes a regular fd through the ring; completes after the CQE.
@@ -707,14 +581,7 @@ export const closeFixed = (ring: Ring, index: number): Effect.Effect<void> =>
  * @since 0.1.0
  * @category fixed files
  */
-export const closeFd = (ring: Ring, fd: number): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    try {
-      driverOf(ring).closeFd(fd, { onCqe: () => resume(Effect.void) })
-    } catch {
-      resume(Effect.void)
-    }
-  })
+export const closeFd: (ring: Ring, fd: number) => Effect.Effect<void> = close.closeFd
 
 // ---- errno --------------------------------------------------------------------------------------
 
@@ -742,7 +609,7 @@ export const reasonOf = (code: string): SystemErrorReason => reasonOfInternal(co
  * @since 0.1.0
  * @category errors
  */
-export const systemError = (
+export const systemError: (
   ring: Ring | undefined,
   options: {
     readonly res: number
@@ -751,33 +618,9 @@ export const systemError = (
     readonly syscall: string
     readonly pathOrDescriptor: string | number
   }
-): SystemError => {
-  const code = errnoNameInternal(options.res)
-  ring?.countError(code)
-  return new SystemError({
-    reason: reasonOfInternal(code),
-    module: options.module,
-    method: options.method,
-    pathOrDescriptor: options.pathOrDescriptor,
-    syscall: options.syscall,
-    description: `${code}: ${options.syscall} '${options.pathOrDescriptor}' failed (errno ${Math.abs(options.res)})`
-  })
-}
+) => SystemError = errors.systemError
 
 // ---- probes -------------------------------------------------------------------------------------
-
-/** The smallest ring the addon accepts: enough to probe opcodes, nothing more. */
-const probeRingOptions = {
-  sqEntries: 2,
-  cqEntries: 8,
-  bufferCount: 1,
-  bufferSize: 1,
-  files: 0,
-  sendPoolBytes: 1,
-  argBytes: 1,
-  sqpoll: false,
-  sqpollIdleMs: 0
-} as const
 
 /**
  * The opcodes this kernel supports (`supported[op] === 1`), from IORING_REGISTER_PROBE on a small
@@ -787,15 +630,7 @@ const probeRingOptions = {
  * @since 0.1.0
  * @category probes
  */
-export const probeOpcodes: Effect.Effect<Uint8Array, RinglineUnavailable> = Effect.acquireUseRelease(
-  Effect.try({
-    try: () => new (load().Ring)(probeRingOptions, () => {}),
-    // Same diagnosis as the Ringline Layer's (seccomp, sysctl, memlock...), for this small ring.
-    catch: (e) => unavailable(e, { sqEntries: probeRingOptions.sqEntries, maxConnections: probeRingOptions.files })
-  }),
-  (ring) => Effect.sync(() => ring.info().opcodes),
-  (ring) => Effect.sync(() => ring.close())
-)
+export const probeOpcodes: Effect.Effect<Uint8Array, RinglineUnavailable> = probe.probeOpcodes
 
 // ---- wide rings (128-byte SQEs, 32-byte CQEs) ---------------------------------------------------
 

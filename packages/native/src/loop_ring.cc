@@ -283,7 +283,12 @@ void LoopRing::Deliver(bool from_wakeup) {
     if (overflow) ctl_[kCtlOverflow]++;
     if (overflow ||
         ((setup_flags_ & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)) && CompletionWorkPending())) {
-      io_uring_get_events(&ring_);
+      // We enter the kernel anyway: SQEs the previous round's callback staged (the next reads of
+      // the fibers it woke) go with this enter, instead of waiting in the stage until the loop's
+      // prepare phase while rounds of completions keep coming (one enter for both; a device read
+      // that waits there leaves the device's queue short).
+      if (ctl_[kCtlStaged] > 0 || HasOwnStaged() || io_uring_sq_ready(&ring_) > 0) FlushStaged(true);
+      else io_uring_get_events(&ring_);
     }
     const unsigned n = DrainCq();
     if (n == 0) {
