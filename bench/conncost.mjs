@@ -97,6 +97,7 @@ const freePort = () =>
 const SERVERS = [
   { name: "ringline", args: () => [ECHO_JS, "--port", String(PORT)] },
   { name: "ringline-parse", args: () => [ECHO_JS, "--port", String(PORT), "--mode", "parse"] },
+  { name: "ringline-chunks", args: () => [ECHO_JS, "--port", String(PORT), "--mode", "chunks"] },
   { name: "node-net", args: () => [path.join(BENCH, "servers/node-net-echo.mjs"), "--port", String(PORT)] },
   { name: "platform-ringline", args: () => [path.join(BENCH, "servers/platform-ringline-echo.mjs"), "--port", String(PORT)] },
   { name: "platform-node", args: () => [path.join(BENCH, "servers/platform-node-echo.mjs"), "--port", String(PORT)] },
@@ -104,7 +105,7 @@ const SERVERS = [
   { name: "node-tls", tls: true, args: () => [path.join(BENCH, "servers/node-tls-echo.mjs"), "--port", String(PORT), ...certArgs] },
 ];
 const DEFAULT = memLike
-  ? ["ringline", "ringline-parse", "node-net", "platform-ringline", "platform-node"]
+  ? ["ringline", "ringline-parse", "ringline-chunks", "node-net", "platform-ringline", "platform-node"]
   : ["ringline", "node-net", "ringline-tls", "node-tls"];
 const picked = (opts.servers?.split(",") ?? DEFAULT).map((n) => {
   const s = SERVERS.find((x) => x.name === n);

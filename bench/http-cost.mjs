@@ -28,6 +28,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ResponseCounter } from "./http-client.mjs";
 import { stopChild } from "./child.mjs";
+import { callgrind, callgrindArgv, splitGc } from "./callgrind.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
@@ -96,7 +97,7 @@ const start = async (server) => {
   const node = [process.execPath, "--single-threaded-gc"];
   const argv = CPU
     ? [...node, ...server.args(port)]
-    : ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes", `--callgrind-out-file=${path.join(os.tmpdir(), "httpcost-%p.out")}`, ...node, ...server.args(port)];
+    : [...callgrindArgv("httpcost"), ...node, ...server.args(port)];
   const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   child.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
@@ -149,39 +150,6 @@ const drive = (port, c, total) =>
     }
   });
 
-const callgrind = (pid, ...args) => execFileSync("callgrind_control", [...args, String(pid)], { stdio: ["ignore", "pipe", "pipe"] }).toString();
-// V8's collector runs on the main thread (--single-threaded-gc) inside whatever allocated; a major
-// collection's cycle (~100-300 M instructions) falls into a measured window or not. So the dump's
-// calls into the collector are summed apart (the inclusive cost of every call from a function
-// outside it to one inside it) and the report gives the mutator's count (load- and timing-
-// independent) beside the collector's.
-const GC_FN = /v8::internal::(Heap::(CollectGarbage|HandleGCRequest|StartIncrementalMarking|FinalizeIncrementalMarking)|IncrementalMarking::|IncrementalMarkingJob|MinorGCJob|ScavengeJob|Sweeper::|PagedSpaceBase::ContributeToSweepingMain|MemoryReducer)/;
-/** The main thread's total and the collector's part, from a callgrind dump (name-compressed format). */
-const splitGc = (text) => {
-  const names = new Map();
-  const name = (ref) => {
-    const m = /^\((\d+)\)(?: (.*))?$/.exec(ref);
-    if (m === null) return ref;
-    if (m[2] !== undefined) names.set(m[1], m[2]);
-    return names.get(m[1]) ?? "";
-  };
-  let fn = "";
-  let callee = "";
-  let pendingCall = false;
-  let gc = 0;
-  for (const line of text.split("\n")) {
-    if (line.startsWith("fn=")) fn = name(line.slice(3));
-    else if (line.startsWith("cfn=")) callee = name(line.slice(4));
-    else if (line.startsWith("calls=")) pendingCall = true;
-    else if (pendingCall) {
-      pendingCall = false;
-      if (GC_FN.test(callee) && !GC_FN.test(fn)) gc += Number(line.trim().split(/\s+/)[1] ?? 0);
-    }
-  }
-  const m = /^totals:\s*(\d+)/m.exec(text);
-  if (m === null) throw new Error("no totals in the dump");
-  return { total: Number(m[1]), gc };
-};
 /** Dumps `pid`'s profile (main thread) and splits it (see `splitGc`). */
 const dumpTotal = (pid) => {
   const prefix = `httpcost-${pid}.out`;

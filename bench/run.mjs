@@ -78,6 +78,8 @@ const ringlineCheck = () =>
 const SERVERS = [
   { name: "ringline", cmd: (p) => [process.execPath, ECHO_JS, "--port", p], check: ringlineCheck },
   { name: "ringline-parse", cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "parse"], check: ringlineCheck },
+  // Listener.serveChunks: no fiber per connection (the idle-memory design).
+  { name: "ringline-chunks", cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"], check: ringlineCheck },
   { name: "node-net", cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-net-echo.mjs"), "--port", p], check: () => null },
   {
     name: "platform-node",
@@ -95,7 +97,7 @@ const SERVERS = [
   },
   { name: "c-uring", cmd: (p) => [path.join(BIN, "uring-echo"), p], check: () => null },
 ];
-const RINGLINES = ["ringline", "ringline-parse", "platform-ringline"];
+const RINGLINES = ["ringline", "ringline-parse", "ringline-chunks", "platform-ringline"];
 const BASELINES = ["node-net", "platform-node", "c-uring"];
 // Which baselines each ringline server's ratios are printed against: the platform socket is
 // compared with the platform socket on node:net (and the C ceiling), not with raw node:net.
@@ -253,6 +255,19 @@ function workerRequests(h) {
     const m = /^ringline worker (\d+): .*bytesIn=(\d+)/.exec(l);
     return m ? [Number(m[2]) / 64] : [];
   });
+}
+// Ring completions, submissions and wake-ups per request over the whole run (warm-up included),
+// summed over the demo's shutdown summary lines (one per worker, or the single-thread one): the
+// ring's work per request, which the machine's load does not change (bench/README.md).
+function ringPerRequest(h) {
+  const sum = { cqes: 0, submitted: 0, wakeups: 0, requests: 0 };
+  for (const l of h.log) {
+    if (!/^ringline( worker \d+)?: /.test(l)) continue;
+    for (const k of ["cqes", "submitted", "wakeups"]) sum[k] += Number(new RegExp(`\\b${k}=(\\d+)`).exec(l)?.[1] ?? 0);
+    sum.requests += Number(/bytesIn=(\d+)/.exec(l)?.[1] ?? 0) / 64;
+  }
+  if (sum.requests === 0) return undefined;
+  return { cqes: sum.cqes / sum.requests, submits: sum.submitted / sum.requests, wakeups: sum.wakeups / sum.requests };
 }
 // Busy CPU seconds of the whole machine (all cores). Whatever the server and
 // loadgen did not use of it was someone else: a build or test run sharing
@@ -531,6 +546,8 @@ async function runWorkersCase() {
       await stopServer(h);
       const perWorker = workerRequests(h);
       if (perWorker.length > 1) r.busiest_worker_share = +(Math.max(...perWorker) / perWorker.reduce((a, b) => a + b, 0)).toFixed(3);
+      const ring = ringPerRequest(h);
+      if (ring) Object.assign(r, { cqes_per_req: +ring.cqes.toFixed(4), submits_per_req: +ring.submits.toFixed(4), wakeups_per_req: +ring.wakeups.toFixed(4) });
       wruns.push(r);
       progress(i + 1, plan.length, r, c);
     }
@@ -546,6 +563,9 @@ async function runWorkersCase() {
         other_cpu_pct: med(rs.map((r) => r.other_cpu_pct)),
         errors: rs.reduce((a, r) => a + r.errors, 0),
         busiest_worker_share: med(rs.map((r) => r.busiest_worker_share)),
+        cqes_per_req: med(rs.map((r) => r.cqes_per_req)),
+        submits_per_req: med(rs.map((r) => r.submits_per_req)),
+        wakeups_per_req: med(rs.map((r) => r.wakeups_per_req)),
         cpu_split_us_per_req: rs[0].cpu_split_us_per_req && Object.fromEntries(
           Object.keys(rs[0].cpu_split_us_per_req).map((k) => [k, med(rs.map((r) => r.cpu_split_us_per_req?.[k]))]),
         ),
@@ -569,6 +589,11 @@ async function runWorkersCase() {
     for (const s of WORKER_SERVERS) {
       const t = S[s.name]?.cpu_split_us_per_req;
       if (t) table.push(`    ${s.name.padEnd(17)} ${fmt(t.main, 3)} / ${fmt(t.workers, 3)} / ${fmt(t.helpers, 3)}`);
+    }
+    table.push("  ring work per request, completions / submissions / wake-ups (load-independent; bench/workers-cost.mjs counts instructions):");
+    for (const s of WORKER_SERVERS) {
+      const e = S[s.name];
+      if (e?.cqes_per_req != null) table.push(`    ${s.name.padEnd(17)} ${fmt(e.cqes_per_req, 3)} / ${fmt(e.submits_per_req, 3)} / ${fmt(e.wakeups_per_req, 4)}`);
     }
     const shares = WORKER_SERVERS.flatMap((s) => (S[s.name]?.busiest_worker_share != null ? [`${s.name} ${fmt(S[s.name].busiest_worker_share * 100, 0)}%`] : []));
     if (shares.length) table.push(`  busiest ringline worker's share of the requests (0.5 = even): ${shares.join(", ")}`);

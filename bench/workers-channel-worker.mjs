@@ -42,14 +42,28 @@ const duringGc = (rounds, logs) =>
 
 export default Effect.gen(function*() {
   const w = yield* RinglineWorkers.WorkerContext
-  const { rounds, warmup } = w.data
+  const { rounds, warmup, reps } = w.data
   const results = new Float64Array(w.data.results)
   const gcLogs = w.data.gcLogs.map((b) => new Float64Array(b))
   logGcs(gcLogs[w.id])
   const bc = new BroadcastChannel("ringline-bench-channel")
   if (w.id === 1) {
-    results[16] = Number(threadPath().split("/").pop())
-    bc.onmessage = (e) => bc.postMessage(e.data)
+    results[15 * reps + 1] = Number(threadPath().split("/").pop())
+    // postMessage is answered by a fiber too (one Effect per hop on both sides, as for the ring
+    // cases): messages queue here until it takes them.
+    const posted = []
+    let waiting = null
+    bc.onmessage = (e) => {
+      if (waiting === null) return posted.push(e.data)
+      const w = waiting
+      waiting = null
+      w(e.data)
+    }
+    const nextPost = Effect.async((resume) => {
+      if (posted.length > 0) return resume(Effect.succeed(posted.shift()))
+      waiting = (d) => resume(Effect.succeed(d))
+    })
+    yield* Effect.fork(Effect.forever(Effect.flatMap(nextPost, (d) => Effect.sync(() => bc.postMessage(d)))))
     while (true) {
       const m = yield* w.receive
       if (m._tag === "Notify") yield* w.notify(0, m.payload)
@@ -62,7 +76,7 @@ export default Effect.gen(function*() {
       for (let i = 0; i < warmup; i++) yield* once(i)
       const rtts = []
       // (Worker 1 named its thread before it answered the warm-up.)
-      const tasks = [threadPath(), `/proc/self/task/${results[16]}`]
+      const tasks = [threadPath(), `/proc/self/task/${results[15 * reps + 1]}`]
       const cpu0 = tasks.map(cpuNs)
       const starts = new Float64Array(rounds)
       for (let i = 0; i < rounds; i++) {
@@ -82,21 +96,29 @@ export default Effect.gen(function*() {
       }
       return [median, p99, cpu, slow.length, duringGc(slow, gcLogs)]
     })
-  // MSG_RING data CQE, 64-bit payload.
-  const notify = yield* time((i) => Effect.zipRight(w.notify(1, BigInt(i)), w.receive))
-  // A 64-byte body through the shared-memory mailbox plus its MSG_RING wake-up.
-  const mailbox = yield* time(() => Effect.zipRight(w.send(1, body), w.receive))
-  // postMessage semantics between the same two threads (BroadcastChannel: no main-thread relay).
   let resolveReply
   bc.onmessage = () => resolveReply()
-  const post = yield* time((i) =>
-    Effect.async((resume) => {
-      resolveReply = () => resume(Effect.void)
-      bc.postMessage(i)
-    })
-  )
-  results.set([...notify, ...mailbox, ...post])
-  results[15] = 1
+  const cases = [
+    // MSG_RING data CQE, 64-bit payload.
+    (i) => Effect.zipRight(w.notify(1, BigInt(i)), w.receive),
+    // A 64-byte body through the shared-memory mailbox plus its MSG_RING wake-up.
+    () => Effect.zipRight(w.send(1, body), w.receive),
+    // postMessage semantics between the same two threads (BroadcastChannel: no main-thread relay).
+    (i) =>
+      Effect.async((resume) => {
+        resolveReply = () => resume(Effect.void)
+        bc.postMessage(i)
+      })
+  ]
+  // Repetitions interleave the cases, so that a change of load hits all three alike, and rotate
+  // which goes first (the first case of a repetition measured slower, whichever it was).
+  for (let rep = 0; rep < reps; rep++) {
+    for (let j = 0; j < cases.length; j++) {
+      const k = (j + rep) % cases.length
+      results.set(yield* time(cases[k]), 15 * rep + 5 * k)
+    }
+  }
+  results[15 * reps] = 1
   bc.close()
   return yield* Effect.never
 })

@@ -18,6 +18,7 @@
         "src/workers.cc",
         "src/tls.cc",
         "src/http_parser.cc",
+        "src/malloc.cc",
         "src/llhttp_llhttp.c",
         "src/llhttp_api.c",
         "src/llhttp_http.c"

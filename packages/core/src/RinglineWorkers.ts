@@ -121,9 +121,22 @@ export interface WorkerContext {
   readonly reportListening: Effect.Effect<void>
   /** The port the launch was given (or, with port 0, the one worker 0 or the acceptor bound). */
   readonly port: Effect.Effect<number>
-  /** Posts a 64-bit payload to worker `to` (a MSG_RING CQE on its ring); completes once delivered. */
+  /**
+   * Posts a 64-bit payload to worker `to` (a MSG_RING CQE on its ring). Completes at once, without
+   * suspending: the message is queued on this worker's ring and reaches the kernel before this
+   * thread's event loop next waits (one resume per message, as with `postMessage`; delivering it
+   * costs this ring no completion). Fails at once with `NoSuchWorker`, or `WorkerGone` when `to`
+   * has no ring now (exited, restarting). A delivery the kernel refuses (errno) is not reported
+   * by the call that queued it but by the next `notify` or `send` to the same worker, which fails
+   * with `WorkerGone` carrying that errno (the earliest such failure since the last call), and it
+   * counts in the worker's `errors` (WorkerSet `stats`).
+   */
   readonly notify: (to: number, payload: bigint) => Effect.Effect<void, WorkerChannelError>
-  /** Copies `body` into the mailbox to worker `to` and wakes it; completes once the wake-up is delivered. */
+  /**
+   * Copies `body` into the mailbox to worker `to` and wakes it: completes once the body is in
+   * the mailbox and the wake-up queued, failures reported as for {@link WorkerContext.notify}
+   * (plus `MailboxFull`, `TooLarge` at once). A body whose wake-up failed stays in the mailbox.
+   */
   readonly send: (to: number, body: Uint8Array) => Effect.Effect<void, WorkerChannelError>
   /** The next message from another worker (in order per sender). */
   readonly receive: Effect.Effect<WorkerMessage>
@@ -163,9 +176,9 @@ export const serve = <E, R, R2 = never>(
   Effect.scoped(Effect.flatMap(listen, (l) => l.serve(handler, options)))
 
 /**
- * A worker channel operation failed: `NoSuchWorker` (bad index), `WorkerGone` (its ring is gone
- * or refused the message; `errno` then says why), `MailboxFull` (the receiver is behind), or
- * `TooLarge` (a body over half the mailbox).
+ * A worker channel operation failed: `NoSuchWorker` (bad index), `WorkerGone` (its ring is gone,
+ * or refused an earlier message: `errno` then says why, see {@link WorkerContext.notify}),
+ * `MailboxFull` (the receiver is behind), or `TooLarge` (a body over half the mailbox).
  *
  * @since 0.1.0
  * @category errors

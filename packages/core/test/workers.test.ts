@@ -11,6 +11,7 @@ const crashModule = new URL("./fixtures/workers-crash.mjs", import.meta.url)
 const whoamiModule = new URL("./fixtures/workers-whoami.mjs", import.meta.url)
 const layerModule = new URL("./fixtures/workers-layer.mjs", import.meta.url)
 const channelModule = new URL("./fixtures/workers-channel.mjs", import.meta.url)
+const undeliveredModule = new URL("./fixtures/workers-undelivered.mjs", import.meta.url)
 const bin = new URL("../dist/bin/echo.js", import.meta.url).pathname
 
 const portOf = (a: { _tag: string; port?: number }) => (a._tag === "TcpAddress" ? a.port! : -1)
@@ -156,6 +157,34 @@ describe("RinglineWorkers", () => {
       expect(Atomics.wait(results, 5, 0, 60_000)).not.toBe("timed-out")
       expect(Date.now() - blocked).toBeGreaterThan(0)
       expect(Array.from(results.subarray(0, 7))).toEqual([rounds, rounds, 1, 2, 1, 1, 1])
+    })), { timeout: 120_000 })
+
+  it.live("worker channel: a delivery the kernel refuses (EBADF) fails the next notify/send to that worker, typed, then calls go through again", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const results = new Int32Array(new SharedArrayBuffer(32))
+      const set = yield* RinglineWorkers.launch({
+        module: undeliveredModule, workers: 2, pin: false, awaitListening: false, data: { results: results.buffer, scenario: "injected" }
+      })
+      while (Atomics.load(results, 0) === 0) yield* Effect.sleep(20)
+      yield* Effect.sleep(50)
+      // [done, notify failure reported next, then a notify went through, send failure reported
+      // next, worker 1's first payload (3: 1 was refused, 2 was never sent), messages it got]
+      expect(Array.from(results.subarray(0, 6))).toEqual([1, 1, 1, 1, 3, 1])
+      expect(results[7]).toBe(2)
+      const stats = yield* set.stats
+      expect(stats.workers.find((w) => w.id === 0)?.errors.EBADF).toBe(2)
+    })), { timeout: 120_000 })
+
+  it.live("worker channel: notify to a worker that died fails with WorkerGone", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const results = new Int32Array(new SharedArrayBuffer(32))
+      const set = yield* RinglineWorkers.launch({
+        module: undeliveredModule, workers: 2, pin: false, awaitListening: false, maxRestarts: 0, data: { results: results.buffer, scenario: "dead" }
+      })
+      const failed = yield* Effect.flip(set.join)
+      expect(failed.worker).toBe(1)
+      while (Atomics.load(results, 0) === 0) yield* Effect.sleep(20)
+      expect(results[6]).toBe(1)
     })), { timeout: 120_000 })
 })
 

@@ -119,6 +119,11 @@ export declare function getIntOpt(fd: number, level: number, name: number): numb
 export declare function setIntOpt(fd: number, level: number, name: number, value: number): void
 export declare function closeFd(fd: number): void
 export declare function addressOf(view: Uint8Array): number
+/**
+ * Fixes glibc's mmap and trim thresholds (mallopt): true when applied, false without glibc.
+ * Throws a RangeError outside 0..32 MiB (mmap) or 0..1 GiB (trim).
+ */
+export declare function tuneMalloc(mmapThreshold: number, trimThreshold: number): boolean
 
 /**
  * For tests only, and irreversible: installs on every thread of this process (seccomp

@@ -10,6 +10,7 @@
 namespace ringline {
 void InitHttp(Napi::Env env, Napi::Object exports);  // http_parser.cc
 void InitSeccomp(Napi::Env env, Napi::Object exports);  // seccomp.cc
+void InitMalloc(Napi::Env env, Napi::Object exports);  // malloc.cc
 }  // namespace ringline
 
 namespace {
@@ -23,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ringline::InitTls(env, exports);  // tls.cc: TlsContext, TlsSession
   ringline::InitHttp(env, exports);
   ringline::InitSeccomp(env, exports);
+  ringline::InitMalloc(env, exports);
   return ringline::InitSockets(env, exports);
 }
 

@@ -6,7 +6,8 @@
  *
  * Every byte received is sent back in order; when the client half-closes, the server finishes
  * sending and then closes. SIGINT/SIGTERM stop it cleanly (connections drained, exit code 0).
- * `--mode stream` (default) uses recv/write; `--mode parse` the zero-copy read(parse) path.
+ * `--mode stream` (default) uses recv/write; `--mode parse` the zero-copy read(parse) path;
+ * `--mode chunks` Listener.serveChunks (no fiber per connection; one thread only).
  * The driver reads its configuration from RINGLINE_* environment variables (see RinglineConfig).
  * `--workers N` (N > 1, or with `--acceptor`) serves on N pinned worker threads (RinglineWorkers):
  * SO_REUSEPORT listeners, or with `--acceptor` one accepting ring handing connections out; the
@@ -16,11 +17,11 @@
 import { Effect, type Scope } from "effect"
 import { parseArgs } from "node:util"
 import * as Address from "../Address.js"
-import type { Listener } from "../Listener.js"
+import * as Listener from "../Listener.js"
 import * as Ringline from "../Ringline.js"
 import * as RinglineWorkers from "../RinglineWorkers.js"
 import * as Tcp from "../Tcp.js"
-import { echoHandlers } from "./echoHandlers.js"
+import { echoChunk, echoHandlers } from "./echoHandlers.js"
 import type { EchoWorkerData } from "./echoWorker.js"
 import { type DemoTlsOptions, loadTls } from "./tlsModule.js"
 
@@ -45,8 +46,8 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`--port must be an integer between 0 and 65535, got ${values.port}`)
   process.exit(2)
 }
-if (values.mode !== "stream" && values.mode !== "parse") {
-  console.error(`--mode must be "stream" or "parse", got ${values.mode}`)
+if (values.mode !== "stream" && values.mode !== "parse" && values.mode !== "chunks") {
+  console.error(`--mode must be "stream", "parse" or "chunks", got ${values.mode}`)
   process.exit(2)
 }
 const workers = Number(values.workers)
@@ -55,7 +56,10 @@ if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
   process.exit(2)
 }
 
-const handler = echoHandlers[values.mode]!
+if (values.mode === "chunks" && (workers > 1 || values.acceptor === true)) {
+  console.error("--mode chunks serves on one thread: it does not go with --workers or --acceptor")
+  process.exit(2)
+}
 
 if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
   console.error("--tls-cert and --tls-key go together")
@@ -81,7 +85,7 @@ const listen = Effect.gen(function*() {
   const tls = yield* tlsOptions
   if (tls === undefined) return yield* Tcp.listen({ host: values.host, port })
   const Tls = yield* loadTls
-  return yield* Effect.orDie(Tls.listen({ host: values.host, port, ...tls }) as Effect.Effect<Listener, unknown, Ringline.Ringline | Scope.Scope>)
+  return yield* Effect.orDie(Tls.listen({ host: values.host, port, ...tls }) as Effect.Effect<Listener.Listener, unknown, Ringline.Ringline | Scope.Scope>)
 })
 
 const program = Effect.gen(function*() {
@@ -101,6 +105,8 @@ const program = Effect.gen(function*() {
     )
   )
   // Resets and vanished clients are routine for an echo server: end that connection quietly.
+  if (values.mode === "chunks") return yield* Listener.serveChunks(listener, echoChunk, { onFailure: () => Effect.void })
+  const handler = echoHandlers[values.mode!]!
   return yield* listener.serve((conn) => Effect.ignore(handler(conn)))
 }).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig()))
 

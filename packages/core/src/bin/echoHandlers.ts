@@ -1,6 +1,6 @@
 /**
- * The demo's two echo handlers (`--mode stream|parse`), shared by the single-thread server
- * (bin/echo.ts) and its worker program (bin/echoWorker.ts).
+ * The demo's echo handlers: `--mode stream|parse`, shared by the single-thread server
+ * (bin/echo.ts) and its worker program (bin/echoWorker.ts), and `--mode chunks`' chunk handler.
  */
 import { Effect } from "effect"
 import * as Connection from "../Connection.js"
@@ -27,4 +27,9 @@ const viaParse = (conn: Connection.Connection) => Effect.gen(conn, parseBody)
 export const echoHandlers: Record<string, (conn: Connection.Connection) => Effect.Effect<void, unknown>> = {
   stream: echo,
   parse: viaParse
+}
+
+/** `--mode chunks`: each chunk back as it arrives (Listener.serveChunks closes after the peer's FIN). */
+export const echoChunk = (chunk: Uint8Array, conn: Connection.Connection): void => {
+  if (chunk.length > 0) conn.unsafeWrite(chunk)
 }

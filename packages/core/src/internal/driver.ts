@@ -256,6 +256,31 @@ export class Driver {
    * the staging area is full.
    */
   sqe(op: number, flags: number, fd: number, slot: number, linkTimeout = false): number {
+    const w = this.stageNext(op, flags, fd, slot)
+    const s = this.stage
+    s[w + W.userData] = slot
+    const gen = this.slots.gens[slot]!
+    s[w + W.userData + 1] = (gen | (linkTimeout ? LINK_TIMEOUT_BIT : 0))
+    this.sqeGens[slot] = gen
+    return w
+  }
+
+  /**
+   * Stages an SQE that belongs to no op slot, its user_data the raw words (lo, hi), for an op
+   * flagged IOSQE_CQE_SKIP_SUCCESS whose only CQE, a failure, is recognised by `lo` alone: `lo`
+   * must be negative (bit 31), so that CQE goes to `onRingMessage` like a MSG_RING message
+   * (msgRing.ts). Nothing waits for it, so neither the op table nor `inFlight` counts it; such an
+   * op must reference no memory JS could free (a MSG_RING data message references none).
+   */
+  sqeUnowned(op: number, flags: number, fd: number, lo: number, hi: number): number {
+    const w = this.stageNext(op, flags, fd, -1)
+    this.stage[w + W.userData] = lo | 0x80000000
+    this.stage[w + W.userData + 1] = hi
+    return w
+  }
+
+  /** The next zeroed SQE with its opcode, flags and fd; on a full SQ gives `slot` back (if any) and throws. */
+  private stageNext(op: number, flags: number, fd: number, slot: number): number {
     if (this.faults !== null) this.faults.staging()
     let n = this.ctl[Ctl.staged]!
     if (n === this.stageCap || (n >= this.flushAt && !this.linkOpen)) {
@@ -263,7 +288,7 @@ export class Driver {
       n = this.ctl[Ctl.staged]!
       if (n === this.stageCap) {
         // Nothing was submitted for this slot: give it back so the op table stays exact.
-        this.release(slot)
+        if (slot >= 0) this.release(slot)
         throw new RangeError("ringline submission queue is full and the kernel refuses more")
       }
     }
@@ -272,10 +297,6 @@ export class Driver {
     s.fill(0, w, w + 16)
     s[w] = op | (flags << 8)
     s[w + W.fd] = fd
-    s[w + W.userData] = slot
-    const gen = this.slots.gens[slot]!
-    s[w + W.userData + 1] = (gen | (linkTimeout ? LINK_TIMEOUT_BIT : 0))
-    this.sqeGens[slot] = gen
     this.linkOpen = (flags & (SqeFlag.IO_LINK | SqeFlag.IO_HARDLINK)) !== 0
     this.ctl[Ctl.staged] = n + 1
     return w

@@ -8,7 +8,8 @@
  *   off = user_data of the CQE posted on the target, len = its res (data messages),
  *   addr3 = source fixed-file index, file_index = target slot + 1 or IORING_FILE_INDEX_ALLOC
  *   (SEND_FD; the target CQE's res is then the slot the kernel picked).
- * The source ring gets its own CQE (res 0 or -errno) once the target has the message; a SEND_FD
+ * The source ring gets its own CQE (res 0 or -errno) once the target has the message, unless the
+ * SQE says IOSQE_CQE_SKIP_SUCCESS (data messages here: then only a failure posts one); a SEND_FD
  * that fails posts nothing on the target. The source keeps its fixed slot and must close it.
  *
  * Marking: the target's driver sees these CQEs among its own. Their user_data low word is
@@ -16,7 +17,7 @@
  * sending worker; the high word and res carry the payload.
  */
 import type { Driver, OpOwner } from "./driver.js"
-import { FILE_INDEX_ALLOC, W } from "./ring/abi.js"
+import { FILE_INDEX_ALLOC, SqeFlag, W } from "./ring/abi.js"
 
 export const OP_MSG_RING = 40
 const MSG_DATA = 0
@@ -29,7 +30,12 @@ export const Kind = {
   /** A 64-bit notification: payload high word in user_data hi, low word in res. */
   Notify: 2,
   /** A body waits in the mailbox from `from`. */
-  Body: 3
+  Body: 3,
+  /**
+   * On the sending ring: a data message of kind `hi` to worker `from` (here: the target) failed
+   * with res = -errno (postData).
+   */
+  Undelivered: 4
 } as const
 
 /** Most workers a message can name (16 bits of the marker). */
@@ -40,25 +46,27 @@ const marker = (kind: number, from: number): number => (0x80000000 | (kind << 24
 export const kindOf = (lo: number): number => (lo >>> 24) & 0x7f
 export const fromOf = (lo: number): number => lo & 0xffff
 
-/** Stages a data message: the target ring gets a CQE with user_data (marker, hi) and res `res`. */
-export const stageData = (
+/**
+ * Stages a data message, fire and forget: the target ring gets a CQE with user_data (marker, hi)
+ * and res `res`. The SQE carries IOSQE_CQE_SKIP_SUCCESS and belongs to no op slot, so a delivery
+ * costs this ring no CQE and no resumed fiber; only a failure posts one here, with user_data
+ * (marker(Undelivered, to), kind) and res -errno, which the driver routes to onRingMessage.
+ */
+export const postData = (
   d: Driver,
-  owner: OpOwner,
-  tag: number,
   targetRingFd: number,
+  to: number,
   kind: number,
   from: number,
   hi: number,
   res: number
-): number => {
-  const slot = d.alloc(owner, tag)
-  const w = d.sqe(OP_MSG_RING, 0, targetRingFd, slot)
+): void => {
+  const w = d.sqeUnowned(OP_MSG_RING, SqeFlag.CQE_SKIP_SUCCESS, targetRingFd, marker(Kind.Undelivered, to), kind)
   const s = d.words
   s[w + W.addr] = MSG_DATA
   s[w + W.off] = marker(kind, from)
   s[w + W.off + 1] = hi | 0
   s[w + W.len] = res | 0
-  return slot
 }
 
 /**

@@ -43,6 +43,12 @@ export class WaiterQueue {
     return this.list.length
   }
 
+  /** The first waiter's `need` (bytes it waits for), or -1 when nobody waits. */
+  get firstNeed(): number {
+    const w = this.list[0]
+    return w === undefined ? -1 : w.need
+  }
+
   waiter(need = 1): Waiter {
     return { need, wake: undefined, queued: false }
   }

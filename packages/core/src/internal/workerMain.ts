@@ -20,10 +20,9 @@ import type { Listener } from "../Listener.js"
 import * as Ringline from "../Ringline.js"
 import type { RinglineConfig } from "../RinglineConfig.js"
 import { WorkerChannelError, WorkerContext } from "../RinglineWorkers.js"
-import type { OpOwner } from "./driver.js"
 import { Inbox } from "./inbox.js"
 import { Mailboxes } from "./mailbox.js"
-import { fromOf, joinU64, Kind, kindOf, splitU64, stageData } from "./msgRing.js"
+import { fromOf, joinU64, Kind, kindOf, postData, splitU64 } from "./msgRing.js"
 import { load } from "./native.js"
 import { WorkerMessages } from "./workerMessages.js"
 import { errnoName } from "./errno.js"
@@ -62,13 +61,27 @@ const run = Effect.gen(function*() {
   const messages = new WorkerMessages(mailboxes, init.id)
   const inbox = new Inbox(driver, (delta) => Atomics.add(loads, init.id, delta))
 
-  // Messages from other rings: handed connections, notifications, mailbox wake-ups.
+  // The first failed delivery to each worker since the last notify/send to it (see `refusal`).
+  const undelivered = new Map<number, WorkerChannelError>()
+
+  // Messages from other rings: handed connections, notifications, mailbox wake-ups; and this
+  // ring's own messages that could not be delivered.
   driver.onRingMessage = (lo, hi, res) => {
     const kind = kindOf(lo)
     const from = fromOf(lo)
     if (kind === Kind.Fd) inbox.arrive(res)
     else if (kind === Kind.Notify) messages.offer({ _tag: "Notify", from, payload: joinU64(hi, res) })
     else if (kind === Kind.Body && from < init.count) messages.bodyWaiting(from)
+    else if (kind === Kind.Undelivered) {
+      driver.countError(errnoName(res))
+      if (!undelivered.has(from)) {
+        const what = hi === Kind.Body ? "send (its wake-up)" : "notify"
+        undelivered.set(
+          from,
+          new WorkerChannelError({ reason: "WorkerGone", to: from, errno: -res, detail: `an earlier ${what} to it was not delivered: IORING_OP_MSG_RING failed with ${errnoName(res)}` })
+        )
+      }
+    }
   }
   Atomics.store(ringFds, init.id, driver.ring.info().ringFd)
   // Before the ring exits, so that nobody targets a closed (or reused) fd.
@@ -99,23 +112,18 @@ const run = Effect.gen(function*() {
     return listener
   })
 
-  const deliver = (to: number, kind: number, hi: number, res: number) =>
-    Effect.async<void, WorkerChannelError>((resume) => {
-      const fd = Atomics.load(ringFds, to)
-      if (fd < 0) {
-        return resume(Effect.fail(new WorkerChannelError({ reason: "WorkerGone", to, detail: "it has no ring now (exited or restarting)" })))
-      }
-      const owner: OpOwner = {
-        onCqe(_slot, _tag, r) {
-          resume(
-            r >= 0 ? Effect.void : Effect.fail(
-              new WorkerChannelError({ reason: "WorkerGone", to, errno: -r, detail: `IORING_OP_MSG_RING failed with ${errnoName(r)}` })
-            )
-          )
-        }
-      }
-      stageData(driver, owner, 0, fd, kind, init.id, hi, res)
-    })
+  // Fire and forget (msgRing.postData): a message completes once staged (it goes to the kernel
+  // before this thread's event loop next waits); a failed delivery comes back as an Undelivered
+  // CQE, is kept per target and fails the next notify/send to that worker (`refusal`).
+  const refusal = (to: number, fd: number): Effect.Effect<never, WorkerChannelError> | undefined => {
+    const failed = undelivered.get(to)
+    if (failed !== undefined) {
+      undelivered.delete(to)
+      return Effect.fail(failed)
+    }
+    if (fd >= 0) return undefined
+    return Effect.fail(new WorkerChannelError({ reason: "WorkerGone", to, detail: "it has no ring now (exited or restarting)" }))
+  }
   const noSuchWorker = (to: number) =>
     Number.isInteger(to) && to >= 0 && to < init.count
       ? undefined
@@ -138,8 +146,12 @@ const run = Effect.gen(function*() {
           messages.offer({ _tag: "Notify", from: to, payload: BigInt.asUintN(64, payload) })
           return Effect.void
         }
+        const fd = Atomics.load(ringFds, to)
+        const refused = refusal(to, fd)
+        if (refused !== undefined) return refused
         const [hi, lo] = splitU64(payload)
-        return deliver(to, Kind.Notify, hi, lo)
+        postData(driver, fd, to, Kind.Notify, init.id, hi, lo)
+        return Effect.void
       }),
     send: (to, body) =>
       Effect.suspend(() => {
@@ -152,10 +164,14 @@ const run = Effect.gen(function*() {
           messages.offer({ _tag: "Body", from: to, body: body.slice() })
           return Effect.void
         }
+        const fd = Atomics.load(ringFds, to)
+        const refused = refusal(to, fd)
+        if (refused !== undefined) return refused
         if (!mailboxes.put(init.id, to, body)) {
           return Effect.fail(new WorkerChannelError({ reason: "MailboxFull", to, detail: `its mailbox from worker ${init.id} has no room for ${body.length} bytes` }))
         }
-        return deliver(to, Kind.Body, 0, 0)
+        postData(driver, fd, to, Kind.Body, init.id, 0, 0)
+        return Effect.void
       }),
     receive: messages.receive
   }

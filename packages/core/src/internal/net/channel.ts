@@ -170,7 +170,7 @@ export class Channel implements WireSink {
       }
     } else {
       // Held for a waiting reader's zero-copy parse, or copied and given back at once.
-      this.inbound.receive(buf, len, this.readers.length > 0)
+      this.inbound.receive(buf, len, this.readers.firstNeed)
     }
     this.pauseIfFull()
     this.readers.notify()

@@ -96,10 +96,21 @@ export const copyOf = (bytes: Uint8Array): Uint8Array => {
 }
 
 /**
- * Received bytes not yet consumed: a growable reassembly buffer, plus at most one receive buffer
- * held as is (received while a reader waited with nothing buffered, so that reader's parser runs
- * over it without a copy). The held buffer, when there is one, comes after nothing: either it or
- * the reassembly buffer has bytes, never both once a parse starts.
+ * At most this many receive buffers are held for one waiting reader (the rest of a completion
+ * batch is copied): holding takes buffers out of the provided ring until the reader runs, which
+ * is the end of the batch, but a ring shared by many connections must not run dry for it.
+ */
+const HOLD_MAX = 8
+
+/**
+ * Received bytes not yet consumed: a growable reassembly buffer, plus receive buffers held as
+ * they are (received while a reader waited with nothing buffered). One held buffer is parsed in
+ * place (zero-copy); several (a completion batch brought more than one receive for the reader)
+ * are copied once, together, into a buffer of exactly their size when the reader looks: the
+ * reader usually takes them whole, so that buffer is handed over full (no unwritten tail to
+ * zero, no regrowth), where appending them one by one as they came grew a buffer of twice the
+ * previous size and zeroed what the run left of it. Held buffers, when there are any, come
+ * after nothing: either they or the reassembly buffer have bytes, never both once a parse starts.
  *
  * Handing over. A reader that takes the whole buffered run as its own (a `recv` chunk), or a
  * write of a parser's view of it, can have the reassembly memory itself instead of a copy
@@ -112,9 +123,13 @@ export class Reassembly {
   private end = 0
   /** `buf` was handed over: it is read, never written (see "Handing over"). */
   private frozen = false
-  /** A receive buffer held for a zero-copy parse, or -1. */
+  /** The first receive buffer held for the waiting reader, or -1; its length. */
   private held = -1
+  private firstLen = 0
+  /** Bytes in every held receive buffer. */
   private heldLen = 0
+  /** Held receive buffers after the first, as (buffer, length) pairs; made on first use. */
+  private more: Array<number> | undefined = undefined
 
   constructor(private readonly wire: Wire) {}
 
@@ -123,9 +138,14 @@ export class Reassembly {
     return this.end - this.start + this.heldLen
   }
 
-  /** Bytes in the reassembly buffer (not counting a held receive buffer). */
+  /** Bytes in the reassembly buffer (not counting held receive buffers). */
   get copied(): number {
     return this.end - this.start
+  }
+
+  /** More than one receive buffer is held (they are one view only once copied together). */
+  private get several(): boolean {
+    return this.more !== undefined && this.more.length > 0
   }
 
   /** Whether `buffer` is this reassembly buffer's memory (a parser's view of it). */
@@ -133,27 +153,73 @@ export class Reassembly {
     return buffer === this.buf.buffer
   }
 
-  /** Keeps receive buffer `buf` as is when nothing else is buffered (zero-copy parse); else copies it. */
-  receive(buf: number, len: number, readerWaiting: boolean): void {
-    if (this.held === -1 && this.end === this.start && readerWaiting) {
-      this.held = buf
-      this.heldLen = len
-    } else {
-      this.unhold()
-      this.append(this.wire.view(buf, 0, len))
-      // The view must not be used past this point: the buffer is the wire's again.
-      this.wire.recycle(buf)
+  /**
+   * Holds receive buffer `buf` as is while a reader waits (`need`: the bytes it waits for, -1
+   * for none) and nothing else is buffered; else copies it. A further buffer is held only when
+   * what is held already wakes the reader (which then runs at the end of this completion
+   * batch): one that waits for more would hold buffers for as long as its peer trickles.
+   */
+  receive(buf: number, len: number, need: number): void {
+    if (need >= 0 && this.end === this.start) {
+      if (this.held === -1) {
+        this.held = buf
+        this.firstLen = this.heldLen = len
+        return
+      }
+      const more = this.more ??= []
+      if (this.heldLen >= need && more.length < 2 * (HOLD_MAX - 1)) {
+        more.push(buf, len)
+        this.heldLen += len
+        return
+      }
     }
+    this.unhold(len)
+    this.append(this.wire.view(buf, 0, len))
+    // The view must not be used past this point: the buffer is the wire's again.
+    this.wire.recycle(buf)
   }
 
-  /** Copies a held receive buffer into the reassembly buffer and gives it back. */
-  unhold(): void {
+  /**
+   * Copies the held receive buffers into the reassembly buffer (room for `extra` bytes more
+   * made at the same time) and gives them back.
+   */
+  unhold(extra = 0): void {
     if (this.held === -1) return
+    this.reserve(this.heldLen + extra)
     const bid = this.held
     this.held = -1
-    this.append(this.wire.view(bid, 0, this.heldLen))
-    this.heldLen = 0
+    this.append(this.wire.view(bid, 0, this.firstLen))
     this.wire.recycleLater(bid)
+    const more = this.more
+    if (more !== undefined && more.length > 0) {
+      for (let i = 0; i < more.length; i += 2) {
+        this.append(this.wire.view(more[i]!, 0, more[i + 1]!))
+        this.wire.recycleLater(more[i]!)
+      }
+      more.length = 0
+    }
+    this.firstLen = this.heldLen = 0
+  }
+
+  /**
+   * Room for `n` more bytes. Nothing buffered (or only a frozen buffer's rest): a buffer of
+   * exactly what is buffered plus `n`, since the reader takes what is there; else the usual
+   * doubling.
+   */
+  private reserve(n: number): void {
+    if (!this.frozen && this.end + n <= this.buf.length) return
+    const live = this.end - this.start
+    if (live === 0 || this.frozen) this.regrow(live + n)
+  }
+
+  private regrow(size: number): void {
+    const live = this.end - this.start
+    const grown = uninitialized(size)
+    grown.set(this.buf.subarray(this.start, this.end))
+    this.buf = grown
+    this.frozen = false
+    this.start = 0
+    this.end = live
   }
 
   append(bytes: Uint8Array): void {
@@ -185,17 +251,13 @@ export class Reassembly {
       const live = this.end - this.start
       if (!this.frozen && this.start > 0 && live + len <= this.buf.length) {
         this.buf.copyWithin(0, this.start, this.end)
+        this.start = 0
+        this.end = live
       } else {
         // A frozen buffer's successor keeps its size: a stream that hands over every run would
         // otherwise regrow (and copy) from 4 KiB each time.
-        const size = this.frozen ? this.buf.length : this.buf.length * 2
-        const grown = uninitialized(Math.max(live + len, size, 4096))
-        grown.set(this.buf.subarray(this.start, this.end))
-        this.buf = grown
-        this.frozen = false
+        this.regrow(Math.max(live + len, this.frozen ? this.buf.length : this.buf.length * 2, 4096))
       }
-      this.start = 0
-      this.end = live
     }
   }
 
@@ -222,19 +284,21 @@ export class Reassembly {
     return true
   }
 
-  /** Everything buffered as one view for a parser (a held buffer itself when there is one). */
+  /** Everything buffered as one view for a parser (the held buffer itself when only one is held). */
   view(): Uint8Array {
-    if (this.held !== -1 && this.end > this.start) this.unhold()
-    return this.held !== -1 ? this.wire.view(this.held, 0, this.heldLen) : this.buf.subarray(this.start, this.end)
+    if (this.several) this.unhold()
+    return this.held !== -1 ? this.wire.view(this.held, 0, this.firstLen) : this.buf.subarray(this.start, this.end)
   }
 
   /** The parser used `n` bytes: drop them (a held buffer's rest moves to the reassembly buffer). */
   consume(n: number): void {
+    // Several held buffers were one view only once copied together (`view`).
+    if (this.several) this.unhold()
     if (this.held !== -1) {
       const bid = this.held
       this.held = -1
-      if (n < this.heldLen) this.append(this.wire.view(bid, n, this.heldLen - n))
-      this.heldLen = 0
+      if (n < this.firstLen) this.append(this.wire.view(bid, n, this.firstLen - n))
+      this.firstLen = this.heldLen = 0
       this.wire.recycleLater(bid)
     } else {
       this.start += n
@@ -255,7 +319,7 @@ export class Reassembly {
     return all
   }
 
-  /** Drops everything (the connection closed); a held buffer goes back. */
+  /** Drops everything (the connection closed); held buffers go back. */
   clear(): void {
     this.buf = EMPTY
     this.frozen = false
@@ -263,7 +327,12 @@ export class Reassembly {
     if (this.held !== -1) {
       this.wire.recycleLater(this.held)
       this.held = -1
-      this.heldLen = 0
+      this.firstLen = this.heldLen = 0
+      const more = this.more
+      if (more !== undefined) {
+        for (let i = 0; i < more.length; i += 2) this.wire.recycleLater(more[i]!)
+        more.length = 0
+      }
     }
   }
 }

@@ -2,16 +2,18 @@
  * A `Listener` over any source of accepted connections: a listening socket on the ring
  * (../listener.ts), the inbox of connections another ring handed over (../inbox.ts), or the
  * in-memory test Layer's. Owns `accept` (taken in the fiber that returns it), `serve` (one fiber
- * per connection, user-code guard, logged failures) and the graceful drain of handlers when the
- * listener's scope closes (idle handlers ended early, the rest after the shutdown timeout).
+ * per connection, user-code guard, logged failures), `serveChunks`' listener side (the
+ * connections themselves: chunkServe.ts) and the graceful drain of handlers when the listener's
+ * scope closes (idle handlers ended early, the rest after the shutdown timeout).
  */
-import { Cause, Effect, type Exit, type Fiber, FiberSet, Scope } from "effect"
+import { Cause, Effect, type Exit, type Fiber, FiberRef, FiberSet, Scope } from "effect"
 import type { Address } from "../../Address.js"
 import type { Connection } from "../../Connection.js"
 import type { Listener, ServeOptions } from "../../Listener.js"
 import type { ConnectionClosed } from "../../RinglineError.js"
 import { takeInFiber, type Waiter, type WaiterQueue } from "../waiters.js"
 import type { Channel } from "./channel.js"
+import { type ChunkHandler, ChunkServe, type ChunkServing, type ReceiveError } from "./chunkServe.js"
 import { describe } from "./readers.js"
 
 /** What a Listener accepts from: a listening socket, a handed-off connection inbox, a test source. */
@@ -40,8 +42,29 @@ const unscoped = new WeakMap<Listener, UnscopedAccept>()
 /** `listener`'s {@link UnscopedAccept}, when it is one of acceptLoop's (undefined for others, e.g. TLS). */
 export const unscopedAccept = (listener: Listener): UnscopedAccept | undefined => unscoped.get(listener)
 
+/** The chunk serving of acceptLoop's listeners (Listener.serveChunks; undefined for others, e.g. TLS). */
+export type ServeChunks = <E = never, R = never, R2 = never>(
+  handler: ChunkHandler<E, R>,
+  options?: ServeOptions<E | ReceiveError, R2>
+) => Effect.Effect<void, never, R | R2>
+
+const chunkServers = new WeakMap<Listener, ServeChunks>()
+
+/** `listener`'s chunk serving when it is one of acceptLoop's (undefined for others, e.g. TLS). */
+export const chunkServer = (listener: Listener): ServeChunks | undefined => chunkServers.get(listener)
+
 /** serve's default report of a failed handler. */
 const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => Effect.logWarning("ringline: connection handler failed", cause)
+
+/** A failed handler's report: the user's `onFailure`, whose own failures are logged. */
+const report = <E, R>(
+  onFailure: (cause: Cause.Cause<E>, c: Connection) => Effect.Effect<void, never, R>,
+  cause: Cause.Cause<E>,
+  c: Connection
+): Effect.Effect<void, never, R> =>
+  Effect.suspend(() => onFailure(cause, c)).pipe(
+    Effect.catchAllCause((e) => Effect.logWarning("ringline: serve onFailure failed", e))
+  )
 
 /** How often a graceful shutdown looks for handlers that went idle. */
 const IDLE_SWEEP_MS = 20
@@ -66,8 +89,25 @@ export const acceptLoop = (
     // on their own, and only then are the rest interrupted (FiberSet's own finalizer, which
     // runs after this one); each interrupted handler's connection still flushes its queue.
     const handlers = yield* FiberSet.make()
-    // Each handler's fiber by its connection, for the shutdown's idle sweep.
-    const serving = new Map<Channel, Fiber.RuntimeFiber<unknown, unknown>>()
+    // Each connection's handler by its connection, for the shutdown's idle sweep: serve's fiber,
+    // or serveChunks' ChunkServe (no fiber while idle; the drain also waits for those to end).
+    const serving = new Map<Channel, Fiber.RuntimeFiber<unknown, unknown> | ChunkServe<any, any>>()
+    let chunkServes = 0
+    let chunkServesEnded: (() => void) | undefined
+    const forget = (conn: Channel, chunks: boolean): void => {
+      if (!serving.delete(conn) || !chunks) return
+      if (--chunkServes === 0) chunkServesEnded?.()
+    }
+    const stopHandler = (h: Fiber.RuntimeFiber<unknown, unknown> | ChunkServe<any, any>): void =>
+      h instanceof ChunkServe ? h.stop() : h.unsafeInterruptAsFork(h.id())
+    // Every ChunkServe has ended (each has forked its close into `handlers` by then).
+    const chunkServesDone = Effect.async<void>((resume) => {
+      if (chunkServes === 0) return resume(Effect.void)
+      chunkServesEnded = () => resume(Effect.void)
+      return Effect.sync(() => {
+        chunkServesEnded = undefined
+      })
+    })
     // A handler that waits for input with nothing buffered and nothing queued, and has seen
     // no byte in or out for IDLE_QUIET_MS, would only wait out the timeout: interrupting it
     // loses nothing. The quiet period spares a client that is mid-transfer and merely
@@ -77,25 +117,30 @@ export const acceptLoop = (
       const quietSince = new Map<Channel, { activity: number; at: number }>()
       const sweepIdle = Effect.sync(() => {
         const now = Date.now()
-        for (const [conn, fiber] of serving) {
+        for (const [conn, handler] of serving) {
           const activity = conn.bytesIn + conn.bytesOut
           const seen = quietSince.get(conn)
           if (!conn.idle || seen === undefined || seen.activity !== activity) {
             quietSince.set(conn, { activity, at: now })
           } else if (now - seen.at >= IDLE_QUIET_MS) {
-            fiber.unsafeInterruptAsFork(fiber.id())
+            stopHandler(handler)
           }
         }
       })
       return Effect.raceFirst(
-        FiberSet.awaitEmpty(handlers),
+        Effect.zipRight(chunkServesDone, FiberSet.awaitEmpty(handlers)),
         Effect.forever(Effect.zipRight(sweepIdle, Effect.sleep(IDLE_SWEEP_MS)))
       )
     })
     yield* Scope.addFinalizer(
       scope,
       Effect.async<void>((resume) => source.close(() => resume(Effect.void))).pipe(
-        Effect.zipRight(Effect.timeoutOption(Effect.interruptible(drainHandlers), shutdownTimeoutMs))
+        Effect.zipRight(Effect.timeoutOption(Effect.interruptible(drainHandlers), shutdownTimeoutMs)),
+        // Past the timeout: FiberSet's finalizer interrupts the fibers; ChunkServes have none
+        // while idle, so they are stopped here (each forks its close into the set first).
+        Effect.zipRight(Effect.sync(() => {
+          for (const h of serving.values()) if (h instanceof ChunkServe) h.stop()
+        }))
       )
     )
     // Taken from the listener's queue by the fiber that returns it (internal/waiters.ts).
@@ -106,45 +151,14 @@ export const acceptLoop = (
         return Effect.as(Effect.addFinalizer(() => c.close), c)
       })
     )
-    const serve = <E, R, R2 = never>(
-      handler: (c: Connection) => Effect.Effect<unknown, E, R>,
-      options?: ServeOptions<E, R2>
-    ): Effect.Effect<void, never, R | R2> =>
+    /** Accepts until the listener closes, handing each connection to `start` (synchronously). */
+    const acceptEach = (start: (conn: Channel) => void): Effect.Effect<void> =>
       Effect.gen(function*() {
-        const run = yield* FiberSet.runtime(handlers)<R | R2>()
-        const onFailure = options?.onFailure ?? logFailure
         while (true) {
           const open = yield* Effect.uninterruptibleMask((restore) =>
             Effect.flatMap(restore(acceptRaw), (conn) =>
               Effect.sync(() => {
-                const c = wrap(conn)
-                // One mask and one match around the handler (not catchAllCause + ensuring +
-                // zipRight): each connection's fiber keeps this frame for its whole life, so
-                // it is built small, and the close is built only when the handler has ended.
-                const finish = () => Effect.ensuring(c.close, Effect.sync(() => serving.delete(conn)))
-                const fiber = run(Effect.uninterruptibleMask((restore) =>
-                  Effect.matchCauseEffect(
-                    restore(Effect.suspend(() => {
-                      // The handler is user code: a throw or a non-Effect answer is that
-                      // connection's defect (reported below), never the accept loop's.
-                      const h: unknown = handler(c)
-                      return Effect.isEffect(h)
-                        ? h as Effect.Effect<unknown, E, R>
-                        : Effect.die(new TypeError(`serve handler returned ${describe(h)}, not an Effect`))
-                    })),
-                    {
-                      onFailure: (cause) =>
-                        Cause.isInterruptedOnly(cause) ? finish() : Effect.ensuring(
-                          restore(Effect.suspend(() => onFailure(cause, c)).pipe(
-                            Effect.catchAllCause((e) => Effect.logWarning("ringline: serve onFailure failed", e))
-                          )),
-                          finish()
-                        ),
-                      onSuccess: finish
-                    }
-                  )
-                ))
-                serving.set(conn, fiber)
+                start(conn)
                 return true
               })
             )
@@ -155,6 +169,66 @@ export const acceptLoop = (
           if (!open) return
         }
       })
+    const serve = <E, R, R2 = never>(
+      handler: (c: Connection) => Effect.Effect<unknown, E, R>,
+      options?: ServeOptions<E, R2>
+    ): Effect.Effect<void, never, R | R2> =>
+      Effect.flatMap(FiberSet.runtime(handlers)<R | R2>(), (run) => {
+        const onFailure = options?.onFailure ?? logFailure
+        return acceptEach((conn) => {
+          const c = wrap(conn)
+          // One mask and one match around the handler (not catchAllCause + ensuring +
+          // zipRight): each connection's fiber keeps this frame for its whole life, so
+          // it is built small, and the close is built only when the handler has ended.
+          const finish = () => Effect.ensuring(c.close, Effect.sync(() => forget(conn, false)))
+          const fiber = run(Effect.uninterruptibleMask((restore) =>
+            Effect.matchCauseEffect(
+              restore(Effect.suspend(() => {
+                // The handler is user code: a throw or a non-Effect answer is that
+                // connection's defect (reported below), never the accept loop's.
+                const h: unknown = handler(c)
+                return Effect.isEffect(h)
+                  ? h as Effect.Effect<unknown, E, R>
+                  : Effect.die(new TypeError(`serve handler returned ${describe(h)}, not an Effect`))
+              })),
+              {
+                onFailure: (cause) =>
+                  Cause.isInterruptedOnly(cause) ? finish() : Effect.ensuring(restore(report(onFailure, cause, c)), finish()),
+                onSuccess: finish
+              }
+            )
+          ))
+          serving.set(conn, fiber)
+        })
+      })
+    const serveChunks: ServeChunks = <E, R, R2 = never>(
+      handler: ChunkHandler<E, R>,
+      options?: ServeOptions<E | ReceiveError, R2>
+    ): Effect.Effect<void, never, R | R2> =>
+      Effect.flatMap(Effect.zip(FiberSet.runtime(handlers)<R | R2>(), FiberRef.get(FiberRef.currentScheduler)), ([run, scheduler]) => {
+        const onFailure = options?.onFailure ?? logFailure
+        const shared: ChunkServing<E, R | R2> = {
+          handler,
+          scheduler,
+          run,
+          // Masked as a whole: a shutdown that interrupts this fiber still closes the connection.
+          finish: (s, cause) =>
+            Effect.uninterruptibleMask((restore) => {
+              s.ending()
+              forget(s.channel, true)
+              const close = s.connection.close
+              return cause === undefined || Cause.isInterruptedOnly(cause)
+                ? close
+                : Effect.ensuring(restore(report(onFailure, cause, s.connection)), close)
+            })
+        }
+        return acceptEach((conn) => {
+          const s = new ChunkServe(conn, wrap(conn), shared)
+          serving.set(conn, s)
+          chunkServes++
+          s.start()
+        })
+      })
     const listener: Listener = {
       address,
       accept,
@@ -164,5 +238,6 @@ export const acceptLoop = (
       }
     }
     unscoped.set(listener, { take: acceptRaw, wrap })
+    chunkServers.set(listener, serveChunks)
     return listener
   })
