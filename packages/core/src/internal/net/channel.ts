@@ -711,7 +711,7 @@ export class Channel implements WireSink {
   attachTransport<T extends Transport>(make: (sink: TransportSink) => T): T {
     const t = make({
       plaintext: (bytes) => this.deliver(bytes),
-      reserve: (n) => this.inbound.reserve(n),
+      reserve: (n) => this.inbound.tail(n),
       written: (n) => {
         this.inbound.commit(n)
         this.readers.notify()

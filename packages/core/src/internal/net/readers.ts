@@ -232,15 +232,17 @@ export class Reassembly {
    * `n` writable bytes right after the buffered ones (a transport decrypts into them instead of
    * into memory of its own that `append` would then copy); `commit` says how many it wrote.
    * Nothing else may touch this reassembly in between. Ask for what will probably be written:
-   * a large unused tail makes the buffer fail `keep`'s hand-over test.
+   * a large unused tail makes the buffer fail `keep`'s hand-over test. Sized like `append`
+   * (4 KiB at least), not exactly like `reserve`: a small record in a buffer of its own size
+   * would be handed over, and the next one would need a fresh native buffer each time.
    */
-  reserve(n: number): Uint8Array {
+  tail(n: number): Uint8Array {
     this.unhold()
     this.room(n)
     return this.buf.subarray(this.end, this.end + n)
   }
 
-  /** `n` bytes of the last `reserve` were written. */
+  /** `n` bytes of the last `tail` were written. */
   commit(n: number): void {
     this.end += n
   }
