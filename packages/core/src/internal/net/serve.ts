@@ -6,7 +6,7 @@
  * connections themselves: chunkServe.ts) and the graceful drain of handlers when the listener's
  * scope closes (idle handlers ended early, the rest after the shutdown timeout).
  */
-import { Cause, Effect, type Exit, type Fiber, FiberRef, FiberSet, Scope } from "effect"
+import { Cause, Clock, Effect, type Exit, type Fiber, FiberRef, FiberSet, Scope } from "effect"
 import type { Address } from "../../Address.js"
 import type { Connection } from "../../Connection.js"
 import type { Listener, ServeOptions } from "../../Listener.js"
@@ -115,8 +115,9 @@ export const acceptLoop = (
     // finish its work and go idle).
     const drainHandlers = Effect.suspend(() => {
       const quietSince = new Map<Channel, { activity: number; at: number }>()
-      const sweepIdle = Effect.sync(() => {
-        const now = Date.now()
+      // The quiet period is on the Effect clock, like the sweep's sleep: under a TestClock
+      // (RinglineTest) both move together, so an advance past the period ends idle handlers.
+      const sweepIdle = Effect.map(Clock.currentTimeMillis, (now) => {
         for (const [conn, handler] of serving) {
           const activity = conn.bytesIn + conn.bytesOut
           const seen = quietSince.get(conn)
