@@ -1,4 +1,5 @@
 // Process helpers shared by the benchmark scripts that start servers as child processes.
+import net from "node:net";
 
 /**
  * Stops a server child started by a bench script: SIGTERM (its graceful shutdown, which prints
@@ -11,4 +12,15 @@ export const stopChild = (child) =>
     child.on("exit", resolve);
     child.kill("SIGTERM");
     setTimeout(() => child.kill("SIGKILL"), 20000).unref();
+  });
+
+/** A free loopback TCP port for a server child to listen on (bound, read, released). */
+export const freePort = () =>
+  new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
   });

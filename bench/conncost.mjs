@@ -37,7 +37,7 @@ import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { heapDiff } from "./heapdiff.mjs";
-import { stopChild } from "./child.mjs";
+import { freePort, stopChild } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
@@ -86,14 +86,6 @@ const needTls = () => {
 
 let PORT = 0;
 /** A port free right now (each server gets its own; node-net-echo prints the port it was given). */
-const freePort = () =>
-  new Promise((resolve) => {
-    const srv = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-
 const SERVERS = [
   { name: "ringline", args: () => [ECHO_JS, "--port", String(PORT)] },
   { name: "ringline-parse", args: () => [ECHO_JS, "--port", String(PORT), "--mode", "parse"] },

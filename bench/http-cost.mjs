@@ -27,7 +27,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ResponseCounter } from "./http-client.mjs";
-import { stopChild } from "./child.mjs";
+import { freePort, stopChild } from "./child.mjs";
 import { callgrind, callgrindArgv, splitGc } from "./callgrind.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -83,14 +83,6 @@ const pick = (arg, all) =>
   });
 const servers = pick(opts.servers, SERVERS);
 const cases = pick(opts.cases, CASES);
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const srv = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 
 const start = async (server) => {
   const port = String(await freePort());

@@ -11,7 +11,7 @@
 //       (or `pnpm bench:http`). Needs wrk (apt-get install -y wrk) and the TypeScript build.
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
+import { freePort } from "./child.mjs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -111,16 +111,6 @@ const cpuSeconds = (pid) => {
     return NaN;
   }
 };
-const freePort = () =>
-  new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-
 // A server that fails to start (a port taken between freePort and bind, a busy machine) gets a
 // second try before the suite gives up.
 async function startServer(server) {

@@ -31,7 +31,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { callgrind, callgrindArgv, dumpThreads } from "./callgrind.mjs";
-import { stopChild } from "./child.mjs";
+import { freePort, stopChild } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -69,14 +69,6 @@ const servers = opts.servers.split(",").map((n) => {
   if (s.cpuOnly && !CPU) throw new Error(`${n} runs with --cpu only (its workers are child processes callgrind does not follow here)`);
   return s;
 });
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const srv = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 
 /** Starts a server; resolves once it printed "listening on" (and, for ringline, its threads). */
 const start = async (server) => {
