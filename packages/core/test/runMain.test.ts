@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
+import { load } from "../src/internal/native.js"
 import { closedPort } from "./helpers.js"
 
 const fixture = new URL("./fixtures/runmain-fail.mjs", import.meta.url).pathname
@@ -39,4 +40,18 @@ describe("Ringline.runMain", () => {
       expect(off).toBeGreaterThan(2000)
       expect(on).toBeLessThan(off / 2)
     }))
+
+  // Only refusals run here: a call that passes its checks would change this test process's allocator.
+  it("the addon's tuneMalloc refuses missing, non-number, negative, NaN and out-of-range thresholds before touching the allocator", () => {
+    const native = load() as unknown as { tuneMalloc: (...args: Array<unknown>) => boolean }
+    expect(() => native.tuneMalloc()).toThrow(TypeError)
+    expect(() => native.tuneMalloc(4096)).toThrow(TypeError)
+    expect(() => native.tuneMalloc("4096", 4096)).toThrow(TypeError)
+    expect(() => native.tuneMalloc(4096, 4096n)).toThrow(TypeError)
+    expect(() => native.tuneMalloc(-1, 4096)).toThrow(RangeError)
+    expect(() => native.tuneMalloc(Number.NaN, 4096)).toThrow(RangeError)
+    expect(() => native.tuneMalloc(33 * 1024 * 1024, 4096)).toThrow(/mmapThreshold must be 0..32 MiB/)
+    expect(() => native.tuneMalloc(4096, 2 * 1024 * 1024 * 1024)).toThrow(RangeError)
+    expect(() => native.tuneMalloc(4096, Infinity)).toThrow(RangeError)
+  })
 })
