@@ -1,11 +1,13 @@
 // The README's RinglineWorkers example (main thread): build (`pnpm exec tsc -b` at the repo root),
-// then `node examples/workers-main.mjs [--acceptor]` in packages/core; stop it with Ctrl-C.
+// then `node examples/workers-main.mjs [--acceptor] [--chunks]` in packages/core; stop it with
+// Ctrl-C. `--chunks` runs workers-chunks.mjs (RinglineWorkers.serveChunks) instead.
 import { Effect } from "effect"
 import { Address, Ringline, RinglineWorkers } from "@ringline/core"
 
 Ringline.runMain(Effect.scoped(Effect.gen(function*() {
   const set = yield* RinglineWorkers.launch({
-    module: new URL("./workers-echo.mjs", import.meta.url), // every worker imports this
+    // Every worker imports this.
+    module: new URL(process.argv.includes("--chunks") ? "./workers-chunks.mjs" : "./workers-echo.mjs", import.meta.url),
     workers: 2, // default: every CPU
     mode: process.argv.includes("--acceptor") ? "acceptor" : "reusePort",
     port: 0

@@ -23,10 +23,11 @@ import type { Scope } from "effect"
 import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import * as internal from "./internal/workers.js"
-import type { Listener, ServeOptions } from "./Listener.js"
+import * as Listener from "./Listener.js"
+import type { ChunkHandler, ServeOptions } from "./Listener.js"
 import type { RinglineStats } from "./Ringline.js"
 import type { RinglineConfigInput } from "./RinglineConfig.js"
-import type { RinglineConfigError, RinglineUnavailable, SocketError } from "./RinglineError.js"
+import type { RinglineConfigError, RinglineUnavailable, SocketError, TlsError } from "./RinglineError.js"
 
 /**
  * @since 0.1.0
@@ -112,7 +113,7 @@ export interface WorkerContext {
    * connections the acceptor hands to it. Either way a `Listener` (serve it like any other).
    * Call it once; the launcher counts a worker as listening from then on.
    */
-  readonly listen: Effect.Effect<Listener, SocketError, Scope.Scope>
+  readonly listen: Effect.Effect<Listener.Listener, SocketError, Scope.Scope>
   /**
    * Tells the launcher this worker listens, for programs that listen by other means than
    * {@link WorkerContext.listen} (a Layer-based server on the launch's fixed `port` with
@@ -156,7 +157,7 @@ export const WorkerContext: Context.Tag<WorkerContext, WorkerContext> = Context.
  * @since 0.1.0
  * @category accessors
  */
-export const listen: Effect.Effect<Listener, SocketError, Scope.Scope | WorkerContext> = Effect.flatMap(
+export const listen: Effect.Effect<Listener.Listener, SocketError, Scope.Scope | WorkerContext> = Effect.flatMap(
   WorkerContext,
   (w) => w.listen
 )
@@ -174,6 +175,34 @@ export const serve = <E, R, R2 = never>(
   options?: ServeOptions<E, R2>
 ): Effect.Effect<void, SocketError, R | R2 | WorkerContext> =>
   Effect.scoped(Effect.flatMap(listen, (l) => l.serve(handler, options)))
+
+/**
+ * Listens (see {@link WorkerContext.listen}) and serves every connection with `Listener.serveChunks`
+ * until the listener closes or this is interrupted: each chunk a connection receives goes to
+ * `handler` from the completion that brought it, with no fiber per connection while the handler
+ * answers synchronously (see `Listener.serveChunks` for the contract: the empty chunk at end of
+ * stream, an Effect answer the next chunk waits for, `connection.unsafeWrite`, backpressure).
+ * Both modes deliver per chunk: a connection the acceptor handed over is served exactly like one
+ * this worker accepted. The graceful drain is `serve`'s: idle connections close at once, busy
+ * ones get `shutdownTimeout`.
+ *
+ * @example
+ * ```ts
+ * // worker.ts: an echo, each chunk back as it arrives
+ * import { RinglineWorkers } from "@ringline/core"
+ * export default RinglineWorkers.serveChunks((chunk, conn) => {
+ *   if (chunk.length > 0) conn.unsafeWrite(chunk)
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ * @category accessors
+ */
+export const serveChunks = <E = never, R = never, R2 = never>(
+  handler: ChunkHandler<E, R>,
+  options?: ServeOptions<E | SocketError | TlsError, R2>
+): Effect.Effect<void, SocketError, R | R2 | WorkerContext> =>
+  Effect.scoped(Effect.flatMap(listen, (l) => Listener.serveChunks(l, handler, options)))
 
 /**
  * A worker channel operation failed: `NoSuchWorker` (bad index), `WorkerGone` (its ring is gone,

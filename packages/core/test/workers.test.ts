@@ -46,12 +46,13 @@ describe("RinglineWorkers", () => {
       expect(e.message).toMatch(/workers: must be an integer between 1 and 1024 \(got 0\)/)
     }))
 
-  for (const mode of ["reusePort", "acceptor"] as const) {
-    it.live(`${mode}: connections land on every worker, nothing is lost, every worker is back to no connection`, () =>
+  for (const [mode, chunks] of [["reusePort", false], ["acceptor", false], ["reusePort", true], ["acceptor", true]] as const) {
+    const how = chunks ? " (serveChunks)" : ""
+    it.live(`${mode}${how}: connections land on every worker, nothing is lost, every worker is back to no connection`, () =>
       Effect.gen(function*() {
         const fds = fdCount()
         yield* Effect.scoped(Effect.gen(function*() {
-          const set = yield* RinglineWorkers.launch({ module: echoModule, workers: 2, mode, pin: false })
+          const set = yield* RinglineWorkers.launch({ module: echoModule, workers: 2, mode, pin: false, data: { chunks } })
           const port = portOf(yield* set.address)
           // A flood of connections at once (acceptor mode must hand every one over).
           expect(yield* Effect.promise(() => flood(port, 200, 3000))).toBe(200)
@@ -120,11 +121,20 @@ describe("RinglineWorkers", () => {
       expect(cpusAllowed(process.pid)).toBe("0-1")
     })), { timeout: 120_000 })
 
-  for (const [how, mode] of [["throw", "reusePort"], ["fail", "reusePort"], ["exit", "reusePort"], ["exit", "acceptor"]] as const) {
-    it.live(`${mode}: a worker that dies (${how}) is reported with its cause, restarted up to maxRestarts, then the set goes down`, () =>
+  for (
+    const [how, mode, chunks] of [
+      ["throw", "reusePort", false],
+      ["fail", "reusePort", false],
+      ["exit", "reusePort", false],
+      ["exit", "acceptor", false],
+      ["fail", "reusePort", true],
+      ["exit", "acceptor", true]
+    ] as const
+  ) {
+    it.live(`${mode}${chunks ? " (serveChunks)" : ""}: a worker that dies (${how}) is reported with its cause, restarted up to maxRestarts, then the set goes down`, () =>
       Effect.scoped(Effect.gen(function*() {
         const set = yield* RinglineWorkers.launch({
-          module: crashModule, workers: 2, pin: false, maxRestarts: 1, awaitListening: false, mode, data: { victim: 1, how }
+          module: crashModule, workers: 2, pin: false, maxRestarts: 1, awaitListening: false, mode, data: { victim: 1, how, chunks }
         })
         const failed = yield* Effect.flip(set.join)
         expect(failed._tag).toBe("WorkerFailed")
@@ -212,7 +222,7 @@ const connect = (port: number) =>
   })
 
 describe("pnpm run echo --workers", () => {
-  for (const extra of [[], ["--acceptor"]]) {
+  for (const extra of [[], ["--acceptor"], ["--mode", "chunks"], ["--mode", "chunks", "--acceptor"]]) {
     it(`--workers 2 ${extra.join(" ")}: SIGTERM mid-transfer drains every worker, no client loses a byte, exit 0`, async () => {
       // A grace period far beyond the transfers' length even on a loaded machine: a transfer
       // still running when it ends is cut off, which is the rule, not a lost byte.
@@ -243,7 +253,7 @@ describe("pnpm run echo --workers", () => {
       for (const l of lines) expect(Number(/accepted=(\d+)/.exec(l)![1])).toBeGreaterThan(0)
       const closed = lines.map((l) => Number(/closed=(\d+)/.exec(l)![1]))
       expect(closed.every((c) => c >= 0)).toBe(true)
-      if (extra.length > 0) expect(stderr()).toMatch(/ringline acceptor: accepted=16 handed=\d+\/\d+ lost=0/)
+      if (extra.includes("--acceptor")) expect(stderr()).toMatch(/ringline acceptor: accepted=16 handed=\d+\/\d+ lost=0/)
     }, 120_000)
   }
 
@@ -292,6 +302,16 @@ describe("pnpm run echo --workers", () => {
       expect(await exited).toBe(0)
     }
   }, 60_000)
+
+  it("rejects --mode chunks on workers with TLS (the workers' TLS upgrades inside serve's handler)", async () => {
+    const child = spawn(process.execPath, [bin, "--workers", "2", "--mode", "chunks", "--tls-cert", "c.pem", "--tls-key", "k.pem"], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let err = ""
+    child.stderr!.on("data", (d) => (err += d))
+    expect(await new Promise((r) => child.on("exit", r))).toBe(2)
+    expect(err).toMatch(/--mode chunks with --workers \(or --acceptor\) does not go with --tls-cert/)
+  })
 
   it("rejects --workers 0", async () => {
     const child = spawn(process.execPath, [bin, "--workers", "0"], { stdio: ["ignore", "pipe", "pipe"] })

@@ -1,14 +1,15 @@
 /**
  * The worker program of `pnpm run echo --workers N`: the demo's echo handler on this worker's
  * share of the port (bin/echo.ts launches it with RinglineWorkers). `data.mode` picks the
- * handler as `--mode` does; with `data.tls` every connection is a TLS server connection, its
+ * handler as `--mode` does (`chunks`: RinglineWorkers.serveChunks, no fiber per connection, in
+ * both modes: connections the acceptor hands over are served per chunk too); with `data.tls` every connection is a TLS server connection, its
  * handshake done on this worker's ring (Tls.upgrade, with one server context per worker) before
  * the echo starts.
  */
 import { Effect, type Scope } from "effect"
 import { echo } from "../internal/echo.js"
 import * as RinglineWorkers from "../RinglineWorkers.js"
-import { echoHandlers } from "./echoHandlers.js"
+import { echoChunk, echoHandlers } from "./echoHandlers.js"
 import { type DemoTlsOptions, loadTls } from "./tlsModule.js"
 
 /** What bin/echo.ts hands its workers. */
@@ -20,6 +21,8 @@ export interface EchoWorkerData {
 export default Effect.gen(function*() {
   const w = yield* RinglineWorkers.WorkerContext
   const data = (w.data ?? {}) as EchoWorkerData
+  // Resets and vanished clients are routine for an echo server: end that connection quietly.
+  if (data.mode === "chunks") return yield* RinglineWorkers.serveChunks(echoChunk, { onFailure: () => Effect.void })
   const handler = echoHandlers[data.mode ?? "stream"] ?? echo
   const tls = data.tls
   if (tls === undefined) return yield* RinglineWorkers.serve((conn) => Effect.ignore(handler(conn)))
