@@ -494,7 +494,7 @@ function progress(i, n, r, c) {
 
 // ---------------------------------------------------------- workers case --
 // Thread-per-core: ringline on 1 thread (the plain server) and on 2 pinned workers (SO_REUSEPORT,
-// and acceptor mode), against node:net on node:cluster with 1 and 2 processes. Server and
+// and acceptor mode; stream and serveChunks), against node:net on node:cluster with 1 and 2 processes. Server and
 // loadgen are NOT pinned apart here: on a 2-core machine the workers need both cores, so they
 // share them with the loadgen. CPU per request counts every thread and child process.
 const WORKER_SERVERS = [
@@ -507,6 +507,16 @@ const WORKER_SERVERS = [
   {
     name: "ringline-w2-acc", workers: 2, unpinned: true,
     cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--acceptor"], check: ringlineCheck,
+  },
+  // The same with Listener.serveChunks / RinglineWorkers.serveChunks (no fiber per connection).
+  { name: "ringline-w1-chunks", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"], check: ringlineCheck },
+  {
+    name: "ringline-w2-chunks", workers: 2, unpinned: true,
+    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks"], check: ringlineCheck,
+  },
+  {
+    name: "ringline-w2-chunks-free", workers: 2, unpinned: true,
+    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks", "--no-pin"], check: ringlineCheck,
   },
   { name: "cluster-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "1"], check: () => null },
   { name: "cluster-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "2"], check: () => null },
@@ -573,27 +583,27 @@ async function runWorkersCase() {
     }
     const S = summary[c.name];
     table.push(`== ${c.name}: ${c.title} (server and loadgen share both CPUs; ringline workers pin themselves to CPU 0 and 1, -free ones do not)`);
-    table.push("server".padEnd(17) + "workers".padStart(8) + "req/s".padStart(11) + "µsCPU/req".padStart(10) + "CPU%".padStart(6) + "p99 µs".padStart(9) + "other%".padStart(8) + "errors".padStart(7));
+    table.push("server".padEnd(24) + "workers".padStart(8) + "req/s".padStart(11) + "µsCPU/req".padStart(10) + "CPU%".padStart(6) + "p99 µs".padStart(9) + "other%".padStart(8) + "errors".padStart(7));
     for (const s of WORKER_SERVERS) {
       const e = S[s.name];
       if (!e) {
-        table.push(s.name.padEnd(17) + "  (no successful run)");
+        table.push(s.name.padEnd(24) + "  (no successful run)");
         continue;
       }
       table.push(
-        s.name.padEnd(17) + String(e.workers).padStart(8) + fmtInt(e.rps).padStart(11) + fmt(e.server_cpu_us_per_req, 2).padStart(10) +
+        s.name.padEnd(24) + String(e.workers).padStart(8) + fmtInt(e.rps).padStart(11) + fmt(e.server_cpu_us_per_req, 2).padStart(10) +
           fmt(e.server_cpu_pct, 0).padStart(6) + fmt(e.p99_us).padStart(9) + fmt(e.other_cpu_pct, 0).padStart(8) + String(e.errors).padStart(7),
       );
     }
     table.push("  µs CPU/request by thread (main thread / JS worker threads / V8 and libuv helper threads):");
     for (const s of WORKER_SERVERS) {
       const t = S[s.name]?.cpu_split_us_per_req;
-      if (t) table.push(`    ${s.name.padEnd(17)} ${fmt(t.main, 3)} / ${fmt(t.workers, 3)} / ${fmt(t.helpers, 3)}`);
+      if (t) table.push(`    ${s.name.padEnd(24)} ${fmt(t.main, 3)} / ${fmt(t.workers, 3)} / ${fmt(t.helpers, 3)}`);
     }
     table.push("  ring work per request, completions / submissions / wake-ups (load-independent; bench/workers-cost.mjs counts instructions):");
     for (const s of WORKER_SERVERS) {
       const e = S[s.name];
-      if (e?.cqes_per_req != null) table.push(`    ${s.name.padEnd(17)} ${fmt(e.cqes_per_req, 3)} / ${fmt(e.submits_per_req, 3)} / ${fmt(e.wakeups_per_req, 4)}`);
+      if (e?.cqes_per_req != null) table.push(`    ${s.name.padEnd(24)} ${fmt(e.cqes_per_req, 3)} / ${fmt(e.submits_per_req, 3)} / ${fmt(e.wakeups_per_req, 4)}`);
     }
     const shares = WORKER_SERVERS.flatMap((s) => (S[s.name]?.busiest_worker_share != null ? [`${s.name} ${fmt(S[s.name].busiest_worker_share * 100, 0)}%`] : []));
     if (shares.length) table.push(`  busiest ringline worker's share of the requests (0.5 = even): ${shares.join(", ")}`);
@@ -609,6 +619,13 @@ async function runWorkersCase() {
     );
     table.push(
       `  CPU/request, ringline 2 workers ÷ node cluster 2 workers: ${fmt(ratio("ringline-w2", "cluster-w2", "server_cpu_us_per_req"), 2)} (target ≤ 0.80)`,
+    );
+    table.push(
+      `  serveChunks: scaling 1→2 workers, req/s ${fmt(ratio("ringline-w2-chunks", "ringline-w1-chunks", "rps"), 2)}×; ` +
+        `CPU/request 2÷1 workers ${fmt(ratio("ringline-w2-chunks", "ringline-w1-chunks", "server_cpu_us_per_req"), 2)} ` +
+        `(unpinned ${fmt(ratio("ringline-w2-chunks-free", "ringline-w1-chunks", "server_cpu_us_per_req"), 2)}); ` +
+        `2 workers ÷ node cluster 2 workers ${fmt(ratio("ringline-w2-chunks", "cluster-w2", "server_cpu_us_per_req"), 2)} ` +
+        `(unpinned ${fmt(ratio("ringline-w2-chunks-free", "cluster-w2", "server_cpu_us_per_req"), 2)})`,
     );
     if (cfg.quick) table.push("  (quick mode: one short run each — a smoke test, not a measurement)");
   }

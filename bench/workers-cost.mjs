@@ -12,7 +12,8 @@
 // Servers (bench/servers/workers-echo.mjs unless said): `main` the demo's echo on the process's
 // main thread (what `pnpm run echo` runs), `w1`/`w2` the same handler on 1/2 RinglineWorkers
 // threads (SO_REUSEPORT), `w2-acc` acceptor mode, `node-net` node:net in one process (what each
-// node:cluster worker runs), `cluster-w2` (--cpu only) node:cluster with 2 processes.
+// node:cluster worker runs), `cluster-w2` (--cpu only) node:cluster with 2 processes; the
+// `-chunks` variants (main-chunks, w1-chunks, w2-chunks, w2-acc-chunks) serve with serveChunks.
 // Each server runs under `valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes`
 // with --single-threaded (the collector's and compiler's work is then on the JS thread). The
 // client (this process, node:net) keeps --conns connections with --depth 64 B requests in flight
@@ -60,6 +61,10 @@ const SERVERS = [
   { name: "w1", ringline: true, workers: 1, args: (p) => [ECHO, "--port", p, "--workers", "1"] },
   { name: "w2", ringline: true, workers: 2, args: (p) => [ECHO, "--port", p, "--workers", "2"] },
   { name: "w2-acc", ringline: true, workers: 2, args: (p) => [ECHO, "--port", p, "--workers", "2", "--acceptor"] },
+  { name: "main-chunks", ringline: true, args: (p) => [ECHO, "--port", p, "--workers", "0", "--mode", "chunks"] },
+  { name: "w1-chunks", ringline: true, workers: 1, args: (p) => [ECHO, "--port", p, "--workers", "1", "--mode", "chunks"] },
+  { name: "w2-chunks", ringline: true, workers: 2, args: (p) => [ECHO, "--port", p, "--workers", "2", "--mode", "chunks"] },
+  { name: "w2-acc-chunks", ringline: true, workers: 2, args: (p) => [ECHO, "--port", p, "--workers", "2", "--acceptor", "--mode", "chunks"] },
   { name: "node-net", args: (p) => [path.join(BENCH, "servers/node-net-echo.mjs"), "--port", p] },
   { name: "cluster-w2", cpuOnly: true, workers: 2, args: (p) => [path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "2"] },
 ];
@@ -179,7 +184,7 @@ const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
 const results = [];
 console.log(`# ${new Date().toISOString()} load ${load()}; ${CPU ? "cpu time" : "callgrind"}, 64 B echo, ${CONNS} conns × depth ${DEPTH}, ${REQUESTS} requests after ${WARMUP}`);
 console.log(
-  `${"server".padEnd(10)} ${(CPU ? "µs CPU/req" : "k instr/req").padStart(12)} ${(CPU ? "" : "(mutator+GC)").padStart(14)} ${"other thr".padStart(10)}` +
+  `${"server".padEnd(14)} ${(CPU ? "µs CPU/req" : "k instr/req").padStart(12)} ${(CPU ? "" : "(mutator+GC)").padStart(14)} ${"other thr".padStart(10)}` +
     ` ${"cqe/req".padStart(8)} ${"submit/req".padStart(10)} ${"wake/req".padStart(9)}  shares`,
 );
 for (let rep = 0; rep < Number(opts.reps); rep++) {
@@ -232,7 +237,7 @@ for (let rep = 0; rep < Number(opts.reps); rep++) {
       }
       results.push(r);
       console.log(
-        `${server.name.padEnd(10)} ${fmt(CPU ? r.cpuUsPerReq : r.kInstrPerReq, 2).padStart(12)} ${(CPU ? "" : `(${fmt(r.kMutator, 2)}+${fmt(r.kGc, 2)})`).padStart(14)}` +
+        `${server.name.padEnd(14)} ${fmt(CPU ? r.cpuUsPerReq : r.kInstrPerReq, 2).padStart(12)} ${(CPU ? "" : `(${fmt(r.kMutator, 2)}+${fmt(r.kGc, 2)})`).padStart(14)}` +
           ` ${(CPU ? "" : fmt(r.kOtherThreads, 2)).padStart(10)} ${fmt(r.cqesPerReq, 3).padStart(8)} ${fmt(r.submitsPerReq, 3).padStart(10)} ${fmt(r.wakeupsPerReq, 3).padStart(9)}` +
           `  ${r.shares ? r.shares.map((x) => fmt(x * 100, 0) + "%").join("/") : ""}${r.kPerThread ? `  per JS thread k: ${r.kPerThread.join(" / ")}` : ""}`,
       );

@@ -4,13 +4,17 @@
 // the same handler on the same ring code, so a difference in cost per request is the thread it
 // runs on or the number of workers, nothing else.
 //
-// Run:   node bench/servers/workers-echo.mjs --port 9000 [--workers 0|N] [--no-pin] [--acceptor]
+// `--mode chunks` serves with Listener.serveChunks / RinglineWorkers.serveChunks instead (the
+// demo's `--mode chunks`: no fiber per connection).
+//
+// Run:   node bench/servers/workers-echo.mjs --port 9000 [--workers 0|N] [--no-pin] [--acceptor] [--mode stream|chunks]
 // Ready: "listening on <host>:<port>" on stdout, then "threads <tid,...>" (the JS threads).
 // A line "stats" on stdin prints "stats <json>": the ring counters summed over the JS threads.
 import { Effect, Runtime } from "effect";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
-import { Address, Ringline, RinglineWorkers, Tcp } from "../../packages/core/dist/index.js";
+import { Address, Listener, Ringline, RinglineWorkers, Tcp } from "../../packages/core/dist/index.js";
+import { echoChunk } from "../../packages/core/dist/bin/echoHandlers.js";
 import { echo } from "../../packages/core/dist/internal/echo.js";
 
 const { values } = parseArgs({
@@ -20,9 +24,11 @@ const { values } = parseArgs({
     workers: { type: "string", default: "0" },
     "no-pin": { type: "boolean", default: false },
     acceptor: { type: "boolean", default: false },
+    mode: { type: "string", default: "stream" },
   },
 });
 const workers = Number(values.workers);
+if (values.mode !== "stream" && values.mode !== "chunks") throw new Error(`--mode must be stream or chunks, got ${values.mode}`);
 const COUNTERS = ["cqes", "submitted", "wakeups", "emptyWakeups", "bytesIn", "accepted"];
 const pick = (s) => ({ ...Object.fromEntries(COUNTERS.map((k) => [k, s[k] ?? 0])), perWorker: s.perWorker ?? [s.bytesIn] });
 
@@ -38,6 +44,7 @@ const single = Effect.gen(function* () {
   serveStats(() => run(Ringline.stats));
   console.log(`listening on ${Address.format(listener.address)}`);
   console.log(`threads ${process.pid}`);
+  if (values.mode === "chunks") return yield* Listener.serveChunks(listener, echoChunk, { onFailure: () => Effect.void });
   return yield* listener.serve((conn) => Effect.ignore(echo(conn)));
 }).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig()));
 
@@ -49,6 +56,7 @@ const multi = Effect.gen(function* () {
     mode: values.acceptor ? "acceptor" : "reusePort",
     host: values.host,
     port: Number(values.port),
+    data: { mode: values.mode },
   });
   // Summed counters, and each worker's bytes in (its share of the requests).
   serveStats(() => Effect.runPromise(Effect.map(set.stats, (s) => ({ ...s.total, perWorker: s.workers.map((w) => w.stats.bytesIn) }))));
