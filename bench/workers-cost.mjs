@@ -13,7 +13,10 @@
 // main thread (what `pnpm run echo` runs), `w1`/`w2` the same handler on 1/2 RinglineWorkers
 // threads (SO_REUSEPORT), `w2-acc` acceptor mode, `node-net` node:net in one process (what each
 // node:cluster worker runs), `cluster-w2` (--cpu only) node:cluster with 2 processes; the
-// `-chunks` variants (main-chunks, w1-chunks, w2-chunks, w2-acc-chunks) serve with serveChunks.
+// `-chunks` variants (main-chunks, w1-chunks, w2-chunks, w2-acc-chunks) serve with serveChunks;
+// any worker server with `-free` appended runs --no-pin (its threads left to the scheduler).
+// With --cpu the "sw/kreq" column counts the JS threads' context switches per 1,000 requests,
+// voluntary (sleeps) / involuntary (preempted: a core shared with something else).
 // Each server runs under `valgrind --tool=callgrind --instr-atstart=no --separate-threads=yes`
 // with --single-threaded (the collector's and compiler's work is then on the JS thread). The
 // client (this process, node:net) keeps --conns connections with --depth 64 B requests in flight
@@ -68,8 +71,13 @@ const SERVERS = [
   { name: "node-net", args: (p) => [path.join(BENCH, "servers/node-net-echo.mjs"), "--port", p] },
   { name: "cluster-w2", cpuOnly: true, workers: 2, args: (p) => [path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "2"] },
 ];
+// `<worker server>-free`: the same with --no-pin (the workers' threads left to the scheduler).
+const withFree = (n) => {
+  const base = n.endsWith("-free") ? SERVERS.find((x) => x.name === n.slice(0, -5) && x.workers !== undefined && x.ringline) : undefined;
+  return base && { ...base, name: n, args: (p) => [...base.args(p), "--no-pin"] };
+};
 const servers = opts.servers.split(",").map((n) => {
-  const s = SERVERS.find((x) => x.name === n);
+  const s = SERVERS.find((x) => x.name === n) ?? withFree(n);
   if (s === undefined) throw new Error(`unknown server ${n}; one of ${SERVERS.map((x) => x.name).join(", ")}`);
   if (s.cpuOnly && !CPU) throw new Error(`${n} runs with --cpu only (its workers are child processes callgrind does not follow here)`);
   return s;
@@ -177,6 +185,24 @@ const cpuNs = (pid) => {
   return ns;
 };
 
+// Context switches of the server's JS threads (ringline: the threads it printed; node servers: the
+// main thread of the process and of each child process, node:cluster's workers), summed.
+const switches = (pid, tids, ringline) => {
+  const out = { vol: 0, invol: 0 };
+  const add = (status) => {
+    const st = fs.readFileSync(status, "utf8");
+    out.vol += Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(st)[1]);
+    out.invol += Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(st)[1]);
+  };
+  if (ringline) for (const tid of tids) add(`/proc/${pid}/task/${tid}/status`);
+  else {
+    add(`/proc/${pid}/status`);
+    const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
+    for (const kid of kids ? kids.split(" ") : []) add(`/proc/${kid}/status`);
+  }
+  return out;
+};
+
 const fmt = (x, d = 1) => (x === undefined || Number.isNaN(x) ? "-" : x.toFixed(d));
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
 
@@ -184,7 +210,7 @@ const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
 const results = [];
 console.log(`# ${new Date().toISOString()} load ${load()}; ${CPU ? "cpu time" : "callgrind"}, 64 B echo, ${CONNS} conns × depth ${DEPTH}, ${REQUESTS} requests after ${WARMUP}`);
 console.log(
-  `${"server".padEnd(14)} ${(CPU ? "µs CPU/req" : "k instr/req").padStart(12)} ${(CPU ? "" : "(mutator+GC)").padStart(14)} ${"other thr".padStart(10)}` +
+  `${"server".padEnd(14)} ${(CPU ? "µs CPU/req" : "k instr/req").padStart(12)} ${(CPU ? "" : "(mutator+GC)").padStart(14)} ${(CPU ? "sw/kreq" : "other thr").padStart(10)}` +
     ` ${"cqe/req".padStart(8)} ${"submit/req".padStart(10)} ${"wake/req".padStart(9)}  shares`,
 );
 for (let rep = 0; rep < Number(opts.reps); rep++) {
@@ -207,8 +233,13 @@ for (let rep = 0; rep < Number(opts.reps); rep++) {
       const r = { server: server.name, rep };
       if (CPU) {
         const t0 = cpuNs(h.child.pid);
+        const c0 = switches(h.child.pid, h.threads, server.ringline);
         await client.run(REQUESTS);
         r.cpuUsPerReq = (cpuNs(h.child.pid) - t0) / REQUESTS / 1000;
+        const c1 = switches(h.child.pid, h.threads, server.ringline);
+        // Per 1,000 requests, over the JS threads: sleeps (voluntary) and preemptions (involuntary).
+        r.volPerKReq = ((c1.vol - c0.vol) * 1000) / REQUESTS;
+        r.involPerKReq = ((c1.invol - c0.invol) * 1000) / REQUESTS;
       } else {
         callgrind(h.child.pid, "-z");
         callgrind(h.child.pid, "-i", "on");
@@ -238,7 +269,7 @@ for (let rep = 0; rep < Number(opts.reps); rep++) {
       results.push(r);
       console.log(
         `${server.name.padEnd(14)} ${fmt(CPU ? r.cpuUsPerReq : r.kInstrPerReq, 2).padStart(12)} ${(CPU ? "" : `(${fmt(r.kMutator, 2)}+${fmt(r.kGc, 2)})`).padStart(14)}` +
-          ` ${(CPU ? "" : fmt(r.kOtherThreads, 2)).padStart(10)} ${fmt(r.cqesPerReq, 3).padStart(8)} ${fmt(r.submitsPerReq, 3).padStart(10)} ${fmt(r.wakeupsPerReq, 3).padStart(9)}` +
+          ` ${(CPU ? `${fmt(r.volPerKReq, 1)}/${fmt(r.involPerKReq, 1)}` : fmt(r.kOtherThreads, 2)).padStart(10)} ${fmt(r.cqesPerReq, 3).padStart(8)} ${fmt(r.submitsPerReq, 3).padStart(10)} ${fmt(r.wakeupsPerReq, 3).padStart(9)}` +
           `  ${r.shares ? r.shares.map((x) => fmt(x * 100, 0) + "%").join("/") : ""}${r.kPerThread ? `  per JS thread k: ${r.kPerThread.join(" / ")}` : ""}`,
       );
     } finally {
