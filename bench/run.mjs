@@ -508,8 +508,17 @@ const WORKER_SERVERS = [
     name: "ringline-w2-acc", workers: 2, unpinned: true,
     cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--acceptor"], check: ringlineCheck,
   },
+  // One thread held on CPU 0 (taskset: the whole process, its helper threads too), as a pinned
+  // worker is: the like-for-like 1-worker reference of the pinned 2-worker rows. Left to the
+  // scheduler, the one thread mostly runs on the loadgen's CPU (wake-affine), which a second
+  // worker cannot (bench/README.md, "Placement").
+  { name: "ringline-w1-pin", workers: 1, unpinned: true, cmd: (p) => pinned("0", [process.execPath, ECHO_JS, "--port", p]), check: ringlineCheck },
   // The same with Listener.serveChunks / RinglineWorkers.serveChunks (no fiber per connection).
   { name: "ringline-w1-chunks", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"], check: ringlineCheck },
+  {
+    name: "ringline-w1-chunks-pin", workers: 1, unpinned: true,
+    cmd: (p) => pinned("0", [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"]), check: ringlineCheck,
+  },
   {
     name: "ringline-w2-chunks", workers: 2, unpinned: true,
     cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks"], check: ringlineCheck,
@@ -582,7 +591,7 @@ async function runWorkersCase() {
       };
     }
     const S = summary[c.name];
-    table.push(`== ${c.name}: ${c.title} (server and loadgen share both CPUs; ringline workers pin themselves to CPU 0 and 1, -free ones do not)`);
+    table.push(`== ${c.name}: ${c.title} (server and loadgen share both CPUs; ringline workers pin themselves to CPU 0 and 1, -free ones do not; -pin: the one thread held on CPU 0)`);
     table.push("server".padEnd(24) + "workers".padStart(8) + "req/s".padStart(11) + "µsCPU/req".padStart(10) + "CPU%".padStart(6) + "p99 µs".padStart(9) + "other%".padStart(8) + "errors".padStart(7));
     for (const s of WORKER_SERVERS) {
       const e = S[s.name];
@@ -614,7 +623,8 @@ async function runWorkersCase() {
     );
     table.push(
       `  CPU/request at 2 workers ÷ 1 worker: ringline ${fmt(ratio("ringline-w2", "ringline-w1", "server_cpu_us_per_req"), 2)} (target ≤ 1.10; ` +
-        `unpinned ${fmt(ratio("ringline-w2-free", "ringline-w1", "server_cpu_us_per_req"), 2)}), ` +
+        `unpinned ${fmt(ratio("ringline-w2-free", "ringline-w1", "server_cpu_us_per_req"), 2)}; ` +
+        `pinned ÷ pinned ${fmt(ratio("ringline-w2", "ringline-w1-pin", "server_cpu_us_per_req"), 2)}), ` +
         `node cluster ${fmt(ratio("cluster-w2", "cluster-w1", "server_cpu_us_per_req"), 2)}`,
     );
     table.push(
@@ -623,7 +633,8 @@ async function runWorkersCase() {
     table.push(
       `  serveChunks: scaling 1→2 workers, req/s ${fmt(ratio("ringline-w2-chunks", "ringline-w1-chunks", "rps"), 2)}×; ` +
         `CPU/request 2÷1 workers ${fmt(ratio("ringline-w2-chunks", "ringline-w1-chunks", "server_cpu_us_per_req"), 2)} ` +
-        `(unpinned ${fmt(ratio("ringline-w2-chunks-free", "ringline-w1-chunks", "server_cpu_us_per_req"), 2)}); ` +
+        `(unpinned ${fmt(ratio("ringline-w2-chunks-free", "ringline-w1-chunks", "server_cpu_us_per_req"), 2)}; ` +
+        `pinned ÷ pinned ${fmt(ratio("ringline-w2-chunks", "ringline-w1-chunks-pin", "server_cpu_us_per_req"), 2)}); ` +
         `2 workers ÷ node cluster 2 workers ${fmt(ratio("ringline-w2-chunks", "cluster-w2", "server_cpu_us_per_req"), 2)} ` +
         `(unpinned ${fmt(ratio("ringline-w2-chunks-free", "cluster-w2", "server_cpu_us_per_req"), 2)})`,
     );

@@ -52,7 +52,11 @@ export interface LaunchOptions {
   readonly workers?: number
   /**
    * Pin worker i to the ((coreOffset + i) mod k)-th of the k CPUs this process may use
-   * (sched_setaffinity on the worker's own thread); default true.
+   * (sched_setaffinity on the worker's own thread); default true: each worker's ring, buffers
+   * and caches stay on one core. Where the workers share every core with other busy processes
+   * (no spare core: a load generator on the same machine, a container given fewer CPUs than it
+   * sees), `false` lets the scheduler move a worker off a busy core (bench/README.md,
+   * "Placement").
    */
   readonly pin?: boolean
   /** Index (among the allowed CPUs) of the first CPU used for pinning; default 0. */
