@@ -628,6 +628,11 @@ Napi::Value TlsSession::Feed(const Napi::CallbackInfo& info) {
     const int r = SSL_read_ex(ssl_, out + got, cap - got, &n);
     if (r == 1) {
       got += n;
+      // Every byte given is read and OpenSSL holds nothing (no partial record, no unread
+      // plaintext): another SSL_read could only find the BIO dry (WANT_READ). Skipping it saves
+      // a full pass through the record layer per received chunk. (Post-handshake messages in
+      // this chunk were handled by the calls that read them: a KeyUpdate is answered there.)
+      if (in_len_ == 0 && carry_off_ >= carry_.size() && SSL_has_pending(ssl_) == 0) break;
       continue;
     }
     const int err = SSL_get_error(ssl_, r);
