@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // bulk-cost.mjs — what a bulk echo costs the server per 64 KiB, in load-independent units:
 // callgrind instructions of the server's main thread (the event loop; the collector's share
-// apart) per 64 KiB echoed, and, for the demo's modes, how many of the received bytes reached
-// the reader without a copy (`bytesSwapped`, the buffer swap). The client is node:net in this
-// process (not measured): CONNS connections, each with DEPTH 64 KiB writes in flight.
+// apart) per 64 KiB echoed. The client is node:net in this process (not measured): CONNS
+// connections, each with DEPTH 64 KiB writes in flight.
 // `--cpu` runs the servers without valgrind and reports the server's CPU time (user + system of
 // every thread, /proc/<pid>/task/*/schedstat) per 64 KiB instead, `--reps` times, servers interleaved:
 // median (min–max). Not load-independent, but CPU time, unlike a rate, counts only the server's
-// own work (plus what sharing the caches with other processes costs it).
+// own work (plus what sharing the caches with other processes costs it); with it, each rep's
+// user / system split and the server's minor page faults per 64 KiB (/proc/<pid>/stat).
 //
 // Run: node bench/bulk-cost.mjs [--servers stream,parse,chunks,platform,c-uring] [--conns 1]
 //      [--mib 64] [--warmup-mib 32] [--cpu [--reps 3]]
@@ -103,6 +103,13 @@ const cpuSeconds = (pid) => {
   return ns / 1e9;
 };
 
+/** Minor page faults, user and system seconds of `pid` so far (/proc/<pid>/stat). */
+const procStat = (pid) => {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { minflt: Number(f[7]), user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
+};
+
 const MiB = 1024 * 1024;
 const fmt = (x, d = 0) => x.toLocaleString("en-US", { maximumFractionDigits: d });
 console.log(`bulk-cost: ${CONNS} conn(s), ${DEPTH} x 64 KiB in flight each, ${opts.mib} MiB per conn measured ` +
@@ -113,6 +120,7 @@ for (const name of names) {
 }
 if (CPU) {
   const per = Object.fromEntries(names.map((n) => [n, []]));
+  const split = Object.fromEntries(names.map((n) => [n, []]));
   const chunks = (CONNS * Number(opts.mib) * MiB) / CHUNK;
   for (let rep = 0; rep < Number(opts.reps); rep++) {
     for (const name of names) {
@@ -120,15 +128,20 @@ if (CPU) {
       const conns = await connectAll(server.port);
       await conns.run(Number(opts["warmup-mib"]) * MiB);
       const before = cpuSeconds(server.child.pid);
+      const st = procStat(server.child.pid);
       await conns.run(Number(opts.mib) * MiB);
       per[name].push(((cpuSeconds(server.child.pid) - before) * 1e6) / chunks);
+      const st2 = procStat(server.child.pid);
+      split[name].push(`${((st2.user - st.user) * 1e6 / chunks).toFixed(0)}/${((st2.sys - st.sys) * 1e6 / chunks).toFixed(0)} µs, ` +
+        `${((st2.minflt - st.minflt) / chunks).toFixed(1)} faults`);
       conns.close();
       await stopChild(server.child);
     }
   }
   for (const name of names) {
     const v = per[name].sort((a, b) => a - b);
-    console.log(`${name.padEnd(9)} ${v[v.length >> 1].toFixed(1).padStart(7)} µs CPU per 64 KiB (${v[0].toFixed(1)}–${v[v.length - 1].toFixed(1)})`);
+    console.log(`${name.padEnd(9)} ${v[v.length >> 1].toFixed(1).padStart(7)} µs CPU per 64 KiB (${v[0].toFixed(1)}–${v[v.length - 1].toFixed(1)}); ` +
+      `per rep user/sys, minor faults per 64 KiB: ${split[name].join("; ")}`);
   }
   console.log(`load after: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   process.exit(0);
@@ -145,9 +158,7 @@ for (const name of names) {
   conns.close();
   await stopChild(server.child);
   const chunks = (CONNS * Number(opts.mib) * MiB) / CHUNK;
-  const m = /bytesIn=(\d+) bytesSwapped=(\d+)/.exec(server.stderr());
-  const swapped = m === null ? "" : `; ${(100 * Number(m[2]) / Number(m[1])).toFixed(1)} % of all received bytes swapped (no copy)`;
   console.log(`${name.padEnd(9)} ${fmt((main.total - main.gc) / chunks).padStart(10)} instructions per 64 KiB ` +
-    `(main thread, collector apart; collector ${fmt(main.gc / chunks)})${swapped}`);
+    `(main thread, collector apart; collector ${fmt(main.gc / chunks)})`);
 }
 console.log(`load after: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);

@@ -164,12 +164,6 @@ export interface RinglineStats {
   readonly acceptFull: number
   readonly acceptFullMs: number
   readonly bytesIn: number
-  /**
-   * Received bytes a reader got in the memory the kernel wrote them to, with no copy: large
-   * receives (half a receive buffer or more) swapped out of the provided-buffer ring, whose slot
-   * got fresh memory.
-   */
-  readonly bytesSwapped: number
   readonly bytesOut: number
   /** UDP datagrams received and sent. */
   readonly datagramsIn: number

@@ -31,14 +31,12 @@ export interface RingRegions {
   readonly stage: ArrayBuffer
   readonly cqes: ArrayBuffer
   readonly recycle: ArrayBuffer
-  /** Each provided receive buffer's memory at ring creation, by buffer id (`provide` replaces them). */
-  readonly recvSlots: ReadonlyArray<ArrayBuffer>
-  /** Float64 native address of each buffer id's current memory (written by the addon only). */
-  readonly recvAddrs: ArrayBuffer
+  readonly recvBuffers: ArrayBuffer
   readonly sendPool: ArrayBuffer
   readonly args: ArrayBuffer
   readonly sendPoolBase: number
   readonly argsBase: number
+  readonly recvBuffersBase: number
 }
 
 export interface RingInfo {
@@ -67,12 +65,6 @@ export declare class Ring {
   /** The ring closes `fd` when it is torn down (e.g. worker termination) unless disowned first. */
   own(fd: number): void
   disown(fd: number): void
-  /**
-   * Makes `memory` (at least `bufferSize` bytes) receive buffer `bid`'s memory from its next
-   * recycle on, and references it until the ring is destroyed. Only for a buffer JS holds
-   * (completed, not yet recycled): the old memory becomes JS's alone (a reader keeps it).
-   */
-  provide(bid: number, memory: ArrayBuffer): void
   /**
    * Maps a page-aligned pool of `bytes` (rounded up to pages, at most 1 GiB) and registers it as
    * fixed buffer 0 (io_uring_register_buffers, one iovec) for READ_FIXED/WRITE_FIXED, e.g. with

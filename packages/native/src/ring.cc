@@ -35,7 +35,6 @@ Napi::Function Ring::Init(Napi::Env env) {
                 {
                     InstanceMethod<&Ring::BufferStatus>("bufferStatus"),
                     InstanceMethod<&Ring::Own>("own"),
-                    InstanceMethod<&Ring::Provide>("provide"),
                     InstanceMethod<&Ring::Disown>("disown"),
                     InstanceMethod<&Ring::RegisterDirectPool>("registerDirectPool"),
                     InstanceMethod<&Ring::UnregisterDirectPool>("unregisterDirectPool"),
@@ -73,25 +72,14 @@ void Ring::Setup(Napi::Env env, const Napi::Object& opts) {
   // The caps are the sizes asked for, which JS also knows, rather than the kernel's rounding.
   Napi::Object exposed = MapLoopRegions(env, sq_entries, cq_entries);
   recycle_ = static_cast<int32_t*>(MapExposed(env, exposed, "recycle", buf_count_ * 4));
-  // One ArrayBuffer per receive buffer (not one slab): a completed buffer can then be handed to
-  // a reader as it is, and `provide` puts fresh memory in its slot (see ring.h, "Swapping").
-  // slot_refs_ keeps the current ones referenced for the ring's whole life, so GC never frees
-  // memory the kernel may write; the buffer ring is unregistered (Teardown) before they go.
-  slot_ptrs_.assign(buf_count_, nullptr);
-  slot_refs_.resize(buf_count_);
-  slot_addrs_ = static_cast<double*>(MapExposed(env, exposed, "recvAddrs", buf_count_ * 8));
-  Napi::Array slots = Napi::Array::New(env, buf_count_);
-  for (unsigned i = 0; i < buf_count_; i++) {
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, buf_size_);
-    slots.Set(i, ab);
-    SetSlot(i, ab);
-  }
-  exposed.Set("recvSlots", slots);
+  const size_t bufs_bytes = static_cast<size_t>(buf_count_) * buf_size_;
+  recv_bufs_ = static_cast<uint8_t*>(MapExposed(env, exposed, "recvBuffers", bufs_bytes));
   void* send = MapExposed(env, exposed, "sendPool", send_bytes);
   void* args = MapExposed(env, exposed, "args", arg_bytes);
   // JS writes absolute addresses into SQEs; x86-64/arm64 user addresses fit in 2^53.
   exposed.Set("sendPoolBase", Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(send))));
   exposed.Set("argsBase", Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(args))));
+  exposed.Set("recvBuffersBase", Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(recv_bufs_))));
 
   // Provided-buffer ring, mapped and registered by hand (liburing 2.3 has no setup helper).
   buf_ring_mem_ = MapRegion(buf_count_ * sizeof(struct io_uring_buf));
@@ -107,7 +95,8 @@ void Ring::Setup(Napi::Env env, const Napi::Object& opts) {
   io_uring_buf_ring_init(buf_ring_);
   const int mask = io_uring_buf_ring_mask(buf_count_);
   for (unsigned i = 0; i < buf_count_; i++) {
-    io_uring_buf_ring_add(buf_ring_, slot_ptrs_[i], buf_size_, i, mask, i);
+    io_uring_buf_ring_add(buf_ring_, recv_bufs_ + static_cast<size_t>(i) * buf_size_, buf_size_, i,
+                          mask, i);
   }
   io_uring_buf_ring_advance(buf_ring_, buf_count_);
 
@@ -142,42 +131,11 @@ void Ring::FlushOwnStaged() {
   for (int i = 0; i < recycled; i++) {
     const uint32_t bid = static_cast<uint32_t>(recycle_[i]);
     if (bid >= buf_count_) continue;  // never hand the kernel memory outside the pool
-    io_uring_buf_ring_add(buf_ring_, slot_ptrs_[bid], buf_size_, bid, mask, added++);
+    io_uring_buf_ring_add(buf_ring_, recv_bufs_ + static_cast<size_t>(bid) * buf_size_, buf_size_,
+                          bid, mask, added++);
   }
   io_uring_buf_ring_advance(buf_ring_, added);
   ctl_[kCtlRecycled] = 0;
-}
-
-void Ring::SetSlot(unsigned bid, Napi::ArrayBuffer ab) {
-  uint8_t* ptr = static_cast<uint8_t*>(ab.Data());
-  slot_refs_[bid] = Napi::Persistent(ab);
-  slot_ptrs_[bid] = ptr;
-  // JS writes absolute addresses into SQEs (a send straight from a receive buffer); user
-  // addresses fit in 2^53 on x86-64/arm64.
-  slot_addrs_[bid] = static_cast<double>(reinterpret_cast<uintptr_t>(ptr));
-}
-
-// provide(bid, arrayBuffer): `arrayBuffer` becomes receive buffer `bid`'s memory from its next
-// return to the kernel on. JS calls it only for a buffer it holds (completed, not yet recycled),
-// whose old memory it has handed to a reader. The ring references the new memory from now on
-// (slot_refs_); the old one is JS's alone.
-Napi::Value Ring::Provide(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (closed_) throw Napi::Error::New(env, "ring is closed");
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsArrayBuffer()) {
-    throw Napi::TypeError::New(env, "provide(bid, arrayBuffer)");
-  }
-  const double bid = info[0].As<Napi::Number>().DoubleValue();
-  if (!(bid >= 0 && bid < buf_count_) || bid != static_cast<double>(static_cast<uint32_t>(bid))) {
-    throw Napi::RangeError::New(env, "provide: buffer id out of range");
-  }
-  Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
-  // Never hand the kernel a buffer shorter than the length the ring announces for every slot.
-  if (ab.ByteLength() < buf_size_ || ab.Data() == nullptr) {
-    throw Napi::RangeError::New(env, "provide: the ArrayBuffer is smaller than bufferSize");
-  }
-  SetSlot(static_cast<uint32_t>(bid), ab);
-  return env.Undefined();
 }
 
 Napi::Value Ring::Own(const Napi::CallbackInfo& info) {

@@ -1,10 +1,6 @@
 // The main io_uring of a JS thread: 64-byte SQEs and 4-word CQEs over the shared loop of
 // loop_ring.h, plus what only this ring has:
 //   - Provided (recv) buffers, handed back by JS writing their ids into a recycle list.
-//     Swapping: each buffer is an ArrayBuffer of its own (exposed.recvSlots); JS may keep a
-//     completed one (a reader takes it as is, no copy) after giving its slot fresh memory with
-//     `provide`. The kernel address of a slot is only ever taken from an ArrayBuffer (never from
-//     a number JS wrote), and the ring references every slot's memory until it is destroyed.
 //   - A send pool and an args region JS points SQEs at, a sparse fixed-file table, an optional
 //     SQPOLL mode, and a page-aligned pool registered for READ_FIXED/WRITE_FIXED on request.
 #pragma once
@@ -15,7 +11,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <set>
-#include <vector>
 
 #include "loop_ring.h"
 
@@ -36,8 +31,6 @@ class Ring : public LoopWrap<Ring> {
  private:
   Napi::Value BufferStatus(const Napi::CallbackInfo& info);
   Napi::Value Own(const Napi::CallbackInfo& info);
-  Napi::Value Provide(const Napi::CallbackInfo& info);  // swap a slot's memory (see above)
-  void SetSlot(unsigned bid, Napi::ArrayBuffer ab);
   Napi::Value Disown(const Napi::CallbackInfo& info);
   Napi::Value RegisterDirectPool(const Napi::CallbackInfo& info);    // storage: O_DIRECT pool
   Napi::Value UnregisterDirectPool(const Napi::CallbackInfo& info);
@@ -53,11 +46,7 @@ class Ring : public LoopWrap<Ring> {
 
   // Shared with JS.
   int32_t* recycle_ = nullptr;
-  double* slot_addrs_ = nullptr;  // exposed.recvAddrs, written here only; JS reads
-  std::vector<uint8_t*> slot_ptrs_;  // what the kernel gets for each buffer id
-  // Each slot's current ArrayBuffer, referenced until ~Ring (after Teardown unregistered the
-  // buffer ring and exited the ring): GC never frees memory the kernel may write.
-  std::vector<Napi::Reference<Napi::ArrayBuffer>> slot_refs_;
+  uint8_t* recv_bufs_ = nullptr;
   unsigned buf_count_ = 0;
   unsigned buf_size_ = 0;
 

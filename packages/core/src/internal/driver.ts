@@ -53,8 +53,6 @@ export interface DriverCounters {
   connected: number
   closed: number
   bytesIn: number
-  /** Received bytes handed to a reader in their receive buffer's own memory (no copy). */
-  bytesSwapped: number
   bytesOut: number
   datagramsIn: number
   datagramsOut: number
@@ -64,6 +62,8 @@ export class Driver {
   readonly ring: Native.Ring
   readonly config: RinglineConfig
   readonly bufferSize: number
+  readonly recvBuffers: ArrayBuffer
+  readonly recvBuffersBase: number
   readonly sendPool: Uint8Array
   readonly sendPoolBase: number
   readonly args: Uint8Array
@@ -135,7 +135,6 @@ export class Driver {
     connected: 0,
     closed: 0,
     bytesIn: 0,
-    bytesSwapped: 0,
     bytesOut: 0,
     datagramsIn: 0,
     datagramsOut: 0
@@ -178,9 +177,8 @@ export class Driver {
     this.flushAt = config.submitBatch > 0 ? Math.min(config.submitBatch, this.stageCap) : this.stageCap
     this.cqes = new Int32Array(r.cqes)
     this.recycleList = new Int32Array(r.recycle)
-    this.recvMem = r.recvSlots.slice()
-    this.recvAddrs = new Float64Array(r.recvAddrs)
-    for (let i = 0; i < this.recvMem.length; i++) this.recvIds.set(this.recvMem[i]!, i)
+    this.recvBuffers = r.recvBuffers
+    this.recvBuffersBase = r.recvBuffersBase
     this.loans = new Uint16Array(config.recvBuffer.ringSize)
     this.loanDeferred = new Uint8Array(config.recvBuffer.ringSize)
     this.maxLoans = config.recvBuffer.ringSize >>> 1
@@ -449,52 +447,6 @@ export class Driver {
   private readonly loanDeferred: Uint8Array
   private readonly maxLoans: number
   private loansOut = 0
-
-  /**
-   * Each receive buffer's current memory, by buffer id: an ArrayBuffer of its own, so that a
-   * completed one can become a reader's (`swap`). The ring itself references the same memory
-   * until it is destroyed (ring.h, "Swapping"), so dropping one here never frees kernel memory.
-   */
-  private readonly recvMem: Array<ArrayBuffer>
-  /** Native address of each buffer id's current memory (written by the addon). */
-  private readonly recvAddrs: Float64Array
-  /** Buffer id of each receive buffer's current memory. */
-  private readonly recvIds = new Map<ArrayBufferLike, number>()
-
-  /** `len` bytes at `offset` of receive buffer `bid` (valid until it is recycled). */
-  recvView(bid: number, offset: number, len: number): Uint8Array {
-    return new Uint8Array(this.recvMem[bid]!, offset, len)
-  }
-
-  /** The native address of receive buffer `bid`'s first byte. */
-  recvAddress(bid: number): number {
-    return this.recvAddrs[bid]!
-  }
-
-  /** The buffer id whose memory `buffer` is, or -1 (not a receive buffer, or one handed over). */
-  recvId(buffer: ArrayBufferLike): number {
-    return this.recvIds.get(buffer) ?? -1
-  }
-
-  /**
-   * Hands the first `len` bytes of receive buffer `bid` (completed, held, not lent) over as
-   * memory of their own and gives the slot fresh memory (the addon's `provide`): the bytes need
-   * no copy, the fresh memory needs no zero-fill (the kernel writes before anyone reads). The
-   * buffer id must still be recycled. The handed-over memory's tail past `len` is zeroed: it
-   * holds an earlier receive's bytes, possibly another connection's, and `.buffer` reaches it.
-   */
-  swap(bid: number, len: number): Uint8Array {
-    const old = this.recvMem[bid]!
-    const fresh = Buffer.allocUnsafeSlow(this.bufferSize).buffer as ArrayBuffer
-    this.ring.provide(bid, fresh)
-    this.recvMem[bid] = fresh
-    this.recvIds.delete(old)
-    this.recvIds.set(fresh, bid)
-    const out = new Uint8Array(old, 0, len)
-    if (len < old.byteLength) new Uint8Array(old, len).fill(0)
-    this.counters.bytesSwapped += len
-    return out
-  }
 
   /** Lends the provided buffer `bid` to a send; false when too many are lent already. */
   lend(bid: number): boolean {

@@ -255,7 +255,6 @@ export const make = (
         acceptFull: 0,
         acceptFullMs: 0,
         bytesIn: c.bytesIn,
-        bytesSwapped: c.bytesSwapped,
         bytesOut: c.bytesOut,
         datagramsIn: 0,
         datagramsOut: 0,
