@@ -17,6 +17,10 @@
 // --root DIR       take the packages' dist from another checkout (a baseline build)
 // --callgrind      under valgrind --tool=callgrind: zero the counters when the window opens, dump when it closes
 // --cpu-prof       write a V8 CPU profile of the measured reads to ./storage-cost-<api>.cpuprofile
+// --alloc-prof     sampled allocations of the measured reads (every object, also those the GC
+//                  already collected; V8's sampling heap profiler): bytes allocated per read in
+//                  the JSON (alloc_bytes_per_read), and on stderr the functions that allocate
+//                  most, per read. Load-independent, like instructions, but cheap to run.
 // --trace          where a read's time goes, from the driver's side (wall clock: load-dependent;
 //                  the device's own view: bench/device-depth.mjs):
 //                  CQEs per completion batch, SQEs per submit, mean in-kernel depth, and per read
@@ -86,19 +90,24 @@ let stopped = false
 let phase = 0
 let t0, j0, d0, t1, j1, d1
 let session
+const allocProf = argv.includes("--alloc-prof")
+let allocs
 const control = (action, then) =>
   spawn("callgrind_control", [action, String(process.pid)], { stdio: "ignore" }).on("exit", then)
 const open = () => {
   d0 = done
   t0 = performance.now()
   j0 = procJiffies()
-  session?.post("Profiler.start")
+  if (argv.includes("--cpu-prof")) session.post("Profiler.start")
+  if (allocProf) session.post("HeapProfiler.startSampling", { samplingInterval: 128, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
 }
 const close = () => {
   d1 = done
   t1 = performance.now()
   j1 = procJiffies()
   stopped = true
+  // The in-thread inspector session answers synchronously: the window's allocations only.
+  if (allocProf) session.post("HeapProfiler.stopSampling", (err, r) => (allocs = err === null ? r.profile : undefined))
 }
 const mark = () => {
   done++
@@ -243,14 +252,15 @@ const installTrace = (drv) => {
   }
 }
 
-if (argv.includes("--cpu-prof")) {
+if (argv.includes("--cpu-prof") || allocProf) {
   const { Session } = await import("node:inspector")
   session = new Session()
   session.connect()
-  session.post("Profiler.enable")
+  if (argv.includes("--cpu-prof")) session.post("Profiler.enable")
+  if (allocProf) session.post("HeapProfiler.enable")
 }
 await Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(Ringline.layer())))
-if (session !== undefined) {
+if (argv.includes("--cpu-prof")) {
   await new Promise((ok) =>
     session.post("Profiler.stop", (err, { profile }) => {
       if (err === null) fs.writeFileSync(`storage-cost-${api}.cpuprofile`, JSON.stringify(profile))
@@ -260,6 +270,23 @@ if (session !== undefined) {
 }
 if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
 const measured = d1 - d0
+/** Sampled bytes per read of the window, in total and by allocating function (top 12 to stderr). */
+const allocSummary = () => {
+  const by = new Map()
+  let total = 0
+  const walk = (n) => {
+    if (n.selfSize > 0) {
+      const f = n.callFrame
+      const k = `${f.functionName || "(anonymous)"} ${f.url.split("/").slice(-3).join("/")}:${f.lineNumber + 1}`
+      by.set(k, (by.get(k) ?? 0) + n.selfSize)
+      total += n.selfSize
+    }
+    for (const c of n.children) walk(c)
+  }
+  walk(allocs.head)
+  for (const [k, v] of [...by].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.error(`${(v / measured).toFixed(0).padStart(6)} B/read  ${k}`)
+  return Math.round(total / measured)
+}
 const us = (i) => (((j1[i] - j0[i]) / HZ) * 1e6) / measured
 console.log(JSON.stringify({
   api,
@@ -271,6 +298,7 @@ console.log(JSON.stringify({
   user_us_per_read: +us(0).toFixed(2),
   sys_us_per_read: +us(1).toFixed(2),
   load: os.loadavg().map((l) => +l.toFixed(2)),
+  ...(allocs === undefined ? {} : { alloc_bytes_per_read: allocSummary() }),
   ...(tr === undefined ? {} : {
     trace: {
       cycle_us: +((((t1 - t0) * 1000) / measured) * qd).toFixed(1),

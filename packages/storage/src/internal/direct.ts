@@ -198,13 +198,19 @@ export const DEVICE_SUBMIT_BATCH = 4
  * fibers, woken by a completion batch, stage their next reads one after another at the end of
  * that batch, and every io_uring_enter that submits device I/O costs a virtio notification (a
  * VM exit on a virtual machine: `iowrite16` was 13.6 % of the process's samples with one submit
- * per read, 4.9 % with 16). Submitting every 4 cost 0.26 enters per read; at 16 (the addon also
- * submits what is left with the enter that fetches the next completions) about 0.10, and CPU per
- * read fell from 10.3-13.6 to 6.9-9.7 us in the same interleaved runs. The device's queue stays
- * fed: measured with block-layer tracepoints, its depth is 4-15 of the 32 reads in flight either
- * way (the host, not the device, is the bound on this path).
+ * per read, 4.9 % with 16). Submitting every 4 cost 0.26 enters per read, every 16 about 0.11
+ * (the addon also submits what is left with the enter that fetches the next completions).
+ * 8, not 16: the host is the bound on this path (block-layer tracepoints, bench/device-depth.mjs:
+ * the device sat empty 56-66 % of the time at 16, mean depth 6-8 of the 32 reads in flight), and
+ * at 16 a completion batch's first reads wait for the batch's first 16 fibers to run before any
+ * of them reaches the device, so the device drains while the host works. At 8 the first half
+ * goes out after 8 fibers: device empty 28-54 % of the time, device latency p50 about 125 us
+ * instead of 165, for 0.146 enters per read instead of 0.11. Interleaved A/B with
+ * storage-cost.mjs (QD 32, five sets of 4-6 pairs at load 2-11): 8 ÷ 16 IOPS per adjacent pair,
+ * medians 1.12, 1.44, 0.95, 1.34, 1.07; CPU per read 0.97, 1.05, 1.12, 0.93, 0.98. 4 ÷ 8: IOPS
+ * 0.95, CPU per read 1.17 (the extra enters cost system time).
  */
-export const EFFECT_SUBMIT_BATCH = 16
+export const EFFECT_SUBMIT_BATCH = 8
 
 /** READ_FIXED or WRITE_FIXED. */
 export type FixedRw = typeof Ring.prepReadFixed
