@@ -220,6 +220,11 @@ export declare class TlsSession {
   handshake(): number
   feed(input: Uint8Array | null, plain: Uint8Array): number
   write(plain: Uint8Array): number
+  /**
+   * `write` of the first `len` bytes of the scratch that follows the io area in its ArrayBuffer
+   * (`io` made as a view of a larger buffer); RangeError beyond it. For small writes.
+   */
+  writeScratch(len: number): number
   shutdown(): number
   keyUpdate(requestPeer: boolean): number
   release(): void
