@@ -390,6 +390,7 @@ Napi::Function TlsSession::Init(Napi::Env env) {
                          InstanceMethod<&TlsSession::Handshake>("handshake"),
                          InstanceMethod<&TlsSession::Feed>("feed"),
                          InstanceMethod<&TlsSession::Write>("write"),
+                         InstanceMethod<&TlsSession::WriteScratch>("writeScratch"),
                          InstanceMethod<&TlsSession::Shutdown>("shutdown"),
                          InstanceMethod<&TlsSession::KeyUpdate>("keyUpdate"),
                          InstanceMethod<&TlsSession::Release>("release"),
@@ -400,7 +401,8 @@ Napi::Function TlsSession::Init(Napi::Env env) {
                      });
 }
 
-// new TlsSession(context, io: Float64Array, { servername?, verifyHost?, verifyIp?, sessionKey? })
+// new TlsSession(context, io: Float64Array, { servername?, verifyHost?, verifyIp?, sessionKey? }); `io`
+// may be a view of a larger ArrayBuffer: the bytes after it are the scratch of writeScratch.
 TlsSession::TlsSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TlsSession>(info) {
   Napi::Env env = info.Env();
   Napi::Object ctx_obj = info[0].As<Napi::Object>();
@@ -410,6 +412,13 @@ TlsSession::TlsSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TlsSes
   if (io.ElementLength() < kIoLength) throw Napi::RangeError::New(env, "io area too small");
   io_ = io.Data();
   io_ref_ = Napi::Persistent(io);
+  // What follows the io area in its buffer is the scratch of writeScratch (none if nothing does).
+  const size_t scratch_at = io.ByteOffset() + kIoLength * sizeof(double);
+  Napi::ArrayBuffer io_buffer = io.ArrayBuffer();
+  if (io_buffer.ByteLength() > scratch_at) {
+    scratch_ = static_cast<const uint8_t*>(io_buffer.Data()) + scratch_at;
+    scratch_len_ = io_buffer.ByteLength() - scratch_at;
+  }
   Napi::Object o = info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
 
   ERR_clear_error();
@@ -628,6 +637,11 @@ Napi::Value TlsSession::Feed(const Napi::CallbackInfo& info) {
     const int r = SSL_read_ex(ssl_, out + got, cap - got, &n);
     if (r == 1) {
       got += n;
+      // Every byte given is read and OpenSSL holds nothing (no partial record, no unread
+      // plaintext): another SSL_read could only find the BIO dry (WANT_READ). Skipping it saves
+      // a full pass through the record layer per received chunk. (Post-handshake messages in
+      // this chunk were handled by the calls that read them: a KeyUpdate is answered there.)
+      if (in_len_ == 0 && carry_off_ >= carry_.size() && SSL_has_pending(ssl_) == 0) break;
       continue;
     }
     const int err = SSL_get_error(ssl_, r);
@@ -656,8 +670,25 @@ Napi::Value TlsSession::Write(const Napi::CallbackInfo& info) {
   if (ssl_ == nullptr) return Napi::Number::New(env, kEvError);
   Begin();
   Napi::Uint8Array data = info[0].As<Napi::Uint8Array>();
-  const uint8_t* p = data.Data();
-  const size_t len = data.ByteLength();
+  return Napi::Number::New(env, Finish(WritePlain(data.Data(), data.ByteLength())));
+}
+
+// writeScratch(len): write() of the first `len` bytes of the scratch after the io area. For small
+// writes: a typed array's info costs more than copying them there, and a small array V8 keeps on
+// its heap (<= 64 bytes) would be moved off-heap by it (an allocation and a copy per call).
+Napi::Value TlsSession::WriteScratch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (ssl_ == nullptr) return Napi::Number::New(env, kEvError);
+  const double len = info[0].As<Napi::Number>().DoubleValue();
+  if (!(len >= 0) || len > static_cast<double>(scratch_len_)) {
+    throw Napi::RangeError::New(env, "writeScratch: length outside the scratch after the io area");
+  }
+  Begin();
+  return Napi::Number::New(env, Finish(WritePlain(scratch_, static_cast<size_t>(len))));
+}
+
+// Encrypts p[0, len) (io[kIoConsumed] = len); what OpenSSL cannot take before a read is parked.
+int TlsSession::WritePlain(const uint8_t* p, size_t len) {
   int events = 0;
   size_t off = 0;
   if (!failed_ && parked_.empty() && handshake_done_) {
@@ -680,7 +711,7 @@ Napi::Value TlsSession::Write(const Napi::CallbackInfo& info) {
   }
   if (off < len && !failed_) parked_.append(reinterpret_cast<const char*>(p + off), len - off);
   io_[kIoConsumed] = static_cast<double>(len);
-  return Napi::Number::New(env, Finish(events));
+  return events;
 }
 
 // shutdown(): queues close_notify (the peer's is not waited for).

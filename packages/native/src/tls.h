@@ -107,6 +107,7 @@ class TlsSession : public Napi::ObjectWrap<TlsSession> {
   Napi::Value Handshake(const Napi::CallbackInfo& info);
   Napi::Value Feed(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value WriteScratch(const Napi::CallbackInfo& info);
   Napi::Value Shutdown(const Napi::CallbackInfo& info);
   Napi::Value KeyUpdate(const Napi::CallbackInfo& info);
   Napi::Value Release(const Napi::CallbackInfo& info);
@@ -120,6 +121,7 @@ class TlsSession : public Napi::ObjectWrap<TlsSession> {
   int DriveHandshake(int events);
   int RetryParked(int events);
   int Fail(int ssl_error, int events);
+  int WritePlain(const uint8_t* p, size_t len);
   void FreeAll();
 
   SSL* ssl_ = nullptr;
@@ -127,6 +129,10 @@ class TlsSession : public Napi::ObjectWrap<TlsSession> {
   Napi::ObjectReference context_ref_;
   Napi::Reference<Napi::Float64Array> io_ref_;
   double* io_ = nullptr;
+  // Bytes after the io area in its ArrayBuffer (kept alive by io_ref_): small writes are copied
+  // there by JS and encrypted from there (writeScratch), not passed as typed arrays.
+  const uint8_t* scratch_ = nullptr;
+  size_t scratch_len_ = 0;
   std::string session_key_;
 
   // Input of the current call, then what is left of earlier calls.

@@ -7,7 +7,8 @@
  *   (`sink.reserve`, as much room as the chunk has ciphertext: its records' plaintext is no
  *   larger, and a larger tail would spoil the buffer's hand-over to `recv`). Before that (and
  *   for what a full tail leaves) plaintext lands in a per-thread scratch view, copied.
- * - send: one `write` per call (at most MAX_WRITE plaintext bytes each); the records stay in
+ * - send: one `write` per call (at most MAX_WRITE plaintext bytes each; small ones copied into the
+ *   scratch view first, `writeScratch`); the records stay in
  *   native chunks, which the send queue points at. A chunk goes back to native code once no
  *   queued segment references it (`Refs`), batched into the next call through the io area.
  * - Whatever OpenSSL writes inside a call (handshake, alerts, tickets, KeyUpdate replies) is
@@ -49,17 +50,26 @@ export const Ev = {
 /** Plaintext per `write` call: ≤ 16 records, a handful of spans. */
 const MAX_WRITE = 256 * 1024
 const PLAIN_BYTES = 64 * 1024
+/**
+ * Writes up to this size are copied into the scratch view and encrypted from there
+ * (`writeScratch`): cheaper than the native side reading a typed array's info, which for a small
+ * array V8 keeps on its heap (a 64 B echo's chunk) also moves it off-heap (an allocation and a
+ * copy per record). Larger ones are passed as they are (a copy would cost more).
+ */
+const SCRATCH_WRITE = 4096
 
 // One io area and one plaintext view per thread: calls never overlap, and every call's results
-// are read before anything else can run.
+// are read before anything else can run. Both live in one buffer, the view right after the io
+// area, where native code finds it for `writeScratch` (the io area's reference keeps it alive).
 let io: Float64Array | undefined
 let plain: Uint8Array | undefined
 
 const shared = (): { io: Float64Array; plain: Uint8Array } => {
   if (io === undefined || plain === undefined) {
-    io = new Float64Array(Io.length)
-    plain = new Uint8Array(PLAIN_BYTES)
-    lentBuffers.add(plain.buffer)
+    const memory = new ArrayBuffer(Io.length * 8 + PLAIN_BYTES)
+    io = new Float64Array(memory, 0, Io.length)
+    plain = new Uint8Array(memory, Io.length * 8, PLAIN_BYTES)
+    lentBuffers.add(memory)
   }
   return { io, plain }
 }
@@ -158,6 +168,12 @@ export class TlsTransport implements Transport {
 
   send(bytes: Uint8Array): TlsError | undefined {
     if (this.failure !== undefined) return this.failure
+    if (bytes.length <= SCRATCH_WRITE) {
+      this.prepare()
+      this.plain.set(bytes)
+      this.after(this.session.writeScratch(bytes.length))
+      return this.failure
+    }
     for (let off = 0; off < bytes.length; off += MAX_WRITE) {
       this.prepare()
       const end = Math.min(bytes.length, off + MAX_WRITE)
