@@ -298,12 +298,14 @@ export interface RunMainOptions {
    */
   readonly tuneGc?: boolean
   /**
-   * Fix glibc's mmap and trim thresholds for this process (default true; nothing happens without
-   * glibc or without the native addon): memory that received bytes are handed over in is then
-   * reused from the heap instead of being mapped, trimmed and page-faulted in again. In
-   * interleaved bulk-echo runs it cut the minor page faults per 64 KiB from 2.8-4.3 to 0.5-2.4
-   * and the CPU per 64 KiB by a quarter to a half. The heap keeps up to 64 MiB of freed memory
-   * at its top instead of returning it at once.
+   * Fix glibc's mmap and trim thresholds for this process once it streams (default true; nothing
+   * happens without glibc or without the native addon): from the first received run of 64 KiB
+   * or more, memory that received bytes are handed over in is reused from the heap instead of
+   * being mapped, trimmed and page-faulted in again. In interleaved bulk-echo runs it cut the
+   * minor page faults per 64 KiB from 2.8-4.3 to 0.5-2.4 and the CPU per 64 KiB by a quarter to
+   * a half. From then on each of the process's malloc arenas keeps up to 64 MiB of freed memory
+   * at its top instead of returning it at once; a server that never receives such a run keeps
+   * glibc's defaults (no retained memory).
    */
   readonly tuneMalloc?: boolean
 }
@@ -321,7 +323,8 @@ const tuneMalloc = (): void => {
     // No addon (a RinglineTest-only program): nothing of ours allocates that memory.
     return
   }
-  native.tuneMalloc(MMAP_THRESHOLD, TRIM_THRESHOLD)
+  // Deferred: applied by the first large run a reader is handed (internal/mallocPolicy.ts).
+  native.tuneMalloc(MMAP_THRESHOLD, TRIM_THRESHOLD, true)
 }
 
 const prettyStderr = Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true }))

@@ -121,9 +121,16 @@ export declare function closeFd(fd: number): void
 export declare function addressOf(view: Uint8Array): number
 /**
  * Fixes glibc's mmap and trim thresholds (mallopt): true when applied, false without glibc.
- * Throws a RangeError outside 0..32 MiB (mmap) or 0..1 GiB (trim).
+ * Throws a RangeError outside 0..32 MiB (mmap) or 0..1 GiB (trim). With `deferred` the
+ * thresholds are only kept (true) and the first {@link mallocLargeRun} of any thread applies them.
  */
-export declare function tuneMalloc(mmapThreshold: number, trimThreshold: number): boolean
+export declare function tuneMalloc(mmapThreshold: number, trimThreshold: number, deferred?: boolean): boolean
+
+/**
+ * Applies the thresholds a deferred {@link tuneMalloc} kept, once per process: call it when a
+ * reader is first handed a large run. True when this call applied them.
+ */
+export declare function mallocLargeRun(): boolean
 
 /**
  * For tests only, and irreversible: installs on every thread of this process (seccomp

@@ -105,7 +105,9 @@ export const make = (config: RinglineConfig): Effect.Effect<RinglineService, Rin
 
     const conns = new Set<Channel>()
     const listeners = new Set<AcceptSource>()
-    const wrap = (conn: Channel) => Connection.make(conn, config.shutdownTimeoutMs, (c) => conns.delete(c))
+    // One forget for all connections (not a closure per connection: an idle one keeps it).
+    const forget = (c: Channel) => conns.delete(c)
+    const wrap = (conn: Channel) => Connection.make(conn, config.shutdownTimeoutMs, forget)
     const closeConn = (conn: Channel) => wrap(conn).close
 
     const waitIdle = Effect.async<void>((resume) => driver.whenIdle(() => resume(Effect.void)))

@@ -120,10 +120,20 @@ export const takeInFiber = <A, E>(
         return Effect.die(defect)
       }
     })
-    const wait: Effect.Effect<A, E> = Effect.async<A, E>((resume) => {
-      queue.wait(w, () => resume(attempt))
-      return Effect.sync(() => queue.withdraw(w))
-    })
+    // Interruptible, and withdrawn from the line however it ends other than by its take (an
+    // interruption while suspended). A mask, one catch frame and a bare async: Effect.async with
+    // a canceler builds the same through onInterrupt and onExit (the canceler's own Effect,
+    // exitMatch's closures, a second match), which a suspended read keeps for as long as its
+    // connection is idle (~0.4 KB each) and makes anew for every read that has to wait.
+    const wait: Effect.Effect<A, E> = Effect.uninterruptibleMask((restore) =>
+      Effect.catchAllCause(
+        restore(Effect.async<A, E>((resume) => queue.wait(w, () => resume(attempt)))),
+        (cause) => {
+          queue.withdraw(w)
+          return Effect.failCause(cause)
+        }
+      )
+    )
     return wait
   })
 

@@ -34,6 +34,13 @@ const HURRY_MIN = 65536
 /** Largest write copied (not sent from the caller's memory) on a wire without a send pool. */
 const COPY_MAX = 16384
 
+// Shared empty lists for what most connections never hold (zero-copy sends waiting for their
+// notification, a vectored chain in flight, close watchers): an idle connection keeps no empty
+// array of its own, and a chain's completion allocates none. Frozen: a push meant for a fresh
+// list throws instead of reaching every connection.
+const NO_SEGMENTS: Array<Segment> = Object.freeze([]) as unknown as Array<Segment>
+const NO_CLOSE_WAITERS: Array<() => void> = Object.freeze([]) as unknown as Array<() => void>
+
 let nextId = 1
 let nextChain = 1
 
@@ -74,7 +81,7 @@ export class Channel implements WireSink {
   private enqueued = 0
   /** Bytes the wire has taken (a stream offset). */
   private sentTotal = 0
-  private zcHeld: Array<Segment> = []
+  private zcHeld: Array<Segment> = NO_SEGMENTS
   private sendError: SocketError | ConnectionClosed | TlsError | undefined
   private sendPaused = false
   private writeShut = false
@@ -83,7 +90,7 @@ export class Channel implements WireSink {
   // lifecycle
   private phase = Phase.Open
   private closeSubmitted = false
-  private closeWaiters: Array<() => void> = []
+  private closeWaiters: Array<() => void> = NO_CLOSE_WAITERS
   /** Called once when the receive side ends, whether or not a reader waits (see `onReceiveEnd`). */
   private endWatchers: Array<() => void> | undefined = undefined
   private addresses: Addresses | undefined
@@ -428,7 +435,7 @@ export class Channel implements WireSink {
 
   private chainLeft = 0
   private chainError = 0
-  private chainSegs: Array<Segment> = []
+  private chainSegs: Array<Segment> = NO_SEGMENTS
 
   private submitChain(): void {
     const id = this.queue[0]!.chain
@@ -455,7 +462,7 @@ export class Channel implements WireSink {
     this.sending = false
     this.inFlight = 0
     const segs = this.chainSegs
-    this.chainSegs = []
+    this.chainSegs = NO_SEGMENTS
     if (this.sendError !== undefined) {
       for (const seg of segs) this.releaseSegment(seg)
     } else if (this.chainError !== 0) {
@@ -488,7 +495,7 @@ export class Channel implements WireSink {
     this.sending = false
     this.inFlight = 0
     if (notifications) {
-      for (const seg of segs) if (seg.notifs++ === 0) this.zcHeld.push(seg)
+      for (const seg of segs) if (seg.notifs++ === 0) (this.zcHeld === NO_SEGMENTS ? (this.zcHeld = []) : this.zcHeld).push(seg)
     }
     if (this.sendError !== undefined) {
       // The queue was already failed while this send was in flight: only its memory is left.
@@ -566,7 +573,7 @@ export class Channel implements WireSink {
     this.queue = []
     this.sentTotal = this.enqueued
     // Pinned zero-copy memory stays with the wire; this connection has nothing to wait for.
-    this.zcHeld = []
+    this.zcHeld = NO_SEGMENTS
     this.waiters.fail(this.sendError)
     if (this.sendPaused) {
       this.sendPaused = false
@@ -664,7 +671,7 @@ export class Channel implements WireSink {
 
   onClosed(f: () => void): void {
     if (this.phase === Phase.Closed) f()
-    else this.closeWaiters.push(f)
+    else (this.closeWaiters === NO_CLOSE_WAITERS ? (this.closeWaiters = []) : this.closeWaiters).push(f)
   }
 
   private advanceClose(): void {
@@ -698,7 +705,7 @@ export class Channel implements WireSink {
     this.transport?.dispose()
     this.notifyEnd()
     const waiters = this.closeWaiters
-    this.closeWaiters = []
+    this.closeWaiters = NO_CLOSE_WAITERS
     for (const f of waiters) f()
   }
 

@@ -4,6 +4,7 @@
  * it asks its wire only for receive-buffer views and gives buffers back through it.
  */
 import type { EndOfStream, SocketError, ConnectionClosed, TlsError } from "../../RinglineError.js"
+import { noteRun } from "../mallocPolicy.js"
 import type { Wire } from "./wire.js"
 
 /** What a `read` parser answers. */
@@ -80,6 +81,7 @@ export const describe = (u: unknown): string => {
  * written before anyone reads it; zeroing a 64 KiB buffer costs as much as copying into it).
  */
 export const uninitialized = (n: number): Uint8Array => {
+  noteRun(n)
   const b = Buffer.allocUnsafeSlow(n)
   return new Uint8Array(b.buffer, b.byteOffset, n)
 }
