@@ -10,10 +10,14 @@
 import { load } from "./native.js"
 
 /**
- * A run this large is streaming: two of them freed at the heap's top pass glibc's default trim
- * threshold (128 KiB), and the next ones would be faulted in again.
+ * A run this large is streaming. 64 KiB was too high: a 16 KiB echo over 16 connections (16 KiB
+ * handed over per request, ~256 KiB in flight) never reached it, and glibc's default trim
+ * threshold (128 KiB) then trimmed and page-faulted the heap's top (0.38-0.49 minor faults and
+ * 28-32 µs CPU per request in 2 of 3 reps, against 0.002 and 14.3 µs with 16 KiB: stream-mode
+ * echo on CPU 0, `bench/bin/loadgen --conns 16 --size 16384` on CPU 1, 3 interleaved reps,
+ * 2026-12-01). Smaller runs (a 64 B echo, an idle server) still keep glibc's defaults.
  */
-export const LARGE_RUN = 64 * 1024
+export const LARGE_RUN = 16 * 1024
 
 /** Per thread: whether the next large run still has to tell the addon (once is enough). */
 let watching = true
