@@ -11,7 +11,6 @@
 //
 // Run: node bench/bulk-cost.mjs [--servers stream,parse,chunks,platform,c-uring] [--conns 1]
 //      [--mib 64] [--warmup-mib 32] [--cpu [--reps 3]]
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -19,7 +18,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { callgrind, callgrindArgv, dumpThreads } from "./callgrind.mjs";
-import { freePort, stopChild } from "./child.mjs";
+import { freePort, spawnListening, stopChild, treeCpuNs } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -53,15 +52,7 @@ const start = async (name) => {
   const node = name === "c-uring" ? cmd : [process.execPath, "--single-threaded", ...cmd];
   if (name === "c-uring" && !CPU) throw new Error("c-uring runs with --cpu only");
   const argv = CPU ? node : [...callgrindArgv("bulkcost"), ...node];
-  const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  child.stderr.on("data", (d) => (err = (err + d).slice(-8000)));
-  await new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d) => ((out += d), /listening on /.test(out) && resolve()));
-    child.once("exit", (code) => reject(new Error(`${name} exited with ${code}\n${err}`)));
-  });
-  return { child, port: Number(port), stderr: () => err };
+  return { child: await spawnListening(argv, name), port: Number(port) };
 };
 
 /** CONNS connections; `run(bytes)` echoes `bytes` per connection (DEPTH writes of 64 KiB in flight). */
@@ -94,15 +85,6 @@ const connectAll = async (port) => {
   return { run, close: () => socks.forEach((s) => s.destroy()) };
 };
 
-/** CPU seconds of every thread of `pid` so far (schedstat: nanoseconds on a CPU, user + system). */
-const cpuSeconds = (pid) => {
-  let ns = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
-  }
-  return ns / 1e9;
-};
-
 /** Minor page faults, user and system seconds of `pid` so far (/proc/<pid>/stat). */
 const procStat = (pid) => {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -127,10 +109,10 @@ if (CPU) {
       const server = await start(name);
       const conns = await connectAll(server.port);
       await conns.run(Number(opts["warmup-mib"]) * MiB);
-      const before = cpuSeconds(server.child.pid);
+      const before = treeCpuNs(server.child.pid);
       const st = procStat(server.child.pid);
       await conns.run(Number(opts.mib) * MiB);
-      per[name].push(((cpuSeconds(server.child.pid) - before) * 1e6) / chunks);
+      per[name].push((treeCpuNs(server.child.pid) - before) / 1e3 / chunks);
       const st2 = procStat(server.child.pid);
       split[name].push(`${((st2.user - st.user) * 1e6 / chunks).toFixed(0)}/${((st2.sys - st.sys) * 1e6 / chunks).toFixed(0)} µs, ` +
         `${((st2.minflt - st.minflt) / chunks).toFixed(1)} faults`);

@@ -1,4 +1,6 @@
 // Process helpers shared by the benchmark scripts that start servers as child processes.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
 import net from "node:net";
 
 /**
@@ -24,3 +26,31 @@ export const freePort = () =>
       srv.close(() => resolve(port));
     });
   });
+
+/**
+ * Spawns a server child (`argv[0]` with the rest as arguments) and resolves once its stdout says
+ * "listening on" (to the child); rejects, with the tail of its stderr, if it exits first.
+ */
+export const spawnListening = async (argv, name) => {
+  const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d) => (err = (err + d).slice(-8000)));
+  await new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => ((out += d), /listening on /.test(out) && resolve()));
+    child.once("exit", (code) => reject(new Error(`${name} exited with ${code}\n${err}`)));
+  });
+  return child;
+};
+
+/** CPU nanoseconds so far of every thread of `pid` and of its child processes (schedstat). */
+export const treeCpuNs = (pid) => {
+  let ns = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const task = `/proc/${pid}/task/${tid}`;
+    ns += Number(fs.readFileSync(`${task}/schedstat`, "utf8").split(" ")[0]);
+    const kids = fs.readFileSync(`${task}/children`, "utf8").trim();
+    for (const kid of kids ? kids.split(" ") : []) ns += treeCpuNs(Number(kid));
+  }
+  return ns;
+};

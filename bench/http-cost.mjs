@@ -19,7 +19,7 @@
 // on load (cache, frequency), unlike the instruction count, but includes the kernel's share.
 // --http: another build's demo server (e.g. a copy of main's packages/http/dist/bin/http.js) to
 // compare before/after in one run; it is the "ringline" server then.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -27,7 +27,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ResponseCounter } from "./http-client.mjs";
-import { freePort, stopChild } from "./child.mjs";
+import { freePort, spawnListening, stopChild } from "./child.mjs";
 import { callgrind, callgrindArgv, splitGc } from "./callgrind.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
@@ -90,18 +90,7 @@ const start = async (server) => {
   const argv = CPU
     ? [...node, ...server.args(port)]
     : [...callgrindArgv("httpcost"), ...node, ...server.args(port)];
-  const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  child.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
-  await new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      if (/listening on /.test(out)) resolve();
-    });
-    child.on("exit", (code) => reject(new Error(`${server.name} exited with ${code}\n${err}`)));
-  });
-  return { child, port: Number(port) };
+  return { child: await spawnListening(argv, server.name), port: Number(port) };
 };
 const stop = (h) => stopChild(h.child);
 

@@ -35,7 +35,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { callgrind, callgrindArgv, dumpThreads } from "./callgrind.mjs";
-import { freePort, stopChild } from "./child.mjs";
+import { freePort, stopChild, treeCpuNs } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -173,18 +173,6 @@ const connectAll = async (port) => {
   };
 };
 
-// CPU ns of every thread of `pid` and of its child processes (schedstat: ns on a CPU).
-const cpuNs = (pid) => {
-  let ns = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    const task = `/proc/${pid}/task/${tid}`;
-    ns += Number(fs.readFileSync(`${task}/schedstat`, "utf8").split(" ")[0]);
-    const kids = fs.readFileSync(`${task}/children`, "utf8").trim();
-    for (const kid of kids ? kids.split(" ") : []) ns += cpuNs(Number(kid));
-  }
-  return ns;
-};
-
 // Context switches of the server's JS threads (ringline: the threads it printed; node servers: the
 // main thread of the process and of each child process, node:cluster's workers), summed.
 const switches = (pid, tids, ringline) => {
@@ -232,10 +220,10 @@ for (let rep = 0; rep < Number(opts.reps); rep++) {
       }
       const r = { server: server.name, rep };
       if (CPU) {
-        const t0 = cpuNs(h.child.pid);
+        const t0 = treeCpuNs(h.child.pid);
         const c0 = switches(h.child.pid, h.threads, server.ringline);
         await client.run(REQUESTS);
-        r.cpuUsPerReq = (cpuNs(h.child.pid) - t0) / REQUESTS / 1000;
+        r.cpuUsPerReq = (treeCpuNs(h.child.pid) - t0) / REQUESTS / 1000;
         const c1 = switches(h.child.pid, h.threads, server.ringline);
         // Per 1,000 requests, over the JS threads: sleeps (voluntary) and preemptions (involuntary).
         r.volPerKReq = ((c1.vol - c0.vol) * 1000) / REQUESTS;
