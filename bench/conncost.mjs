@@ -5,6 +5,7 @@
 // Run: node bench/conncost.mjs mem   [--servers a,b] [--conns 1000]
 //      node bench/conncost.mjs heap  [--servers a,b] [--conns 500] [--top 40]
 //      node bench/conncost.mjs instr [--servers a,b] [--conns 300] [--warmup 300]
+//      node bench/conncost.mjs breakdown [--servers a,b] [--conns 1000] [--alloc] [--top 40]
 //
 // mem: each server runs with --expose-gc and a preload (conncost-probe.mjs) that, on SIGUSR2,
 // runs gc() twice and prints process.memoryUsage(). The script takes that after `--conns` idle
@@ -19,6 +20,18 @@
 // heap: the same two points, with a heap snapshot at each (after the GC); prints what one idle
 // connection adds to the heap by object kind and constructor, closures by the line that defines
 // them (bench/heapdiff.mjs): where the heap per connection goes, and what a change removed.
+//
+// breakdown: what run.mjs's idle1000 figure is made of. A fresh server, then `--conns` idle
+// connections (as run.mjs), sampled before any GC: growth per connection of the RSS, of each V8
+// heap space's physical size and of the native rest (anonymous memory minus the heap spaces),
+// next to the live heap per connection (after a full GC) and the bytes that survived scavenges
+// per connection (--trace-gc-nvp: promoted + new_space_survived). V8 doubles the young generation
+// each time the bytes surviving scavenges since its last growth exceed its size (1 → 2 → 4 → 8
+// → 16 MB), so its growth follows the surviving bytes in steps, not the live heap; and its
+// resident size grows as allocation first touches its pages, up to twice that size. With
+// --alloc it also prints the bytes allocated per connection (V8's sampling heap profiler over
+// the same window, collected objects included; its own memory then inflates the RSS figures) and
+// the functions that allocate most, each with its two callers.
 //
 // instr: each server runs under `valgrind --tool=callgrind --instr-atstart=no`; the client runs
 // `--warmup` lifecycles (JIT warm), then switches instrumentation on (callgrind_control -i on),
@@ -52,16 +65,18 @@ const { values: opts, positionals } = parseArgs({
     top: { type: "string", default: "40" },
     // Another build's demo server, to compare before/after in one run (e.g. a copy of main's dist).
     echo: { type: "string" },
+    // breakdown: also sample allocations (the profiler's own memory then shows in the RSS).
+    alloc: { type: "boolean" },
   },
 });
 const what = positionals[0];
-if (what !== "mem" && what !== "heap" && what !== "instr") {
-  console.error("usage: node bench/conncost.mjs mem|heap|instr [--servers a,b] [--conns N] [--warmup N] [--top N]");
+if (what !== "mem" && what !== "heap" && what !== "instr" && what !== "breakdown") {
+  console.error("usage: node bench/conncost.mjs mem|heap|instr|breakdown [--servers a,b] [--conns N] [--warmup N] [--top N]");
   process.exit(2);
 }
 // heap and mem run the servers the same way; heap also writes snapshots.
 const memLike = what !== "instr";
-const CONNS = Number(opts.conns ?? (what === "mem" ? 1000 : what === "heap" ? 500 : 300));
+const CONNS = Number(opts.conns ?? (what === "mem" || what === "breakdown" ? 1000 : what === "heap" ? 500 : 300));
 const SNAP_DIR = what === "heap" ? fs.mkdtempSync(path.join(os.tmpdir(), "ringline-conncost-heap-")) : undefined;
 // Where the scripts a snapshot names are looked up (bench/heapdiff.mjs).
 const SOURCE_DIRS = [
@@ -113,17 +128,35 @@ const start = async (server) => {
     // instr: every server's GC runs on its main thread (--single-threaded-gc), so that the count
     // of the main thread includes the collection of what a connection allocated.
     const node = [process.execPath, ...(memLike ? ["--expose-gc", "--import", path.join(BENCH, "conncost-probe.mjs")] : ["--single-threaded-gc"])];
+    if (what === "breakdown") node.push("--trace-gc-nvp");
     const argv = what === "instr"
       ? ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes", `--callgrind-out-file=${path.join(os.tmpdir(), "conncost-%p.out")}`, ...node, ...server.args()]
       : [...node, ...server.args()];
-    const env = SNAP_DIR === undefined ? process.env : { ...process.env, CONNCOST_SNAPSHOT: SNAP_DIR };
+    const env = SNAP_DIR !== undefined ? { ...process.env, CONNCOST_SNAPSHOT: SNAP_DIR }
+      : opts.alloc === true ? { ...process.env, CONNCOST_ALLOC: "1" } : process.env;
     const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env });
     let out = "";
     const mem = [];
+    // Bytes that survived scavenges so far, and how many scavenges (--trace-gc-nvp lines).
+    const young = { survived: 0, scavenges: 0 };
+    let listening = false;
     child.stdout.on("data", (d) => {
       out += d;
-      const m = /listening on [^:]+:(\d+)/.exec(out);
-      if (m) resolve({ child, port: Number(m[1]), mem });
+      let i;
+      while ((i = out.indexOf("\n")) >= 0) {
+        const line = out.slice(0, i);
+        out = out.slice(i + 1);
+        const m = /listening on [^:]+:(\d+)/.exec(line);
+        if (m && !listening) {
+          listening = true;
+          resolve({ child, port: Number(m[1]), mem, young });
+        }
+        const p = /gc=s .*promoted=(\d+) new_space_survived=(\d+)/.exec(line);
+        if (p) {
+          young.survived += Number(p[1]) + Number(p[2]);
+          young.scavenges++;
+        }
+      }
     });
     let err = "";
     child.stderr.on("data", (d) => {
@@ -204,7 +237,41 @@ const results = [];
 console.log(`# ${new Date().toISOString()} load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 for (const server of picked) {
   const h = await start(server);
-  if (memLike) {
+  if (what === "breakdown") {
+    // As run.mjs's idle1000: a fresh server, `conns` connections, read without a GC.
+    const fresh = await sampleMem(h);
+    const y0 = { ...h.young };
+    const socks = [];
+    for (let i = 0; i < CONNS; i++) socks.push(await openIdle(h.port));
+    await new Promise((r) => setTimeout(r, 200));
+    const y1 = { ...h.young };
+    const idle = await sampleMem(h);
+    const kib = (a, b) => +((b - a) / CONNS / 1024).toFixed(2);
+    const mb = (b) => (b / 1048576).toFixed(1);
+    const spaces = Object.fromEntries(Object.keys(idle.raw.spaces).map((k) => [k, kib(fresh.raw.spaces[k] ?? 0, idle.raw.spaces[k])]));
+    const heapSum = (s) => Object.values(s).reduce((a, b) => a + b, 0);
+    const r = {
+      server: server.name,
+      conns: CONNS,
+      rssKiB: kib(fresh.raw.rss, idle.raw.rss),
+      liveHeapKiB: kib(fresh.heapUsed, idle.heapUsed),
+      survivedKiB: +((y1.survived - y0.survived) / CONNS / 1024).toFixed(2),
+      scavenges: y1.scavenges - y0.scavenges,
+      spaces,
+      nativeKiB: kib(fresh.raw.anon - heapSum(fresh.raw.spaces), idle.raw.anon - heapSum(idle.raw.spaces)),
+      fileKiB: kib(fresh.raw.rss - fresh.raw.anon, idle.raw.rss - idle.raw.anon)
+    };
+    if (idle.alloc !== undefined) r.allocatedKiB = +(idle.alloc.total / CONNS / 1024).toFixed(2);
+    results.push(r);
+    const big = Object.entries(spaces).filter(([, v]) => Math.abs(v) >= 0.05).map(([k, v]) => `${k.replace(/_space$/, "")} ${v}`).join(", ");
+    console.log(`${server.name.padEnd(18)} per idle conn (0 → ${CONNS}, no GC): rss ${r.rssKiB} KiB = heap spaces {${big}} + native ${r.nativeKiB} + file ${r.fileKiB} (new space ${mb(fresh.raw.spaces.new_space)} → ${mb(idle.raw.spaces.new_space)} MB); live heap ${r.liveHeapKiB}, survived scavenges ${r.survivedKiB} KiB (${r.scavenges} scavenges)`);
+    if (idle.alloc !== undefined) {
+      console.log(`  allocated per connection (accept, 1-byte echo, idle; sampled): ${r.allocatedKiB} KiB, largest:`);
+      for (const [k, b] of idle.alloc.by.slice(0, Number(opts.top))) console.log(`  ${(b / CONNS).toFixed(0).padStart(7)} B  ${k}`);
+    }
+    for (const s of socks) s.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+  } else if (memLike) {
     // Measured between `conns` and 2 × `conns` idle connections: what the first connections pay
     // once (compiled code, lazily built module state) stays out of the per-connection figure.
     // The young generation before any connection (run.mjs's baseline is a fresh server too).
