@@ -13,9 +13,8 @@
 // bench/loadgen.c's --idle does), and prints heap, external and RSS deltas per connection. RSS is what
 // bench/run.mjs's idle1000 case reports (without the GC); the heap delta is the part a change
 // in JS can move. "young generation" is the growth of its physical size (before the GC) from the
-// fresh server to `--conns` connections, per connection: run.mjs's figure holds it too, and it grows with what survives scavenges, about
-// twice the live heap a connection adds (so run.mjs's RSS per connection is roughly 3× its heap
-// plus its native memory).
+// fresh server to `--conns` connections, per connection: run.mjs's figure holds it too (what it
+// is made of: `breakdown`).
 //
 // heap: the same two points, with a heap snapshot at each (after the GC); prints what one idle
 // connection adds to the heap by object kind and constructor, closures by the line that defines
