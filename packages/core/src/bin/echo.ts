@@ -21,7 +21,7 @@ import * as Listener from "../Listener.js"
 import * as Ringline from "../Ringline.js"
 import * as RinglineWorkers from "../RinglineWorkers.js"
 import * as Tcp from "../Tcp.js"
-import { echoChunk, echoHandlers } from "./echoHandlers.js"
+import { echoChunk, echoHandlers, quietFailure } from "./echoHandlers.js"
 import type { EchoWorkerData } from "./echoWorker.js"
 import { type DemoTlsOptions, loadTls } from "./tlsModule.js"
 
@@ -108,7 +108,7 @@ const program = Effect.gen(function*() {
   // Resets and vanished clients are routine for an echo server: end that connection quietly.
   if (values.mode === "chunks") return yield* Listener.serveChunks(listener, echoChunk, { onFailure: () => Effect.void })
   const handler = echoHandlers[values.mode!]!
-  return yield* listener.serve((conn) => Effect.ignore(handler(conn)))
+  return yield* listener.serve(handler, { onFailure: quietFailure })
 }).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig()))
 
 const multi = Effect.gen(function*() {

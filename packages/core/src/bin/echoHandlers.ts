@@ -2,7 +2,7 @@
  * The demo's echo handlers: `--mode stream|parse`, shared by the single-thread server
  * (bin/echo.ts) and its worker program (bin/echoWorker.ts), and `--mode chunks`' chunk handler.
  */
-import { Effect } from "effect"
+import { Cause, Effect } from "effect"
 import * as Connection from "../Connection.js"
 import { echo } from "../internal/echo.js"
 
@@ -33,3 +33,12 @@ export const echoHandlers: Record<string, (conn: Connection.Connection) => Effec
 export const echoChunk = (chunk: Uint8Array, conn: Connection.Connection): void => {
   if (chunk.length > 0) conn.unsafeWrite(chunk)
 }
+
+/**
+ * `serve`'s `onFailure` for the echo: resets and vanished clients are routine, so a handler's
+ * failure ends its connection quietly; a defect (a bug) is still logged. Given to `serve` rather
+ * than wrapping each handler in `Effect.ignore`, whose match frame every idle connection's fiber
+ * would keep on its stack (~0.3 KB each).
+ */
+export const quietFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> =>
+  Cause.isDie(cause) ? Effect.logWarning("ringline: connection handler failed", cause) : Effect.void

@@ -9,7 +9,7 @@
 import { Effect, type Scope } from "effect"
 import { echo } from "../internal/echo.js"
 import * as RinglineWorkers from "../RinglineWorkers.js"
-import { echoChunk, echoHandlers } from "./echoHandlers.js"
+import { echoChunk, echoHandlers, quietFailure } from "./echoHandlers.js"
 import { type DemoTlsOptions, loadTls } from "./tlsModule.js"
 
 /** What bin/echo.ts hands its workers. */
@@ -25,7 +25,7 @@ export default Effect.gen(function*() {
   if (data.mode === "chunks") return yield* RinglineWorkers.serveChunks(echoChunk, { onFailure: () => Effect.void })
   const handler = echoHandlers[data.mode ?? "stream"] ?? echo
   const tls = data.tls
-  if (tls === undefined) return yield* RinglineWorkers.serve((conn) => Effect.ignore(handler(conn)))
+  if (tls === undefined) return yield* RinglineWorkers.serve(handler, { onFailure: quietFailure })
   const Tls = yield* loadTls
   // One context per worker: certificate and key parsed once, not per connection.
   const context = yield* (Tls.serverContext(tls) as Effect.Effect<unknown, unknown, Scope.Scope>).pipe(Effect.orDie)
