@@ -29,9 +29,13 @@ export interface Waiter {
   queued: boolean
 }
 
+// A queue nobody has waited on yet shares this frozen empty line (a push meant for a queue's own
+// list throws instead of reaching every queue).
+const NO_WAITERS: Array<Waiter> = Object.freeze([]) as unknown as Array<Waiter>
+
 /** First-come first-served waiters; the owner says when the first one can take. */
 export class WaiterQueue {
-  private list: Array<Waiter> = []
+  private list: Array<Waiter> = NO_WAITERS
 
   /**
    * `ready(w)`: whether the first waiter `w` would get a result now (a value or an error).
@@ -62,10 +66,12 @@ export class WaiterQueue {
   wait(w: Waiter, wake: () => void): void {
     if (!w.queued) {
       w.queued = true
-      // The usual line is one waiter: a fresh one-element array (24 B of elements) instead of
-      // a push onto the empty one, which V8 grows to 17 slots (152 B) that an idle connection's
-      // queue then keeps for as long as it waits.
-      if (this.list.length === 0) this.list = [w]
+      // The usual line is one waiter. Its first list is made with one slot (24 B of elements):
+      // a push onto an empty array grows it to 17 slots (152 B), which an idle connection's
+      // queue would keep for as long as it waits. `withdraw` pops the last waiter, which keeps
+      // that slot, so later waits push into it without allocating (a splice to empty would
+      // drop it, and the next push allocate 17 slots again).
+      if (this.list === NO_WAITERS) this.list = [w]
       else this.list.push(w)
     }
     w.wake = wake
@@ -78,7 +84,8 @@ export class WaiterQueue {
     if (!w.queued) return
     w.queued = false
     const i = this.list.indexOf(w)
-    if (i >= 0) this.list.splice(i, 1)
+    if (i >= 0 && i === this.list.length - 1) this.list.pop()
+    else if (i >= 0) this.list.splice(i, 1)
     if (this.list.length === 0) this.idle()
     else if (i === 0) this.notify()
   }
