@@ -466,7 +466,10 @@ const serverHandshake = (connection: Connection.Connection, context: Native.TlsC
  *
  * `serve` runs each handshake in the connection's own fiber; `accept` hands out connections as
  * their handshakes complete (up to 1,024 in progress at once, each bounded by `handshakeTimeout`),
- * so a slow client never holds up the others.
+ * so a slow client never holds up the others. `Listener.serveChunks` runs each handshake in a
+ * fiber too, then serves the connection's decrypted chunks straight from the completions, like a
+ * plain connection's (no fiber while the handler answers synchronously); a shutdown ends
+ * handshakes still in progress at once.
  *
  * @example
  * ```ts
@@ -557,14 +560,24 @@ export const listen = (
         ),
         options
       )
-    return {
+    const listener: Listener.Listener = {
       address: inner.address,
       accept,
       serve,
       get accepted() {
         return accepted
       }
-    } satisfies Listener.Listener
+    }
+    // Listener.serveChunks: each connection's handshake in a fiber, then its chunks served from
+    // the completions that decrypted them, like a plain connection's.
+    Transport.serveChunksAfter(listener, inner, (c) =>
+      serverHandshake(c, context, timeout).pipe(
+        Effect.tapBoth({
+          onFailure: (e) => Effect.logDebug("ringline tls: handshake failed", e),
+          onSuccess: () => Effect.sync(() => accepted++)
+        })
+      ))
+    return listener
   })
 
 /**
