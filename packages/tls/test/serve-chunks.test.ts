@@ -120,7 +120,8 @@ describe("Listener.serveChunks over Tls.listen", () => {
       expect(got).toBe("cut short")
       raw.end()
       yield* Effect.promise(() => new Promise((r) => raw.on("close", r)))
-      yield* Effect.sleep(Duration.millis(200))
+      // The server closes first (the failure is reported, then the close): poll, load may be high.
+      for (let i = 0; i < 100 && s.failures.length === 0; i++) yield* Effect.sleep(Duration.millis(50))
       expect(s.failures).toHaveLength(1)
       expect(Cause.squash(s.failures[0]!)).toMatchObject({ _tag: "TlsError", reason: "Truncated" })
       expect((yield* Effect.promise(() => echoThrough(port, Buffer.from("still here")))).toString()).toBe("still here")
@@ -157,11 +158,10 @@ describe("Listener.serveChunks over Tls.listen", () => {
         let calls = 0
         const s = yield* serving((chunk, c) => {
           if (chunk.length === 0) return
-          // One 512 KiB answer per received byte: far more than the socket buffers hold.
-          for (let i = 0; i < chunk.length; i++) {
-            calls++
-            c.unsafeWrite(reply)
-          }
+          // One 512 KiB answer per chunk (requests that arrived together are one chunk): 64 of
+          // them are far more than the socket buffers hold.
+          calls++
+          c.unsafeWrite(reply)
           maxQueued = Math.max(maxQueued, c.queuedBytes)
         })
         const client = nodeClient(portOf(s.listener))
@@ -174,18 +174,18 @@ describe("Listener.serveChunks over Tls.listen", () => {
         }
         yield* Effect.sleep(Duration.millis(500))
         const callsAtStall = calls
-        expect(callsAtStall).toBeLessThan(requests)
         expect(maxQueued).toBeLessThanOrEqual(256 * 1024 + 4 * reply.length)
         expect((yield* Ringline.stats).backpressurePauses).toBeGreaterThan(0)
-        // Reads everything: all 64 answers arrive, then the close_notify ends the stream.
+        // Reads everything: every answer arrives, then the close_notify ends the stream.
         let received = 0
         client.on("data", (d: Buffer) => (received += d.length))
         const ended = new Promise((r) => client.on("end", r))
         client.resume()
         client.end()
         yield* Effect.promise(() => ended)
-        expect(calls).toBe(requests)
-        expect(received).toBe(requests * reply.length)
+        // Requests held back by the pause were answered once the peer read.
+        expect(calls).toBeGreaterThan(callsAtStall)
+        expect(received).toBe(calls * reply.length)
       }),
       { sendQueueHighWater: 256 * 1024, sendQueueLowWater: 64 * 1024 }
     ), 60_000)
