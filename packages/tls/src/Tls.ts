@@ -490,15 +490,46 @@ export const listen = (
       ...(options.port === undefined ? {} : { port: options.port }),
       ...(options.backlog === undefined ? {} : { backlog: options.backlog })
     })
+    return yield* over(inner, context, timeout, options.backlog ?? 128)
+  })
+
+/**
+ * TLS over a listener you already have (a worker's `RinglineWorkers.listen`, a `Unix.listen`):
+ * the returned listener's connections have completed their handshake, exactly as with
+ * {@link listen} (`accept`, `serve`, and `Listener.serveChunks` served from the completions).
+ * It closes with the scope; `listener` stays its caller's.
+ *
+ * @example
+ * ```ts
+ * const context = yield* Tls.serverContext({ cert, key })
+ * const listener = yield* Tls.secure(yield* RinglineWorkers.listen, { context })
+ * yield* Listener.serveChunks(listener, (chunk, conn) => {
+ *   if (chunk.length > 0) conn.unsafeWrite(chunk)
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const secure = (
+  listener: Listener.Listener,
+  options: ServerOptions | { readonly context: ServerContext }
+): Effect.Effect<Listener.Listener, TlsConfigError, Scope.Scope> =>
+  Effect.flatMap(contextOf(options), (c) => {
+    const { native: context, timeout } = c[ServerContextTypeId]
+    return over(listener, context, timeout, 128)
+  })
+
+/** The TLS listener over `inner` (listen, secure): handshakes before anything is handed out. */
+const over = (inner: Listener.Listener, context: Native.TlsContext, timeout: Duration.Duration, backlog: number) =>
+  Effect.gen(function*() {
     let accepted = 0
     // accept: one acceptor fiber (started by the first accept) hands every accepted connection
     // to its own handshake fiber; finished handshakes queue up for accept. So a slow or silent
     // client holds up nobody (each is bounded by handshakeTimeout), and at most
     // MAX_HANDSHAKES handshakes run at once.
     const listenerScope = yield* Effect.scope
-    const ready = yield* Queue.bounded<{ readonly conn: Connection.Connection; readonly scope: Scope.CloseableScope }>(
-      options.backlog ?? 128
-    )
+    const ready = yield* Queue.bounded<{ readonly conn: Connection.Connection; readonly scope: Scope.CloseableScope }>(backlog)
     const closed = yield* Deferred.make<void>()
     const permits = yield* Effect.makeSemaphore(MAX_HANDSHAKES)
     yield* Effect.addFinalizer(() =>

@@ -4,10 +4,12 @@
  * against real peers (node:tls, openssl s_client, a raw socket sending garbage).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { type Connection, Listener, Ringline, RinglineTesting } from "@ringline/core"
+import { type Connection, Listener, Ringline, RinglineTesting, Unix } from "@ringline/core"
 import { Cause, Duration, Effect, Exit, Fiber, Option, Scope, Supervisor } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import * as net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import * as tls from "node:tls"
 import { Tls } from "../src/index.js"
 import { pki } from "./certs.js"
@@ -250,5 +252,32 @@ describe("Listener.serveChunks over Tls.listen", () => {
       expect(Date.now() - started).toBeLessThan(5000)
       expect(s.chunks).toHaveLength(0)
       expect(s.listener.accepted).toBe(0)
+    })), 60_000)
+
+  it.live("Tls.secure over a Unix listener: handshakes, then chunks from the completions; accepted counts handshakes", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      const path = join(tmpdir(), `ringline-tls-secure-${process.pid}-${Date.now()}.sock`)
+      const plain = yield* Unix.listen({ path })
+      const context = yield* Tls.serverContext({ cert: p.cert, key: p.key })
+      const listener = yield* Tls.secure(plain, { context })
+      let inFiber = false
+      yield* Effect.forkScoped(Listener.serveChunks(listener, (chunk, c) => {
+        if (Option.isSome(Fiber.getCurrentFiber())) inFiber = true
+        if (chunk.length > 0) c.unsafeWrite(chunk)
+      }))
+      const data = randomBytes(256 * 1024)
+      const echoed = yield* Effect.promise(() =>
+        new Promise<Buffer>((resolve, reject) => {
+          const parts: Array<Buffer> = []
+          const s = tls.connect({ path, ca: p.ca, servername: "localhost" }, () => s.end(data))
+          s.on("data", (d: Buffer) => parts.push(d))
+          s.on("end", () => resolve(Buffer.concat(parts)))
+          s.on("error", reject)
+        })
+      )
+      expect(sha(echoed)).toBe(sha(data))
+      expect(inFiber).toBe(false)
+      expect(listener.accepted).toBe(1)
     })), 60_000)
 })
