@@ -70,8 +70,8 @@ export const flush = (connection: Connection): void => connOf(connection).flushT
  * `Listener.serveChunks(outer, ...)` serve `inner`'s connections straight from their
  * completions (no fiber per connection once served), each first going through `open` (e.g. a
  * handshake attaching a transport). `open` runs in its own fiber, which the listener's graceful
- * shutdown interrupts like a handler; when it fails (or is interrupted) the connection is closed
- * unserved, and reporting that is `open`'s business. Returns false, changing nothing, when
+ * shutdown interrupts at once (the connection was never served); when it fails (or is
+ * interrupted) the connection is closed unserved, and reporting that is `open`'s business. Returns false, changing nothing, when
  * `inner` has no such serving (then `serveChunks(outer, ...)` runs over `outer.serve`).
  *
  * @example
