@@ -28,7 +28,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { freePort, spawnListening, stopChild, treeCpuNs } from "./child.mjs";
+import { freePort, spawnListening, stopChild, treeCpuNs, treeSwitches } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ECHO_JS = path.join(BENCH, "../packages/core/dist/bin/echo.js");
@@ -85,16 +85,6 @@ const stimeS = (pid) => {
   const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
   return Number(f.slice(f.lastIndexOf(")") + 2).split(" ")[12]) / CLK_TCK;
 };
-/** Voluntary and involuntary context switches summed over every thread of `pid`. */
-const switches = (pid) => {
-  const out = { vol: 0, invol: 0 };
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    const st = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-    out.vol += Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(st)[1]);
-    out.invol += Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(st)[1]);
-  }
-  return out;
-};
 /** Rescheduling + function-call IPIs so far, all CPUs (machine-wide). */
 const ipis = () =>
   fs
@@ -103,7 +93,7 @@ const ipis = () =>
     .filter((l) => /^\s*(RES|CAL):/.test(l))
     .reduce((a, l) => a + l.trim().split(/\s+/).slice(1, 1 + os.cpus().length).reduce((s, x) => s + Number(x), 0), 0);
 
-const snapshot = (pid) => ({ cpuNs: treeCpuNs(pid), sys: stimeS(pid), sw: switches(pid), ipi: ipis() });
+const snapshot = (pid) => ({ cpuNs: treeCpuNs(pid), sys: stimeS(pid), sw: treeSwitches(pid), ipi: ipis() });
 
 /** One run: start the server, drive it with the loadgen, sample at the loadgen's phase markers. */
 const runOnce = async (server, placement) => {

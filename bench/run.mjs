@@ -13,7 +13,8 @@
 //                          [--reps N] [--warmup S] [--duration S] [--noisy-reps N]
 //       (or `pnpm bench` from the workspace root). See bench/README.md.
 //
-// Plain Node ESM with no dependencies, so it runs before `pnpm install`.
+// Plain Node ESM with no dependencies (bench/child.mjs is node: modules only), so it runs before
+// `pnpm install`.
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -22,6 +23,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { treeSwitches } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
@@ -328,20 +330,14 @@ function ringPerRequest(h) {
   if (sum.requests === 0) return undefined;
   return { cqes: sum.cqes / sum.requests, submits: sum.submitted / sum.requests, wakeups: sum.wakeups / sum.requests };
 }
-// Context switches of every thread of the process and of its child processes: voluntary (a thread
-// went to sleep: wake-ups) and involuntary (preempted: its core was wanted by something else),
-// which the workers case compares per request across ringline, node:cluster and the C control.
-function ctxSwitches(pid, out = { vol: 0, invol: 0 }) {
+// Context switches of every thread and child process (bench/child.mjs), which the workers case
+// compares per request across ringline, node:cluster and the C control; 0s if the process is gone.
+function ctxSwitches(pid) {
   try {
-    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-      const st = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-      out.vol += Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(st)[1]);
-      out.invol += Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(st)[1]);
-      const kids = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim();
-      for (const kid of kids ? kids.split(" ") : []) ctxSwitches(Number(kid), out);
-    }
-  } catch {}
-  return out;
+    return treeSwitches(pid);
+  } catch {
+    return { vol: 0, invol: 0 };
+  }
 }
 // Busy CPU seconds of the whole machine (all cores). Whatever the server and
 // loadgen did not use of it was someone else: a build or test run sharing
