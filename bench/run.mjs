@@ -690,12 +690,26 @@ async function runWorkersCase() {
     );
     // The same three 2÷1 ratios for every server family side by side, with the C control: a rise
     // the C server shares is the machine's (cores shared with the loadgen), not ringline's code.
-    const twoByOne = (w2, w2free, w1, w1pin) =>
-      [ratio(w2, w1, "server_cpu_us_per_req"), ratio(w2free, w1, "server_cpu_us_per_req"), ratio(w2, w1pin, "server_cpu_us_per_req")].map((x) => fmt(x, 2)).join(" / ");
+    const cpuRatio = (a, b) => ratio(a, b, "server_cpu_us_per_req");
+    const FAMILIES = {
+      ringline: ["ringline-w2", "ringline-w2-free", "ringline-w1", "ringline-w1-pin"],
+      serveChunks: ["ringline-w2-chunks", "ringline-w2-chunks-free", "ringline-w1-chunks", "ringline-w1-chunks-pin"],
+      "C control": ["c-uring-w2", "c-uring-w2-free", "c-uring-w1", "c-uring-w1-pin"],
+    };
+    const twoByOne = ([w2, w2free, w1, w1pin]) => [cpuRatio(w2, w1), cpuRatio(w2free, w1), cpuRatio(w2, w1pin)];
+    const show = (xs) => xs.map((x) => fmt(x, 2)).join(" / ");
     table.push(
-      `  CPU/request 2÷1 workers (2 pinned ÷ 1 free / free ÷ free / pinned ÷ pinned): ringline ${twoByOne("ringline-w2", "ringline-w2-free", "ringline-w1", "ringline-w1-pin")}; ` +
-        `serveChunks ${twoByOne("ringline-w2-chunks", "ringline-w2-chunks-free", "ringline-w1-chunks", "ringline-w1-chunks-pin")}; ` +
-        `C control ${twoByOne("c-uring-w2", "c-uring-w2-free", "c-uring-w1", "c-uring-w1-pin")}; node cluster ${fmt(ratio("cluster-w2", "cluster-w1", "server_cpu_us_per_req"), 2)}`,
+      `  CPU/request 2÷1 workers (2 pinned ÷ 1 free / free ÷ free / pinned ÷ pinned): ` +
+        Object.entries(FAMILIES).map(([k, f]) => `${k} ${show(twoByOne(f))}`).join("; ") +
+        `; node cluster ${fmt(cpuRatio("cluster-w2", "cluster-w1"), 2)}`,
+    );
+    // Divided by the C control's ratio, placement by placement: what ringline adds beyond a server
+    // with no JavaScript and no cross-worker code on the same machine (≤ 1.10: within the target).
+    const ctl = twoByOne(FAMILIES["C control"]);
+    const overC = (f) => show(twoByOne(f).map((x, i) => (x != null && ctl[i] ? x / ctl[i] : null)));
+    table.push(
+      `  the same ÷ the C control's (the machine's share divided out; ≤ 1.10 = within 10 % of a server with no cross-worker code): ` +
+        `ringline ${overC(FAMILIES.ringline)}; serveChunks ${overC(FAMILIES.serveChunks)}`,
     );
     table.push(
       `  C control (bench/uring-echo.c --threads): scaling 1→2 threads, req/s ${fmt(ratio("c-uring-w2", "c-uring-w1", "rps"), 2)}× ` +
