@@ -37,13 +37,8 @@ export type TypeId = typeof TypeId
 export type ReadResult<A> = InternalReadResult<A>
 
 /**
- * A parser for {@link Connection.read}. It sees the buffered bytes as one `Uint8Array` and must
- * be pure: it may be called again on the same bytes once more arrive. The view is every buffered
- * byte, except when large receives (half a receive buffer or more) are buffered each in memory
- * of its own: then it may be just the first of them (at least the `atLeast` it asked for last),
- * and a parser that answers `needMore` to it is called again at once with every buffered byte
- * when they are enough. A parser that takes whatever it is shown (a `recv`) thus gets large
- * receives one by one, without a copy.
+ * A parser for {@link Connection.read}. It sees every buffered byte as one `Uint8Array` and must
+ * be pure: it may be called again on the same bytes once more arrive.
  *
  * **The bytes may be a view into a kernel-provided receive buffer that goes back to the kernel as
  * soon as the parser returns.** Anything kept past the call (including in the returned value)

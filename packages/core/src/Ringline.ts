@@ -164,17 +164,6 @@ export interface RinglineStats {
   readonly acceptFull: number
   readonly acceptFullMs: number
   readonly bytesIn: number
-  /**
-   * Received bytes a reader got in the memory the kernel wrote them to, with no copy: large
-   * receives (half a receive buffer or more) swapped out of the provided-buffer ring, whose slot
-   * got another block of the ring's slot pool.
-   */
-  readonly bytesSwapped: number
-  /**
-   * Large receives copied instead of swapped because the slot pool was at its bound (readers
-   * held as many swapped blocks as the ring has slots, not yet collected).
-   */
-  readonly swapRefused: number
   readonly bytesOut: number
   /** UDP datagrams received and sent. */
   readonly datagramsIn: number

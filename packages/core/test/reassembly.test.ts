@@ -1,11 +1,9 @@
 /**
  * The receive side's reassembly (src/internal/net/readers.ts) as a reader sees it: what memory a
  * `recv` chunk comes in, and that bytes arriving in several receive completions reach readers
- * whole and in order whichever path they took (held for the waiting reader, copied, or swapped
- * out of their receive buffer). On RinglineTest, whose wire completes every receive of what a
- * peer wrote at once in one batch, so the batches are exact: 16 KiB receive buffers, whose full
- * receives are swapped (wire.ts, "Swapping"), and 8 KiB ones, below the swap size, which are
- * held or copied.
+ * whole and in order whichever path they took (held for the waiting reader, or copied). On
+ * RinglineTest, whose wire completes every receive of what a peer wrote at once in one batch
+ * (16 KiB receive buffers here), so the batches are exact.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option } from "effect"
@@ -13,12 +11,7 @@ import { Connection, RinglineTest, Tcp } from "../src/index.js"
 import { random } from "./helpers.js"
 
 const KiB = 1024
-const net = (bufferSize: number) =>
-  Effect.provide(Layer.fresh(RinglineTest.layer({ config: { recvBuffer: { bufferSize } } })))
-/** Full receives are swapped (16 KiB is the smallest swap). */
-const withNet = net(16 * KiB)
-/** Receives are held or copied (8 KiB is below the smallest swap). */
-const withSmallNet = net(8 * KiB)
+const withNet = Effect.provide(Layer.fresh(RinglineTest.layer({ config: { recvBuffer: { bufferSize: 16 * KiB } } })))
 
 /** A connection with a peer, and a `recv` already waiting on it. */
 const waitingRecv = Effect.gen(function*() {
@@ -46,40 +39,6 @@ describe("recv chunks: the memory a reader keeps", () => {
       expect(equalBytes(chunk, sent)).toBe(true)
       // Copied once, together: no spare tail (that had to be zeroed) and no regrowth.
       expect({ offset: chunk.byteOffset, memory: chunk.buffer.byteLength }).toEqual({ offset: 0, memory: 48 * KiB })
-    }).pipe(withSmallNet))
-
-  it.scoped("large receives: each is a chunk of its own, in its receive's own memory, in order (no copy)", () =>
-    Effect.gen(function*() {
-      const { peer, c, recv } = yield* waitingRecv
-      const sent = random(48 * KiB)
-      yield* peer.write(sent)
-      const chunks = [Option.getOrThrow(yield* Fiber.join(recv))]
-      while (c.bufferedBytes > 0) chunks.push(Option.getOrThrow(yield* c.recv))
-      expect(chunks.map((k) => [k.byteOffset, k.length, k.buffer.byteLength])).toEqual([
-        [0, 16 * KiB, 16 * KiB],
-        [0, 16 * KiB, 16 * KiB],
-        [0, 16 * KiB, 16 * KiB]
-      ])
-      expect(equalBytes(Buffer.concat(chunks), sent)).toBe(true)
-    }).pipe(withNet))
-
-  it.scoped("a parser that needs more than the first large receive: called again at once with all of them", () =>
-    Effect.gen(function*() {
-      const { peer, c, recv } = yield* waitingRecv
-      yield* Fiber.interrupt(recv)
-      const sent = random(40 * KiB)
-      yield* peer.write(sent)
-      for (let i = 0; i < 100 && c.bufferedBytes < sent.length; i++) yield* nextTask
-      const seen: Array<number> = []
-      const got = yield* c.read((bytes) => {
-        seen.push(bytes.length)
-        return bytes.length < 20 * KiB ? Connection.needMore() : Connection.done(20 * KiB, bytes.slice(0, 20 * KiB))
-      })
-      // The first 16 KiB receive alone, then everything (16 + 16 + 8 KiB).
-      expect(seen).toEqual([16 * KiB, 40 * KiB])
-      expect(equalBytes(got, sent.subarray(0, 20 * KiB))).toBe(true)
-      const rest = Option.getOrThrow(yield* c.recv)
-      expect(equalBytes(rest, sent.subarray(20 * KiB))).toBe(true)
     }).pipe(withNet))
 
   it.scoped("bytes that arrived while no reader waited: the chunk's memory holds nothing but it and zeros", () =>
@@ -100,31 +59,29 @@ describe("recv chunks: the memory a reader keeps", () => {
       const outside = [...all.subarray(0, chunk.byteOffset), ...all.subarray(chunk.byteOffset + chunk.length)]
       expect(outside.length).toBeGreaterThan(0)
       expect(outside.every((b) => b === 0)).toBe(true)
-    }).pipe(withSmallNet))
+    }).pipe(withNet))
 
-  for (const [name, withLayer] of [["held and copied", withSmallNet], ["swapped", withNet]] as const) {
-    it.scoped(`a parser that needs more than one batch brought: every byte once, in order, across ${name} receives`, () =>
-      Effect.gen(function*() {
-        const l = yield* Tcp.listen({ port: 0 })
-        const peer = yield* RinglineTest.connect(l.address)
-        const c = yield* l.accept
-        const want = 200 * KiB
-        const whole: Connection.Parser<Uint8Array> = (bytes) =>
-          bytes.length < want ? Connection.needMore(want) : Connection.done(want, bytes.slice(0, want))
-        const reading = yield* Effect.fork(c.read(whole))
-        for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
-        const sent = random(want + 10 * KiB)
-        // Batches of 1, 3 and 9 receives (the last one more than may be held), then a trickle.
-        let at = 0
-        for (const n of [16 * KiB, 48 * KiB, 140 * KiB, 1 * KiB, 5 * KiB]) {
-          yield* peer.write(sent.subarray(at, at + n))
-          at += n
-          for (let i = 0; i < 3; i++) yield* Effect.yieldNow()
-        }
-        const got = yield* Fiber.join(reading)
-        expect(equalBytes(got, sent.subarray(0, want))).toBe(true)
-        const rest = Option.getOrThrow(yield* c.recv)
-        expect(equalBytes(rest, sent.subarray(want))).toBe(true)
-      }).pipe(withLayer))
-  }
+  it.scoped("a parser that needs more than one batch brought: every byte once, in order, across held and copied receives", () =>
+    Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const peer = yield* RinglineTest.connect(l.address)
+      const c = yield* l.accept
+      const want = 200 * KiB
+      const whole: Connection.Parser<Uint8Array> = (bytes) =>
+        bytes.length < want ? Connection.needMore(want) : Connection.done(want, bytes.slice(0, want))
+      const reading = yield* Effect.fork(c.read(whole))
+      for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
+      const sent = random(want + 10 * KiB)
+      // Batches of 1, 3 and 9 receives (the last one more than may be held), then a trickle.
+      let at = 0
+      for (const n of [16 * KiB, 48 * KiB, 140 * KiB, 1 * KiB, 5 * KiB]) {
+        yield* peer.write(sent.subarray(at, at + n))
+        at += n
+        for (let i = 0; i < 3; i++) yield* Effect.yieldNow()
+      }
+      const got = yield* Fiber.join(reading)
+      expect(equalBytes(got, sent.subarray(0, want))).toBe(true)
+      const rest = Option.getOrThrow(yield* c.recv)
+      expect(equalBytes(rest, sent.subarray(want))).toBe(true)
+    }).pipe(withNet))
 })

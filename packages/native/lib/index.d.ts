@@ -31,17 +31,12 @@ export interface RingRegions {
   readonly stage: ArrayBuffer
   readonly cqes: ArrayBuffer
   readonly recycle: ArrayBuffer
-  /** The receive slab: twice `bufferCount` blocks of `bufferSize` bytes (see `handOver`). */
   readonly recvBuffers: ArrayBuffer
-  readonly recvBuffersBase: number
-  /** Int32 block index of each buffer id's current memory (written by the addon only). */
-  readonly recvBlocks: ArrayBuffer
-  /** Int32 buffer id each block is in, or -1: free or handed over (written by the addon only). */
-  readonly blockSlots: ArrayBuffer
   readonly sendPool: ArrayBuffer
   readonly args: ArrayBuffer
   readonly sendPoolBase: number
   readonly argsBase: number
+  readonly recvBuffersBase: number
 }
 
 export interface RingInfo {
@@ -70,13 +65,6 @@ export declare class Ring {
   /** The ring closes `fd` when it is torn down (e.g. worker termination) unless disowned first. */
   own(fd: number): void
   disown(fd: number): void
-  /**
-   * Hands the first `len` bytes of receive buffer `bid` (completed, held by JS, not lent) over as
-   * an ArrayBuffer of exactly `len` bytes over its block, which JS may keep; the slot gets the
-   * most recently returned free block. The block comes back when that ArrayBuffer is collected.
-   * Undefined when no block is free: copy instead. The buffer id must still be recycled.
-   */
-  handOver(bid: number, len: number): ArrayBuffer | undefined
   /**
    * Maps a page-aligned pool of `bytes` (rounded up to pages, at most 1 GiB) and registers it as
    * fixed buffer 0 (io_uring_register_buffers, one iovec) for READ_FIXED/WRITE_FIXED, e.g. with

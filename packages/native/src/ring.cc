@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <string>
 
 namespace ringline {
@@ -36,7 +35,6 @@ Napi::Function Ring::Init(Napi::Env env) {
                 {
                     InstanceMethod<&Ring::BufferStatus>("bufferStatus"),
                     InstanceMethod<&Ring::Own>("own"),
-                    InstanceMethod<&Ring::HandOver>("handOver"),
                     InstanceMethod<&Ring::Disown>("disown"),
                     InstanceMethod<&Ring::RegisterDirectPool>("registerDirectPool"),
                     InstanceMethod<&Ring::UnregisterDirectPool>("unregisterDirectPool"),
@@ -49,13 +47,7 @@ Ring::Ring(const Napi::CallbackInfo& info)
   Construct(info, "new Ring(options, onCompletions)");
 }
 
-Ring::~Ring() {
-  Teardown();
-  // The ring has exited: the kernel writes no block any more. Blocks returned from now on are not
-  // reused; the slab is unmapped with the last ArrayBuffer over it.
-  if (pool_ != nullptr) pool_->Close();
-  pool_ = nullptr;
-}
+Ring::~Ring() { Teardown(); }
 
 void Ring::Setup(Napi::Env env, const Napi::Object& opts) {
   const unsigned sq_entries = GetU32(opts, "sqEntries");
@@ -80,18 +72,8 @@ void Ring::Setup(Napi::Env env, const Napi::Object& opts) {
   // The caps are the sizes asked for, which JS also knows, rather than the kernel's rounding.
   Napi::Object exposed = MapLoopRegions(env, sq_entries, cq_entries);
   recycle_ = static_cast<int32_t*>(MapExposed(env, exposed, "recycle", buf_count_ * 4));
-  // The receive slab: twice as many blocks as slots (see ring.h, "Swapping"). Owned by the slot
-  // pool, which outlives the ring while JS holds the slab or a handed-over block.
-  pool_ = new SlotPool(buf_count_, buf_size_);
-  if (pool_->slab.ptr == nullptr) ThrowErrno(env, "mmap", ENOMEM);
-  recv_bufs_ = static_cast<uint8_t*>(pool_->slab.ptr);
-  slot_block_ = static_cast<int32_t*>(MapExposed(env, exposed, "recvBlocks", buf_count_ * 4));
-  block_slot_ = static_cast<int32_t*>(MapExposed(env, exposed, "blockSlots", pool_->blocks * 4));
-  for (unsigned b = 0; b < pool_->blocks; b++) block_slot_[b] = b < buf_count_ ? static_cast<int32_t>(b) : -1;
-  for (unsigned i = 0; i < buf_count_; i++) slot_block_[i] = static_cast<int32_t>(i);
-  pool_->refs++;
-  exposed.Set("recvBuffers", Napi::ArrayBuffer::New(env, pool_->slab.ptr, pool_->slab.len,
-                                                    &SlotPool::OnCollected, new SlotPool::Lease{pool_, -1}));
+  const size_t bufs_bytes = static_cast<size_t>(buf_count_) * buf_size_;
+  recv_bufs_ = static_cast<uint8_t*>(MapExposed(env, exposed, "recvBuffers", bufs_bytes));
   void* send = MapExposed(env, exposed, "sendPool", send_bytes);
   void* args = MapExposed(env, exposed, "args", arg_bytes);
   // JS writes absolute addresses into SQEs; x86-64/arm64 user addresses fit in 2^53.
@@ -113,7 +95,7 @@ void Ring::Setup(Napi::Env env, const Napi::Object& opts) {
   io_uring_buf_ring_init(buf_ring_);
   const int mask = io_uring_buf_ring_mask(buf_count_);
   for (unsigned i = 0; i < buf_count_; i++) {
-    io_uring_buf_ring_add(buf_ring_, BlockAddr(i), buf_size_, i,
+    io_uring_buf_ring_add(buf_ring_, recv_bufs_ + static_cast<size_t>(i) * buf_size_, buf_size_, i,
                           mask, i);
   }
   io_uring_buf_ring_advance(buf_ring_, buf_count_);
@@ -149,72 +131,11 @@ void Ring::FlushOwnStaged() {
   for (int i = 0; i < recycled; i++) {
     const uint32_t bid = static_cast<uint32_t>(recycle_[i]);
     if (bid >= buf_count_) continue;  // never hand the kernel memory outside the pool
-    io_uring_buf_ring_add(buf_ring_, BlockAddr(bid), buf_size_,
+    io_uring_buf_ring_add(buf_ring_, recv_bufs_ + static_cast<size_t>(bid) * buf_size_, buf_size_,
                           bid, mask, added++);
   }
   io_uring_buf_ring_advance(buf_ring_, added);
   ctl_[kCtlRecycled] = 0;
-}
-
-// handOver(bid, len) -> ArrayBuffer | undefined: the first `len` bytes of receive buffer `bid`
-// (completed, held by JS, not lent) as an ArrayBuffer of exactly that length over the slot's
-// current block, which becomes the reader's; the slot gets the most recently returned free block
-// (recently used memory, resident and likely cached) from its next recycle on. The ArrayBuffer
-// is made only now, so it dies young if the reader drops it soon: the collector's scavenge finds
-// it and its finalizer returns the block. Undefined when no block is free (JS holds as many as
-// there are slots): the caller copies instead.
-Napi::Value Ring::HandOver(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (closed_ || pool_ == nullptr) throw Napi::Error::New(env, "ring is closed");
-  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-    throw Napi::TypeError::New(env, "handOver(bid, len)");
-  }
-  const double bid = info[0].As<Napi::Number>().DoubleValue();
-  const double len = info[1].As<Napi::Number>().DoubleValue();
-  if (!(bid >= 0 && bid < buf_count_) || bid != static_cast<double>(static_cast<uint32_t>(bid))) {
-    throw Napi::RangeError::New(env, "handOver: buffer id out of range");
-  }
-  if (!(len >= 1 && len <= buf_size_) || len != static_cast<double>(static_cast<uint32_t>(len))) {
-    throw Napi::RangeError::New(env, "handOver: length must be an integer 1..bufferSize");
-  }
-  if (pool_->free.empty()) {
-    pool_->refused++;
-    return env.Undefined();
-  }
-  const uint32_t slot = static_cast<uint32_t>(bid);
-  const int32_t given = slot_block_[slot];
-  const int32_t next = pool_->free.back();
-  pool_->free.pop_back();
-  block_slot_[given] = -1;
-  block_slot_[next] = static_cast<int32_t>(slot);
-  slot_block_[slot] = next;
-  pool_->refs++;
-  return Napi::ArrayBuffer::New(env, pool_->Block(given), static_cast<size_t>(len), &SlotPool::OnCollected,
-                                new SlotPool::Lease{pool_, given});
-}
-
-SlotPool::SlotPool(unsigned slots, unsigned block_size)
-    : size(block_size), blocks(2 * slots), slab(MapRegion(static_cast<size_t>(2) * slots * block_size)) {
-  // Blocks [0, slots) start in the slots; the rest are free, the lowest on top.
-  for (unsigned b = blocks; b-- > slots;) free.push_back(static_cast<int32_t>(b));
-}
-
-void SlotPool::OnCollected(Napi::Env, void*, Lease* lease) {
-  SlotPool* pool = lease->pool;
-  if (lease->block >= 0 && !pool->closed) pool->free.push_back(lease->block);
-  delete lease;
-  pool->Unref();
-}
-
-void SlotPool::Close() {
-  closed = true;
-  Unref();
-}
-
-void SlotPool::Unref() {
-  if (--refs > 0) return;
-  if (slab.ptr != nullptr) munmap(slab.ptr, slab.len);
-  delete this;
 }
 
 Napi::Value Ring::Own(const Napi::CallbackInfo& info) {

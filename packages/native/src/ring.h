@@ -1,12 +1,6 @@
 // The main io_uring of a JS thread: 64-byte SQEs and 4-word CQEs over the shared loop of
 // loop_ring.h, plus what only this ring has:
 //   - Provided (recv) buffers, handed back by JS writing their ids into a recycle list.
-//     Swapping: a slot's memory is one block of a slab with twice as many blocks as slots
-//     (exposed.recvBuffers; exposed.recvBlocks maps slot -> block and exposed.blockSlots block ->
-//     slot or -1, both written here only). `handOver` gives a completed slot's block to a reader
-//     as an ArrayBuffer of its own, made at that moment (so it can die young), and puts the most
-//     recently returned free block in the slot; the ArrayBuffer's finalizer returns the block.
-//     The kernel is only ever given blocks of the slab, and never a block JS was handed.
 //   - A send pool and an args region JS points SQEs at, a sparse fixed-file table, an optional
 //     SQPOLL mode, and a page-aligned pool registered for READ_FIXED/WRITE_FIXED on request.
 #pragma once
@@ -17,7 +11,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <set>
-#include <vector>
 
 #include "loop_ring.h"
 
@@ -29,30 +22,6 @@ enum CtlWord : int {
   kCtlRecycled = 1,  // buffer ids in the recycle list not yet returned to the buffer ring
 };
 
-// The receive slab and its free blocks. Refcounted by the ring (until it closes), the slab's own
-// ArrayBuffer and every handed-over block's ArrayBuffer: finalizers may run after the ring is
-// gone, and the slab is unmapped only when nothing can reach it. JS-thread only (finalizers of
-// external ArrayBuffers run there).
-struct SlotPool {
-  struct Lease {
-    SlotPool* pool;
-    int32_t block;  // -1: the whole slab's ArrayBuffer
-  };
-  SlotPool(unsigned slots, unsigned block_size);
-  uint8_t* Block(int32_t b) const { return static_cast<uint8_t*>(slab.ptr) + static_cast<size_t>(b) * size; }
-  void Close();  // the ring's end: blocks returned later are not reused
-  void Unref();
-  static void OnCollected(Napi::Env env, void* data, Lease* lease);
-
-  const size_t size;
-  const unsigned blocks;
-  const Region slab;
-  std::vector<int32_t> free;  // LIFO: the most recently returned block goes into a slot next
-  size_t refused = 0;         // handOver calls answered undefined (no free block)
-  bool closed = false;
-  int refs = 1;  // the ring's, until Close
-};
-
 class Ring : public LoopWrap<Ring> {
  public:
   static Napi::Function Init(Napi::Env env);
@@ -62,8 +31,6 @@ class Ring : public LoopWrap<Ring> {
  private:
   Napi::Value BufferStatus(const Napi::CallbackInfo& info);
   Napi::Value Own(const Napi::CallbackInfo& info);
-  Napi::Value HandOver(const Napi::CallbackInfo& info);  // see "Swapping" above
-  uint8_t* BlockAddr(uint32_t bid) const { return recv_bufs_ + static_cast<size_t>(slot_block_[bid]) * buf_size_; }
   Napi::Value Disown(const Napi::CallbackInfo& info);
   Napi::Value RegisterDirectPool(const Napi::CallbackInfo& info);    // storage: O_DIRECT pool
   Napi::Value UnregisterDirectPool(const Napi::CallbackInfo& info);
@@ -79,10 +46,7 @@ class Ring : public LoopWrap<Ring> {
 
   // Shared with JS.
   int32_t* recycle_ = nullptr;
-  uint8_t* recv_bufs_ = nullptr;  // the slab (pool_'s)
-  int32_t* slot_block_ = nullptr;  // exposed.recvBlocks
-  int32_t* block_slot_ = nullptr;  // exposed.blockSlots
-  SlotPool* pool_ = nullptr;
+  uint8_t* recv_bufs_ = nullptr;
   unsigned buf_count_ = 0;
   unsigned buf_size_ = 0;
 

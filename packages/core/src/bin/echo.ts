@@ -97,7 +97,7 @@ const program = Effect.gen(function*() {
     Effect.flatMap(Ringline.stats, (s) =>
       Effect.sync(() =>
         console.error(
-          `ringline: accepted=${s.accepted} closed=${s.closed} bytesIn=${s.bytesIn} bytesOut=${s.bytesOut} bytesSwapped=${s.bytesSwapped} swapRefused=${s.swapRefused} ` +
+          `ringline: accepted=${s.accepted} closed=${s.closed} bytesIn=${s.bytesIn} bytesOut=${s.bytesOut} ` +
             `cqes=${s.cqes} wakeups=${s.wakeups} (empty ${s.emptyWakeups}) submitted=${s.submitted} sqFull=${s.sqFull} ` +
             `enobufs=${s.enobufs} zeroCopySends=${s.zeroCopySends} vectoredSends=${s.vectoredSends} earlyTurns=${s.earlyTurns} ` +
             `backpressurePauses=${s.backpressurePauses} sendPoolExhausted=${s.sendPoolExhausted} mode=${s.mode}`

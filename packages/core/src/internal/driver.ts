@@ -17,7 +17,6 @@ import type { FaultInjector } from "./ring/faults.js"
 import type { OpOwner } from "./ring/op.js"
 import { prepClose, prepCloseDirect } from "./ring/prep.js"
 import { GEN_MASK, OpSlots } from "./ring/slots.js"
-import { uninitialized } from "./net/readers.js"
 
 export type { OpOwner }
 
@@ -54,10 +53,6 @@ export interface DriverCounters {
   connected: number
   closed: number
   bytesIn: number
-  /** Received bytes handed to a reader in their receive buffer's own memory (no copy). */
-  bytesSwapped: number
-  /** Large receives copied because the slot pool was at its bound (see `Driver.swap`). */
-  swapRefused: number
   bytesOut: number
   datagramsIn: number
   datagramsOut: number
@@ -67,6 +62,8 @@ export class Driver {
   readonly ring: Native.Ring
   readonly config: RinglineConfig
   readonly bufferSize: number
+  readonly recvBuffers: ArrayBuffer
+  readonly recvBuffersBase: number
   readonly sendPool: Uint8Array
   readonly sendPoolBase: number
   readonly args: Uint8Array
@@ -138,8 +135,6 @@ export class Driver {
     connected: 0,
     closed: 0,
     bytesIn: 0,
-    bytesSwapped: 0,
-    swapRefused: 0,
     bytesOut: 0,
     datagramsIn: 0,
     datagramsOut: 0
@@ -184,8 +179,6 @@ export class Driver {
     this.recycleList = new Int32Array(r.recycle)
     this.recvBuffers = r.recvBuffers
     this.recvBuffersBase = r.recvBuffersBase
-    this.recvBlocks = new Int32Array(r.recvBlocks)
-    this.blockSlots = new Int32Array(r.blockSlots)
     this.loans = new Uint16Array(config.recvBuffer.ringSize)
     this.loanDeferred = new Uint8Array(config.recvBuffer.ringSize)
     this.maxLoans = config.recvBuffer.ringSize >>> 1
@@ -454,53 +447,6 @@ export class Driver {
   private readonly loanDeferred: Uint8Array
   private readonly maxLoans: number
   private loansOut = 0
-
-  /**
-   * The receive slab (twice as many blocks as receive buffers) and, written by the addon only,
-   * which block each buffer id's memory currently is and which buffer id each block is in (-1:
-   * free, or handed over to a reader). See ring.h, "Swapping".
-   */
-  readonly recvBuffers: ArrayBuffer
-  readonly recvBuffersBase: number
-  private readonly recvBlocks: Int32Array
-  private readonly blockSlots: Int32Array
-
-  /** `len` bytes at `offset` of receive buffer `bid` (valid until it is recycled). */
-  recvView(bid: number, offset: number, len: number): Uint8Array {
-    return new Uint8Array(this.recvBuffers, this.recvBlocks[bid]! * this.bufferSize + offset, len)
-  }
-
-  /** The native address of a receive-buffer view's first byte. */
-  recvAddress(view: Uint8Array): number {
-    return this.recvBuffersBase + view.byteOffset
-  }
-
-  /** The buffer id `view` is a view of, or -1 (not a receive buffer's memory). */
-  recvSlot(view: Uint8Array): number {
-    if (view.buffer !== this.recvBuffers) return -1
-    return this.blockSlots[Math.floor(view.byteOffset / this.bufferSize)]!
-  }
-
-  /**
-   * Hands the first `len` bytes of receive buffer `bid` (completed, held, not lent) over as
-   * memory of their own, with no copy: the addon makes an ArrayBuffer of exactly `len` bytes
-   * over the buffer's block and gives the slot the most recently returned free block (memory
-   * that is resident and likely cached, so the kernel's next write into the slot faults nothing
-   * in). The block returns to the addon's pool when the collector finds that ArrayBuffer dead.
-   * The buffer id must still be recycled. When no block is free (readers hold as many as there
-   * are slots, not yet collected), the bytes are copied instead (`swapRefused`).
-   */
-  swap(bid: number, len: number): Uint8Array {
-    const mine = this.ring.handOver(bid, len)
-    if (mine === undefined) {
-      this.counters.swapRefused++
-      const copy = uninitialized(len)
-      copy.set(this.recvView(bid, 0, len))
-      return copy
-    }
-    this.counters.bytesSwapped += len
-    return new Uint8Array(mine)
-  }
 
   /** Lends the provided buffer `bid` to a send; false when too many are lent already. */
   lend(bid: number): boolean {

@@ -44,9 +44,6 @@ const NAME_ROOM = 28
 /** Header bytes in front of the payload in each receive buffer. */
 export const RECV_OVERHEAD = OUT_BYTES + NAME_ROOM
 const MSG_TRUNC = 0x20
-/** A little-endian u32 of the kernel's io_uring_recvmsg_out header. */
-const u32 = (b: Uint8Array, off: number): number =>
-  (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0
 
 // Argument area of a SENDMSG slot: msghdr, then one iovec, then the destination sockaddr.
 const ARG_IOV = 56
@@ -72,6 +69,7 @@ interface Send {
 
 export class UdpSock implements OpOwner {
   private readonly driver: Driver
+  private readonly recvView: DataView
 
   // receive side
   private started = false
@@ -108,6 +106,7 @@ export class UdpSock implements OpOwner {
     private readonly capacity: number
   ) {
     this.driver = driver
+    this.recvView = new DataView(driver.recvBuffers)
     this.recv = new MultishotRecv(driver, () => this.recvWanted, () => this.armRecv())
     driver.ring.own(fd)
   }
@@ -173,7 +172,7 @@ export class UdpSock implements OpOwner {
     const d = this.driver
     if (flags & CqeFlag.BUFFER) {
       const bid = flags >>> 16
-      if (res >= RECV_OVERHEAD && !this.closing) this.deliver(this.parse(d.recvView(bid, 0, res)))
+      if (res >= RECV_OVERHEAD && !this.closing) this.deliver(this.parse(bid * d.bufferSize, res))
       // The buffer is the kernel's again after this line.
       d.recycle(bid)
     } else if (res === -Errno.ENOBUFS) {
@@ -186,12 +185,13 @@ export class UdpSock implements OpOwner {
   }
 
   /** Reads one completion's buffer (io_uring_recvmsg_out, name area, payload). */
-  private parse(buf: Uint8Array): Item {
-    const namelen = u32(buf, 0)
-    const payloadlen = u32(buf, 8)
-    const mflags = u32(buf, 12)
-    const address = this.nameAt(buf.subarray(OUT_BYTES, OUT_BYTES + Math.min(namelen, NAME_ROOM)))
-    const data = buf.slice(RECV_OVERHEAD)
+  private parse(off: number, res: number): Item {
+    const v = this.recvView
+    const namelen = v.getUint32(off, true)
+    const payloadlen = v.getUint32(off + 8, true)
+    const mflags = v.getUint32(off + 12, true)
+    const address = this.nameAt(off + OUT_BYTES, Math.min(namelen, NAME_ROOM))
+    const data = new Uint8Array(this.driver.recvBuffers, off + RECV_OVERHEAD, res - RECV_OVERHEAD).slice()
     this.received++
     this.driver.counters.datagramsIn++
     if ((mflags & MSG_TRUNC) !== 0 || payloadlen > data.length) {
@@ -202,8 +202,8 @@ export class UdpSock implements OpOwner {
   }
 
   /** Decodes a sender's sockaddr, reusing the previous Address when it is the same peer. */
-  private nameAt(bytes: Uint8Array): UdpAddress {
-    const len = bytes.length
+  private nameAt(off: number, len: number): UdpAddress {
+    const bytes = new Uint8Array(this.driver.recvBuffers, off, len)
     const last = this.lastName
     if (len === this.lastNameLen && this.lastAddress !== undefined) {
       let same = true

@@ -9,7 +9,7 @@
  * part fits, a wait when nothing does). No send pool, no zero-copy, no linked chains: the channel
  * copies small writes itself and sends chains as ordinary sends.
  */
-import { type Addresses, type Callbacks, type Segment, swapMinFor, type Wire, type WireSink } from "../net/wire.js"
+import type { Addresses, Callbacks, Segment, Wire, WireSink } from "../net/wire.js"
 import { ConnectionClosed, socketError } from "../../RinglineError.js"
 import { Errno } from "../errno.js"
 import { SOCK_STREAM } from "../sockaddr.js"
@@ -46,7 +46,6 @@ export class MemoryWire implements Wire {
   readonly addressable = false
   readonly maxGather = 1024
   readonly slotSize = 0
-  readonly swapMin: number
 
   constructor(
     readonly kind: "tcp" | "unix",
@@ -55,7 +54,6 @@ export class MemoryWire implements Wire {
     tcpNoDelay: boolean
   ) {
     const buffer = net.options.bufferSize
-    this.swapMin = swapMinFor(net.options.receiveSize)
     this.options = new Map([
       [`${IPPROTO_TCP}:${TCP_NODELAY}`, tcpNoDelay ? 1 : 0],
       [`${IPPROTO_TCP}:${TCP_KEEPIDLE}`, 7200],
@@ -196,14 +194,6 @@ export class MemoryWire implements Wire {
 
   owns(buffer: ArrayBufferLike): boolean {
     return this.mine.has(buffer)
-  }
-
-  swap(buf: number, len: number): Uint8Array {
-    // Each receive is an exact-size buffer of its own (Pipe.take): the channel may simply keep it.
-    const bytes = this.bufs.get(buf)!
-    this.mine.delete(bytes.buffer)
-    this.net.counters.bytesSwapped += len
-    return bytes.subarray(0, len)
   }
 
   // ---- send -----------------------------------------------------------------------------------

@@ -253,7 +253,6 @@ export interface NetCounters {
   closed: number
   acceptsAbandoned: number
   bytesIn: number
-  bytesSwapped: number
   bytesOut: number
   enobufs: number
   backpressurePauses: number
@@ -276,7 +275,6 @@ export class Network {
     closed: 0,
     acceptsAbandoned: 0,
     bytesIn: 0,
-    bytesSwapped: 0,
     bytesOut: 0,
     enobufs: 0,
     backpressurePauses: 0

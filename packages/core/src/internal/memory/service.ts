@@ -255,8 +255,6 @@ export const make = (
         acceptFull: 0,
         acceptFullMs: 0,
         bytesIn: c.bytesIn,
-        bytesSwapped: c.bytesSwapped,
-        swapRefused: 0,
         bytesOut: c.bytesOut,
         datagramsIn: 0,
         datagramsOut: 0,

@@ -259,13 +259,8 @@ export class Channel implements WireSink {
     const inbound = this.inbound
     const avail = inbound.size
     if (avail > 0 && avail >= w.need) {
-      // Zero-copy: the parser sees a held receive buffer, or the first swapped chunk, itself.
-      const first = inbound.view(w.need)
-      let answer = runParser(parse, first)
-      // It saw only the first of several chunks and needs more, which is here: show it everything.
-      if (answer._tag === "NeedMore" && first.length < avail && answer.atLeast <= avail) {
-        answer = runParser(parse, inbound.whole())
-      }
+      // Zero-copy: the parser sees a held receive buffer itself.
+      const answer = runParser(parse, inbound.view())
       if (answer._tag === "Done") {
         inbound.consume(answer.consumed)
         if (this.readPaused && inbound.size <= this.lowWater) {

@@ -1,8 +1,7 @@
 /**
  * The receive side's bytes: the reassembly buffer, the one receive buffer a waiting reader may
- * parse in place (zero-copy), large receives swapped out of their receive buffers (kept without
- * a copy), and the guarded call of a user parser. Knows nothing of sockets: it asks its wire
- * only for receive-buffer views and swaps, and gives buffers back through it.
+ * parse in place (zero-copy), and the guarded call of a user parser. Knows nothing of sockets:
+ * it asks its wire only for receive-buffer views and gives buffers back through it.
  */
 import type { EndOfStream, SocketError, ConnectionClosed, TlsError } from "../../RinglineError.js"
 import { noteRun } from "../mallocPolicy.js"
@@ -105,9 +104,6 @@ export const copyOf = (bytes: Uint8Array): Uint8Array => {
  */
 const HOLD_MAX = 8
 
-/** Most chunks queued (see "Swapped chunks"); past that they are copied together. */
-const CHUNKS_MAX = 16
-
 /**
  * Received bytes not yet consumed: a growable reassembly buffer, plus receive buffers held as
  * they are (received while a reader waited with nothing buffered). One held buffer is parsed in
@@ -122,15 +118,6 @@ const CHUNKS_MAX = 16
  * write of a parser's view of it, can have the reassembly memory itself instead of a copy
  * (`keep`): the buffer is then frozen, never written again, and the next append starts a new
  * one. Bytes still unconsumed in a frozen buffer stay readable there until that append moves them.
- *
- * Swapped chunks. A receive of at least `wire.swapMin` bytes that arrives with nothing in the
- * reassembly buffer and nothing held is not copied at all: the wire swaps it out of its receive
- * buffer (wire.ts, "Swapping") and it is queued here as memory of its own, a chunk; receives
- * behind chunks are queued as chunks too (small ones copied into one of their own, up to
- * CHUNKS_MAX chunks). A parser sees the first chunk; a reader keeping it (`keep`) gets that very
- * memory. Only when a parser needs more than the first chunk (or bytes must go on after them:
- * a transport, the leftover) are they copied together into the reassembly buffer (`flatten`).
- * Chunks, when there are any, are all that is buffered: no held buffer, an empty reassembly run.
  */
 export class Reassembly {
   private buf: Uint8Array = EMPTY
@@ -145,20 +132,17 @@ export class Reassembly {
   private heldLen = 0
   /** Held receive buffers after the first, as (buffer, length) pairs; made on first use. */
   private more: Array<number> | undefined = undefined
-  /** Swapped chunks, oldest first, and their bytes (see "Swapped chunks"); made on first use. */
-  private chunks: Array<Uint8Array> | undefined = undefined
-  private chunksLen = 0
 
   constructor(private readonly wire: Wire) {}
 
   /** Bytes received and not yet consumed. */
   get size(): number {
-    return this.end - this.start + this.heldLen + this.chunksLen
+    return this.end - this.start + this.heldLen
   }
 
-  /** Bytes buffered apart from held receive buffers (which go back once no reader waits). */
+  /** Bytes in the reassembly buffer (not counting held receive buffers). */
   get copied(): number {
-    return this.end - this.start + this.chunksLen
+    return this.end - this.start
   }
 
   /** More than one receive buffer is held (they are one view only once copied together). */
@@ -178,26 +162,6 @@ export class Reassembly {
    * batch): one that waits for more would hold buffers for as long as its peer trickles.
    */
   receive(buf: number, len: number, need: number): void {
-    const wire = this.wire
-    if (this.end === this.start && this.held === -1) {
-      const swapMin = wire.swapMin
-      if (swapMin > 0 && len >= swapMin) {
-        ;(this.chunks ??= []).push(wire.swap(buf, len))
-        this.chunksLen += len
-        wire.recycle(buf)
-        return
-      }
-      if (this.chunksLen > 0) {
-        if (this.chunks!.length < CHUNKS_MAX) {
-          this.chunks!.push(copyOf(wire.view(buf, 0, len)))
-          this.chunksLen += len
-        } else {
-          this.append(wire.view(buf, 0, len))
-        }
-        wire.recycle(buf)
-        return
-      }
-    }
     if (need >= 0 && this.end === this.start) {
       if (this.held === -1) {
         this.held = buf
@@ -212,25 +176,9 @@ export class Reassembly {
       }
     }
     this.unhold(len)
-    this.append(wire.view(buf, 0, len))
+    this.append(this.wire.view(buf, 0, len))
     // The view must not be used past this point: the buffer is the wire's again.
-    wire.recycle(buf)
-  }
-
-  /**
-   * Copies the chunks into the reassembly buffer (which has no run while there are chunks, see
-   * "Swapped chunks"), in one buffer of their size plus `extra`.
-   */
-  private flatten(extra = 0): void {
-    const chunks = this.chunks
-    if (chunks === undefined || chunks.length === 0) return
-    this.reserve(this.chunksLen + extra)
-    for (const c of chunks) {
-      this.buf.set(c, this.end)
-      this.end += c.length
-    }
-    chunks.length = 0
-    this.chunksLen = 0
+    this.wire.recycle(buf)
   }
 
   /**
@@ -277,7 +225,6 @@ export class Reassembly {
   }
 
   append(bytes: Uint8Array): void {
-    if (this.chunksLen > 0) this.flatten(bytes.length)
     this.room(bytes.length)
     this.buf.set(bytes, this.end)
     this.end += bytes.length
@@ -293,7 +240,6 @@ export class Reassembly {
    */
   tail(n: number): Uint8Array {
     this.unhold()
-    this.flatten(n)
     this.room(n)
     return this.buf.subarray(this.end, this.end + n)
   }
@@ -325,8 +271,6 @@ export class Reassembly {
    * "Handing over"; a small run is copied rather than pinning a large buffer), else a copy.
    */
   keep(bytes: Uint8Array): Uint8Array {
-    // A chunk's memory is already the reader's to keep (never written again).
-    if (this.chunksLen > 0 && bytes.buffer === this.chunks![0]!.buffer) return bytes
     if (this.handOver(bytes)) return bytes
     return copyOf(bytes)
   }
@@ -344,41 +288,16 @@ export class Reassembly {
     return true
   }
 
-  /**
-   * What is buffered as one view for a parser: the held buffer itself when only one is held; the
-   * first chunk when it has the `need` bytes a reader waits for (the parser may answer for a
-   * prefix; `whole` copies the rest in after it when it needs more); else everything.
-   */
-  view(need = 0): Uint8Array {
+  /** Everything buffered as one view for a parser (the held buffer itself when only one is held). */
+  view(): Uint8Array {
     if (this.several) this.unhold()
-    if (this.held !== -1) return this.wire.view(this.held, 0, this.firstLen)
-    if (this.chunksLen > 0) {
-      const first = this.chunks![0]!
-      if (first.length >= need || this.chunks!.length === 1) return first
-      this.flatten()
-    }
-    return this.buf.subarray(this.start, this.end)
-  }
-
-  /** After a parser asked for more than the view `view()` gave it: everything, as one view. */
-  whole(): Uint8Array {
-    this.flatten()
-    return this.view()
+    return this.held !== -1 ? this.wire.view(this.held, 0, this.firstLen) : this.buf.subarray(this.start, this.end)
   }
 
   /** The parser used `n` bytes: drop them (a held buffer's rest moves to the reassembly buffer). */
   consume(n: number): void {
     // Several held buffers were one view only once copied together (`view`).
     if (this.several) this.unhold()
-    if (this.chunksLen > 0) {
-      // The parser saw the first chunk (`view`).
-      const chunks = this.chunks!
-      const first = chunks[0]!
-      this.chunksLen -= n
-      if (n === first.length) chunks.shift()
-      else chunks[0] = first.subarray(n)
-      return
-    }
     if (this.held !== -1) {
       const bid = this.held
       this.held = -1
@@ -394,7 +313,6 @@ export class Reassembly {
   /** A copy of every buffered byte. */
   leftover(): Uint8Array {
     this.unhold()
-    this.flatten()
     return this.buf.slice(this.start, this.end)
   }
 
@@ -410,8 +328,6 @@ export class Reassembly {
     this.buf = EMPTY
     this.frozen = false
     this.start = this.end = 0
-    if (this.chunks !== undefined) this.chunks.length = 0
-    this.chunksLen = 0
     if (this.held !== -1) {
       this.wire.recycleLater(this.held)
       this.held = -1

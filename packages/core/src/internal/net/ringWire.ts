@@ -31,7 +31,7 @@ import {
 } from "../ring/prep.js"
 import { decode } from "../sockaddr.js"
 import { Channel } from "./channel.js"
-import { type Addresses, type Callbacks, type ChannelOptions, type Segment, swapMinFor, type Wire, type WireSink } from "./wire.js"
+import type { Addresses, Callbacks, ChannelOptions, Segment, Wire, WireSink } from "./wire.js"
 
 const TAG_RECV = 1
 const TAG_SEND = 2
@@ -55,7 +55,6 @@ export class RingWire implements Wire, OpOwner {
   readonly addressable = true
   readonly maxGather = MAX_IOV
   readonly slotSize: number
-  readonly swapMin: number
 
   constructor(
     private readonly driver: Driver,
@@ -65,7 +64,6 @@ export class RingWire implements Wire, OpOwner {
     private readonly knownLocal: Address | undefined
   ) {
     this.slotSize = driver.sendSlotSize
-    this.swapMin = swapMinFor(driver.bufferSize)
     this.recv = new MultishotRecv(driver, () => this.sink.wantsData, () => this.armRecv())
   }
 
@@ -135,11 +133,8 @@ export class RingWire implements Wire, OpOwner {
   }
 
   view(buf: number, offset: number, len: number): Uint8Array {
-    return this.driver.recvView(buf, offset, len)
-  }
-
-  swap(buf: number, len: number): Uint8Array {
-    return this.driver.swap(buf, len)
+    const d = this.driver
+    return new Uint8Array(d.recvBuffers, buf * d.bufferSize + offset, len)
   }
 
   recycle(buf: number): void {
@@ -152,8 +147,9 @@ export class RingWire implements Wire, OpOwner {
 
   lend(view: Uint8Array): number {
     const d = this.driver
-    const bid = d.recvSlot(view)
-    return bid >= 0 && d.lend(bid) ? bid : -1
+    if (view.buffer !== d.recvBuffers) return -1
+    const bid = Math.floor(view.byteOffset / d.bufferSize)
+    return d.lend(bid) ? bid : -1
   }
 
   giveBack(buf: number): void {
@@ -185,7 +181,7 @@ export class RingWire implements Wire, OpOwner {
   /** The native address of a segment's first byte (resolved once). */
   private addressOf(seg: Segment): number {
     if (seg.addr === 0) {
-      seg.addr = seg.bid >= 0 ? this.driver.recvAddress(seg.data!) : load().addressOf(seg.data!)
+      seg.addr = seg.bid >= 0 ? this.driver.recvBuffersBase + seg.data!.byteOffset : load().addressOf(seg.data!)
     }
     return seg.addr
   }

@@ -18,14 +18,6 @@
  * most one buffer unrecycled while a reader is waiting (the zero-copy parse of a provided buffer);
  * every other buffer is copied into its reassembly buffer and recycled in the same call.
  *
- * Swapping. A receive of at least `swapMin` bytes (0: the wire never swaps) may be taken as it
- * is: `swap(buf, len)` answers the buffer's first `len` bytes as memory of their own (exactly
- * `len` bytes: nothing an earlier receive left past them is reachable), which the wire never
- * reads, writes or reuses again while it is reachable (its slot gets other memory), and `owns`
- * is false for it. When the wire has no memory to give the slot, the answer is a copy. The
- * channel still recycles `buf`. Large receives thus reach a reader that keeps them (a `recv` chunk) without a
- * copy; small ones are cheaper to copy than to replace.
- *
  * Lending. `lend(view)` lets a send point into a receive buffer (echoing a parsed view without a
  * copy): it answers the buffer's id (the buffer is not reused until `giveBack(id)`, even if
  * recycled meanwhile) or -1 when the view is not in a receive buffer or the wire lends no more.
@@ -106,14 +98,6 @@ export interface Addresses {
   readonly peer: Address
 }
 
-/**
- * Smallest receive worth swapping (see "Swapping") out of receive buffers of `bufferSize` bytes:
- * half a buffer (the reader pins the whole block while it holds the bytes, and the ring has
- * only as many spare blocks as slots), and never under 16 KiB, below which the hand-over's
- * ArrayBuffer costs more than copying the bytes.
- */
-export const swapMinFor = (bufferSize: number): number => Math.max(16384, Math.ceil(bufferSize / 2))
-
 /** What a wire reports back; implemented by the channel. */
 export interface WireSink {
   /** Whether the channel wants bytes now (read by `syncReceive` and by a wire re-arming itself). */
@@ -153,9 +137,6 @@ export interface Wire {
   lend(view: Uint8Array): number
   giveBack(buf: number): void
   owns(buffer: ArrayBufferLike): boolean
-  /** Smallest receive worth `swap` (see "Swapping"); 0 when the wire never swaps. */
-  readonly swapMin: number
-  swap(buf: number, len: number): Uint8Array
 
   // send
   /**
