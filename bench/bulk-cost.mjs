@@ -140,7 +140,7 @@ for (const name of names) {
   conns.close();
   await stopChild(server.child);
   const chunks = (CONNS * Number(opts.mib) * MiB) / CHUNK;
-  console.log(`${name.padEnd(9)} ${fmt((main.total - main.gc) / chunks).padStart(10)} instructions per 64 KiB ` +
-    `(main thread, collector apart; collector ${fmt(main.gc / chunks)})`);
+  console.log(`${name.padEnd(9)} ${fmt((main.total - main.gc - main.jit) / chunks).padStart(10)} instructions per 64 KiB ` +
+    `(main thread, collector and optimising compiler apart; collector ${fmt(main.gc / chunks)}, compiler ${fmt(main.jit / chunks)})`);
 }
 console.log(`load after: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
