@@ -129,7 +129,7 @@ describe("recv chunks: the memory a reader keeps", () => {
       yield* peer.write(new Uint8Array(100).fill(7))
       const first = Option.getOrThrow(yield* Fiber.join(recv))
       expect(first.length).toBe(100)
-      structuredClone(first.buffer, { transfer: [first.buffer] })
+      structuredClone(first.buffer, { transfer: [first.buffer as ArrayBuffer] })
       expect(first.buffer.byteLength).toBe(0)
       const next = new Uint8Array(300).fill(9)
       yield* peer.write(next)
