@@ -9,8 +9,12 @@
 // own work (plus what sharing the caches with other processes costs it); with it, each rep's
 // user / system split and the server's minor page faults per 64 KiB (/proc/<pid>/stat).
 //
+// A/B against another build: `--base DIR` (a checkout with its own built dist and addon, e.g.
+// /work/main) and a server name with `@base` (`--servers chunks@base,chunks`) runs that server
+// from DIR; interleaved with this checkout's in every rep.
+//
 // Run: node bench/bulk-cost.mjs [--servers stream,parse,chunks,platform,c-uring] [--conns 1]
-//      [--mib 64] [--warmup-mib 512] [--cpu [--reps 3]]
+//      [--mib 64] [--warmup-mib 512] [--cpu [--reps 3]] [--base DIR]
 // The warm-up is long on purpose: after 32 MiB (512 chunks) V8 was still compiling inside the
 // measured window under valgrind and much of the code still ran in the baseline tier (stream
 // mode: 236 k instructions per 64 KiB then, 80 k after 512 MiB; bench/README "Stream mode per
@@ -34,6 +38,7 @@ const { values: opts } = parseArgs({
     "warmup-mib": { type: "string", default: "512" },
     cpu: { type: "boolean", default: false },
     reps: { type: "string", default: "3" },
+    base: { type: "string" },
   },
 });
 const CONNS = Number(opts.conns);
@@ -50,11 +55,21 @@ const SERVERS = {
 };
 const CPU = opts.cpu;
 
+const ROOT = path.join(BENCH, "..");
+/** `name`'s command; `x@base` is server x with this checkout's paths moved to `--base`. */
+const command = (name, port) => {
+  const [server, base] = name.split("@");
+  const cmd = SERVERS[server](port);
+  if (base === undefined) return cmd;
+  if (opts.base === undefined) throw new Error(`${name} needs --base DIR`);
+  return cmd.map((a) => a.startsWith(ROOT) ? path.join(opts.base, path.relative(ROOT, a)) : a);
+};
+
 const start = async (name) => {
   const port = String(await freePort());
-  const cmd = SERVERS[name](port);
-  const node = name === "c-uring" ? cmd : [process.execPath, "--single-threaded", ...cmd];
-  if (name === "c-uring" && !CPU) throw new Error("c-uring runs with --cpu only");
+  const cmd = command(name, port);
+  const node = name.startsWith("c-uring") ? cmd : [process.execPath, "--single-threaded", ...cmd];
+  if (name.startsWith("c-uring") && !CPU) throw new Error("c-uring runs with --cpu only");
   const argv = CPU ? node : [...callgrindArgv("bulkcost"), ...node];
   return { child: await spawnListening(argv, name), port: Number(port) };
 };
@@ -102,7 +117,7 @@ console.log(`bulk-cost: ${CONNS} conn(s), ${DEPTH} x 64 KiB in flight each, ${op
   `after ${opts["warmup-mib"]} MiB; load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 const names = opts.servers.split(",");
 for (const name of names) {
-  if (SERVERS[name] === undefined) throw new Error(`unknown server ${name}; one of ${Object.keys(SERVERS).join(", ")}`);
+  if (SERVERS[name.split("@")[0]] === undefined) throw new Error(`unknown server ${name}; one of ${Object.keys(SERVERS).join(", ")}`);
 }
 if (CPU) {
   const per = Object.fromEntries(names.map((n) => [n, []]));

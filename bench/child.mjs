@@ -54,3 +54,19 @@ export const treeCpuNs = (pid) => {
   }
   return ns;
 };
+
+/**
+ * Context switches so far of every thread of `pid` and of its child processes: `vol` (a thread
+ * went to sleep: its wake-ups) and `invol` (preempted: its core was wanted by something else).
+ */
+export const treeSwitches = (pid, out = { vol: 0, invol: 0 }) => {
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const task = `/proc/${pid}/task/${tid}`;
+    const st = fs.readFileSync(`${task}/status`, "utf8");
+    out.vol += Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(st)[1]);
+    out.invol += Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(st)[1]);
+    const kids = fs.readFileSync(`${task}/children`, "utf8").trim();
+    for (const kid of kids ? kids.split(" ") : []) treeSwitches(Number(kid), out);
+  }
+  return out;
+};

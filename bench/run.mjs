@@ -13,7 +13,8 @@
 //                          [--reps N] [--warmup S] [--duration S] [--noisy-reps N]
 //       (or `pnpm bench` from the workspace root). See bench/README.md.
 //
-// Plain Node ESM with no dependencies, so it runs before `pnpm install`.
+// Plain Node ESM with no dependencies (bench/child.mjs is node: modules only), so it runs before
+// `pnpm install`.
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -22,6 +23,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { treeSwitches } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
@@ -104,10 +106,64 @@ const BASELINES = ["node-net", "platform-node", "c-uring"];
 const COMPARED = { "platform-ringline": ["platform-node", "c-uring"] };
 const comparedWith = (a) => COMPARED[a] ?? BASELINES;
 
+// -------------------------------------------------------- workers servers --
+// Thread-per-core: ringline on 1 thread (the plain server) and on 2 pinned workers (SO_REUSEPORT,
+// and acceptor mode; stream and serveChunks), against node:net on node:cluster with 1 and 2 processes. Server and
+// loadgen are NOT pinned apart here: on a 2-core machine the workers need both cores, so they
+// share them with the loadgen. CPU per request counts every thread and child process.
+const WORKER_SERVERS = [
+  { name: "ringline-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p], check: ringlineCheck },
+  { name: "ringline-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2"], check: ringlineCheck },
+  {
+    name: "ringline-w2-free", workers: 2, unpinned: true,
+    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--no-pin"], check: ringlineCheck,
+  },
+  {
+    name: "ringline-w2-acc", workers: 2, unpinned: true,
+    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--acceptor"], check: ringlineCheck,
+  },
+  // One thread held on CPU 0 (taskset: the whole process, its helper threads too), as a pinned
+  // worker is: the like-for-like 1-worker reference of the pinned 2-worker rows. Left to the
+  // scheduler, the one thread mostly runs on the loadgen's CPU (wake-affine), which a second
+  // worker cannot (bench/README.md, "Placement").
+  { name: "ringline-w1-pin", workers: 1, unpinned: true, cmd: (p) => pinned("0", [process.execPath, ECHO_JS, "--port", p]), check: ringlineCheck },
+  // The same with Listener.serveChunks / RinglineWorkers.serveChunks (no fiber per connection).
+  { name: "ringline-w1-chunks", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"], check: ringlineCheck },
+  {
+    name: "ringline-w1-chunks-pin", workers: 1, unpinned: true,
+    cmd: (p) => pinned("0", [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"]), check: ringlineCheck,
+  },
+  {
+    name: "ringline-w2-chunks", workers: 2, unpinned: true,
+    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks"], check: ringlineCheck,
+  },
+  {
+    name: "ringline-w2-chunks-free", workers: 2, unpinned: true,
+    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks", "--no-pin"], check: ringlineCheck,
+  },
+  { name: "cluster-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "1"], check: () => null },
+  { name: "cluster-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "2"], check: () => null },
+  // The control with no JavaScript and no cross-worker code: the C server on 1 or 2 threads, each
+  // with its own ring and SO_REUSEPORT listener (bench/uring-echo.c --threads), placed like the
+  // ringline rows (--pin: thread i on CPU i; -w1-pin: the one thread on CPU 0). If its CPU per
+  // request rises from 1 to 2 threads like ringline's does, the rise is the machine's.
+  ...[
+    ["c-uring-w1", 1, false],
+    ["c-uring-w1-pin", 1, true],
+    ["c-uring-w2", 2, true],
+    ["c-uring-w2-free", 2, false],
+  ].map(([name, n, pin]) => ({
+    name, workers: n, unpinned: true,
+    cmd: (p) => [path.join(BIN, "uring-echo"), p, "--threads", String(n), ...(pin ? ["--pin"] : [])],
+    check: () => uringErr,
+  })),
+];
+
 if (opts.help) {
   console.log(`usage: node bench/run.mjs [--quick] [--servers a,b] [--cases x,y] [--reps N]
                          [--warmup SECS] [--duration SECS] [--noisy-reps N]
 servers: ${SERVERS.map((s) => s.name).join(", ")}
+workers case servers (--servers narrows them too): ${WORKER_SERVERS.map((s) => s.name).join(", ")}
 cases:   ${CASES.map((c) => c.name).join(", ")}`);
   process.exit(0);
 }
@@ -122,7 +178,11 @@ const pickList = (arg, all, what) => {
   }
   return all.filter((x) => want.includes(x.name));
 };
-const servers = pickList(opts.servers, SERVERS, "server");
+// --servers names matrix servers and workers-case servers alike; naming none of the latter runs
+// every workers-case server (and naming only those runs no matrix server).
+const named = pickList(opts.servers, [...SERVERS, ...WORKER_SERVERS], "server");
+const servers = SERVERS.filter((s) => named.includes(s));
+const workerServers = WORKER_SERVERS.some((s) => named.includes(s)) ? WORKER_SERVERS.filter((s) => named.includes(s)) : WORKER_SERVERS;
 const picked = pickList(opts.cases, CASES, "case");
 const cases = picked.filter((c) => !c.workers);
 const workerCases = picked.filter((c) => c.workers);
@@ -167,7 +227,7 @@ if (loadgenErr) {
   console.error(loadgenErr);
   process.exit(1);
 }
-const uringErr = build("uring-echo", "uring-echo.c", ["-luring"]);
+const uringErr = build("uring-echo", "uring-echo.c", ["-pthread", "-luring"]);
 
 const skipped = {};
 const active = [];
@@ -248,11 +308,12 @@ function workerTids(h) {
   const line = h.log.find((l) => /thread ids [\d,]+/.test(l));
   return new Set(line ? /thread ids ([\d,]+)/.exec(line)[1].split(",").map(Number) : []);
 }
-// Requests each ringline worker served, from the demo's shutdown summary (64 B requests, so
+// Requests each ringline (or C) worker served, from the demo's shutdown summary (uring-echo prints
+// the same shape) (64 B requests, so
 // bytesIn / 64; warm-up included): the share of the busiest worker shows the balance.
 function workerRequests(h) {
   return h.log.flatMap((l) => {
-    const m = /^ringline worker (\d+): .*bytesIn=(\d+)/.exec(l);
+    const m = /^(?:ringline|c-uring) worker (\d+): .*bytesIn=(\d+)/.exec(l);
     return m ? [Number(m[2]) / 64] : [];
   });
 }
@@ -262,12 +323,21 @@ function workerRequests(h) {
 function ringPerRequest(h) {
   const sum = { cqes: 0, submitted: 0, wakeups: 0, requests: 0 };
   for (const l of h.log) {
-    if (!/^ringline( worker \d+)?: /.test(l)) continue;
+    if (!/^(?:ringline|c-uring)( worker \d+)?: /.test(l)) continue;
     for (const k of ["cqes", "submitted", "wakeups"]) sum[k] += Number(new RegExp(`\\b${k}=(\\d+)`).exec(l)?.[1] ?? 0);
     sum.requests += Number(/bytesIn=(\d+)/.exec(l)?.[1] ?? 0) / 64;
   }
   if (sum.requests === 0) return undefined;
   return { cqes: sum.cqes / sum.requests, submits: sum.submitted / sum.requests, wakeups: sum.wakeups / sum.requests };
+}
+// Context switches of every thread and child process (bench/child.mjs), which the workers case
+// compares per request across ringline, node:cluster and the C control; 0s if the process is gone.
+function ctxSwitches(pid) {
+  try {
+    return treeSwitches(pid);
+  } catch {
+    return { vol: 0, invol: 0 };
+  }
 }
 // Busy CPU seconds of the whole machine (all cores). Whatever the server and
 // loadgen did not use of it was someone else: a build or test run sharing
@@ -409,14 +479,20 @@ function runLoadgen(h, c) {
       m.t0 = performance.now();
       m.cpu0 = cpuSeconds(h.pid);
       m.io0 = ioCalls(h.pid);
-      if (h.server.unpinned) m.split0 = threadSplit(h.pid, workerTids(h));
+      if (h.server.unpinned) {
+        m.split0 = threadSplit(h.pid, workerTids(h));
+        m.sw0 = ctxSwitches(h.pid);
+      }
       m.lgCpu0 = cpuSeconds(lg.pid);
       m.busy0 = machineBusySeconds();
     } else if (l === "#measure-end") {
       m.t1 = performance.now();
       m.cpu1 = cpuSeconds(h.pid);
       m.io1 = ioCalls(h.pid);
-      if (h.server.unpinned) m.split1 = threadSplit(h.pid, workerTids(h));
+      if (h.server.unpinned) {
+        m.split1 = threadSplit(h.pid, workerTids(h));
+        m.sw1 = ctxSwitches(h.pid);
+      }
       m.lgCpu1 = cpuSeconds(lg.pid);
       m.busy1 = machineBusySeconds();
       m.rssLoad = rssKiB(h.pid);
@@ -461,6 +537,10 @@ function makeRecord(h, c, rep, lr) {
     ...(m.split1 && res.requests
       ? { cpu_split_us_per_req: Object.fromEntries(Object.keys(m.split1).map((k) => [k, +(((m.split1[k] - m.split0[k]) * 1e6) / res.requests).toFixed(3)])) }
       : {}),
+    ...(m.sw1 && res.requests
+      ? { sw_vol_per_kreq: +(((m.sw1.vol - m.sw0.vol) * 1000) / res.requests).toFixed(3),
+          sw_invol_per_kreq: +(((m.sw1.invol - m.sw0.invol) * 1000) / res.requests).toFixed(3) }
+      : {}),
     loadgen_cpu_pct: +(((m.lgCpu1 - m.lgCpu0) / windowS) * 100).toFixed(1),
     other_cpu_pct: +(((m.busy1 - m.busy0 - cpuS - (m.lgCpu1 - m.lgCpu0)) / windowS) * 100).toFixed(1),
     rss_base_kib: m.rssBase, rss_load_kib: m.rssLoad,
@@ -492,45 +572,6 @@ function progress(i, n, r, c) {
   );
 }
 
-// ---------------------------------------------------------- workers case --
-// Thread-per-core: ringline on 1 thread (the plain server) and on 2 pinned workers (SO_REUSEPORT,
-// and acceptor mode; stream and serveChunks), against node:net on node:cluster with 1 and 2 processes. Server and
-// loadgen are NOT pinned apart here: on a 2-core machine the workers need both cores, so they
-// share them with the loadgen. CPU per request counts every thread and child process.
-const WORKER_SERVERS = [
-  { name: "ringline-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p], check: ringlineCheck },
-  { name: "ringline-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2"], check: ringlineCheck },
-  {
-    name: "ringline-w2-free", workers: 2, unpinned: true,
-    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--no-pin"], check: ringlineCheck,
-  },
-  {
-    name: "ringline-w2-acc", workers: 2, unpinned: true,
-    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--acceptor"], check: ringlineCheck,
-  },
-  // One thread held on CPU 0 (taskset: the whole process, its helper threads too), as a pinned
-  // worker is: the like-for-like 1-worker reference of the pinned 2-worker rows. Left to the
-  // scheduler, the one thread mostly runs on the loadgen's CPU (wake-affine), which a second
-  // worker cannot (bench/README.md, "Placement").
-  { name: "ringline-w1-pin", workers: 1, unpinned: true, cmd: (p) => pinned("0", [process.execPath, ECHO_JS, "--port", p]), check: ringlineCheck },
-  // The same with Listener.serveChunks / RinglineWorkers.serveChunks (no fiber per connection).
-  { name: "ringline-w1-chunks", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"], check: ringlineCheck },
-  {
-    name: "ringline-w1-chunks-pin", workers: 1, unpinned: true,
-    cmd: (p) => pinned("0", [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"]), check: ringlineCheck,
-  },
-  {
-    name: "ringline-w2-chunks", workers: 2, unpinned: true,
-    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks"], check: ringlineCheck,
-  },
-  {
-    name: "ringline-w2-chunks-free", workers: 2, unpinned: true,
-    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks", "--no-pin"], check: ringlineCheck,
-  },
-  { name: "cluster-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "1"], check: () => null },
-  { name: "cluster-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "2"], check: () => null },
-];
-
 async function runWorkersCase() {
   if (!workerCases.length) return null;
   const med = (xs) => {
@@ -543,7 +584,7 @@ async function runWorkersCase() {
   for (const c of workerCases) {
     summary[c.name] = {};
     const plan = [];
-    for (let rep = 1; rep <= cfg.reps; rep++) for (const s of WORKER_SERVERS) plan.push({ s, rep });
+    for (let rep = 1; rep <= cfg.reps; rep++) for (const s of workerServers) plan.push({ s, rep });
     for (let i = 0; i < plan.length; i++) {
       const { s, rep } = plan[i];
       const why = s.check();
@@ -570,17 +611,21 @@ async function runWorkersCase() {
       wruns.push(r);
       progress(i + 1, plan.length, r, c);
     }
-    for (const s of WORKER_SERVERS) {
+    for (const s of workerServers) {
       const rs = wruns.filter((r) => r.server === s.name && r.case === c.name && r.rps !== undefined);
       if (!rs.length) continue;
       summary[c.name][s.name] = {
         workers: s.workers,
         rps: med(rs.map((r) => r.rps)),
         server_cpu_us_per_req: med(rs.map((r) => r.server_cpu_us_per_req)),
+        server_cpu_us_per_req_min: Math.min(...rs.map((r) => r.server_cpu_us_per_req)),
+        server_cpu_us_per_req_max: Math.max(...rs.map((r) => r.server_cpu_us_per_req)),
         server_cpu_pct: med(rs.map((r) => r.server_cpu_pct)),
         p99_us: med(rs.map((r) => r.p99_us)),
         other_cpu_pct: med(rs.map((r) => r.other_cpu_pct)),
         errors: rs.reduce((a, r) => a + r.errors, 0),
+        sw_vol_per_kreq: med(rs.map((r) => r.sw_vol_per_kreq)),
+        sw_invol_per_kreq: med(rs.map((r) => r.sw_invol_per_kreq)),
         busiest_worker_share: med(rs.map((r) => r.busiest_worker_share)),
         cqes_per_req: med(rs.map((r) => r.cqes_per_req)),
         submits_per_req: med(rs.map((r) => r.submits_per_req)),
@@ -592,8 +637,8 @@ async function runWorkersCase() {
     }
     const S = summary[c.name];
     table.push(`== ${c.name}: ${c.title} (server and loadgen share both CPUs; ringline workers pin themselves to CPU 0 and 1, -free ones do not; -pin: the one thread held on CPU 0)`);
-    table.push("server".padEnd(24) + "workers".padStart(8) + "req/s".padStart(11) + "µsCPU/req".padStart(10) + "CPU%".padStart(6) + "p99 µs".padStart(9) + "other%".padStart(8) + "errors".padStart(7));
-    for (const s of WORKER_SERVERS) {
+    table.push("server".padEnd(24) + "workers".padStart(8) + "req/s".padStart(11) + "µsCPU/req".padStart(10) + "[min–max]".padStart(14) + "CPU%".padStart(6) + "p99 µs".padStart(9) + "other%".padStart(8) + "errors".padStart(7));
+    for (const s of workerServers) {
       const e = S[s.name];
       if (!e) {
         table.push(s.name.padEnd(24) + "  (no successful run)");
@@ -601,21 +646,26 @@ async function runWorkersCase() {
       }
       table.push(
         s.name.padEnd(24) + String(e.workers).padStart(8) + fmtInt(e.rps).padStart(11) + fmt(e.server_cpu_us_per_req, 2).padStart(10) +
-          fmt(e.server_cpu_pct, 0).padStart(6) + fmt(e.p99_us).padStart(9) + fmt(e.other_cpu_pct, 0).padStart(8) + String(e.errors).padStart(7),
+          `[${fmt(e.server_cpu_us_per_req_min, 2)}–${fmt(e.server_cpu_us_per_req_max, 2)}]`.padStart(14) + fmt(e.server_cpu_pct, 0).padStart(6) + fmt(e.p99_us).padStart(9) + fmt(e.other_cpu_pct, 0).padStart(8) + String(e.errors).padStart(7),
       );
     }
     table.push("  µs CPU/request by thread (main thread / JS worker threads / V8 and libuv helper threads):");
-    for (const s of WORKER_SERVERS) {
+    for (const s of workerServers) {
       const t = S[s.name]?.cpu_split_us_per_req;
       if (t) table.push(`    ${s.name.padEnd(24)} ${fmt(t.main, 3)} / ${fmt(t.workers, 3)} / ${fmt(t.helpers, 3)}`);
     }
     table.push("  ring work per request, completions / submissions / wake-ups (load-independent; bench/workers-cost.mjs counts instructions):");
-    for (const s of WORKER_SERVERS) {
+    for (const s of workerServers) {
       const e = S[s.name];
       if (e?.cqes_per_req != null) table.push(`    ${s.name.padEnd(24)} ${fmt(e.cqes_per_req, 3)} / ${fmt(e.submits_per_req, 3)} / ${fmt(e.wakeups_per_req, 4)}`);
     }
-    const shares = WORKER_SERVERS.flatMap((s) => (S[s.name]?.busiest_worker_share != null ? [`${s.name} ${fmt(S[s.name].busiest_worker_share * 100, 0)}%`] : []));
-    if (shares.length) table.push(`  busiest ringline worker's share of the requests (0.5 = even): ${shares.join(", ")}`);
+    table.push("  context switches per 1,000 requests, every server thread: voluntary (sleeps) / involuntary (preempted: the core was wanted elsewhere):");
+    for (const s of workerServers) {
+      const e = S[s.name];
+      if (e?.sw_vol_per_kreq != null) table.push(`    ${s.name.padEnd(24)} ${fmt(e.sw_vol_per_kreq, 2)} / ${fmt(e.sw_invol_per_kreq, 2)}`);
+    }
+    const shares = workerServers.flatMap((s) => (S[s.name]?.busiest_worker_share != null ? [`${s.name} ${fmt(S[s.name].busiest_worker_share * 100, 0)}%`] : []));
+    if (shares.length) table.push(`  busiest worker's share of the requests (0.5 = even): ${shares.join(", ")}`);
     const ratio = (a, b, k) => (S[a]?.[k] != null && S[b]?.[k] ? S[a][k] / S[b][k] : null);
     table.push(
       `  scaling 1→2 workers, req/s: ringline ${fmt(ratio("ringline-w2", "ringline-w1", "rps"), 2)}× (acceptor ${fmt(ratio("ringline-w2-acc", "ringline-w1", "rps"), 2)}×), ` +
@@ -637,6 +687,33 @@ async function runWorkersCase() {
         `pinned ÷ pinned ${fmt(ratio("ringline-w2-chunks", "ringline-w1-chunks-pin", "server_cpu_us_per_req"), 2)}); ` +
         `2 workers ÷ node cluster 2 workers ${fmt(ratio("ringline-w2-chunks", "cluster-w2", "server_cpu_us_per_req"), 2)} ` +
         `(unpinned ${fmt(ratio("ringline-w2-chunks-free", "cluster-w2", "server_cpu_us_per_req"), 2)})`,
+    );
+    // The same three 2÷1 ratios for every server family side by side, with the C control: a rise
+    // the C server shares is the machine's (cores shared with the loadgen), not ringline's code.
+    const cpuRatio = (a, b) => ratio(a, b, "server_cpu_us_per_req");
+    const FAMILIES = {
+      ringline: ["ringline-w2", "ringline-w2-free", "ringline-w1", "ringline-w1-pin"],
+      serveChunks: ["ringline-w2-chunks", "ringline-w2-chunks-free", "ringline-w1-chunks", "ringline-w1-chunks-pin"],
+      "C control": ["c-uring-w2", "c-uring-w2-free", "c-uring-w1", "c-uring-w1-pin"],
+    };
+    const twoByOne = ([w2, w2free, w1, w1pin]) => [cpuRatio(w2, w1), cpuRatio(w2free, w1), cpuRatio(w2, w1pin)];
+    const show = (xs) => xs.map((x) => fmt(x, 2)).join(" / ");
+    table.push(
+      `  CPU/request 2÷1 workers (2 pinned ÷ 1 free / free ÷ free / pinned ÷ pinned): ` +
+        Object.entries(FAMILIES).map(([k, f]) => `${k} ${show(twoByOne(f))}`).join("; ") +
+        `; node cluster ${fmt(cpuRatio("cluster-w2", "cluster-w1"), 2)}`,
+    );
+    // Divided by the C control's ratio, placement by placement: what ringline adds beyond a server
+    // with no JavaScript and no cross-worker code on the same machine (≤ 1.10: within the target).
+    const ctl = twoByOne(FAMILIES["C control"]);
+    const overC = (f) => show(twoByOne(f).map((x, i) => (x != null && ctl[i] ? x / ctl[i] : null)));
+    table.push(
+      `  the same ÷ the C control's (the machine's share divided out; ≤ 1.10 = within 10 % of a server with no cross-worker code): ` +
+        `ringline ${overC(FAMILIES.ringline)}; serveChunks ${overC(FAMILIES.serveChunks)}`,
+    );
+    table.push(
+      `  C control (bench/uring-echo.c --threads): scaling 1→2 threads, req/s ${fmt(ratio("c-uring-w2", "c-uring-w1", "rps"), 2)}× ` +
+        `(free ${fmt(ratio("c-uring-w2-free", "c-uring-w1", "rps"), 2)}×)`,
     );
     if (cfg.quick) table.push("  (quick mode: one short run each — a smoke test, not a measurement)");
   }

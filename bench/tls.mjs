@@ -12,7 +12,7 @@
 // request, sampled from /proc at the load generator's measure-start/-end markers, and the load
 // generator's own CPU use ("*" when ≥ 95 %: client-bound, the server may have headroom).
 //
-// Run: node bench/tls.mjs [--reps 3] [--warmup 1] [--duration 5] [--servers ringline-tls,node-tls]
+// Run: node bench/tls.mjs [--reps 3] [--warmup 1] [--duration 5] [--servers ringline-tls,ringline-tls-chunks,node-tls]
 //        [--cases echo64,handshakes] [--node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"] [--json F]
 //      (or `pnpm bench:tls`). `--cases` keeps the cases whose name contains one of the words;
 //      `--node-args` is passed to the server processes (profiling one case under the bench's load).
@@ -125,6 +125,8 @@ const SERVERS = [
   { name: "ringline-tls", cmd: [...valgrind, process.execPath, ...nodeArgs, path.join(ROOT, "packages/core/dist/bin/echo.js"), "--port", "0", ...certArgs] },
   // The demo's zero-copy handler (`--mode parse`: echoes the parser's view, as run.mjs's ringline-parse).
   { name: "ringline-tls-parse", cmd: [...valgrind, process.execPath, ...nodeArgs, path.join(ROOT, "packages/core/dist/bin/echo.js"), "--port", "0", "--mode", "parse", ...certArgs] },
+  // Listener.serveChunks (`--mode chunks`: the handler runs from the completion, no fiber per connection).
+  { name: "ringline-tls-chunks", cmd: [...valgrind, process.execPath, ...nodeArgs, path.join(ROOT, "packages/core/dist/bin/echo.js"), "--port", "0", "--mode", "chunks", ...certArgs] },
   { name: "node-tls", cmd: [...valgrind, process.execPath, ...nodeArgs, path.join(ROOT, "bench/servers/node-tls-echo.mjs"), "--port", "0", ...certArgs] },
 ].filter((s) => opts.servers === undefined || opts.servers.split(",").includes(s.name));
 
@@ -300,7 +302,7 @@ for (const c of CASES) {
       `${`${cpu.median.toFixed(1)} (${cpu.min.toFixed(1)}–${cpu.max.toFixed(1)})`.padStart(25)}  ${lg.toFixed(0)}%`);
   }
   const b = summary[c.name]?.["node-tls"];
-  for (const name of ["ringline-tls", "ringline-tls-parse"]) {
+  for (const name of ["ringline-tls", "ringline-tls-parse", "ringline-tls-chunks"]) {
     const a = summary[c.name]?.[name];
     const who = `${name.replace("-tls", "")} ÷ node:`.padEnd(24);
     if (a && b && callgrind) {

@@ -106,9 +106,10 @@ export type ChunkHandler<E, R> = InternalChunkHandler<E, R>
  * - Closing the listener's scope is graceful as with `serve`: idle connections are closed at
  *   once, busy ones get up to `shutdownTimeout`; interrupting `serveChunks` only stops accepting.
  *
- * The ring's listeners (`Tcp.listen`, `Unix.listen`, connections handed over by another ring) and
- * RinglineTest's deliver chunks from the completion; any other `Listener` (e.g. `Tls.listen`'s)
- * runs the same contract over `serve`, with one fiber per connection.
+ * The ring's listeners (`Tcp.listen`, `Unix.listen`, connections handed over by another ring),
+ * RinglineTest's, and listeners built over them with `Transport.serveChunksAfter` (`Tls.listen`:
+ * a fiber per connection only during its handshake) deliver chunks from the completion; any other
+ * `Listener` runs the same contract over `serve`, with one fiber per connection.
  *
  * @example
  * ```ts

@@ -7,9 +7,12 @@
  *
  * @since 0.1.0
  */
+import type { Effect } from "effect"
 import type { Connection } from "./Connection.js"
 import { unsafeInternal } from "./Connection.js"
+import { deriveChunkServer } from "./internal/net/serve.js"
 import * as internal from "./internal/transport.js"
+import type { Listener } from "./Listener.js"
 
 /**
  * Where a transport delivers: plaintext for the readers, ciphertext for the ordered send queue
@@ -61,3 +64,28 @@ export const attach = <T extends Transport>(connection: Connection, make: (sink:
  * @category attaching
  */
 export const flush = (connection: Connection): void => connOf(connection).flushTransport()
+
+/**
+ * For a listener built over another (`Tls.listen` over `Tcp.listen`): makes
+ * `Listener.serveChunks(outer, ...)` serve `inner`'s connections straight from their
+ * completions (no fiber per connection once served), each first going through `open` (e.g. a
+ * handshake attaching a transport). `open` runs in its own fiber, which the listener's graceful
+ * shutdown interrupts at once (the connection was never served); when it fails (or is
+ * interrupted) the connection is closed unserved, and reporting that is `open`'s business. Returns false, changing nothing, when
+ * `inner` has no such serving (then `serveChunks(outer, ...)` runs over `outer.serve`).
+ *
+ * @example
+ * ```ts
+ * const inner = yield* Tcp.listen({ port: 0 })
+ * const outer: Listener = { ...inner, serve: (h, o) => inner.serve((c) => Effect.zipRight(greet(c), h(c)), o) }
+ * Transport.serveChunksAfter(outer, inner, greet)
+ * ```
+ *
+ * @since 0.3.0
+ * @category attaching
+ */
+export const serveChunksAfter = (
+  outer: Listener,
+  inner: Listener,
+  open: (connection: Connection) => Effect.Effect<void, unknown>
+): boolean => deriveChunkServer(outer, inner, open)

@@ -303,16 +303,6 @@ describe("pnpm run echo --workers", () => {
     }
   }, 60_000)
 
-  it("rejects --mode chunks on workers with TLS (the workers' TLS upgrades inside serve's handler)", async () => {
-    const child = spawn(process.execPath, [bin, "--workers", "2", "--mode", "chunks", "--tls-cert", "c.pem", "--tls-key", "k.pem"], {
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let err = ""
-    child.stderr!.on("data", (d) => (err += d))
-    expect(await new Promise((r) => child.on("exit", r))).toBe(2)
-    expect(err).toMatch(/--mode chunks with --workers \(or --acceptor\) does not go with --tls-cert/)
-  })
-
   it("rejects --workers 0", async () => {
     const child = spawn(process.execPath, [bin, "--workers", "0"], { stdio: ["ignore", "pipe", "pipe"] })
     let err = ""

@@ -466,7 +466,10 @@ const serverHandshake = (connection: Connection.Connection, context: Native.TlsC
  *
  * `serve` runs each handshake in the connection's own fiber; `accept` hands out connections as
  * their handshakes complete (up to 1,024 in progress at once, each bounded by `handshakeTimeout`),
- * so a slow client never holds up the others.
+ * so a slow client never holds up the others. `Listener.serveChunks` runs each handshake in a
+ * fiber too, then serves the connection's decrypted chunks straight from the completions, like a
+ * plain connection's (no fiber while the handler answers synchronously); a shutdown ends
+ * handshakes still in progress at once.
  *
  * @example
  * ```ts
@@ -487,15 +490,46 @@ export const listen = (
       ...(options.port === undefined ? {} : { port: options.port }),
       ...(options.backlog === undefined ? {} : { backlog: options.backlog })
     })
+    return yield* over(inner, context, timeout, options.backlog ?? 128)
+  })
+
+/**
+ * TLS over a listener you already have (a worker's `RinglineWorkers.listen`, a `Unix.listen`):
+ * the returned listener's connections have completed their handshake, exactly as with
+ * {@link listen} (`accept`, `serve`, and `Listener.serveChunks` served from the completions).
+ * It closes with the scope; `listener` stays its caller's.
+ *
+ * @example
+ * ```ts
+ * const context = yield* Tls.serverContext({ cert, key })
+ * const listener = yield* Tls.secure(yield* RinglineWorkers.listen, { context })
+ * yield* Listener.serveChunks(listener, (chunk, conn) => {
+ *   if (chunk.length > 0) conn.unsafeWrite(chunk)
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const secure = (
+  listener: Listener.Listener,
+  options: ServerOptions | { readonly context: ServerContext }
+): Effect.Effect<Listener.Listener, TlsConfigError, Scope.Scope> =>
+  Effect.flatMap(contextOf(options), (c) => {
+    const { native: context, timeout } = c[ServerContextTypeId]
+    return over(listener, context, timeout, 128)
+  })
+
+/** The TLS listener over `inner` (listen, secure): handshakes before anything is handed out. */
+const over = (inner: Listener.Listener, context: Native.TlsContext, timeout: Duration.Duration, backlog: number) =>
+  Effect.gen(function*() {
     let accepted = 0
     // accept: one acceptor fiber (started by the first accept) hands every accepted connection
     // to its own handshake fiber; finished handshakes queue up for accept. So a slow or silent
     // client holds up nobody (each is bounded by handshakeTimeout), and at most
     // MAX_HANDSHAKES handshakes run at once.
     const listenerScope = yield* Effect.scope
-    const ready = yield* Queue.bounded<{ readonly conn: Connection.Connection; readonly scope: Scope.CloseableScope }>(
-      options.backlog ?? 128
-    )
+    const ready = yield* Queue.bounded<{ readonly conn: Connection.Connection; readonly scope: Scope.CloseableScope }>(backlog)
     const closed = yield* Deferred.make<void>()
     const permits = yield* Effect.makeSemaphore(MAX_HANDSHAKES)
     yield* Effect.addFinalizer(() =>
@@ -557,14 +591,24 @@ export const listen = (
         ),
         options
       )
-    return {
+    const listener: Listener.Listener = {
       address: inner.address,
       accept,
       serve,
       get accepted() {
         return accepted
       }
-    } satisfies Listener.Listener
+    }
+    // Listener.serveChunks: each connection's handshake in a fiber, then its chunks served from
+    // the completions that decrypted them, like a plain connection's.
+    Transport.serveChunksAfter(listener, inner, (c) =>
+      serverHandshake(c, context, timeout).pipe(
+        Effect.tapBoth({
+          onFailure: (e) => Effect.logDebug("ringline tls: handshake failed", e),
+          onSuccess: () => Effect.sync(() => accepted++)
+        })
+      ))
+    return listener
   })
 
 /**

@@ -1,5 +1,5 @@
 /**
- * `pnpm run echo --workers 2 [--acceptor] --tls-cert --tls-key`: TLS on every worker. Real
+ * `pnpm run echo --workers 2 [--acceptor] [--mode chunks] --tls-cert --tls-key`: TLS on every worker. Real
  * node:tls clients; the shutdown summary proves both workers did handshakes and echoed.
  */
 import { describe, expect, it } from "vitest"
@@ -23,7 +23,8 @@ const echoOverTls = (port: number, ca: string, payload: Buffer, session?: Buffer
   })
 
 describe("the echo demo with --workers 2 and --tls-cert", () => {
-  for (const extra of [[], ["--acceptor"]]) {
+  // `--mode chunks`: Tls.secure over each worker's listener, connections served per chunk.
+  for (const extra of [[], ["--acceptor"], ["--mode", "chunks"], ["--acceptor", "--mode", "chunks"]]) {
     it(`${extra.join(" ") || "reusePort"}: every worker does TLS handshakes and echoes; a session resumes on any worker; SIGTERM exits 0`, async () => {
       const p = pki()
       const { child, exited, port, stderr } = await startTlsEchoDemo(

@@ -7,7 +7,7 @@
  * Every byte received is sent back in order; when the client half-closes, the server finishes
  * sending and then closes. SIGINT/SIGTERM stop it cleanly (connections drained, exit code 0).
  * `--mode stream` (default) uses recv/write; `--mode parse` the zero-copy read(parse) path;
- * `--mode chunks` Listener.serveChunks (no fiber per connection; on workers too, not with TLS there).
+ * `--mode chunks` Listener.serveChunks (no fiber per connection; on workers and over TLS too).
  * The driver reads its configuration from RINGLINE_* environment variables (see RinglineConfig).
  * `--workers N` (N > 1, or with `--acceptor`) serves on N pinned worker threads (RinglineWorkers):
  * SO_REUSEPORT listeners, or with `--acceptor` one accepting ring handing connections out; the
@@ -61,12 +61,6 @@ if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
   process.exit(2)
 }
 const multiWorker = workers > 1 || values.acceptor === true
-// The workers' TLS is a per-connection upgrade inside `serve`'s handler: there is no chunk
-// delivery to hand a TLS connection to.
-if (values.mode === "chunks" && multiWorker && values["tls-cert"] !== undefined) {
-  console.error("--mode chunks with --workers (or --acceptor) does not go with --tls-cert")
-  process.exit(2)
-}
 const suffix = values["tls-cert"] === undefined ? "" : " (tls)"
 
 /** The PEM files of --tls-cert/--tls-key and the protocols of --alpn, read once. */

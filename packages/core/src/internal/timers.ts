@@ -307,7 +307,9 @@ export class Timers implements OpOwner {
       }
       // (res >= 0 would be a completion-count timeout; ours have none. Either way `sync` decides.)
     } else {
-      // A cancelled TIMEOUT's terminal CQE: its argument area is free from now on.
+      // A retired TIMEOUT's terminal CQE: its argument area is free from now on. -ETIME means it
+      // fired before the cancel reached it (a late loop turn woke its sleep first): still a firing.
+      if (res === -Errno.ETIME) this.fired++
       this.retiring--
       const u = this.uncancelled.indexOf(slot)
       if (u >= 0) this.uncancelled.splice(u, 1)

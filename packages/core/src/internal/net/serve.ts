@@ -42,16 +42,36 @@ const unscoped = new WeakMap<Listener, UnscopedAccept>()
 /** `listener`'s {@link UnscopedAccept}, when it is one of acceptLoop's (undefined for others, e.g. TLS). */
 export const unscopedAccept = (listener: Listener): UnscopedAccept | undefined => unscoped.get(listener)
 
-/** The chunk serving of acceptLoop's listeners (Listener.serveChunks; undefined for others, e.g. TLS). */
+/**
+ * What a connection goes through before its chunks are served (a TLS handshake): it runs in a
+ * fiber of the listener's handler set; failing, it leaves the connection to be closed unserved
+ * (reporting is its own business).
+ */
+export type Opening = (connection: Connection) => Effect.Effect<void, unknown>
+
+/** The chunk serving of acceptLoop's listeners (Listener.serveChunks; undefined for others). */
 export type ServeChunks = <E = never, R = never, R2 = never>(
   handler: ChunkHandler<E, R>,
-  options?: ServeOptions<E | ReceiveError, R2>
+  options?: ServeOptions<E | ReceiveError, R2>,
+  open?: Opening
 ) => Effect.Effect<void, never, R | R2>
 
 const chunkServers = new WeakMap<Listener, ServeChunks>()
 
-/** `listener`'s chunk serving when it is one of acceptLoop's (undefined for others, e.g. TLS). */
+/** `listener`'s chunk serving when it is one of acceptLoop's or derived from one (else undefined). */
 export const chunkServer = (listener: Listener): ServeChunks | undefined => chunkServers.get(listener)
+
+/**
+ * Gives `outer` (a listener built over `inner`, e.g. TLS's) `inner`'s chunk serving, each
+ * connection first going through `open`. False when `inner` has none (outer's serveChunks
+ * then runs over its `serve`).
+ */
+export const deriveChunkServer = (outer: Listener, inner: Listener, open: Opening): boolean => {
+  const direct = chunkServers.get(inner)
+  if (direct === undefined) return false
+  chunkServers.set(outer, (handler, options) => direct(handler, options, open))
+  return true
+}
 
 /** serve's default report of a failed handler. */
 const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => Effect.logWarning("ringline: connection handler failed", cause)
@@ -92,7 +112,12 @@ export const acceptLoop = (
     // Each connection's handler by its connection, for the shutdown's idle sweep: serve's fiber,
     // or serveChunks' ChunkServe (no fiber while idle; the drain also waits for those to end).
     const serving = new Map<Channel, Fiber.RuntimeFiber<unknown, unknown> | ChunkServe<any, any>>()
+    // ChunkServes running, plus connections still going through their Opening (each becomes one).
     let chunkServes = 0
+    /** The shutdown stopped every ChunkServe: one whose Opening ends later stops at once. */
+    let stopped = false
+    /** The fibers of Openings in progress: a shutdown ends them at once (nothing was served yet). */
+    const openings = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
     let chunkServesEnded: (() => void) | undefined
     const forget = (conn: Channel, chunks: boolean): void => {
       if (!serving.delete(conn) || !chunks) return
@@ -136,10 +161,14 @@ export const acceptLoop = (
     yield* Scope.addFinalizer(
       scope,
       Effect.async<void>((resume) => source.close(() => resume(Effect.void))).pipe(
+        Effect.zipRight(Effect.sync(() => {
+          for (const f of openings) f.unsafeInterruptAsFork(f.id())
+        })),
         Effect.zipRight(Effect.timeoutOption(Effect.interruptible(drainHandlers), shutdownTimeoutMs)),
         // Past the timeout: FiberSet's finalizer interrupts the fibers; ChunkServes have none
         // while idle, so they are stopped here (each forks its close into the set first).
         Effect.zipRight(Effect.sync(() => {
+          stopped = true
           for (const h of serving.values()) if (h instanceof ChunkServe) h.stop()
         }))
       )
@@ -204,7 +233,8 @@ export const acceptLoop = (
       })
     const serveChunks: ServeChunks = <E, R, R2 = never>(
       handler: ChunkHandler<E, R>,
-      options?: ServeOptions<E | ReceiveError, R2>
+      options?: ServeOptions<E | ReceiveError, R2>,
+      open?: Opening
     ): Effect.Effect<void, never, R | R2> =>
       Effect.flatMap(Effect.zip(FiberSet.runtime(handlers)<R | R2>(), FiberRef.get(FiberRef.currentScheduler)), ([run, scheduler]) => {
         const onFailure = options?.onFailure ?? logFailure
@@ -223,11 +253,44 @@ export const acceptLoop = (
                 : Effect.ensuring(restore(report(onFailure, cause, s.connection)), close)
             })
         }
+        const begin = (s: ChunkServe<E, R | R2>): void => {
+          serving.set(s.channel, s)
+          s.start()
+          if (stopped) s.stop()
+        }
         return acceptEach((conn) => {
           const s = new ChunkServe(conn, wrap(conn), shared)
-          serving.set(conn, s)
           chunkServes++
-          s.start()
+          if (open === undefined) return begin(s)
+          // The opening's fiber stands for the connection until it is served; a shutdown
+          // interrupts it at once (nothing was served, nothing is lost). Failed or interrupted,
+          // the connection closes unserved. (The fiber starts at once: it may have ended
+          // before `run` returns.)
+          let settled = false
+          let fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
+          fiber = run(Effect.uninterruptibleMask((restore) =>
+            Effect.matchCauseEffect(restore(open(s.connection)), {
+              onFailure: () =>
+                Effect.ensuring(
+                  s.connection.close,
+                  Effect.sync(() => {
+                    settled = true
+                    if (fiber !== undefined) openings.delete(fiber)
+                    serving.delete(conn)
+                    if (--chunkServes === 0) chunkServesEnded?.()
+                  })
+                ),
+              onSuccess: () =>
+                Effect.sync(() => {
+                  settled = true
+                  if (fiber !== undefined) openings.delete(fiber)
+                  begin(s)
+                })
+            })
+          ))
+          if (settled) return
+          serving.set(conn, fiber)
+          openings.add(fiber)
         })
       })
     const listener: Listener = {
