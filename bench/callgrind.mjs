@@ -23,7 +23,17 @@ export const callgrindArgv = (prefix) => [
 // independent) beside the collector's.
 const GC_FN = /v8::internal::(Heap::(CollectGarbage|HandleGCRequest|StartIncrementalMarking|FinalizeIncrementalMarking)|IncrementalMarking::|IncrementalMarkingJob|MinorGCJob|ScavengeJob|Sweeper::|PagedSpaceBase::ContributeToSweepingMain|MemoryReducer)/;
 
-/** A thread's total and the collector's part, from a callgrind dump (name-compressed format). */
+// V8's optimising compiler, on the JS thread too under --single-threaded: functions still tiering
+// up inside a window (long after warm-up under valgrind, whose slowness does not slow V8's
+// budgets) add tens of M instructions that a later window would not have. Summed apart the same
+// way, so that A/B comparisons can read the mutator without it (`jit`, a part of the total that
+// does not overlap `gc`).
+const JIT_FN = /v8::internal::(Runtime_CompileOptimized|Runtime_CompileLazy|Runtime_InstallBaselineCode|Runtime_CompileBaseline|Compiler::Compile)/;
+
+/**
+ * A thread's total, the collector's part and the optimising compiler's part, from a callgrind
+ * dump (name-compressed format).
+ */
 export const splitGc = (text) => {
   const names = new Map();
   const name = (ref) => {
@@ -36,6 +46,7 @@ export const splitGc = (text) => {
   let callee = "";
   let pendingCall = false;
   let gc = 0;
+  let jit = 0;
   for (const line of text.split("\n")) {
     if (line.startsWith("fn=")) fn = name(line.slice(3));
     else if (line.startsWith("cfn=")) callee = name(line.slice(4));
@@ -43,11 +54,12 @@ export const splitGc = (text) => {
     else if (pendingCall) {
       pendingCall = false;
       if (GC_FN.test(callee) && !GC_FN.test(fn)) gc += Number(line.trim().split(/\s+/)[1] ?? 0);
+      else if (JIT_FN.test(callee) && !JIT_FN.test(fn) && !GC_FN.test(fn)) jit += Number(line.trim().split(/\s+/)[1] ?? 0);
     }
   }
   const m = /^totals:\s*(\d+)/m.exec(text);
   if (m === null) throw new Error("no totals in the dump");
-  return { total: Number(m[1]), gc };
+  return { total: Number(m[1]), gc, jit };
 };
 
 /**

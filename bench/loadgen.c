@@ -51,6 +51,18 @@
  *
  * Latency is recorded in nanoseconds in a log-linear histogram (128
  * sub-buckets per power of two, <0.8% relative error) and reported in µs.
+ *
+ * Where a tail comes from (rr and bulk modes):
+ *   gaps       always: stretches of the measured window in which no request
+ *              completed on any connection for >= 500 µs ("gaps_500us", of
+ *              them >= 1 ms "gaps_1ms", their total "gap_ms", the longest
+ *              "gap_max_us"). A server-wide pause (a GC, a preempted server)
+ *              shows as gaps; every connection's requests wait through it.
+ *   --per-conn one histogram per connection: the spread of the connections'
+ *              p99 and request counts ("conn_p99_us" and "conn_requests":
+ *              [min, median, max]) and the slowest connections on stderr. A
+ *              scheduler that serves some connections later than others shows
+ *              as a wide spread; a tail from pauses hits them all alike.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -136,19 +148,40 @@ static inline void hist_add(uint64_t ns)
     if (ns > hist_max) hist_max = ns;
 }
 
-static double hist_pct_us(double p)
+/* The p-quantile of a histogram of `total` values whose largest is `max`. */
+#define PCT_US(h, total, max, p) __extension__({                               \
+    double pct_ = (double)(max) / 1000.0;                                       \
+    if (!(total)) pct_ = 0;                                                     \
+    else {                                                                      \
+        uint64_t rank_ = (uint64_t)ceil((p) * (double)(total)), cum_ = 0;       \
+        if (rank_ < 1) rank_ = 1;                                               \
+        for (unsigned b_ = 0; b_ < NBUCKETS; b_++) {                            \
+            cum_ += (h)[b_];                                                    \
+            if (cum_ >= rank_) {                                                \
+                double v_ = bucket_mid(b_);                                     \
+                pct_ = (v_ > (double)(max) ? (double)(max) : v_) / 1000.0;      \
+                break;                                                          \
+            }                                                                   \
+        }                                                                       \
+    }                                                                           \
+    pct_; })
+
+static double hist_pct_us(double p) { return PCT_US(hist, hist_total, hist_max, p); }
+
+/* Gaps: no request completed anywhere for >= GAP_NS (measured window only). */
+#define GAP_NS 500000ull
+static uint64_t last_done, gaps, gaps_1ms, gap_ns_total, gap_max;
+
+static void note_done(uint64_t t)
 {
-    if (!hist_total) return 0;
-    uint64_t rank = (uint64_t)ceil(p * (double)hist_total), cum = 0;
-    if (rank < 1) rank = 1;
-    for (unsigned b = 0; b < NBUCKETS; b++) {
-        cum += hist[b];
-        if (cum >= rank) {
-            double v = bucket_mid(b);
-            return (v > (double)hist_max ? (double)hist_max : v) / 1000.0;
-        }
+    if (last_done && t - last_done >= GAP_NS) {
+        uint64_t g = t - last_done;
+        gaps++;
+        if (g >= 1000000ull) gaps_1ms++;
+        gap_ns_total += g;
+        if (g > gap_max) gap_max = g;
     }
-    return (double)hist_max / 1000.0;
+    last_done = t;
 }
 
 /* ---------- options ------------------------------------------------------ */
@@ -157,7 +190,7 @@ static const char *opt_port = NULL;
 static const char *opt_label = "";
 static const char *opt_mode = "rr";
 static const char *opt_servername = "localhost", *opt_ca = NULL;
-static int opt_conns = 50, opt_depth = 1, opt_idle = 0, opt_tls;
+static int opt_conns = 50, opt_depth = 1, opt_idle = 0, opt_tls, opt_per_conn;
 static long opt_size = 64;
 static double opt_warmup = 1.0, opt_duration = 5.0;
 static int mode_bulk, mode_hs;
@@ -167,7 +200,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: loadgen --port P [--host H] [--conns N] [--size S] [--depth D]\n"
         "               [--warmup SECS] [--duration SECS] [--mode rr|bulk]\n"
-        "               [--idle N] [--label NAME]\n"
+        "               [--idle N] [--label NAME] [--per-conn]\n"
         "       (TLS build) --tls [--servername NAME] [--ca FILE] [--mode rr|bulk|handshake]\n");
 }
 
@@ -185,6 +218,9 @@ struct conn {
     uint64_t *ts;          /* issue time of chunk j at ts[j % ring] */
     uint64_t last_rx;      /* time of the last read that returned data */
     uint64_t hs_t0;        /* handshake mode: when this attempt's connect() started */
+    uint32_t *hist;        /* --per-conn: this connection's latency histogram */
+    uint64_t n_done, max_ns;
+    int reported;          /* --per-conn: already listed among the slowest */
 };
 
 static struct conn *conns;
@@ -505,12 +541,21 @@ static void on_readable(struct conn *c, uint64_t t)
     c->last_rx = t;
 
     uint64_t S = (uint64_t)opt_size;
+    int done = 0;
     for (uint64_t j = from / S; (j + 1) * S <= to; j++) {   /* completed chunks */
         if (measuring) {
-            hist_add(t - c->ts[j % ts_ring]);
+            uint64_t ns = t - c->ts[j % ts_ring];
+            hist_add(ns);
             m_requests++;
+            done = 1;
+            if (c->hist) {
+                c->hist[bucket_of(ns)]++;
+                c->n_done++;
+                if (ns > c->max_ns) c->max_ns = ns;
+            }
         }
     }
+    if (done) note_done(t);
     if (measuring) m_bytes += (uint64_t)n;
     if (!running) return;
 
@@ -591,6 +636,43 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* --per-conn: [min, median, max] of the active connections' p99 (µs) and request counts. */
+static double conn_p99[3];
+static uint64_t conn_req[3];
+static int conn_stats(void)
+{
+    int n = 0;
+    double *p99 = calloc((size_t)nconns_total + 1, sizeof *p99);
+    uint64_t *req = calloc((size_t)nconns_total + 1, sizeof *req);
+    for (int i = 0; i < nconns_total; i++) {
+        struct conn *c = &conns[i];
+        if (!c->hist) continue;
+        p99[n] = PCT_US(c->hist, c->n_done, c->max_ns, 0.99);
+        req[n++] = c->n_done;
+    }
+    if (n > 0) {
+        qsort(p99, (size_t)n, sizeof *p99, cmp_dbl);
+        qsort(req, (size_t)n, sizeof *req, cmp_u64);
+        conn_p99[0] = p99[0]; conn_p99[1] = p99[n / 2]; conn_p99[2] = p99[n - 1];
+        conn_req[0] = req[0]; conn_req[1] = req[n / 2]; conn_req[2] = req[n - 1];
+    }
+    free(p99);
+    free(req);
+    return n;
+}
+
 static void report(double elapsed, int setup_failed)
 {
     double rps = elapsed > 0 ? (double)m_requests / elapsed : 0;
@@ -607,14 +689,23 @@ static void report(double elapsed, int setup_failed)
            ",\"requests\":%llu,\"bytes\":%llu,\"rps\":%.1f,\"mbps\":%.3f"
            ",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f"
            ",\"max_us\":%.1f,\"mean_us\":%.1f"
-           ",\"errors\":%llu,\"corrupt\":%llu,\"conn_errors\":%llu,\"stalled\":%llu}\n",
+           ",\"gaps_500us\":%llu,\"gaps_1ms\":%llu,\"gap_ms\":%.3f,\"gap_max_us\":%.1f"
+           ",\"errors\":%llu,\"corrupt\":%llu,\"conn_errors\":%llu,\"stalled\":%llu",
            opt_port, opt_conns, opt_idle, opt_size, opt_depth,
            opt_warmup, opt_duration, elapsed,
            (unsigned long long)m_requests, (unsigned long long)m_bytes, rps, mbps,
            hist_pct_us(0.50), hist_pct_us(0.90), hist_pct_us(0.99), hist_pct_us(0.999),
            (double)hist_max / 1000.0, mean,
+           (unsigned long long)gaps, (unsigned long long)gaps_1ms, (double)gap_ns_total / 1e6,
+           (double)gap_max / 1000.0,
            (unsigned long long)errors, (unsigned long long)err_corrupt,
            (unsigned long long)err_conn, (unsigned long long)err_stalled);
+    int per = opt_per_conn && !setup_failed ? conn_stats() : 0;
+    if (per > 0)
+        printf(",\"conn_p99_us\":[%.1f,%.1f,%.1f],\"conn_requests\":[%llu,%llu,%llu]",
+               conn_p99[0], conn_p99[1], conn_p99[2], (unsigned long long)conn_req[0],
+               (unsigned long long)conn_req[1], (unsigned long long)conn_req[2]);
+    printf("}\n");
     fflush(stdout);
 
     fprintf(stderr,
@@ -624,6 +715,30 @@ static void report(double elapsed, int setup_failed)
         rps, mbps, hist_pct_us(0.50), hist_pct_us(0.99), hist_pct_us(0.999),
         (unsigned long long)errors, (unsigned long long)err_corrupt,
         (unsigned long long)err_conn, (unsigned long long)err_stalled);
+    fprintf(stderr, "loadgen %s: gaps (no request completed for >= 500 us): %llu, of them >= 1 ms %llu, "
+            "%.2f ms in all, longest %.1f us\n", opt_label, (unsigned long long)gaps,
+            (unsigned long long)gaps_1ms, (double)gap_ns_total / 1e6, (double)gap_max / 1000.0);
+    if (per > 0) {
+        fprintf(stderr, "loadgen %s: per connection (%d): p99 %.1f / %.1f / %.1f us (min / median / max), "
+                "requests %llu / %llu / %llu\n", opt_label, per, conn_p99[0], conn_p99[1], conn_p99[2],
+                (unsigned long long)conn_req[0], (unsigned long long)conn_req[1], (unsigned long long)conn_req[2]);
+        /* The three connections with the highest p99. */
+        for (int k = 0; k < 3; k++) {
+            int worst = -1;
+            double wp = -1;
+            for (int i = 0; i < nconns_total; i++) {
+                struct conn *c = &conns[i];
+                if (!c->hist || c->reported) continue;
+                double p = PCT_US(c->hist, c->n_done, c->max_ns, 0.99);
+                if (p > wp) { wp = p; worst = i; }
+            }
+            if (worst < 0) break;
+            struct conn *c = &conns[worst];
+            fprintf(stderr, "loadgen %s:   conn %d: p99 %.1f us, max %.1f us, %llu requests\n", opt_label,
+                    worst, wp, (double)c->max_ns / 1000.0, (unsigned long long)c->n_done);
+            c->reported = 1;
+        }
+    }
 }
 
 int main(int argc, char **argv)
@@ -635,7 +750,7 @@ int main(int argc, char **argv)
         {"duration", required_argument, 0, 't'}, {"mode", required_argument, 0, 'm'},
         {"idle", required_argument, 0, 'i'},   {"label", required_argument, 0, 'l'},
         {"tls", no_argument, 0, 'T'},          {"servername", required_argument, 0, 'n'},
-        {"ca", required_argument, 0, 'a'},
+        {"ca", required_argument, 0, 'a'},     {"per-conn", no_argument, 0, 'P'},
         {"help", no_argument, 0, 'H'},         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -653,6 +768,7 @@ int main(int argc, char **argv)
         case 'T': opt_tls = 1; break;
         case 'n': opt_servername = optarg; break;
         case 'a': opt_ca = optarg; break;
+        case 'P': opt_per_conn = 1; break;
         case 'H': usage(stdout); return 0;
         default: usage(stderr); return 1;
         }
@@ -709,6 +825,7 @@ int main(int argc, char **argv)
         set_nonblock(c->fd);
         c->alive = 1;
         if (!c->idle) c->ts = calloc(ts_ring, sizeof *c->ts);
+        if (!c->idle && opt_per_conn) c->hist = calloc(NBUCKETS, sizeof *c->hist);
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
         epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
         if (i + 1 == opt_idle) fprintf(stderr, "#idle-ready %d\n", opt_idle);

@@ -14,6 +14,7 @@
 // threads (SO_REUSEPORT), `w2-acc` acceptor mode, `node-net` node:net in one process (what each
 // node:cluster worker runs), `cluster-w2` (--cpu only) node:cluster with 2 processes; the
 // `-chunks` variants (main-chunks, w1-chunks, w2-chunks, w2-acc-chunks) serve with serveChunks;
+// `main-parse` the demo's parse mode (read(parse) + unsafeWrite) on the main thread;
 // any worker server with `-free` appended runs --no-pin (its threads left to the scheduler).
 // With --cpu the "sw/kreq" column counts the JS threads' context switches per 1,000 requests,
 // voluntary (sleeps) / involuntary (preempted: a core shared with something else).
@@ -64,6 +65,7 @@ const SERVERS = [
   { name: "w1", ringline: true, workers: 1, args: (p) => [ECHO, "--port", p, "--workers", "1"] },
   { name: "w2", ringline: true, workers: 2, args: (p) => [ECHO, "--port", p, "--workers", "2"] },
   { name: "w2-acc", ringline: true, workers: 2, args: (p) => [ECHO, "--port", p, "--workers", "2", "--acceptor"] },
+  { name: "main-parse", ringline: true, args: (p) => [ECHO, "--port", p, "--workers", "0", "--mode", "parse"] },
   { name: "main-chunks", ringline: true, args: (p) => [ECHO, "--port", p, "--workers", "0", "--mode", "chunks"] },
   { name: "w1-chunks", ringline: true, workers: 1, args: (p) => [ECHO, "--port", p, "--workers", "1", "--mode", "chunks"] },
   { name: "w2-chunks", ringline: true, workers: 2, args: (p) => [ECHO, "--port", p, "--workers", "2", "--mode", "chunks"] },
@@ -198,7 +200,7 @@ const load = () => os.loadavg().map((l) => l.toFixed(2)).join(" ");
 const results = [];
 console.log(`# ${new Date().toISOString()} load ${load()}; ${CPU ? "cpu time" : "callgrind"}, 64 B echo, ${CONNS} conns × depth ${DEPTH}, ${REQUESTS} requests after ${WARMUP}`);
 console.log(
-  `${"server".padEnd(14)} ${(CPU ? "µs CPU/req" : "k instr/req").padStart(12)} ${(CPU ? "" : "(mutator+GC)").padStart(14)} ${(CPU ? "sw/kreq" : "other thr").padStart(10)}` +
+  `${"server".padEnd(14)} ${(CPU ? "µs CPU/req" : "k instr/req").padStart(12)} ${(CPU ? "" : "(mutator+GC+JIT)").padStart(20)} ${(CPU ? "sw/kreq" : "other thr").padStart(10)}` +
     ` ${"cqe/req".padStart(8)} ${"submit/req".padStart(10)} ${"wake/req".padStart(9)}  shares`,
 );
 for (let rep = 0; rep < Number(opts.reps); rep++) {
@@ -239,8 +241,10 @@ for (let rep = 0; rep < Number(opts.reps); rep++) {
         const sum = (ts, k) => ts.reduce((a, t) => a + t[k], 0);
         const k = (x) => x / REQUESTS / 1000;
         r.kInstrPerReq = k(sum(js, "total"));
-        r.kMutator = k(sum(js, "total") - sum(js, "gc"));
+        // The mutator without the collector and without the optimising compiler (callgrind.mjs).
+        r.kMutator = k(sum(js, "total") - sum(js, "gc") - sum(js, "jit"));
         r.kGc = k(sum(js, "gc"));
+        r.kJit = k(sum(js, "jit"));
         r.kOtherThreads = k(sum(dump, "total") - sum(js, "total"));
         r.kPerThread = js.map((t) => +k(t.total).toFixed(2));
         if (opts.keep) console.log(`#   dumps ${dump.map((t) => `${t.file} (${fmt(k(t.total), 2)} k/req)`).join(", ")}`);
@@ -256,7 +260,7 @@ for (let rep = 0; rep < Number(opts.reps); rep++) {
       }
       results.push(r);
       console.log(
-        `${server.name.padEnd(14)} ${fmt(CPU ? r.cpuUsPerReq : r.kInstrPerReq, 2).padStart(12)} ${(CPU ? "" : `(${fmt(r.kMutator, 2)}+${fmt(r.kGc, 2)})`).padStart(14)}` +
+        `${server.name.padEnd(14)} ${fmt(CPU ? r.cpuUsPerReq : r.kInstrPerReq, 2).padStart(12)} ${(CPU ? "" : `(${fmt(r.kMutator, 2)}+${fmt(r.kGc, 2)}+${fmt(r.kJit, 2)})`).padStart(20)}` +
           ` ${(CPU ? `${fmt(r.volPerKReq, 1)}/${fmt(r.involPerKReq, 1)}` : fmt(r.kOtherThreads, 2)).padStart(10)} ${fmt(r.cqesPerReq, 3).padStart(8)} ${fmt(r.submitsPerReq, 3).padStart(10)} ${fmt(r.wakeupsPerReq, 3).padStart(9)}` +
           `  ${r.shares ? r.shares.map((x) => fmt(x * 100, 0) + "%").join("/") : ""}${r.kPerThread ? `  per JS thread k: ${r.kPerThread.join(" / ")}` : ""}`,
       );

@@ -5,16 +5,17 @@
 // runs on or the number of workers, nothing else.
 //
 // `--mode chunks` serves with Listener.serveChunks / RinglineWorkers.serveChunks instead (the
-// demo's `--mode chunks`: no fiber per connection).
+// demo's `--mode chunks`: no fiber per connection); `--mode parse` (main thread only) the demo's
+// read(parse) + unsafeWrite handler.
 //
-// Run:   node bench/servers/workers-echo.mjs --port 9000 [--workers 0|N] [--no-pin] [--acceptor] [--mode stream|chunks]
+// Run:   node bench/servers/workers-echo.mjs --port 9000 [--workers 0|N] [--no-pin] [--acceptor] [--mode stream|parse|chunks]
 // Ready: "listening on <host>:<port>" on stdout, then "threads <tid,...>" (the JS threads).
 // A line "stats" on stdin prints "stats <json>": the ring counters summed over the JS threads.
 import { Effect, Runtime } from "effect";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { Address, Listener, Ringline, RinglineWorkers, Tcp } from "../../packages/core/dist/index.js";
-import { echoChunk } from "../../packages/core/dist/bin/echoHandlers.js";
+import { echoChunk, echoHandlers } from "../../packages/core/dist/bin/echoHandlers.js";
 import { echo } from "../../packages/core/dist/internal/echo.js";
 
 const { values } = parseArgs({
@@ -28,7 +29,8 @@ const { values } = parseArgs({
   },
 });
 const workers = Number(values.workers);
-if (values.mode !== "stream" && values.mode !== "chunks") throw new Error(`--mode must be stream or chunks, got ${values.mode}`);
+if (values.mode !== "stream" && values.mode !== "parse" && values.mode !== "chunks") throw new Error(`--mode must be stream, parse or chunks, got ${values.mode}`);
+if (values.mode === "parse" && workers !== 0) throw new Error("--mode parse runs on the main thread only (--workers 0)");
 const COUNTERS = ["cqes", "submitted", "wakeups", "emptyWakeups", "bytesIn", "accepted"];
 const pick = (s) => ({ ...Object.fromEntries(COUNTERS.map((k) => [k, s[k] ?? 0])), perWorker: s.perWorker ?? [s.bytesIn] });
 
@@ -45,7 +47,8 @@ const single = Effect.gen(function* () {
   console.log(`listening on ${Address.format(listener.address)}`);
   console.log(`threads ${process.pid}`);
   if (values.mode === "chunks") return yield* Listener.serveChunks(listener, echoChunk, { onFailure: () => Effect.void });
-  return yield* listener.serve((conn) => Effect.ignore(echo(conn)));
+  const handler = values.mode === "parse" ? echoHandlers.parse : echo;
+  return yield* listener.serve((conn) => Effect.ignore(handler(conn)));
 }).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig()));
 
 const multi = Effect.gen(function* () {

@@ -113,7 +113,9 @@ export interface Connection {
   readonly read: <A>(parse: Parser<A>) => Effect.Effect<A, ReadError>
   /**
    * The next chunk of bytes (yours to keep: nothing received later changes it), or `None` at end
-   * of stream. A `read` like any other: an interrupted `recv` consumes nothing.
+   * of stream. A `read` like any other: an interrupted `recv` consumes nothing. A small chunk's
+   * `buffer` may also hold this connection's earlier chunks (they share a slab): `slice()` it
+   * before transferring that buffer.
    */
   readonly recv: Effect.Effect<Option.Option<Uint8Array>, SocketError | ConnectionClosed | TlsError>
   /**

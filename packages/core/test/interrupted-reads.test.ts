@@ -159,6 +159,42 @@ describe("interrupted reads consume nothing (issue 9, item 3)", () => {
       expect(hr.digest("hex")).toBe(h.digest("hex"))
     })), 120_000)
 
+  // A waiting read leaves the line when it is interrupted (a catch frame in an uninterruptible
+  // region around its interruptible wait, internal/waiters.ts): the read queued behind it gets
+  // the bytes. A read in an uninterruptible region waits with no such frame: an interruption
+  // cannot end it, it returns the bytes, and the fiber ends interrupted after that.
+  it.live("an interrupted waiting read leaves the line; an uninterruptible one outlasts the interruption and takes its bytes", () =>
+    withRing(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const client = yield* Tcp.connect({ host: "127.0.0.1", port: portOf(l) })
+      const server = yield* l.accept
+      const settle = Effect.sleep("20 millis")
+
+      const first = yield* Effect.fork(server.recv)
+      yield* settle
+      const second = yield* Effect.fork(server.recv)
+      yield* settle
+      yield* Fiber.interrupt(first)
+      yield* client.write(new Uint8Array([1, 2, 3]))
+      const got = yield* Fiber.join(second).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the read behind an interrupted one never got its bytes") }))
+      expect([...Option.getOrThrow(got)]).toEqual([1, 2, 3])
+
+      let taken: Option.Option<Uint8Array> = Option.none()
+      const held = yield* Effect.fork(Effect.uninterruptible(Effect.map(server.recv, (r) => (taken = r))))
+      yield* settle
+      const interrupting = yield* Effect.fork(Fiber.interrupt(held))
+      yield* settle
+      // Still waiting: the interruption did not end the read.
+      expect(Option.isNone(yield* Fiber.poll(interrupting))).toBe(true)
+      yield* client.write(new Uint8Array([4, 5]))
+      const exit = yield* Fiber.join(interrupting)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect([...Option.getOrThrow(taken)]).toEqual([4, 5])
+      // The line is empty again: the next read takes the next bytes at once.
+      yield* client.write(new Uint8Array([6]))
+      expect([...Option.getOrThrow(yield* server.recv)]).toEqual([6])
+    })), 30_000)
+
   it.live("Udp.recvFrom raced against 0..0.4 ms timeouts with RinglineClock: every datagram exactly once", () =>
     withRing(onRingClock(Effect.gen(function*() {
       const server = yield* Udp.bind({ port: 0 })

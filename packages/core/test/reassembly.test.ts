@@ -84,4 +84,56 @@ describe("recv chunks: the memory a reader keeps", () => {
       const rest = Option.getOrThrow(yield* c.recv)
       expect(equalBytes(rest, sent.subarray(want))).toBe(true)
     }).pipe(withNet))
+
+  // Small chunks (65 B to 4 KiB) are copied into a slab of the connection's own (keepSlab.ts):
+  // what a chunk's memory exposes beyond it must be this connection's earlier bytes or zeros,
+  // never another connection's; and every chunk keeps its bytes while later ones are copied.
+  it.scoped("small recv chunks share a slab of their own connection only: intact, and nothing but its bytes and zeros around them", () =>
+    Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const pairs = []
+      for (let i = 0; i < 2; i++) {
+        const peer = yield* RinglineTest.connect(l.address)
+        pairs.push({ peer, c: yield* l.accept, sent: [] as Array<Uint8Array>, got: [] as Array<Uint8Array> })
+      }
+      // Interleaved: each connection's chunks are copied while the other's are.
+      for (let round = 0; round < 40; round++) {
+        for (const [k, p] of pairs.entries()) {
+          // Distinct non-zero fills per connection, sizes across alignment and the slab's end.
+          const bytes = new Uint8Array(65 + ((round * 379 + k * 101) % 1500)).fill(k === 0 ? 0xa1 : 0xb2)
+          bytes[0] = round
+          yield* p.peer.write(bytes)
+          p.sent.push(bytes)
+          for (let i = 0; i < 100 && p.c.bufferedBytes < bytes.length; i++) yield* nextTask
+          p.got.push(Option.getOrThrow(yield* p.c.recv))
+        }
+      }
+      for (const [k, p] of pairs.entries()) {
+        const mine = k === 0 ? 0xa1 : 0xb2
+        for (const [i, chunk] of p.got.entries()) {
+          expect(equalBytes(chunk, p.sent[i]!)).toBe(true)
+          expect(chunk.byteOffset % 8).toBe(0)
+          // Zeros, round numbers (first bytes) and this connection's fill only.
+          expect(new Uint8Array(chunk.buffer).every((b) => b === 0 || b === mine || b < 40)).toBe(true)
+        }
+        // They did share memory: fewer buffers than chunks.
+        expect(new Set(p.got.map((c) => c.buffer)).size).toBeLessThan(p.got.length / 4)
+      }
+      const buffers = pairs.map((p) => new Set(p.got.map((c) => c.buffer)))
+      expect([...buffers[0]!].some((b) => buffers[1]!.has(b))).toBe(false)
+    }).pipe(withNet))
+
+  it.scoped("a small chunk whose buffer was transferred (detached) does not break the next ones", () =>
+    Effect.gen(function*() {
+      const { peer, c, recv } = yield* waitingRecv
+      yield* peer.write(new Uint8Array(100).fill(7))
+      const first = Option.getOrThrow(yield* Fiber.join(recv))
+      expect(first.length).toBe(100)
+      structuredClone(first.buffer, { transfer: [first.buffer as ArrayBuffer] })
+      expect(first.buffer.byteLength).toBe(0)
+      const next = new Uint8Array(300).fill(9)
+      yield* peer.write(next)
+      for (let i = 0; i < 100 && c.bufferedBytes < next.length; i++) yield* nextTask
+      expect(equalBytes(Option.getOrThrow(yield* c.recv), next)).toBe(true)
+    }).pipe(withNet))
 })

@@ -18,7 +18,7 @@
  * (Two takes raced against each other whose results arrive in one batch remain exposed to this:
  * both run and take; Effect keeps one value.)
  */
-import { Effect, type Exit } from "effect"
+import { Effect, type Exit, RuntimeFlags } from "effect"
 
 /** One pending take's place in a queue. */
 export interface Waiter {
@@ -83,10 +83,13 @@ export class WaiterQueue {
     w.wake = undefined
     if (!w.queued) return
     w.queued = false
-    const i = this.list.indexOf(w)
-    if (i >= 0 && i === this.list.length - 1) this.list.pop()
-    else if (i >= 0) this.list.splice(i, 1)
-    if (this.list.length === 0) this.idle()
+    const list = this.list
+    // Almost always the only waiter; popping the last keeps the array's storage (splice allocates
+    // its result, and splicing to empty drops the elements).
+    const i = list[0] === w ? 0 : list.indexOf(w)
+    if (i >= 0 && i === list.length - 1) list.pop()
+    else if (i >= 0) list.splice(i, 1)
+    if (list.length === 0) this.idle()
     else if (i === 0) this.notify()
   }
 
@@ -109,7 +112,7 @@ export const takeInFiber = <A, E>(
   queue: WaiterQueue,
   take: (w: Waiter) => Exit.Exit<A, E> | undefined
 ): Effect.Effect<A, E> =>
-  Effect.suspend(() => {
+  Effect.withFiberRuntime<A, E>((_, status) => {
     const w = queue.waiter()
     if (queue.length === 0) {
       // Nobody is in line: what is already there is taken now, by this fiber, which returns it
@@ -131,20 +134,22 @@ export const takeInFiber = <A, E>(
         return Effect.die(defect)
       }
     })
+    const suspended = Effect.async<A, E>((resume) => queue.wait(w, () => resume(attempt)))
     // Interruptible, and withdrawn from the line however it ends other than by its take (an
-    // interruption while suspended). A mask, one catch frame and a bare async: Effect.async with
-    // a canceler builds the same through onInterrupt and onExit (the canceler's own Effect,
-    // exitMatch's closures, a second match), which a suspended read keeps for as long as its
-    // connection is idle (~0.4 KB each) and makes anew for every read that has to wait.
-    const wait: Effect.Effect<A, E> = Effect.uninterruptibleMask((restore) =>
-      Effect.catchAllCause(
-        restore(Effect.async<A, E>((resume) => queue.wait(w, () => resume(attempt)))),
-        (cause) => {
-          queue.withdraw(w)
-          return Effect.failCause(cause)
-        }
-      )
-    )
+    // interruption while suspended): a catch frame in an uninterruptible region around the
+    // interruptible wait (a catch frame is skipped by an interruption in an interruptible
+    // region). Effect.async with a canceler builds the same through onInterrupt and onExit (the
+    // canceler's own Effect, exitMatch's closures, a second match), which a suspended read keeps
+    // for as long as its connection is idle (~0.4 KB each) and makes anew for every read that has
+    // to wait. The fiber's flags are read here (withFiberRuntime, the step this take costs anyway)
+    // rather than by uninterruptibleMask, one run-loop step more per wait (bench/effect-ops.mjs).
+    // A fiber that cannot be interrupted needs no frame at all: its wait ends by its take only.
+    const wait: Effect.Effect<A, E> = RuntimeFlags.interruption(status.runtimeFlags)
+      ? Effect.uninterruptible(Effect.catchAllCause(Effect.interruptible(suspended), (cause) => {
+        queue.withdraw(w)
+        return Effect.failCause(cause)
+      }))
+      : suspended
     return wait
   })
 

@@ -5,6 +5,7 @@
  */
 import type { EndOfStream, SocketError, ConnectionClosed, TlsError } from "../../RinglineError.js"
 import { noteRun } from "../mallocPolicy.js"
+import { KeepSlab } from "./keepSlab.js"
 import type { Wire } from "./wire.js"
 
 /** What a `read` parser answers. */
@@ -132,6 +133,8 @@ export class Reassembly {
   private heldLen = 0
   /** Held receive buffers after the first, as (buffer, length) pairs; made on first use. */
   private more: Array<number> | undefined = undefined
+  /** Where `keep` copies small chunks; made on first use. */
+  private slab: KeepSlab | undefined = undefined
 
   constructor(private readonly wire: Wire) {}
 
@@ -268,10 +271,12 @@ export class Reassembly {
   /**
    * `bytes` (a parser's view of what is buffered) as memory the caller may keep: the reassembly
    * buffer itself when `bytes` is in it and fills at least half of it (it is frozen, see
-   * "Handing over"; a small run is copied rather than pinning a large buffer), else a copy.
+   * "Handing over"; a small run is copied rather than pinning a large buffer), else a copy (a
+   * small one into this connection's slab, see keepSlab.ts).
    */
   keep(bytes: Uint8Array): Uint8Array {
     if (this.handOver(bytes)) return bytes
+    if (KeepSlab.fits(bytes.length)) return (this.slab ??= new KeepSlab()).copy(bytes)
     return copyOf(bytes)
   }
 
