@@ -3,6 +3,20 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 
+/** Calls `onLine` with each complete line `stream` (a child's stdout or stderr) delivers, as text. */
+export const lines = (stream, onLine) => {
+  let buf = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      onLine(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+};
+
 /**
  * Stops a server child started by a bench script: SIGTERM (its graceful shutdown, which prints
  * its counters), SIGKILL if it has not exited 20 s later. Resolves on exit; the caller's own

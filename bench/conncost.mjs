@@ -49,7 +49,7 @@ import tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { heapDiff } from "./heapdiff.mjs";
-import { freePort, stopChild } from "./child.mjs";
+import { freePort, lines, stopChild } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
@@ -134,38 +134,24 @@ const start = async (server) => {
     const env = SNAP_DIR !== undefined ? { ...process.env, CONNCOST_SNAPSHOT: SNAP_DIR }
       : opts.alloc === true ? { ...process.env, CONNCOST_ALLOC: "1" } : process.env;
     const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env });
-    let out = "";
     const mem = [];
     // Bytes that survived scavenges so far, and how many scavenges (--trace-gc-nvp lines).
     const young = { survived: 0, scavenges: 0 };
     let listening = false;
-    child.stdout.on("data", (d) => {
-      out += d;
-      let i;
-      while ((i = out.indexOf("\n")) >= 0) {
-        const line = out.slice(0, i);
-        out = out.slice(i + 1);
-        const m = /listening on [^:]+:(\d+)/.exec(line);
-        if (m && !listening) {
-          listening = true;
-          resolve({ child, port: Number(m[1]), mem, young });
-        }
-        const p = /gc=s .*promoted=(\d+) new_space_survived=(\d+)/.exec(line);
-        if (p) {
-          young.survived += Number(p[1]) + Number(p[2]);
-          young.scavenges++;
-        }
+    lines(child.stdout, (line) => {
+      const m = /listening on [^:]+:(\d+)/.exec(line);
+      if (m && !listening) {
+        listening = true;
+        resolve({ child, port: Number(m[1]), mem, young });
+      }
+      const p = /gc=s .*promoted=(\d+) new_space_survived=(\d+)/.exec(line);
+      if (p) {
+        young.survived += Number(p[1]) + Number(p[2]);
+        young.scavenges++;
       }
     });
-    let err = "";
-    child.stderr.on("data", (d) => {
-      err += d;
-      let i;
-      while ((i = err.indexOf("\n")) >= 0) {
-        const line = err.slice(0, i);
-        err = err.slice(i + 1);
-        if (line.startsWith("#mem ")) mem.push(JSON.parse(line.slice(5)));
-      }
+    lines(child.stderr, (line) => {
+      if (line.startsWith("#mem ")) mem.push(JSON.parse(line.slice(5)));
     });
     child.on("exit", (code) => reject(new Error(`${server.name} exited with ${code}`)));
   });

@@ -28,7 +28,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { freePort, spawnListening, stopChild, treeCpuNs, treeSwitches } from "./child.mjs";
+import { freePort, lines, spawnListening, stopChild, treeCpuNs, treeSwitches } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ECHO_JS = path.join(BENCH, "../packages/core/dist/bin/echo.js");
@@ -110,16 +110,9 @@ const runOnce = async (server, placement) => {
   let out = "";
   let s0, s1;
   lg.stdout.on("data", (d) => (out += d));
-  let errBuf = "";
-  lg.stderr.on("data", (d) => {
-    errBuf += d;
-    let i;
-    while ((i = errBuf.indexOf("\n")) >= 0) {
-      const l = errBuf.slice(0, i);
-      errBuf = errBuf.slice(i + 1);
-      if (l === "#measure-start") s0 = snapshot(child.pid);
-      else if (l === "#measure-end") s1 = snapshot(child.pid);
-    }
+  lines(lg.stderr, (l) => {
+    if (l === "#measure-start") s0 = snapshot(child.pid);
+    else if (l === "#measure-end") s1 = snapshot(child.pid);
   });
   const code = await new Promise((r) => lg.on("exit", r));
   await new Promise((r) => setTimeout(r, 100));

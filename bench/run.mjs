@@ -23,7 +23,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { treeSwitches } from "./child.mjs";
+import { lines, treeSwitches } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(BENCH, "..");
@@ -397,19 +397,6 @@ function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Calls onLine for every complete line written to a stream.
-function lines(stream, onLine) {
-  let buf = "";
-  stream.setEncoding("utf8");
-  stream.on("data", (d) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      onLine(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-}
-
 // ---------------------------------------------------------------- servers --
 async function startServer(server) {
   const port = await freePort();

@@ -36,7 +36,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { callgrind, callgrindArgv, dumpThreads } from "./callgrind.mjs";
-import { freePort, stopChild, treeCpuNs } from "./child.mjs";
+import { freePort, lines, stopChild, treeCpuNs } from "./child.mjs";
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const { values: opts } = parseArgs({
@@ -95,24 +95,18 @@ const start = async (server) => {
   const child = spawn(argv[0], argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
   let err = "";
   child.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
-  const lines = [];
+  const seen = [];
   const waiters = [];
-  let out = "";
-  child.stdout.on("data", (d) => {
-    out += d;
-    let i;
-    while ((i = out.indexOf("\n")) >= 0) {
-      lines.push(out.slice(0, i));
-      out = out.slice(i + 1);
-      for (const w of waiters.splice(0)) w();
-    }
+  lines(child.stdout, (l) => {
+    seen.push(l);
+    for (const w of waiters.splice(0)) w();
   });
   const line = (re) =>
     new Promise((resolve, reject) => {
       const look = () => {
-        const l = lines.find((x) => re.test(x));
+        const l = seen.find((x) => re.test(x));
         if (l !== undefined) {
-          lines.splice(lines.indexOf(l), 1);
+          seen.splice(seen.indexOf(l), 1);
           resolve(l);
         } else waiters.push(look);
       };
