@@ -133,6 +133,7 @@ export const serveChunks = <E = never, R = never, R2 = never>(
   handler: ChunkHandler<E, R>,
   options?: ServeOptions<E | SocketError | TlsError, R2>
 ): Effect.Effect<void, never, R | R2> => {
+  if (typeof listener !== "object" || listener === null) return Effect.dieMessage(`serveChunks: listener must be a Listener, got ${describe(listener)}`)
   if (typeof handler !== "function") return Effect.dieMessage(`serveChunks: handler must be a function, got ${describe(handler)}`)
   const direct = chunkServer(listener)
   return direct !== undefined ? direct(handler, options) : listener.serve((c) => chunksOver(c, handler), options)

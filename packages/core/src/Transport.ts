@@ -10,6 +10,7 @@
 import type { Effect } from "effect"
 import type { Connection } from "./Connection.js"
 import { unsafeInternal } from "./Connection.js"
+import { describe } from "./internal/net/readers.js"
 import { deriveChunkServer } from "./internal/net/serve.js"
 import * as internal from "./internal/transport.js"
 import type { Listener } from "./Listener.js"
@@ -71,8 +72,11 @@ export const flush = (connection: Connection): void => connOf(connection).flushT
  * completions (no fiber per connection once served), each first going through `open` (e.g. a
  * handshake attaching a transport). `open` runs in its own fiber, which the listener's graceful
  * shutdown interrupts at once (the connection was never served); when it fails (or is
- * interrupted) the connection is closed unserved, and reporting that is `open`'s business. Returns false, changing nothing, when
- * `inner` has no such serving (then `serveChunks(outer, ...)` runs over `outer.serve`).
+ * interrupted) the connection is closed unserved, and reporting that is `open`'s business (a throw
+ * or an answer that is not an Effect is such a failure, a defect). Returns false, changing
+ * nothing, when `inner` has no such serving (then `serveChunks(outer, ...)` runs over
+ * `outer.serve`). Throws a TypeError naming the argument when `outer` or `inner` is not an
+ * object or `open` not a function.
  *
  * @example
  * ```ts
@@ -88,4 +92,11 @@ export const serveChunksAfter = (
   outer: Listener,
   inner: Listener,
   open: (connection: Connection) => Effect.Effect<void, unknown>
-): boolean => deriveChunkServer(outer, inner, open)
+): boolean => {
+  // Checked here, not when a connection arrives: a bad `open` would otherwise fail every
+  // connection (and `outer` not being an object is a WeakMap's unnamed TypeError).
+  if (typeof outer !== "object" || outer === null) throw new TypeError(`serveChunksAfter: outer must be a Listener, got ${describe(outer)}`)
+  if (typeof inner !== "object" || inner === null) throw new TypeError(`serveChunksAfter: inner must be a Listener, got ${describe(inner)}`)
+  if (typeof open !== "function") throw new TypeError(`serveChunksAfter: open must be a function, got ${describe(open)}`)
+  return deriveChunkServer(outer, inner, open)
+}

@@ -73,6 +73,20 @@ export const deriveChunkServer = (outer: Listener, inner: Listener, open: Openin
   return true
 }
 
+/**
+ * `open(connection)` as an Effect that fails (a defect) rather than throws: `open` is user code
+ * (`Transport.serveChunksAfter`), and a throw while its fiber built the opening would end that
+ * fiber before the close that follows a failed opening, leaving the connection open and the
+ * shutdown's drain waiting for it until the timeout.
+ */
+const opening = (open: Opening, connection: Connection): Effect.Effect<void, unknown> =>
+  Effect.suspend(() => {
+    const o: unknown = open(connection)
+    return Effect.isEffect(o)
+      ? o as Effect.Effect<void, unknown>
+      : Effect.die(new TypeError(`serveChunksAfter's open returned ${describe(o)}, not an Effect`))
+  })
+
 /** serve's default report of a failed handler. */
 const logFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => Effect.logWarning("ringline: connection handler failed", cause)
 
@@ -278,7 +292,7 @@ export const acceptLoop = (
           let settled = false
           let fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
           fiber = run(Effect.uninterruptibleMask((restore) =>
-            Effect.matchCauseEffect(restore(open(s.connection)), {
+            Effect.matchCauseEffect(restore(opening(open, s.connection)), {
               onFailure: () =>
                 Effect.ensuring(
                   s.connection.close,
