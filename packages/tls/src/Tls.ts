@@ -145,7 +145,8 @@ export type ListenOptions = BindOptions & (ServerOptions | { readonly context: S
 export interface ClientOptions extends CommonOptions {
   /**
    * Name sent as SNI and checked against the certificate; default: the host connected to. An IP
-   * literal is checked against the certificate's IP addresses and not sent as SNI.
+   * literal is checked against the certificate's IP addresses and not sent as SNI. An empty name,
+   * or one with a NUL byte, fails with `TlsConfigError` (it would check no name, or a shorter one).
    */
   readonly servername?: string
   /** Verify the server's certificate (Node's root store plus `ca`) and name; default true. */
@@ -323,11 +324,24 @@ const handshake = (
     return Effect.sync(() => clearTimeout(timer))
   })
 
-const clientSession = (host: string, port: number | undefined, options: ClientOptions) => {
-  const name = options.servername ?? host
+/**
+ * The session options of a client connecting to `host` (`options.servername` instead when
+ * given), failing when that name is not a non-empty string without NUL: the native side skips
+ * the host check for an empty name (OpenSSL verifies no name that was never set) and reads a C
+ * string, so "good.test\0.evil.example" would be verified as "good.test". Either way a
+ * certificate for another name would pass.
+ */
+const clientSession = (host: unknown, port: number | undefined, options: ClientOptions) => {
+  const field = options.servername === undefined ? "host" : "servername"
+  const name: unknown = options.servername ?? host
+  if (typeof name !== "string" || name === "" || name.includes("\0")) {
+    return Effect.fail(
+      new TlsConfigError({ field, detail: `must be a non-empty host name without NUL bytes, got ${describe(name)}` })
+    )
+  }
   const ip = isIP(name) !== 0
   const verify = options.rejectUnauthorized !== false
-  return {
+  return Effect.succeed({
     ...(ip ? {} : { servername: name }),
     ...(verify && !ip ? { verifyHost: name } : {}),
     ...(verify && ip ? { verifyIp: name } : {}),
@@ -336,8 +350,18 @@ const clientSession = (host: string, port: number | undefined, options: ClientOp
       : options.resume === false || port === undefined
       ? {}
       : { sessionKey: `${name}:${port}` })
-  }
+  })
 }
+
+/** A short description of an option value for an error message. */
+const describe = (u: unknown): string =>
+  typeof u === "string" ? JSON.stringify(u) : u === null ? "null" : typeof u === "object" ? "an object" : String(u)
+
+/** Fails naming `field` unless `options` is an object (from JavaScript it may be anything). */
+const optionsObject = (field: string, options: unknown): Effect.Effect<void, TlsConfigError> =>
+  typeof options === "object" && options !== null
+    ? Effect.void
+    : Effect.fail(new TlsConfigError({ field, detail: `must be an object, got ${describe(options)}` }))
 
 /**
  * Brands a {@link ServerContext}.
@@ -382,10 +406,12 @@ export interface ServerContext {
  * @category constructors
  */
 export const serverContext = (options: ServerOptions): Effect.Effect<ServerContext, TlsConfigError, Scope.Scope> =>
-  Effect.all({ native: serverContextOf(options), timeout: timeoutOf(options) }).pipe(
-    Effect.tap(({ native }) => ticketKeys(native, options)),
-    Effect.map((c) => ({ [ServerContextTypeId]: c }))
-  )
+  typeof options !== "object" || options === null
+    ? optionsObject("options", options) as Effect.Effect<never, TlsConfigError>
+    : Effect.all({ native: serverContextOf(options), timeout: timeoutOf(options) }).pipe(
+      Effect.tap(({ native }) => ticketKeys(native, options)),
+      Effect.map((c) => ({ [ServerContextTypeId]: c }))
+    )
 
 const isServerContext = (u: unknown): u is ServerContext =>
   typeof u === "object" && u !== null && ServerContextTypeId in u
@@ -398,6 +424,7 @@ const serverOptionKeys = [
 
 /** The context given, or one built from the options (its rotation, if any, bound to the scope). */
 const contextOf = (options: ServerOptions | { readonly context: ServerContext }) => {
+  if (typeof options !== "object" || options === null) return optionsObject("options", options) as Effect.Effect<never, TlsConfigError>
   if (!("context" in options) || options.context === undefined) return serverContext(options as ServerOptions)
   if (!isServerContext(options.context)) {
     return Effect.fail(new TlsConfigError({ field: "context", detail: "must come from Tls.serverContext" }))
@@ -515,10 +542,13 @@ export const secure = (
   listener: Listener.Listener,
   options: ServerOptions | { readonly context: ServerContext }
 ): Effect.Effect<Listener.Listener, TlsConfigError, Scope.Scope> =>
-  Effect.flatMap(contextOf(options), (c) => {
-    const { native: context, timeout } = c[ServerContextTypeId]
-    return over(listener, context, timeout, 128)
-  })
+  typeof listener !== "object" || listener === null || typeof listener.serve !== "function" ||
+    !Effect.isEffect(listener.accept)
+    ? Effect.fail(new TlsConfigError({ field: "listener", detail: `must be a ringline Listener, got ${describe(listener)}` }))
+    : Effect.flatMap(contextOf(options), (c) => {
+      const { native: context, timeout } = c[ServerContextTypeId]
+      return over(listener, context, timeout, 128)
+    })
 
 /** The TLS listener over `inner` (listen, secure): handshakes before anything is handed out. */
 const over = (inner: Listener.Listener, context: Native.TlsContext, timeout: Duration.Duration, backlog: number) =>
@@ -631,11 +661,16 @@ export const connect = (
   options: ConnectOptions = {}
 ): Effect.Effect<Connection.Connection, ConnectError | TlsHandshakeError | TlsConfigError, Ringline.Ringline | Scope.Scope> =>
   Effect.gen(function*() {
+    yield* optionsObject("options", options)
     const context = yield* clientContext(options)
     const timeout = yield* timeoutOf(options)
-    const { host, port } = typeof target === "string" ? splitTarget(target) : target
+    // (From JavaScript the target may be anything: without a host it fails here, naming it.)
+    const { host, port } = typeof target === "string"
+      ? splitTarget(target)
+      : (target ?? {}) as { readonly host?: unknown; readonly port?: number }
+    const session = yield* clientSession(host, port, options)
     const connection = yield* Tcp.connect(target, options.timeout === undefined ? undefined : { timeout: options.timeout })
-    yield* Effect.onError(handshake(connection, context, clientSession(host, port, options), timeout), () => connection.close)
+    yield* Effect.onError(handshake(connection, context, session, timeout), () => connection.close)
     return connection
   })
 
@@ -669,7 +704,9 @@ export const upgrade = (
   connection: Connection.Connection,
   options: UpgradeOptions
 ): Effect.Effect<void, TlsHandshakeError | TlsConfigError> =>
-  options.side === "server"
+  typeof options !== "object" || options === null
+    ? optionsObject("options", options) as Effect.Effect<never, TlsConfigError>
+    : options.side === "server"
     // Built from options, the context serves one connection: its ticket key need not rotate (the
     // scope ends the rotation fiber at once). Many upgrades should share a `serverContext`.
     ? Effect.flatMap(Effect.scoped(contextOf(options)), (c) => {
@@ -679,8 +716,9 @@ export const upgrade = (
     : Effect.gen(function*() {
       const context = yield* clientContext(options)
       const timeout = yield* timeoutOf(options)
+      const session = yield* clientSession(options.host, undefined, options)
       yield* Effect.onError(
-        handshake(connection, context, clientSession(options.host, undefined, options), timeout),
+        handshake(connection, context, session, timeout),
         () => connection.close
       )
     })

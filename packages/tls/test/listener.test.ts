@@ -222,4 +222,30 @@ describe("Tls.serverContext", () => {
       const both = { context, alpn: ["h2"] } as Tls.ListenOptions
       expect(yield* Effect.flip(Tls.listen({ port: 0, ...both }))).toMatchObject({ _tag: "TlsConfigError", field: "alpn" })
     })))
+
+  it.live("options or a listener of the wrong type are a TlsConfigError naming them, not a throw at the call", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      const inner = yield* Tcp.listen({ port: 0 })
+      for (const bad of [undefined, null, 42, "cert"]) {
+        // Each used to throw from the call itself (secure, serverContext, upgrade) or die with
+        // "Cannot use 'in' operator" (listen) or "Cannot read properties of null" (connect).
+        const calls = [
+          () => Tls.secure(inner, bad as any),
+          () => Tls.serverContext(bad as any),
+          () => Tls.listen(bad as any),
+          // (connect's options may be left out: undefined is its default.)
+          ...(bad === undefined ? [] : [() => Tls.connect("127.0.0.1:1", bad as any)]),
+          () => Effect.flatMap(Tcp.connect(`127.0.0.1:${portOf(inner)}`), (c) => Tls.upgrade(c, bad as any))
+        ]
+        for (const call of calls) {
+          const e = yield* Effect.flip(Effect.scoped(call() as Effect.Effect<unknown, unknown, any>))
+          expect([(e as Tls.TlsConfigError)._tag, (e as Tls.TlsConfigError).field], `${call} with ${String(bad)}`).toEqual(["TlsConfigError", "options"])
+        }
+      }
+      for (const bad of [undefined, null, 42, {}]) {
+        const e = yield* Effect.flip(Effect.scoped(Tls.secure(bad as any, { cert: p.cert, key: p.key })))
+        expect([e._tag, (e as Tls.TlsConfigError).field], String(bad)).toEqual(["TlsConfigError", "listener"])
+      }
+    })))
 })

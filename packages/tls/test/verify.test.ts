@@ -1,6 +1,6 @@
 /** Certificate verification: host names, trust, expiry, client certificates; typed failures. */
 import { describe, expect, it } from "@effect/vitest"
-import { RinglineTesting } from "@ringline/core"
+import { RinglineTesting, Tcp } from "@ringline/core"
 import { echo } from "./echo.js"
 import { Effect, Exit, Option } from "effect"
 import * as tls from "node:tls"
@@ -119,5 +119,32 @@ describe("verification", () => {
       expect(e3).toMatchObject({ _tag: "TlsConfigError", field: "minVersion" })
       const e4 = failure(yield* Effect.exit(Tls.connect("127.0.0.1:1", { alpn: [""] })))
       expect(e4).toMatchObject({ _tag: "TlsConfigError", field: "alpn" })
+    })))
+
+  it.live("a name to verify that is empty, not a string or holds a NUL is a TlsConfigError naming it, never an unchecked host", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      // A server whose certificate is for other.test only: each name below must not accept it.
+      // Before, "" and a missing or non-string host skipped the host check (OpenSSL checks no
+      // name that was never set) and "other.test\0.evil.example" was checked as "other.test"
+      // (a C string): all of them connected.
+      const target = yield* server(p.other)
+      const port = Number(target.split(":")[1])
+      for (const servername of ["", "other.test\0.evil.example", "other.test\0"]) {
+        const e = failure(yield* Effect.exit(Effect.scoped(Tls.connect(target, { ca: p.ca, servername }))))
+        expect(e, JSON.stringify(servername)).toMatchObject({ _tag: "TlsConfigError", field: "servername" })
+      }
+      for (const host of ["", undefined, 42]) {
+        const e = failure(yield* Effect.exit(Effect.scoped(Tls.connect({ host, port } as any, { ca: p.ca }))))
+        expect(e, String(host)).toMatchObject({ _tag: "TlsConfigError", field: "host" })
+      }
+      for (const host of [undefined, "", 42, "other.test\0.evil.example"]) {
+        const e = failure(yield* Effect.exit(Effect.scoped(Effect.flatMap(Tcp.connect(target), (c) =>
+          Tls.upgrade(c, { side: "client", host, ca: p.ca } as any)))))
+        expect(e, String(host)).toMatchObject({ _tag: "TlsConfigError", field: "host" })
+      }
+      // The certificate is good for its own name: the refusals above are the names', not the PKI's.
+      yield* Effect.scoped(Tls.connect(target, { ca: p.ca, servername: "other.test" }))
+      yield* Effect.scoped(Effect.flatMap(Tcp.connect(target), (c) => Tls.upgrade(c, { side: "client", host: "other.test", ca: p.ca })))
     })))
 })
