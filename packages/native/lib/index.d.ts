@@ -120,6 +120,12 @@ export declare function setIntOpt(fd: number, level: number, name: number, value
 export declare function closeFd(fd: number): void
 export declare function addressOf(view: Uint8Array): number
 /**
+ * Keeps the memory behind `view` alive while the returned object is reachable, even if the
+ * view's ArrayBuffer is detached (transferred) meanwhile: hold it for as long as the kernel may
+ * read or write that memory.
+ */
+export declare function pin(view: Uint8Array): object
+/**
  * Fixes glibc's mmap and trim thresholds (mallopt): true when applied, false without glibc.
  * Throws a RangeError outside 0..32 MiB (mmap) or 0..1 GiB (trim). With `deferred` the
  * thresholds are only kept (true) and the first {@link mallocLargeRun} of any thread applies them.

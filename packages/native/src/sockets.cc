@@ -6,8 +6,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <v8.h>
+
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "ring.h"
 
@@ -117,9 +120,27 @@ Napi::Value AddressOf(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(base + t.ByteOffset())));
 }
 
+// pin(view) -> object: keeps the memory behind `view` alive for as long as JS holds the returned
+// object, even if the view's ArrayBuffer is detached meanwhile (a transfer hands the memory to a
+// new ArrayBuffer, which may be collected and the memory freed while a send still reads it). A
+// holder of the BackingStore, V8's own reference-counted owner of the memory: Node-API has no way
+// to reach it, so the napi_value is read as the v8::Local it is (as Node's v8impl does).
+Napi::Value Pin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "pin expects a Uint8Array");
+  napi_value value = info[0];
+  v8::Local<v8::Value> local;
+  static_assert(sizeof(local) == sizeof(value), "napi_value is a v8::Local");
+  memcpy(static_cast<void*>(&local), &value, sizeof(value));
+  auto* store = new std::shared_ptr<v8::BackingStore>(local.As<v8::ArrayBufferView>()->Buffer()->GetBackingStore());
+  return Napi::External<std::shared_ptr<v8::BackingStore>>::New(
+    env, store, [](Napi::Env, std::shared_ptr<v8::BackingStore>* s) { delete s; });
+}
+
 }  // namespace
 
 Napi::Object InitSockets(Napi::Env env, Napi::Object exports) {
+  exports.Set("pin", Napi::Function::New<Pin>(env, "pin"));
   exports.Set("listen", Napi::Function::New<Listen>(env, "listen"));
   exports.Set("sockName", Napi::Function::New<SockName>(env, "sockName"));
   exports.Set("getIntOpt", Napi::Function::New<GetIntOpt>(env, "getIntOpt"));

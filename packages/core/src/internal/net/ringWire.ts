@@ -178,10 +178,23 @@ export class RingWire implements Wire, OpOwner {
     this.driver.giveSendSlot(slot)
   }
 
-  /** The native address of a segment's first byte (resolved once). */
+  /**
+   * The native address of a segment's first byte (resolved once). Memory outside the wire's own
+   * (the caller's bytes, a handed-over reassembly buffer) is pinned with it: a transfer of its
+   * ArrayBuffer while the send is in flight would otherwise let the collector free the memory the
+   * kernel still reads (the peer got the bytes up to the free, then the send failed with EFAULT,
+   * or bytes of whatever the memory held next). One detached before this point has no memory left
+   * to send: its send fails (EFAULT), typed.
+   */
   private addressOf(seg: Segment): number {
     if (seg.addr === 0) {
-      seg.addr = seg.bid >= 0 ? this.driver.recvBuffersBase + seg.data!.byteOffset : load().addressOf(seg.data!)
+      if (seg.bid >= 0) {
+        seg.addr = this.driver.recvBuffersBase + seg.data!.byteOffset
+      } else {
+        const native = load()
+        seg.pin = native.pin(seg.data!)
+        seg.addr = native.addressOf(seg.data!)
+      }
     }
     return seg.addr
   }

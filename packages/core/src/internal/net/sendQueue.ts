@@ -19,7 +19,8 @@ export const segment = (data: Uint8Array | null, pool: number, bid: number, addr
   start,
   notifs: 0,
   chain: 0,
-  token: -1
+  token: -1,
+  pin: undefined
 })
 
 interface Waiter {
