@@ -11,7 +11,8 @@
  * The rules every op keeps (and {@link submit} keeps for you):
  * - an op owns a slot from submission until its terminal CQE (no `IORING_CQE_F_MORE`); its
  *   user_data is (slot, generation), so a late CQE can never reach the slot's next owner;
- * - the memory an op points at is pinned by its slot ({@link Hold}) until that CQE;
+ * - the memory an op points at is pinned by its slot ({@link Hold}) until that CQE, even if its
+ *   ArrayBuffer is detached meanwhile (a transfer): the memory then stays until that CQE;
  * - interruption cancels the op by user_data and completes only after the op's terminal CQE and
  *   the cancel's own CQE: a buffer is never reused while the kernel may still write it.
  *
@@ -164,7 +165,8 @@ export const setU64 = (ring: Ring, w: number, field: number, value: number): voi
 export interface OpOwner extends op.OpOwner {}
 
 /**
- * Memory an op points at, pinned by its slot until the terminal CQE.
+ * Memory an op points at, pinned by its slot until the terminal CQE (views and ArrayBuffers
+ * keep their memory even if detached meanwhile; anything else in it is only kept reachable).
  *
  * @since 0.1.0
  * @category models

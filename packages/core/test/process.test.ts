@@ -3,6 +3,8 @@ import { Effect, Exit, Fiber, Option, Stream } from "effect"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import { Command, CommandExecutor } from "@effect/platform"
 import { Process, Ringline, RinglineCommandExecutor } from "../src/index.js"
 import * as internal from "../src/internal/process.js"
@@ -92,6 +94,31 @@ describe("processes", () => {
       expect(total).toBe(16 * 1024 * 1024)
       expect(yield* child.exitStatus).toEqual({ _tag: "Exited", code: 0 })
     })))
+
+  it.live("a stdin write's buffer transferred (detached) while the write waits: the child gets those bytes, not freed memory", () =>
+    withRing(Effect.gen(function*() {
+      setFlagsFromString("--expose-gc")
+      const gc = runInNewContext("gc") as () => void
+      const SIZE = 1 << 20
+      // The child reads nothing for a second: the write waits on a full pipe. Then it counts
+      // what is not "A".
+      const child = yield* Process.spawn("sh", ["-c", "sleep 1; tr -d A | wc -c"])
+      const reader = yield* Effect.fork(Stream.runCollect(child.stdout))
+      let bytes: Uint8Array | undefined = new Uint8Array(SIZE).fill(0x41)
+      const writer = yield* Effect.fork(Effect.zipRight(child.write(bytes), child.closeStdin))
+      yield* Effect.sleep("50 millis")
+      ;((b: Uint8Array) => void structuredClone(b.buffer, { transfer: [b.buffer as ArrayBuffer] }))(bytes)
+      expect(bytes.byteLength).toBe(0)
+      bytes = undefined
+      gc()
+      gc()
+      const junk = Array.from({ length: 16 }, () => new Uint8Array(SIZE).fill(0x42))
+      // Before the pin: EFAULT once the pipe had room, or other memory's bytes.
+      yield* Fiber.join(writer)
+      const out = [...(yield* Fiber.join(reader))].map((c) => text(c)).join("")
+      expect(out.trim()).toBe("0")
+      expect(junk).toHaveLength(16)
+    })), 30_000)
 
   it.live("stdin piped to cat echoes back (1 MiB, more than a pipe holds)", () =>
     withRing(Effect.gen(function*() {

@@ -120,11 +120,12 @@ export declare function setIntOpt(fd: number, level: number, name: number, value
 export declare function closeFd(fd: number): void
 export declare function addressOf(view: Uint8Array): number
 /**
- * Keeps the memory behind `view` alive while the returned object is reachable, even if the
- * view's ArrayBuffer is detached (transferred) meanwhile: hold it for as long as the kernel may
- * read or write that memory.
+ * Keeps the memory behind `view` alive until `unpin(id)`, even if its ArrayBuffer is detached
+ * (transferred) meanwhile: held for as long as the kernel may read or write that memory.
  */
-export declare function pin(view: Uint8Array): object
+export declare function pin(view: ArrayBufferView | ArrayBuffer): number
+/** Ends a {@link pin}. */
+export declare function unpin(id: number): void
 /**
  * Fixes glibc's mmap and trim thresholds (mallopt): true when applied, false without glibc.
  * Throws a RangeError outside 0..32 MiB (mmap) or 0..1 GiB (trim). With `deferred` the

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "ring.h"
 
@@ -120,27 +121,59 @@ Napi::Value AddressOf(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(base + t.ByteOffset())));
 }
 
-// pin(view) -> object: keeps the memory behind `view` alive for as long as JS holds the returned
-// object, even if the view's ArrayBuffer is detached meanwhile (a transfer hands the memory to a
-// new ArrayBuffer, which may be collected and the memory freed while a send still reads it). A
-// holder of the BackingStore, V8's own reference-counted owner of the memory: Node-API has no way
-// to reach it, so the napi_value is read as the v8::Local it is (as Node's v8impl does).
+// Pins: the memory behind a view held for as long as the kernel may use it, even if the view's
+// ArrayBuffer is detached meanwhile (a transfer hands the memory to a new ArrayBuffer, which may
+// be collected, and the memory freed, while a send still reads it or a read still writes it).
+// Each pin holds the BackingStore, V8's reference-counted owner of the memory, in this thread's
+// table until unpin(id) (the op's slot is released: driver.ts). Node-API cannot reach a
+// BackingStore, so the napi_value is read as the v8::Local it is (as Node's v8impl does). A table
+// rather than an object per pin: an External's finalizer costs ~1.5 us per pin (a weak handle),
+// this ~0.1 us.
+thread_local std::vector<std::shared_ptr<v8::BackingStore>> pins;
+thread_local std::vector<bool> pinUsed;
+thread_local std::vector<uint32_t> freePins;
+
+// pin(view | ArrayBuffer) -> id
 Napi::Value Pin(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "pin expects a Uint8Array");
   napi_value value = info[0];
   v8::Local<v8::Value> local;
   static_assert(sizeof(local) == sizeof(value), "napi_value is a v8::Local");
   memcpy(static_cast<void*>(&local), &value, sizeof(value));
-  auto* store = new std::shared_ptr<v8::BackingStore>(local.As<v8::ArrayBufferView>()->Buffer()->GetBackingStore());
-  return Napi::External<std::shared_ptr<v8::BackingStore>>::New(
-    env, store, [](Napi::Env, std::shared_ptr<v8::BackingStore>* s) { delete s; });
+  std::shared_ptr<v8::BackingStore> store;
+  if (local->IsArrayBufferView()) store = local.As<v8::ArrayBufferView>()->Buffer()->GetBackingStore();
+  else if (local->IsArrayBuffer()) store = local.As<v8::ArrayBuffer>()->GetBackingStore();
+  else throw Napi::TypeError::New(env, "pin expects an ArrayBufferView or an ArrayBuffer");
+  uint32_t id;
+  if (!freePins.empty()) {
+    id = freePins.back();
+    freePins.pop_back();
+    pins[id] = std::move(store);
+    pinUsed[id] = true;
+  } else {
+    id = static_cast<uint32_t>(pins.size());
+    pins.push_back(std::move(store));
+    pinUsed.push_back(true);
+  }
+  return Napi::Number::New(env, id);
+}
+
+// unpin(id): the memory may go with its last ArrayBuffer again.
+Napi::Value Unpin(const Napi::CallbackInfo& info) {
+  const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  if (id < pins.size() && pinUsed[id]) {
+    pins[id].reset();
+    pinUsed[id] = false;
+    freePins.push_back(id);
+  }
+  return info.Env().Undefined();
 }
 
 }  // namespace
 
 Napi::Object InitSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("pin", Napi::Function::New<Pin>(env, "pin"));
+  exports.Set("unpin", Napi::Function::New<Unpin>(env, "unpin"));
   exports.Set("listen", Napi::Function::New<Listen>(env, "listen"));
   exports.Set("sockName", Napi::Function::New<SockName>(env, "sockName"));
   exports.Set("getIntOpt", Napi::Function::New<GetIntOpt>(env, "getIntOpt"));

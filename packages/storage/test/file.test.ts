@@ -3,8 +3,10 @@ import { Ringline } from "@ringline/core"
 import { Effect, Exit, Fiber } from "effect"
 import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import { File } from "../src/index.js"
 import { fdCount, tempDir, withRing } from "./helpers.js"
 
@@ -169,6 +171,34 @@ describe("File", () => {
       expect(yield* f.write(text("hi"))).toBe(2)
       const buf = new Uint8Array(16)
       expect(yield* f.read(buf)).toBe(2)
+    })))
+
+  it.live("a read's buffer transferred (detached) while the read waits: the kernel writes into memory still held, never freed memory", () =>
+    withRing(Effect.gen(function*() {
+      setFlagsFromString("--expose-gc")
+      const gc = runInNewContext("gc") as () => void
+      const dir = yield* tempDir
+      const fifo = join(dir, "fifo")
+      execFileSync("mkfifo", [fifo])
+      const f = yield* File.open(fifo, { flags: "r+" })
+      const SIZE = 1024 * 1024
+      let into: Uint8Array | undefined = new Uint8Array(SIZE)
+      const reader = yield* Effect.fork(f.read(into))
+      yield* Effect.sleep("50 millis")
+      // The caller moves the memory away and drops it; a collection frees it unless it is held.
+      ;((b: Uint8Array) => void structuredClone(b.buffer, { transfer: [b.buffer as ArrayBuffer] }))(into)
+      expect(into.byteLength).toBe(0)
+      into = undefined
+      gc()
+      gc()
+      // Memory allocated now may be where the read's buffer was.
+      const junk = Array.from({ length: 16 }, () => new Uint8Array(SIZE).fill(0x42))
+      const w = openSync(fifo, "w")
+      writeSync(w, new Uint8Array(4096).fill(0x41))
+      closeSync(w)
+      expect(yield* Fiber.join(reader)).toBe(4096)
+      // Before the pin the kernel wrote these bytes into whatever had the freed memory.
+      for (const j of junk) expect(j.every((b) => b === 0x42)).toBe(true)
     })))
 
   it.live("interrupting an open that blocks (a FIFO without writer) completes and leaks nothing", () =>

@@ -14,7 +14,7 @@ import type { Native } from "./native.js"
 import { CqeFlag, Ctl, Op, putU64, SqeFlag, W } from "./ring/abi.js"
 import type { DispatchScheduler } from "./ring/dispatchScheduler.js"
 import type { FaultInjector } from "./ring/faults.js"
-import type { OpOwner } from "./ring/op.js"
+import type { Hold, OpOwner } from "./ring/op.js"
 import { prepClose, prepCloseDirect } from "./ring/prep.js"
 import { GEN_MASK, OpSlots } from "./ring/slots.js"
 
@@ -60,6 +60,9 @@ export interface DriverCounters {
 
 export class Driver {
   readonly ring: Native.Ring
+  private readonly native: typeof Native
+  /** Native pin ids of the memory each slot's op points at (one, or several), until its release. */
+  private readonly pins: Array<number | Array<number> | undefined> = []
   readonly config: RinglineConfig
   readonly bufferSize: number
   readonly recvBuffers: ArrayBuffer
@@ -147,6 +150,7 @@ export class Driver {
   }
 
   constructor(native: typeof Native, config: RinglineConfig) {
+    this.native = native
     this.config = config
     this.bufferSize = config.recvBuffer.bufferSize
     // Each connection needs at most: multishot recv, one send (+ zero-copy notifications), a
@@ -219,7 +223,40 @@ export class Driver {
   }
 
   private release(slot: number): void {
+    const pinned = this.pins[slot]
+    if (pinned !== undefined) {
+      this.pins[slot] = undefined
+      if (typeof pinned === "number") this.native.unpin(pinned)
+      else for (const id of pinned) this.native.unpin(id)
+    }
     this.slots.release(slot)
+  }
+
+  /**
+   * Holds the memory behind `memory` until `slot`'s terminal CQE, even if its ArrayBuffer is
+   * detached meanwhile. A hold in `holds` keeps the view reachable, but a transfer
+   * (postMessage, structuredClone with a transfer list) moves the memory to a new ArrayBuffer
+   * that the collector may free while the kernel still reads or writes it: a send then sent
+   * what the memory held next, or failed half-way with EFAULT; a read wrote into freed memory.
+   * A SharedArrayBuffer cannot be detached (nothing to pin).
+   */
+  pin(slot: number, memory: ArrayBufferView | ArrayBuffer): void {
+    const buffer = ArrayBuffer.isView(memory) ? memory.buffer : memory
+    if (typeof SharedArrayBuffer !== "undefined" && buffer instanceof SharedArrayBuffer) return
+    const id = this.native.pin(memory)
+    const pinned = this.pins[slot]
+    if (pinned === undefined) this.pins[slot] = id
+    else if (typeof pinned === "number") this.pins[slot] = [pinned, id]
+    else pinned.push(id)
+  }
+
+  /** {@link pin}s every view and ArrayBuffer of an op's hold (op.ts); anything else it holds is left. */
+  pinHold(slot: number, hold: Hold): void {
+    if (Array.isArray(hold)) {
+      for (const h of hold as ReadonlyArray<Hold>) this.pinHold(slot, h)
+    } else if (ArrayBuffer.isView(hold) || hold instanceof ArrayBuffer) {
+      this.pin(slot, hold)
+    }
   }
 
   /**

@@ -80,9 +80,11 @@ export class RingWire implements Wire, OpOwner {
       case TAG_SEND:
       case TAG_SEND_ZC:
         this.onSend(slot, tag, res, flags)
+        if (this.pinned !== undefined && this.pinned.length > 0) this.unpinDone(false)
         break
       case TAG_CHAIN:
         this.onChainLink(slot, res)
+        if (this.pinned !== undefined && this.pinned.length > 0) this.unpinDone(false)
         break
       case TAG_CLOSE:
         this.closeDone = true
@@ -179,24 +181,44 @@ export class RingWire implements Wire, OpOwner {
   }
 
   /**
-   * The native address of a segment's first byte (resolved once). Memory outside the wire's own
-   * (the caller's bytes, a handed-over reassembly buffer) is pinned with it: a transfer of its
-   * ArrayBuffer while the send is in flight would otherwise let the collector free the memory the
-   * kernel still reads (the peer got the bytes up to the free, then the send failed with EFAULT,
-   * or bytes of whatever the memory held next). One detached before this point has no memory left
-   * to send: its send fails (EFAULT), typed.
+   * The native address of a segment's first byte, resolved once. Memory that is not the wire's
+   * own (the caller's bytes, a handed-over reassembly buffer) is pinned then, until the segment is
+   * sent and released (`unpinDone`): a transfer of its ArrayBuffer (postMessage, structuredClone
+   * with a transfer list) moves the memory to a new ArrayBuffer, which the collector may free
+   * while the kernel still reads it (the send then failed half-way with EFAULT, or sent what the
+   * memory held next). Memory detached before its first send is gone: its bytes are "sent" from
+   * address 0 (never mapped), and the send fails with EFAULT, typed.
    */
   private addressOf(seg: Segment): number {
-    if (seg.addr === 0) {
-      if (seg.bid >= 0) {
-        seg.addr = this.driver.recvBuffersBase + seg.data!.byteOffset
-      } else {
-        const native = load()
-        seg.pin = native.pin(seg.data!)
-        seg.addr = native.addressOf(seg.data!)
-      }
+    if (seg.addr !== 0) return seg.addr
+    const data = seg.data!
+    if (seg.bid >= 0) return seg.addr = this.driver.recvBuffersBase + data.byteOffset
+    if (data.byteLength < seg.len) return -seg.sent
+    const native = load()
+    ;(this.pinned ??= []).push(seg)
+    ;(this.pinIds ??= []).push(native.pin(data))
+    return seg.addr = native.addressOf(data)
+  }
+
+  /** Segments whose memory is pinned (see addressOf), and their pins; made on first use. */
+  private pinned: Array<Segment> | undefined = undefined
+  private pinIds: Array<number> | undefined = undefined
+
+  /** Unpins the segments the kernel is done with (sent whole, notified), or all of them. */
+  private unpinDone(all: boolean): void {
+    const segs = this.pinned!
+    const ids = this.pinIds!
+    const native = load()
+    for (let i = segs.length - 1; i >= 0; i--) {
+      const seg = segs[i]!
+      if (!all && (seg.sent < seg.len || seg.notifs > 0)) continue
+      native.unpin(ids[i]!)
+      const last = segs.length - 1
+      segs[i] = segs[last]!
+      ids[i] = ids[last]!
+      segs.pop()
+      ids.pop()
     }
-    return seg.addr
   }
 
   send(segs: ReadonlyArray<Segment>, n: number, zc: boolean): void {
@@ -298,6 +320,9 @@ export class RingWire implements Wire, OpOwner {
 
   private finish(): void {
     this.finished = true
+    // Nothing of this connection is in flight any more: segments never sent whole (a failed
+    // send, a close) are the kernel's no longer either.
+    if (this.pinned !== undefined) this.unpinDone(true)
     const d = this.driver
     d.counters.closed++
     this.recv.unpark()

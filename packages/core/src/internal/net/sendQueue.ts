@@ -19,8 +19,7 @@ export const segment = (data: Uint8Array | null, pool: number, bid: number, addr
   start,
   notifs: 0,
   chain: 0,
-  token: -1,
-  pin: undefined
+  token: -1
 })
 
 interface Waiter {

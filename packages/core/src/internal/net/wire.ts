@@ -90,12 +90,6 @@ export interface Segment {
   chain: number
   /** Transport memory (ciphertext) to hand back once sent, or -1. */
   token: number
-  /**
-   * What keeps `data`'s memory alive while the kernel may read it, set by a wire that sends
-   * from the address (ringWire.ts): the caller may detach `data`'s ArrayBuffer (a transfer) after
-   * the send began, and the memory would then go with the new owner.
-   */
-  pin: object | undefined
 }
 
 /** Both addresses of a connected socket. */

@@ -86,6 +86,7 @@ class RingImpl implements RingHandle {
   }
   hold(slot: number, memory: Hold) {
     this.driver.holds[slot] = memory
+    this.driver.pinHold(slot, memory)
   }
   cancel(target: number, owner?: OpOwner, tag?: number) {
     this.driver.cancel(target, owner, tag)

@@ -30,6 +30,8 @@ export interface OpRing extends Stager {
   abandon(slot: number): void
   cancel(target: number, owner?: OpOwner, tag?: number): void
   readonly holds: Array<unknown>
+  /** Keeps the memory of `hold` even if its ArrayBuffers are detached, until `slot` is released. */
+  pinHold?(slot: number, hold: Hold): void
 }
 
 /**
@@ -133,7 +135,10 @@ export abstract class Op<A, E> implements OpOwner {
       op.#ring = ring
       op.#slot = slot
       const hold = op.prepare(slot)
-      if (hold !== undefined) ring.holds[slot] = hold
+      if (hold !== undefined) {
+        ring.holds[slot] = hold
+        ring.pinHold?.(slot, hold)
+      }
     } catch (e) {
       // Nothing of this op may reach the kernel now: the slot goes back, or its SQE becomes a NOP.
       if (op.#slot >= 0) {
