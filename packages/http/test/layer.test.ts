@@ -53,6 +53,8 @@ describe("RinglineHttpServer options", () => {
           ["bodyTimeout", { bodyTimeout: "later" }],
           ["shutdownTimeout", { shutdownTimeout: NaN }],
           ["listen", { listen: "not an Effect" }],
+          ["tls", { tls: null }],
+          ["tls", { tls: 42 }],
           // `listen` serves a listener bound already: `port` (given in every case here) conflicts.
           ["port", { listen: Effect.never }]
         ]

@@ -68,6 +68,10 @@ const millis = (field: string, value: Duration.DurationInput | undefined, fallba
 export const resolveOptions = (options: ServerOptions, maxBodyFromContext: number | undefined) =>
   Effect.try({
     try: () => {
+      if (options.tls !== undefined && (typeof options.tls !== "object" || options.tls === null)) {
+        // (null reached Tls.listen's option spread and died there: "Cannot read properties of null")
+        throw new ServerOptionError("tls", `must be an object of Tls.ServerOptions, got ${String(options.tls)}`)
+      }
       if (options.tls !== undefined && options.reusePort !== undefined) {
         throw new ServerOptionError("reusePort", "is not available with tls (the TLS listener binds its own socket)")
       }
