@@ -331,7 +331,11 @@ class ConnectionImpl implements Connection {
   get read(): Connection["read"] {
     const conn = this.#conn
     return this.#lazy.read ??= <A>(parse: Parser<A>): Effect.Effect<A, ReadError> =>
-      takeInFiber(conn.readers, (w) => conn.tryRead(parse, w))
+      // Checked at the call: a parser is only called once bytes are there, so a read with no
+      // function waited (forever, on a quiet peer) before it failed.
+      typeof parse !== "function"
+        ? Effect.die(new TypeError(`read: parse must be a function, got ${show(parse)}`))
+        : takeInFiber(conn.readers, (w) => conn.tryRead(parse, w))
   }
 
   get recv(): Connection["recv"] {

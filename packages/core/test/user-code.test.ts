@@ -67,6 +67,23 @@ const defectText = (cause: Cause.Cause<unknown>): string =>
   Cause.defects(cause).pipe((d) => [...d].map((e) => (e instanceof Error ? e.message : String(e))).join("; "))
 
 describe("user code never throws into Node (issue 9, item 1)", () => {
+  it.live("a read whose parser is no function dies at the call naming it, with nothing buffered (it waited for bytes before)", () =>
+    withRing(noUncaught(Effect.gen(function*() {
+      const l = yield* Tcp.listen({ port: 0 })
+      const s = yield* Effect.promise(() => nodeClient(portOf(l)))
+      const c = yield* l.accept
+      for (const parse of [undefined, null, 42, "parse", {}]) {
+        // The peer sends nothing: a read that waits would time out here.
+        const exit = yield* Effect.exit(Effect.timeoutFail(c.read(parse as any), { duration: 2000, onTimeout: () => "waited" }))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause), String(parse)).toBe(true)
+        if (Exit.isFailure(exit)) expect(defectText(exit.cause)).toMatch(/read: parse must be a function/)
+      }
+      // The connection is untouched: bytes sent now are read as usual.
+      s.write("ok")
+      expect(Option.map(yield* c.recv, (b) => Buffer.from(b).toString())).toEqual(Option.some("ok"))
+      s.destroy()
+    }))))
+
   it.live("read parsers answering garbage fail that read with a defect naming the answer; the bytes stay", () =>
     withRing(noUncaught(Effect.gen(function*() {
       const l = yield* Tcp.listen({ port: 0 })
