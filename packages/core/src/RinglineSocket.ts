@@ -329,7 +329,11 @@ export const fromConnection = (conn: Connection, options?: FromConnectionOptions
  */
 export const makeNet = (target: NetTarget, options?: NetOptions): Effect.Effect<Socket.Socket, never, Ringline> =>
   Effect.map(Effect.context<Ringline>(), (context) => {
-    const connect = "path" in target
+    // A target that is no object is Tcp.connect's to reject (typed, naming it) when the socket
+    // opens; `in` on it threw here, a defect.
+    const connect = typeof target !== "object" || target === null
+      ? Tcp.connect(target, options)
+      : "path" in target
       ? Unix.connect(target.path, options)
       : Tcp.connect({ host: target.host, port: target.port }, options)
     return fromOpen(

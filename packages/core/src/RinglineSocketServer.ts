@@ -13,6 +13,7 @@ import { Cause, Context, Effect, Exit, FiberRef, FiberSet, Layer, LogLevel, Runt
 import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { Listener } from "./Listener.js"
+import { show } from "./internal/validate.js"
 import type { Ringline, TcpListenOptions, UnixListenOptions } from "./Ringline.js"
 import { unscopedAccept } from "./internal/net/serve.js"
 import * as RinglineSocket from "./RinglineSocket.js"
@@ -111,6 +112,13 @@ export const make = (
   options: Options
 ): Effect.Effect<SocketServer.SocketServer["Type"], SocketServer.SocketServerError, Ringline | Scope.Scope> =>
   Effect.gen(function*() {
+    // (From JavaScript anything: `in` on a non-object threw inside this Effect, a defect.)
+    if (typeof options !== "object" || options === null) {
+      return yield* new SocketServer.SocketServerError({
+        reason: "Open",
+        cause: new TypeError(`RinglineSocketServer.make: options must be an object, got ${show(options)}`)
+      })
+    }
     const listener = yield* Effect.mapError(
       "path" in options ? Unix.listen(options) : Tcp.listen(options),
       (cause) => new SocketServer.SocketServerError({ reason: "Open", cause })

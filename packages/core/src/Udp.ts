@@ -198,6 +198,9 @@ export const bind = (
       })
     }
     // Only `undefined` means "the default": a null is a bad value like any other.
+    if (typeof options !== "object" || options === null) {
+      return yield* invalidArgument("bind", "options", `must be an object, got ${show(options)}`)
+    }
     const capacity = options.queueCapacity === undefined ? 1024 : options.queueCapacity
     const host = options.host === undefined ? "127.0.0.1" : options.host
     const port = options.port === undefined ? 0 : options.port

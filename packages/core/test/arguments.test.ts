@@ -19,6 +19,7 @@ import {
   RinglineCommandExecutor,
   RinglineConfig,
   RinglineSocket,
+  RinglineSocketServer,
   Tcp,
   Udp,
   Unix
@@ -400,6 +401,26 @@ describe("item 10: messages that say what is wrong", () => {
       const e = yield* Effect.flip(escaped.sendTo(Buffer.from("x"), { host: "127.0.0.1", port: 9 }))
       expect(e).toMatchObject({ _tag: "SocketClosed", operation: "sendTo" })
       expect(e.message).toContain("closed UDP socket")
+    })))
+})
+
+describe("options that are no object", () => {
+  it.live("Udp.bind, RinglineSocketServer.make, RinglineSocket.makeNet: typed errors naming them (they died with a TypeError of their own)", () =>
+    withRing(Effect.gen(function*() {
+      for (const bad of [null, 42, "udp"]) {
+        const e = failureOf(yield* nothingSubmitted(Effect.scoped(Udp.bind(bad as any))))
+        expect(e, String(bad)).toMatchObject({ _tag: "SocketError", argument: "options" })
+      }
+      for (const bad of [undefined, null, 42]) {
+        const e = failureOf(yield* nothingSubmitted(Effect.scoped(RinglineSocketServer.make(bad as any))))
+        expect(e, String(bad)).toMatchObject({ _tag: "SocketServerError", reason: "Open" })
+        expect(String((e as { cause: unknown }).cause), String(bad)).toMatch(/options must be an object/)
+        // The socket opens when run: its open fails with Tcp.connect's ConnectError naming the target.
+        const socket = yield* RinglineSocket.makeNet(bad as any)
+        const open = failureOf(yield* Effect.exit(socket.runRaw(() => {})))
+        expect(open, String(bad)).toMatchObject({ reason: "Open" })
+        expect((open as { cause: unknown }).cause, String(bad)).toMatchObject({ _tag: "ConnectError", reason: "InvalidArgument" })
+      }
     })))
 })
 
