@@ -126,6 +126,10 @@ export declare function addressOf(view: Uint8Array): number
 export declare function pin(view: ArrayBufferView | ArrayBuffer): number
 /** Ends a {@link pin}. */
 export declare function unpin(id: number): void
+/** `addressOf(view)` and `pin(view)` in one call: returns the address, writes the pin's id to `out[0]`. */
+export declare function pinAddress(view: Uint8Array, out: Int32Array): number
+/** Ends the pins `ids[0..n)`. */
+export declare function unpinMany(ids: Int32Array, n: number): void
 /**
  * Fixes glibc's mmap and trim thresholds (mallopt): true when applied, false without glibc.
  * Throws a RangeError outside 0..32 MiB (mmap) or 0..1 GiB (trim). With `deferred` the

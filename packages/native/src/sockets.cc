@@ -9,6 +9,7 @@
 #include <v8.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -133,10 +134,8 @@ thread_local std::vector<std::shared_ptr<v8::BackingStore>> pins;
 thread_local std::vector<bool> pinUsed;
 thread_local std::vector<uint32_t> freePins;
 
-// pin(view | ArrayBuffer) -> id
-Napi::Value Pin(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  napi_value value = info[0];
+// The pin of `value` (a view or an ArrayBuffer): its table id.
+uint32_t PinStore(Napi::Env env, napi_value value) {
   v8::Local<v8::Value> local;
   static_assert(sizeof(local) == sizeof(value), "napi_value is a v8::Local");
   memcpy(static_cast<void*>(&local), &value, sizeof(value));
@@ -155,17 +154,46 @@ Napi::Value Pin(const Napi::CallbackInfo& info) {
     pins.push_back(std::move(store));
     pinUsed.push_back(true);
   }
-  return Napi::Number::New(env, id);
+  return id;
 }
 
-// unpin(id): the memory may go with its last ArrayBuffer again.
-Napi::Value Unpin(const Napi::CallbackInfo& info) {
-  const uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+void UnpinId(uint32_t id) {
   if (id < pins.size() && pinUsed[id]) {
     pins[id].reset();
     pinUsed[id] = false;
     freePins.push_back(id);
   }
+}
+
+// pin(view | ArrayBuffer) -> id
+Napi::Value Pin(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), PinStore(info.Env(), info[0]));
+}
+
+// pinAddress(view, out: Int32Array) -> address: addressOf and pin in one call (a send's segment);
+// the pin's id goes to out[0].
+Napi::Value PinAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || !info[1].IsTypedArray()) throw Napi::TypeError::New(env, "pinAddress expects (view, Int32Array)");
+  Napi::TypedArray t = info[0].As<Napi::TypedArray>();
+  // The address first: reading the info materialises an on-heap typed array off-heap (its store).
+  uint8_t* base = static_cast<uint8_t*>(t.ArrayBuffer().Data());
+  Napi::Int32Array out = info[1].As<Napi::Int32Array>();
+  out[0] = static_cast<int32_t>(PinStore(env, info[0]));
+  return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(base + t.ByteOffset())));
+}
+
+// unpinMany(ids: Int32Array, n): ends the first n pins of `ids` (a completion batch's, at once).
+Napi::Value UnpinMany(const Napi::CallbackInfo& info) {
+  Napi::Int32Array ids = info[0].As<Napi::Int32Array>();
+  const size_t n = std::min<size_t>(info[1].As<Napi::Number>().Uint32Value(), ids.ElementLength());
+  for (size_t i = 0; i < n; i++) UnpinId(static_cast<uint32_t>(ids[i]));
+  return info.Env().Undefined();
+}
+
+// unpin(id): the memory may go with its last ArrayBuffer again.
+Napi::Value Unpin(const Napi::CallbackInfo& info) {
+  UnpinId(info[0].As<Napi::Number>().Uint32Value());
   return info.Env().Undefined();
 }
 
@@ -174,6 +202,8 @@ Napi::Value Unpin(const Napi::CallbackInfo& info) {
 Napi::Object InitSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("pin", Napi::Function::New<Pin>(env, "pin"));
   exports.Set("unpin", Napi::Function::New<Unpin>(env, "unpin"));
+  exports.Set("pinAddress", Napi::Function::New<PinAddress>(env, "pinAddress"));
+  exports.Set("unpinMany", Napi::Function::New<UnpinMany>(env, "unpinMany"));
   exports.Set("listen", Napi::Function::New<Listen>(env, "listen"));
   exports.Set("sockName", Napi::Function::New<SockName>(env, "sockName"));
   exports.Set("getIntOpt", Napi::Function::New<GetIntOpt>(env, "getIntOpt"));

@@ -226,11 +226,41 @@ export class Driver {
     const pinned = this.pins[slot]
     if (pinned !== undefined) {
       this.pins[slot] = undefined
-      if (typeof pinned === "number") this.native.unpin(pinned)
-      else for (const id of pinned) this.native.unpin(id)
+      if (typeof pinned === "number") this.unpinLater(pinned)
+      else for (const id of pinned) this.unpinLater(id)
     }
     this.slots.release(slot)
   }
+
+  /** Pins to end, ended together (one native call) at the end of the completion batch. */
+  private readonly unpins = new Int32Array(256)
+  private unpinCount = 0
+
+  /**
+   * Ends pin `id` (see {@link pin}) at the end of this completion batch, or at once when 256 are
+   * waiting: the memory is held a little longer, never shorter.
+   */
+  unpinLater(id: number): void {
+    this.unpins[this.unpinCount++] = id
+    if (this.unpinCount === this.unpins.length) this.flushUnpins()
+  }
+
+  private flushUnpins(): void {
+    this.native.unpinMany(this.unpins, this.unpinCount)
+    this.unpinCount = 0
+  }
+
+  /** `addressOf(view)`, with its memory pinned: the pin's id is `pinned` afterwards. */
+  pinAddress(view: Uint8Array): number {
+    return this.native.pinAddress(view, this.pinOut)
+  }
+
+  /** The id of the last {@link pinAddress}. */
+  get pinned(): number {
+    return this.pinOut[0]!
+  }
+
+  private readonly pinOut = new Int32Array(1)
 
   /**
    * Holds the memory behind `memory` until `slot`'s terminal CQE, even if its ArrayBuffer is
@@ -614,6 +644,7 @@ export class Driver {
       }
     }
     this.dispatching = false
+    if (this.unpinCount > 0) this.flushUnpins()
     try {
       if (this.parked.size > 0) {
         // Buffers recycled in this batch reach the kernel before these re-arms (same flush).
@@ -662,6 +693,9 @@ export class Driver {
     if (this.closed) return
     this.closed = true
     this.ring.close()
+    // (Ops still in flight when the ring closed keep their pins: the kernel may touch their memory
+    // until the ring is torn down.)
+    if (this.unpinCount > 0) this.flushUnpins()
   }
 }
 

@@ -194,10 +194,11 @@ export class RingWire implements Wire, OpOwner {
     const data = seg.data!
     if (seg.bid >= 0) return seg.addr = this.driver.recvBuffersBase + data.byteOffset
     if (data.byteLength < seg.len) return -seg.sent
-    const native = load()
+    const d = this.driver
+    seg.addr = d.pinAddress(data)
     ;(this.pinned ??= []).push(seg)
-    ;(this.pinIds ??= []).push(native.pin(data))
-    return seg.addr = native.addressOf(data)
+    ;(this.pinIds ??= []).push(d.pinned)
+    return seg.addr
   }
 
   /** Segments whose memory is pinned (see addressOf), and their pins; made on first use. */
@@ -208,11 +209,10 @@ export class RingWire implements Wire, OpOwner {
   private unpinDone(all: boolean): void {
     const segs = this.pinned!
     const ids = this.pinIds!
-    const native = load()
     for (let i = segs.length - 1; i >= 0; i--) {
       const seg = segs[i]!
       if (!all && (seg.sent < seg.len || seg.notifs > 0)) continue
-      native.unpin(ids[i]!)
+      this.driver.unpinLater(ids[i]!)
       const last = segs.length - 1
       segs[i] = segs[last]!
       ids[i] = ids[last]!
