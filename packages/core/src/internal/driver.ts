@@ -7,7 +7,8 @@
  * a stray after a bug or a ring reset), so it is ignored and any buffer it carries is recycled.
  * A slot is freed only when its last terminal CQE (no IORING_CQE_F_MORE) arrives, which is what
  * makes "interruption completes after the terminal CQE" and "buffers released exactly once" hold:
- * the memory an op points at (argument area, send data) is pinned by its slot until then.
+ * the memory an op points at (argument area, send data) is pinned by its slot until then, and a
+ * caller's memory also natively (`pin`): a detach (a transfer) must not free it under the kernel.
  */
 import type { RinglineConfig } from "../RinglineConfig.js"
 import type { Native } from "./native.js"

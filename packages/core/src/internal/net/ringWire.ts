@@ -10,7 +10,9 @@
  *   buffer goes back to the ring when the channel recycles it;
  * - send: its segments stay in `driver.holds[slot]` until the CQE; zero-copy segments until their
  *   notification CQE, which is not counted as an op (close does not wait for it: the segments
- *   stay pinned in the slot, which on loopback can be until the peer reads).
+ *   stay pinned in the slot, which on loopback can be until the peer reads). A segment of the
+ *   caller's memory is also pinned natively from its first send until it is sent whole and
+ *   notified (`addressOf`): its ArrayBuffer may be transferred meanwhile.
  */
 import type { Address } from "../../Address.js"
 import * as Addr from "../../Address.js"
