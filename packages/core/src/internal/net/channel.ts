@@ -331,11 +331,43 @@ export class Channel implements WireSink {
 
   /** A read's value, its bytes consumed: receiving resumes once below the low-water mark. */
   private parsed<A>(value: A): Exit.Exit<A, ReadError> {
+    this.resumeIfDrained()
+    return Exit.succeed(value)
+  }
+
+  private resumeIfDrained(): void {
     if (this.readPaused && this.inbound.size <= this.lowWater) {
       this.readPaused = false
       this.wire.syncReceive()
     }
-    return Exit.succeed(value)
+  }
+
+  /**
+   * A take of `serveChunks`' `borrow` mode: the first held receive buffer itself as a chunk of
+   * its own (Wire.borrow: an ArrayBuffer of exactly its bytes, lent until `revoke`), consumed,
+   * `w` out of line. Undefined when the take must go the ordinary way (`tryRead`): not `w`'s
+   * turn, nothing held (bytes copied already, or none: a wait), the connection closed, a
+   * transport in between, or the wire lends no more (its cap: the chunk is then a copy).
+   */
+  tryBorrow(w: ReadWaiter): Uint8Array | undefined {
+    const wire = this.wire
+    const inbound = this.inbound
+    const bid = inbound.firstHeld
+    if (bid < 0 || wire.borrow === undefined || this.transport !== undefined || this.phase === Phase.Closed) return undefined
+    if (!this.readers.mayTake(w)) return undefined
+    const chunk = wire.borrow(bid, inbound.firstHeldLength)
+    if (chunk === undefined) return undefined
+    // The buffer's recycle waits for the loan (the revoke, and any send of the chunk).
+    inbound.consumePiece(chunk.length)
+    this.readers.withdraw(w)
+    if (inbound.heldCount > 0) this.idleReaders()
+    this.resumeIfDrained()
+    return chunk
+  }
+
+  /** Ends a borrowed chunk's loan (`tryBorrow`): every view of it is empty from now on. */
+  revoke(chunk: Uint8Array): void {
+    this.wire.revoke?.(chunk)
   }
 
   // ---- send -----------------------------------------------------------------------------------
@@ -383,7 +415,9 @@ export class Channel implements WireSink {
       this.lent++
       // Echoing a parsed view: send straight from the receive buffer, which goes back to the
       // wire once this send completes (no copy at all).
-      this.queue.push(segment(bytes, -1, bid, 0, len, this.enqueued))
+      const seg = segment(bytes, -1, bid, 0, len, this.enqueued)
+      wire.resolve?.(seg)
+      this.queue.push(seg)
     } else if (small || (borrowed && len <= slotSize)) {
       const tail = this.queue[this.queue.length - 1]
       const tailInFlight = this.sending && this.queue.length <= this.inFlight
