@@ -91,8 +91,9 @@ export interface ServeChunksOptions<E, R = never> extends ServeOptions<E, R> {
    * echo or a proxy copies nothing. Keep anything needed later with `chunk.slice()`. A chunk's
    * ArrayBuffer holds exactly its bytes (no other connection's); transferring it
    * (`postMessage`, `structuredClone` with `transfer`) copies it. Chunks are then
-   * smaller (one receive each, up to `recvBuffer.bufferSize`), and where no receive buffer can be
-   * lent (the in-memory test Layer, TLS, the lend cap of half the ring reached) they are copies.
+   * smaller (one receive each, up to `recvBuffer.bufferSize`); receives under 4 KiB, and chunks
+   * where no receive buffer can be lent (the in-memory test Layer, TLS, the lend cap of half the
+   * ring reached), are copies as without `borrow`.
    */
   readonly borrow?: boolean | undefined
 }

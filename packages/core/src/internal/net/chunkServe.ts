@@ -85,8 +85,20 @@ export class ChunkServe<E, R> implements Waiter {
 
   private readonly deliver = (): void => {
     this.scheduled = false
+    if (!this.serving.borrow) return this.deliverOnce()
+    // Borrowed chunks: one per held receive buffer, the next at once after a synchronous
+    // answer; their writes leave together, in one send (Channel.cork).
     const channel = this.channel
-    // Borrowed chunks: one per held receive buffer, the next at once after a synchronous answer.
+    channel.cork()
+    try {
+      this.deliverOnce()
+    } finally {
+      channel.uncork()
+    }
+  }
+
+  private deliverOnce(): void {
+    const channel = this.channel
     while (!this.done) {
       let chunk = this.serving.borrow ? channel.tryBorrow(this) : undefined
       const borrowed = chunk

@@ -6,6 +6,7 @@
 import type { EndOfStream, SocketError, ConnectionClosed, TlsError } from "../../RinglineError.js"
 import { noteRun } from "../mallocPolicy.js"
 import { KeepSlab } from "./keepSlab.js"
+import { LEND_MIN } from "./sendQueue.js"
 import type { Wire } from "./wire.js"
 
 /** What a `read` parser answers. */
@@ -309,10 +310,12 @@ export class Reassembly {
 
   /**
    * The first held receive buffer alone when several are held (a parser may take it whole, and
-   * a write of it is then sent from the receive buffer: see "Pieces"), else undefined.
+   * a write of it is then sent from the receive buffer: see "Pieces"), else undefined; also
+   * when it is too small to be lent (LEND_MIN): one copy of small requests costs less than a
+   * read per receive (64 B echo at depth 16 brings several small receives per batch).
    */
   piece(): Uint8Array | undefined {
-    return this.several ? this.wire.view(this.held, 0, this.firstLen) : undefined
+    return this.several && this.firstLen >= LEND_MIN ? this.wire.view(this.held, 0, this.firstLen) : undefined
   }
 
   /**
