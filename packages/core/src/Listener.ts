@@ -76,29 +76,6 @@ export interface ServeOptions<E, R = never> {
 }
 
 /**
- * {@link serveChunks}' options: {@link ServeOptions} plus how chunks are handed over.
- *
- * @since 0.3.0
- * @category models
- */
-export interface ServeChunksOptions<E, R = never> extends ServeOptions<E, R> {
-  /**
-   * Borrowed chunks (default false: each chunk is memory the handler may keep). With `true`, a
-   * chunk may be the kernel's receive buffer itself, lent to the handler: **valid only until the
-   * handler returns, or until the Effect it answered is over**; after that it is empty (its
-   * ArrayBuffer detached). Writing it (`unsafeWrite`, `write`, `send`) in that time sends it
-   * straight from the receive buffer, which goes back to the kernel once the send completed: an
-   * echo or a proxy copies nothing. Keep anything needed later with `chunk.slice()`. A chunk's
-   * ArrayBuffer holds exactly its bytes (no other connection's); transferring it
-   * (`postMessage`, `structuredClone` with `transfer`) copies it. Chunks are then
-   * smaller (one receive each, up to `recvBuffer.bufferSize`); receives under 4 KiB, and chunks
-   * where no receive buffer can be lent (the in-memory test Layer, TLS, the lend cap of half the
-   * ring reached), are copies as without `borrow`.
-   */
-  readonly borrow?: boolean | undefined
-}
-
-/**
  * A {@link serveChunks} handler: called with each chunk a connection receives (memory it may
  * keep), and once with an empty chunk at end of stream. It answers `undefined` when it is done
  * with the chunk (writes queued with `connection.unsafeWrite`), or an Effect that the next chunk
@@ -154,13 +131,9 @@ export type ChunkHandler<E, R> = InternalChunkHandler<E, R>
 export const serveChunks = <E = never, R = never, R2 = never>(
   listener: Listener,
   handler: ChunkHandler<E, R>,
-  options?: ServeChunksOptions<E | SocketError | TlsError, R2>
+  options?: ServeOptions<E | SocketError | TlsError, R2>
 ): Effect.Effect<void, never, R | R2> => {
   if (typeof handler !== "function") return Effect.dieMessage(`serveChunks: handler must be a function, got ${describe(handler)}`)
-  const borrow: unknown = options?.borrow
-  if (borrow !== undefined && typeof borrow !== "boolean") {
-    return Effect.dieMessage(`serveChunks: options.borrow must be a boolean, got ${describe(borrow)}`)
-  }
   const direct = chunkServer(listener)
   return direct !== undefined ? direct(handler, options) : listener.serve((c) => chunksOver(c, handler), options)
 }

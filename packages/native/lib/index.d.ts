@@ -62,13 +62,6 @@ export declare class Ring {
   close(): void
   info(): RingInfo
   bufferStatus(): { head: number; tail: number; available: number }
-  /**
-   * An ArrayBuffer of exactly `len` bytes over provided buffer `bid` (external: the ring's own
-   * memory). Revoke it before the buffer can go back to the kernel.
-   */
-  borrowView(bid: number, len: number): ArrayBuffer
-  /** Detaches a `borrowView` ArrayBuffer: its views become empty. */
-  revoke(buffer: ArrayBuffer): void
   /** The ring closes `fd` when it is torn down (e.g. worker termination) unless disowned first. */
   own(fd: number): void
   disown(fd: number): void

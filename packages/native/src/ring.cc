@@ -34,8 +34,6 @@ Napi::Function Ring::Init(Napi::Env env) {
   return Define(env, "Ring",
                 {
                     InstanceMethod<&Ring::BufferStatus>("bufferStatus"),
-                    InstanceMethod<&Ring::BorrowView>("borrowView"),
-                    InstanceMethod<&Ring::Revoke>("revoke"),
                     InstanceMethod<&Ring::Own>("own"),
                     InstanceMethod<&Ring::Disown>("disown"),
                     InstanceMethod<&Ring::RegisterDirectPool>("registerDirectPool"),
@@ -209,28 +207,6 @@ Napi::Value Ring::BufferStatus(const Napi::CallbackInfo& info) {
   o.Set("tail", static_cast<uint32_t>(buf_ring_->tail));
   o.Set("available", static_cast<uint32_t>((buf_ring_->tail - st.head) & 0xffff));
   return o;
-}
-
-// A borrowed chunk (Listener.serveChunks with borrowed chunks): an external ArrayBuffer of
-// exactly `len` bytes over provided buffer `bid`, so the handler's view reaches nothing of the
-// buffer's unwritten tail (earlier receives of any connection) nor of other buffers. JS revokes
-// (detaches) it before the buffer can go back to the kernel: a view kept past that is empty,
-// never another receive's bytes. No finalizer: the memory is the ring's, which outlives it (the
-// region is unmapped only when the recvBuffers ArrayBuffer, held by the driver, is collected).
-Napi::Value Ring::BorrowView(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const uint32_t bid = info[0].As<Napi::Number>().Uint32Value();
-  const uint32_t len = info[1].As<Napi::Number>().Uint32Value();
-  if (bid >= buf_count_ || len == 0 || len > buf_size_) {
-    throw Napi::RangeError::New(env, "borrowView: buffer id or length out of range");
-  }
-  return Napi::ArrayBuffer::New(env, recv_bufs_ + static_cast<size_t>(bid) * buf_size_, len);
-}
-
-// Detaches a borrowed chunk's ArrayBuffer (see BorrowView): every view of it becomes empty.
-Napi::Value Ring::Revoke(const Napi::CallbackInfo& info) {
-  info[0].As<Napi::ArrayBuffer>().Detach();
-  return info.Env().Undefined();
 }
 
 }  // namespace ringline

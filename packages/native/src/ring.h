@@ -30,8 +30,6 @@ class Ring : public LoopWrap<Ring> {
 
  private:
   Napi::Value BufferStatus(const Napi::CallbackInfo& info);
-  Napi::Value BorrowView(const Napi::CallbackInfo& info);  // serveChunks' borrowed chunks
-  Napi::Value Revoke(const Napi::CallbackInfo& info);
   Napi::Value Own(const Napi::CallbackInfo& info);
   Napi::Value Disown(const Napi::CallbackInfo& info);
   Napi::Value RegisterDirectPool(const Napi::CallbackInfo& info);    // storage: O_DIRECT pool

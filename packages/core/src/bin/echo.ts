@@ -100,8 +100,7 @@ const program = Effect.gen(function*() {
     )
   )
   // Resets and vanished clients are routine for an echo server: end that connection quietly.
-  // Borrowed chunks: the echo writes each chunk before returning, so it is sent from the receive buffer.
-  if (values.mode === "chunks") return yield* Listener.serveChunks(listener, echoChunk, { onFailure: () => Effect.void, borrow: true })
+  if (values.mode === "chunks") return yield* Listener.serveChunks(listener, echoChunk, { onFailure: () => Effect.void })
   const handler = echoHandlers[values.mode!]!
   return yield* listener.serve(handler, { onFailure: quietFailure })
 }).pipe(Effect.scoped, Effect.provide(Ringline.layerConfig()))

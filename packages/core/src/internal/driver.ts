@@ -473,44 +473,6 @@ export class Driver {
     return this.loansOut
   }
 
-  /**
-   * Borrowed chunks (serveChunks `borrow`): ArrayBuffers of exactly a receive's bytes over its
-   * provided buffer (Ring.borrowView), by buffer id. A borrow is a loan: the buffer stays out of
-   * the kernel's ring until `revoke`, within the same cap, and sends of the chunk lend it on.
-   */
-  private readonly borrowed = new Map<ArrayBufferLike, number>()
-
-  /** The first `len` bytes of buffer `bid` as a chunk of their own; undefined when the loan cap is reached. */
-  borrow(bid: number, len: number): Uint8Array | undefined {
-    if (!this.lend(bid)) return undefined
-    const ab = this.ring.borrowView(bid, len)
-    this.borrowed.set(ab, bid)
-    return new Uint8Array(ab)
-  }
-
-  /** The buffer id behind a borrowed chunk's ArrayBuffer, or -1. */
-  borrowedBid(buffer: ArrayBufferLike): number {
-    return this.borrowed.get(buffer) ?? -1
-  }
-
-  /**
-   * Ends a borrow: the chunk's ArrayBuffer is detached (every view of it empty) and the loan
-   * given back. One that someone else detached first (native code; a `postMessage` or
-   * `structuredClone` transfer copies an external ArrayBuffer's bytes in Node 20, borrow.test.ts)
-   * may have its memory in an ArrayBuffer that cannot be revoked: that buffer never goes back to
-   * the kernel (it keeps only this connection's bytes; the ring has one buffer fewer, visible
-   * in `buffersLent`).
-   */
-  revoke(chunk: Uint8Array): void {
-    const ab = chunk.buffer
-    const bid = this.borrowed.get(ab)
-    if (bid === undefined) return
-    this.borrowed.delete(ab)
-    if (ab.byteLength === 0) return
-    this.ring.revoke(ab as ArrayBuffer)
-    this.giveBack(bid)
-  }
-
   /** Gives a provided buffer back; the addon returns it to the kernel ring before the next submit. */
   recycle(bid: number): void {
     if (this.loans[bid] !== 0) {

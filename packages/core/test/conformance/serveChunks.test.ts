@@ -75,31 +75,6 @@ describe.each(drivers)("serveChunks ($name)", (d) => {
       expect(text(kept[0]!)).toBe("first")
     })))
 
-  d.it("borrow: chunks echo in order; a chunk answered with an Effect stays valid until it is over", () =>
-    d.run(Effect.gen(function*() {
-      const gate = yield* Deferred.make<void>()
-      let calls = 0
-      const { listener } = yield* serving((chunk, conn: Connection.Connection) => {
-        if (chunk.length === 0) return
-        // The first chunk is written only after the gate opens: still its bytes then.
-        if (calls++ === 0) return Effect.zipRight(Deferred.await(gate), conn.write(chunk))
-        conn.unsafeWrite(chunk)
-      }, { borrow: true })
-      const peer = yield* connectPeer(listener.address)
-      yield* peer.write("first;")
-      yield* settle
-      yield* peer.write("second;")
-      yield* settle
-      yield* Deferred.succeed(gate, undefined)
-      let sent = "first;second;"
-      for (let i = 0; i < 10; i++) {
-        yield* peer.write(`more ${i};`)
-        sent += `more ${i};`
-      }
-      yield* peer.end
-      expect(text(yield* peer.readAll)).toBe(sent)
-    })))
-
   d.it("an Effect answer holds back the next chunk until it succeeds; writes stay in order", () =>
     d.run(Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()

@@ -331,65 +331,11 @@ export class Channel implements WireSink {
 
   /** A read's value, its bytes consumed: receiving resumes once below the low-water mark. */
   private parsed<A>(value: A): Exit.Exit<A, ReadError> {
-    this.resumeIfDrained()
-    return Exit.succeed(value)
-  }
-
-  private resumeIfDrained(): void {
     if (this.readPaused && this.inbound.size <= this.lowWater) {
       this.readPaused = false
       this.wire.syncReceive()
     }
-  }
-
-  /**
-   * A take of `serveChunks`' `borrow` mode: the first held receive buffer itself as a chunk of
-   * its own (Wire.borrow: an ArrayBuffer of exactly its bytes, lent until `revoke`), consumed,
-   * `w` out of line. Undefined when the take must go the ordinary way (`tryRead`): not `w`'s
-   * turn, nothing held (bytes copied already, or none: a wait), a receive under LEND_MIN, the
-   * connection closed, a transport in between, or the wire lends no more (its cap: the chunk
-   * is then a copy).
-   */
-  tryBorrow(w: ReadWaiter): Uint8Array | undefined {
-    const wire = this.wire
-    const inbound = this.inbound
-    const bid = inbound.firstHeld
-    // A small receive is copied (into the connection's slab, keepSlab.ts): cheaper than the
-    // ArrayBuffer made and detached for a borrow, and it could not be lent to a send anyway.
-    if (bid < 0 || inbound.firstHeldLength < LEND_MIN || wire.borrow === undefined || this.transport !== undefined || this.phase === Phase.Closed) {
-      return undefined
-    }
-    if (!this.readers.mayTake(w)) return undefined
-    const chunk = wire.borrow(bid, inbound.firstHeldLength)
-    if (chunk === undefined) return undefined
-    // The buffer's recycle waits for the loan (the revoke, and any send of the chunk).
-    inbound.consumePiece(chunk.length)
-    this.readers.withdraw(w)
-    if (inbound.heldCount > 0) this.idleReaders()
-    this.resumeIfDrained()
-    return chunk
-  }
-
-  /**
-   * Holds sends back while a synchronous run queues several writes (serveChunks answering each
-   * held receive buffer of a batch: without it the first one's send goes alone and the others
-   * wait for its completion, one more send per batch); `uncork` sends what was queued. Call both
-   * in the same synchronous run.
-   */
-  cork(): void {
-    this.corked = true
-  }
-
-  uncork(): void {
-    this.corked = false
-    this.pumpSend()
-  }
-
-  private corked = false
-
-  /** Ends a borrowed chunk's loan (`tryBorrow`): every view of it is empty from now on. */
-  revoke(chunk: Uint8Array): void {
-    this.wire.revoke?.(chunk)
+    return Exit.succeed(value)
   }
 
   // ---- send -----------------------------------------------------------------------------------
@@ -437,9 +383,7 @@ export class Channel implements WireSink {
       this.lent++
       // Echoing a parsed view: send straight from the receive buffer, which goes back to the
       // wire once this send completes (no copy at all).
-      const seg = segment(bytes, -1, bid, 0, len, this.enqueued)
-      wire.resolve?.(seg)
-      this.queue.push(seg)
+      this.queue.push(segment(bytes, -1, bid, 0, len, this.enqueued))
     } else if (small || (borrowed && len <= slotSize)) {
       const tail = this.queue[this.queue.length - 1]
       const tailInFlight = this.sending && this.queue.length <= this.inFlight
@@ -525,7 +469,7 @@ export class Channel implements WireSink {
    * one op and one loop turn, not one per chunk.
    */
   private pumpSend(): void {
-    if (this.sending || this.queue.length === 0 || this.sendError !== undefined || this.corked) return
+    if (this.sending || this.queue.length === 0 || this.sendError !== undefined) return
     if (this.phase >= Phase.Cancelling) return
     const queue = this.queue
     if (queue[0]!.chain !== 0) return this.submitChain()

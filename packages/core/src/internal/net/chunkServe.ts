@@ -28,11 +28,6 @@ export interface ChunkServing<E, R> {
    * it, inside the dispatch, so the replies it queues go out with that batch's submit.
    */
   readonly scheduler: Scheduler.Scheduler
-  /**
-   * Chunks are borrowed (serveChunks `borrow`): a held receive buffer is handed over as is
-   * (Channel.tryBorrow) and revoked once the handler's answer is done with it.
-   */
-  readonly borrow: boolean
   /** Forks into the listener's handler set (interrupted by its shutdown). */
   readonly run: (effect: Effect.Effect<unknown, never, R>) => Fiber.RuntimeFiber<unknown, unknown>
   /**
@@ -85,80 +80,46 @@ export class ChunkServe<E, R> implements Waiter {
 
   private readonly deliver = (): void => {
     this.scheduled = false
-    if (!this.serving.borrow) return this.deliverOnce()
-    // Borrowed chunks: one per held receive buffer, the next at once after a synchronous
-    // answer; their writes leave together, in one send (Channel.cork).
-    const channel = this.channel
-    channel.cork()
+    if (this.done) return
+    // tryRead consumes the bytes and leaves the queue, or answers undefined: not our turn yet
+    // (a read the handler's own Effect started is ahead).
+    const exit = this.channel.tryRead(this.parse, this)
+    if (exit === undefined) return this.channel.readers.wait(this, this.onWake)
+    if (Exit.isFailure(exit)) {
+      // ConnectionClosed: the handler closed its connection itself; nothing to report.
+      const failure = Cause.failureOption(exit.cause)
+      const closed = failure._tag === "Some" && failure.value._tag === "ConnectionClosed"
+      return this.end(closed ? undefined : exit.cause as Cause.Cause<ReceiveError>)
+    }
+    const chunk = exit.value
+    let answer: unknown
     try {
-      this.deliverOnce()
-    } finally {
-      channel.uncork()
+      answer = this.serving.handler(chunk, this.connection)
+    } catch (defect) {
+      return this.end(Cause.die(defect))
     }
+    const last = chunk.length === 0
+    if (answer === undefined) {
+      if (last) return this.end(undefined)
+      return this.channel.readers.wait(this, this.onWake)
+    }
+    if (!Effect.isEffect(answer)) {
+      return this.end(Cause.die(new TypeError(`serveChunks handler returned ${describe(answer)}, not undefined or an Effect`)))
+    }
+    this.fiber = this.serving.run(this.await(answer as Effect.Effect<unknown, E, R>, last))
   }
 
-  private deliverOnce(): void {
-    const channel = this.channel
-    while (!this.done) {
-      let chunk = this.serving.borrow ? channel.tryBorrow(this) : undefined
-      const borrowed = chunk
-      if (chunk === undefined) {
-        // tryRead consumes the bytes and leaves the queue, or answers undefined: not our turn yet
-        // (a read the handler's own Effect started is ahead).
-        const exit = channel.tryRead(this.parse, this)
-        if (exit === undefined) return channel.readers.wait(this, this.onWake)
-        if (Exit.isFailure(exit)) {
-          // ConnectionClosed: the handler closed its connection itself; nothing to report.
-          const failure = Cause.failureOption(exit.cause)
-          const closed = failure._tag === "Some" && failure.value._tag === "ConnectionClosed"
-          return this.end(closed ? undefined : exit.cause as Cause.Cause<ReceiveError>)
-        }
-        chunk = exit.value
-      }
-      let answer: unknown
-      try {
-        answer = this.serving.handler(chunk, this.connection)
-      } catch (defect) {
-        if (borrowed !== undefined) channel.revoke(borrowed)
-        return this.end(Cause.die(defect))
-      }
-      const last = chunk.length === 0
-      if (answer === undefined) {
-        if (borrowed !== undefined) {
-          channel.revoke(borrowed)
-          continue
-        }
-        if (last) return this.end(undefined)
-        return channel.readers.wait(this, this.onWake)
-      }
-      if (borrowed !== undefined && !Effect.isEffect(answer)) channel.revoke(borrowed)
-      if (!Effect.isEffect(answer)) {
-        return this.end(Cause.die(new TypeError(`serveChunks handler returned ${describe(answer)}, not undefined or an Effect`)))
-      }
-      this.fiber = this.serving.run(this.await(answer as Effect.Effect<unknown, E, R>, last, borrowed))
-      return
-    }
-  }
-
-  /**
-   * Runs the handler's Effect; the next chunk is delivered once it succeeded. A borrowed chunk
-   * stays valid until that Effect is over, however it ends (revoked in the masked part).
-   */
-  private await(effect: Effect.Effect<unknown, E, R>, last: boolean, borrowed: Uint8Array | undefined): Effect.Effect<unknown, never, R> {
+  /** Runs the handler's Effect; the next chunk is delivered once it succeeded. */
+  private await(effect: Effect.Effect<unknown, E, R>, last: boolean): Effect.Effect<unknown, never, R> {
     return Effect.uninterruptibleMask((restore) =>
-      Effect.matchCauseEffect(
-        borrowed === undefined
-          ? restore(effect)
-          : Effect.ensuring(restore(effect), Effect.sync(() => this.channel.revoke(borrowed))),
-        {
-          onFailure: (cause) => this.serving.finish(this, cause),
-          onSuccess: () =>
-            last ? this.serving.finish(this, undefined) : Effect.sync(() => {
-              this.fiber = undefined
-              if (!this.done) this.start()
-            })
-        }
-      )
+      Effect.matchCauseEffect(restore(effect), {
+        onFailure: (cause) => this.serving.finish(this, cause),
+        onSuccess: () =>
+          last ? this.serving.finish(this, undefined) : Effect.sync(() => {
+            this.fiber = undefined
+            if (!this.done) this.start()
+          })
+      })
     )
   }
 

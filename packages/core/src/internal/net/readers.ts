@@ -326,12 +326,7 @@ export class Reassembly {
   consumePiece(n: number): void {
     if (n < this.firstLen) return this.unhold(0, n)
     this.wire.recycleLater(this.held)
-    const more = this.more
-    if (more === undefined || more.length === 0) {
-      this.held = -1
-      this.firstLen = this.heldLen = 0
-      return
-    }
+    const more = this.more!
     this.heldLen -= this.firstLen
     this.held = more[0]!
     this.firstLen = more[1]!
@@ -341,15 +336,6 @@ export class Reassembly {
   /** How many receive buffers are held (0 when none). */
   get heldCount(): number {
     return this.held === -1 ? 0 : 1 + (this.more === undefined ? 0 : this.more.length >> 1)
-  }
-
-  /** The first held receive buffer, or -1; its length (a borrowed chunk, see channel.ts `tryBorrow`). */
-  get firstHeld(): number {
-    return this.held
-  }
-
-  get firstHeldLength(): number {
-    return this.firstLen
   }
 
   /** The parser used `n` bytes: drop them (a held buffer's rest moves to the reassembly buffer). */

@@ -147,8 +147,9 @@ export class RingWire implements Wire, OpOwner {
 
   lend(view: Uint8Array): number {
     const d = this.driver
-    const bid = view.buffer === d.recvBuffers ? Math.floor(view.byteOffset / d.bufferSize) : d.borrowedBid(view.buffer)
-    return bid >= 0 && d.lend(bid) ? bid : -1
+    if (view.buffer !== d.recvBuffers) return -1
+    const bid = Math.floor(view.byteOffset / d.bufferSize)
+    return d.lend(bid) ? bid : -1
   }
 
   giveBack(buf: number): void {
@@ -156,19 +157,7 @@ export class RingWire implements Wire, OpOwner {
   }
 
   owns(buffer: ArrayBufferLike): boolean {
-    return buffer === this.driver.recvBuffers || this.driver.borrowedBid(buffer) >= 0
-  }
-
-  borrow(buf: number, len: number): Uint8Array | undefined {
-    return this.driver.borrow(buf, len)
-  }
-
-  revoke(chunk: Uint8Array): void {
-    this.driver.revoke(chunk)
-  }
-
-  resolve(seg: Segment): void {
-    this.addressOf(seg)
+    return buffer === this.driver.recvBuffers
   }
 
   // ---- send -----------------------------------------------------------------------------------
@@ -192,12 +181,7 @@ export class RingWire implements Wire, OpOwner {
   /** The native address of a segment's first byte (resolved once). */
   private addressOf(seg: Segment): number {
     if (seg.addr === 0) {
-      const d = this.driver
-      const data = seg.data!
-      // A lent view of the shared receive memory, or a borrowed chunk (offsets within its buffer).
-      seg.addr = seg.bid < 0
-        ? load().addressOf(data)
-        : d.recvBuffersBase + data.byteOffset + (data.buffer === d.recvBuffers ? 0 : seg.bid * d.bufferSize)
+      seg.addr = seg.bid >= 0 ? this.driver.recvBuffersBase + seg.data!.byteOffset : load().addressOf(seg.data!)
     }
     return seg.addr
   }

@@ -9,7 +9,7 @@
 import { Cause, Clock, Effect, type Exit, type Fiber, FiberRef, FiberSet, Runtime, RuntimeFlags, Scope } from "effect"
 import type { Address } from "../../Address.js"
 import type { Connection } from "../../Connection.js"
-import type { Listener, ServeChunksOptions, ServeOptions } from "../../Listener.js"
+import type { Listener, ServeOptions } from "../../Listener.js"
 import type { ConnectionClosed } from "../../RinglineError.js"
 import { takeInFiber, type Waiter, type WaiterQueue } from "../waiters.js"
 import type { Channel } from "./channel.js"
@@ -52,7 +52,7 @@ export type Opening = (connection: Connection) => Effect.Effect<void, unknown>
 /** The chunk serving of acceptLoop's listeners (Listener.serveChunks; undefined for others). */
 export type ServeChunks = <E = never, R = never, R2 = never>(
   handler: ChunkHandler<E, R>,
-  options?: ServeChunksOptions<E | ReceiveError, R2>,
+  options?: ServeOptions<E | ReceiveError, R2>,
   open?: Opening
 ) => Effect.Effect<void, never, R | R2>
 
@@ -242,7 +242,7 @@ export const acceptLoop = (
       })
     const serveChunks: ServeChunks = <E, R, R2 = never>(
       handler: ChunkHandler<E, R>,
-      options?: ServeChunksOptions<E | ReceiveError, R2>,
+      options?: ServeOptions<E | ReceiveError, R2>,
       open?: Opening
     ): Effect.Effect<void, never, R | R2> =>
       Effect.flatMap(Effect.zip(FiberSet.runtime(handlers)<R | R2>(), FiberRef.get(FiberRef.currentScheduler)), ([run, scheduler]) => {
@@ -250,7 +250,6 @@ export const acceptLoop = (
         const shared: ChunkServing<E, R | R2> = {
           handler,
           scheduler,
-          borrow: options?.borrow === true,
           run,
           // Masked as a whole: a shutdown that interrupts this fiber still closes the connection.
           finish: (s, cause) =>

@@ -137,16 +137,6 @@ export interface Wire {
   lend(view: Uint8Array): number
   giveBack(buf: number): void
   owns(buffer: ArrayBufferLike): boolean
-  /**
-   * Borrowed chunks (serveChunks `borrow`): the first `len` bytes of receive buffer `buf` as an
-   * ArrayBuffer of their own, lent until `revoke` (which empties every view of it); undefined
-   * when the wire lends no more. Absent on a wire that never lends (chunks are then copies).
-   * A send of a borrowed chunk lends its buffer on (`lend`), its address fixed at once
-   * (`resolve`): the view may be revoked before the send is submitted.
-   */
-  borrow?(buf: number, len: number): Uint8Array | undefined
-  revoke?(chunk: Uint8Array): void
-  resolve?(segment: Segment): void
 
   // send
   /**
