@@ -85,6 +85,18 @@ export interface LaunchOptions {
   readonly awaitListening?: boolean
   /** Anything structured-clonable, given to every worker as {@link WorkerContext.data}. */
   readonly data?: unknown
+  /**
+   * The most each worker's V8 young generation may grow to, in MiB: Node's `worker_threads`
+   * `resourceLimits.maxYoungGenerationSizeMb`, per worker (the command line's
+   * `--max-semi-space-size` is one value for every isolate of the process). V8 (Node 20) makes
+   * each of the two semi-spaces the power of two at or above a third of it: 12 gives 4 MiB
+   * semi-spaces (8 MiB of young generation, as `--max-semi-space-size=4`), 24 gives 8, 48 gives
+   * 16. Default: unset, V8's own limit (48 on a 64-bit machine, what a worker reaches once a
+   * program that imports `effect` keeps objects alive across scavenges). A smaller young
+   * generation scavenges more often, each pause shorter, over less memory (bench/README.md,
+   * "Stream mode's d16 tail" and "Placement"). An integer from 1 to 4096.
+   */
+  readonly youngGenerationMb?: number
 }
 
 /**
