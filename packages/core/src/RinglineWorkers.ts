@@ -96,9 +96,10 @@ export interface LaunchOptions {
    * Default: unset, the process's limit (V8's default, up to 16 MiB semi-spaces, which a program
    * that imports `effect` reaches). A smaller young generation scavenges more often, each pause
    * shorter, over less memory: what helps a pipelined server's latency tail and idle memory per
-   * connection on one thread (README, "Many idle connections"). It is not the default because it did not lower
-   * the CPU per request of 2 workers (measured with 4 MiB semi-spaces: 4× the scavenges, a larger
-   * summed pause per request, CPU per request unchanged or higher; bench/README.md, "Placement").
+   * connection on one thread (README, "Many idle connections"). It is not the default because it
+   * did not lower the CPU per request of 2 workers (measured with 4 MiB semi-spaces: 4× the
+   * scavenges, a larger summed pause per request, CPU per request unchanged or higher;
+   * bench/README.md, "Placement").
    */
   readonly youngGenerationMb?: number
 }
