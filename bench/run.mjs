@@ -43,6 +43,13 @@ const { values: opts } = parseArgs({
     warmup: { type: "string" },
     duration: { type: "string" },
     "noisy-reps": { type: "string" },
+    // Flags for every Node server (ringline's, node:net's, the platform ones, cluster and its
+    // children alike). Default: the README's recommendation for latency-sensitive servers
+    // ("Many idle connections"): V8's young generation capped at 4 MB semi-spaces, which the
+    // `effect` import otherwise grows to 16 MB (bench/README "Stream mode's d16 tail").
+    // node:net's young generation stays ~1 MB, so the cap does not touch it; `--node-flags=`
+    // runs every server with Node's defaults.
+    "node-flags": { type: "string", default: "--max-semi-space-size=4" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -77,15 +84,18 @@ const missingModules = (names) =>
 const ringlineCheck = () =>
   fs.existsSync(ECHO_JS) ? null : `${path.relative(ROOT, ECHO_JS)} not found (build packages/core first)`;
 
+// The node command line every Node server starts with (see --node-flags).
+const NODE = [process.execPath, ...opts["node-flags"].split(" ").filter(Boolean)];
+
 const SERVERS = [
-  { name: "ringline", cmd: (p) => [process.execPath, ECHO_JS, "--port", p], check: ringlineCheck },
-  { name: "ringline-parse", cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "parse"], check: ringlineCheck },
+  { name: "ringline", cmd: (p) => [...NODE, ECHO_JS, "--port", p], check: ringlineCheck },
+  { name: "ringline-parse", cmd: (p) => [...NODE, ECHO_JS, "--port", p, "--mode", "parse"], check: ringlineCheck },
   // Listener.serveChunks: no fiber per connection (the idle-memory design).
-  { name: "ringline-chunks", cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"], check: ringlineCheck },
-  { name: "node-net", cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-net-echo.mjs"), "--port", p], check: () => null },
+  { name: "ringline-chunks", cmd: (p) => [...NODE, ECHO_JS, "--port", p, "--mode", "chunks"], check: ringlineCheck },
+  { name: "node-net", cmd: (p) => [...NODE, path.join(BENCH, "servers/node-net-echo.mjs"), "--port", p], check: () => null },
   {
     name: "platform-node",
-    cmd: (p) => [process.execPath, path.join(BENCH, "servers/platform-node-echo.mjs"), "--port", p],
+    cmd: (p) => [...NODE, path.join(BENCH, "servers/platform-node-echo.mjs"), "--port", p],
     check: () => {
       const miss = missingModules(["effect", "@effect/platform", "@effect/platform-node"]);
       return miss.length ? `cannot resolve ${miss.join(", ")} (root devDependencies; run pnpm install)` : null;
@@ -94,7 +104,7 @@ const SERVERS = [
   {
     // The same Effect echo handler as platform-node, on RinglineSocketServer.
     name: "platform-ringline",
-    cmd: (p) => [process.execPath, path.join(BENCH, "servers/platform-ringline-echo.mjs"), "--port", p],
+    cmd: (p) => [...NODE, path.join(BENCH, "servers/platform-ringline-echo.mjs"), "--port", p],
     check: () => ringlineCheck() ?? (missingModules(["effect", "@effect/platform"]).length ? "cannot resolve effect, @effect/platform (run pnpm install)" : null),
   },
   { name: "c-uring", cmd: (p) => [path.join(BIN, "uring-echo"), p], check: () => null },
@@ -112,37 +122,37 @@ const comparedWith = (a) => COMPARED[a] ?? BASELINES;
 // loadgen are NOT pinned apart here: on a 2-core machine the workers need both cores, so they
 // share them with the loadgen. CPU per request counts every thread and child process.
 const WORKER_SERVERS = [
-  { name: "ringline-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p], check: ringlineCheck },
-  { name: "ringline-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2"], check: ringlineCheck },
+  { name: "ringline-w1", workers: 1, unpinned: true, cmd: (p) => [...NODE, ECHO_JS, "--port", p], check: ringlineCheck },
+  { name: "ringline-w2", workers: 2, unpinned: true, cmd: (p) => [...NODE, ECHO_JS, "--port", p, "--workers", "2"], check: ringlineCheck },
   {
     name: "ringline-w2-free", workers: 2, unpinned: true,
-    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--no-pin"], check: ringlineCheck,
+    cmd: (p) => [...NODE, ECHO_JS, "--port", p, "--workers", "2", "--no-pin"], check: ringlineCheck,
   },
   {
     name: "ringline-w2-acc", workers: 2, unpinned: true,
-    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--acceptor"], check: ringlineCheck,
+    cmd: (p) => [...NODE, ECHO_JS, "--port", p, "--workers", "2", "--acceptor"], check: ringlineCheck,
   },
   // One thread held on CPU 0 (taskset: the whole process, its helper threads too), as a pinned
   // worker is: the like-for-like 1-worker reference of the pinned 2-worker rows. Left to the
   // scheduler, the one thread mostly runs on the loadgen's CPU (wake-affine), which a second
   // worker cannot (bench/README.md, "Placement").
-  { name: "ringline-w1-pin", workers: 1, unpinned: true, cmd: (p) => pinned("0", [process.execPath, ECHO_JS, "--port", p]), check: ringlineCheck },
+  { name: "ringline-w1-pin", workers: 1, unpinned: true, cmd: (p) => pinned("0", [...NODE, ECHO_JS, "--port", p]), check: ringlineCheck },
   // The same with Listener.serveChunks / RinglineWorkers.serveChunks (no fiber per connection).
-  { name: "ringline-w1-chunks", workers: 1, unpinned: true, cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"], check: ringlineCheck },
+  { name: "ringline-w1-chunks", workers: 1, unpinned: true, cmd: (p) => [...NODE, ECHO_JS, "--port", p, "--mode", "chunks"], check: ringlineCheck },
   {
     name: "ringline-w1-chunks-pin", workers: 1, unpinned: true,
-    cmd: (p) => pinned("0", [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks"]), check: ringlineCheck,
+    cmd: (p) => pinned("0", [...NODE, ECHO_JS, "--port", p, "--mode", "chunks"]), check: ringlineCheck,
   },
   {
     name: "ringline-w2-chunks", workers: 2, unpinned: true,
-    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks"], check: ringlineCheck,
+    cmd: (p) => [...NODE, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks"], check: ringlineCheck,
   },
   {
     name: "ringline-w2-chunks-free", workers: 2, unpinned: true,
-    cmd: (p) => [process.execPath, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks", "--no-pin"], check: ringlineCheck,
+    cmd: (p) => [...NODE, ECHO_JS, "--port", p, "--workers", "2", "--mode", "chunks", "--no-pin"], check: ringlineCheck,
   },
-  { name: "cluster-w1", workers: 1, unpinned: true, cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "1"], check: () => null },
-  { name: "cluster-w2", workers: 2, unpinned: true, cmd: (p) => [process.execPath, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "2"], check: () => null },
+  { name: "cluster-w1", workers: 1, unpinned: true, cmd: (p) => [...NODE, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "1"], check: () => null },
+  { name: "cluster-w2", workers: 2, unpinned: true, cmd: (p) => [...NODE, path.join(BENCH, "servers/node-cluster-echo.mjs"), "--port", p, "--workers", "2"], check: () => null },
   // The control with no JavaScript and no cross-worker code: the C server on 1 or 2 threads, each
   // with its own ring and SO_REUSEPORT listener (bench/uring-echo.c --threads), placed like the
   // ringline rows (--pin: thread i on CPU i; -w1-pin: the one thread on CPU 0). If its CPU per
@@ -162,6 +172,7 @@ const WORKER_SERVERS = [
 if (opts.help) {
   console.log(`usage: node bench/run.mjs [--quick] [--servers a,b] [--cases x,y] [--reps N]
                          [--warmup SECS] [--duration SECS] [--noisy-reps N]
+                         [--node-flags="FLAGS"]  (every Node server; default ${opts["node-flags"]})
 servers: ${SERVERS.map((s) => s.name).join(", ")}
 workers case servers (--servers narrows them too): ${WORKER_SERVERS.map((s) => s.name).join(", ")}
 cases:   ${CASES.map((c) => c.name).join(", ")}`);
@@ -872,6 +883,7 @@ const W = { name: 15, num: 10 };
 out.push("");
 out.push(`ringline echo benchmark — ${started.toISOString()} — ${cfg.quick ? "QUICK" : "full"} mode, ` +
   `${cfg.reps} rep(s), ${cfg.warmup}s warm-up + ${cfg.duration}s measured, server on CPU ${SERVER_CPU}, loadgen on CPU ${CLIENT_CPU}`);
+out.push(`Node servers run as: node ${NODE.slice(1).join(" ") || "(no flags: Node's defaults)"}`);
 for (const [n, why] of Object.entries(skipped)) out.push(`skipped ${n}: ${why}`);
 for (const c of cases) {
   const S = summary[c.name];
@@ -1049,7 +1061,7 @@ const git = (() => {
 const doc = {
   started: started.toISOString(),
   finished: new Date().toISOString(),
-  config: { ...cfg, servers: servers.map((s) => s.name), cases: cases.map((c) => c.name), pinned: haveTaskset, server_cpu: SERVER_CPU, client_cpu: CLIENT_CPU },
+  config: { ...cfg, node_flags: NODE.slice(1), servers: servers.map((s) => s.name), cases: cases.map((c) => c.name), pinned: haveTaskset, server_cpu: SERVER_CPU, client_cpu: CLIENT_CPU },
   machine: { io_uring_disabled: (() => { try { return Number(fs.readFileSync("/proc/sys/kernel/io_uring_disabled", "utf8")); } catch { return null; } })(), node: process.version, kernel: os.release(), cpu: os.cpus()[0]?.model, cpus: os.cpus().length, mem_gib: +(os.totalmem() / 2 ** 30).toFixed(1), git },
   cases: Object.fromEntries(cases.map((c) => [c.name, c])),
   skipped,
