@@ -5,8 +5,13 @@
 // and for ringline (the demo, serveChunks or stream). A rise that the C server shows too is the
 // machine's (cores shared with the loadgen, cross-CPU wake-ups), not ringline's code.
 //
-// Run: node bench/placement.mjs [--servers c,chunks,stream] [--placements w1-apart,w1-together,...]
-//        [--reps 3] [--warmup 1] [--duration 3]
+// Run: node bench/placement.mjs [--servers c,chunks,stream,chunks-yg,stream-yg] [--placements w1-apart,w1-together,...]
+//        [--reps 3] [--warmup 1] [--duration 3] [--gc]
+//
+// `chunks-yg` / `stream-yg`: the same with a 4 MiB semi-space young generation (V8's default after
+// importing `effect` is 16 MiB): `node --max-semi-space-size=4` on one thread, `--young-generation-mb 12`
+// (RinglineWorkers youngGenerationMb) on workers. `--gc` runs the Node servers with `--trace-gc`
+// (line-buffered) and adds scavenges per 1,000 requests and their summed pause per request.
 //
 // Placements (CPU numbers are the first two allowed CPUs, "0" and "1" below):
 //   w1-apart     1 thread on CPU 0, loadgen on CPU 1: every wake-up crosses CPUs, as when the
@@ -39,6 +44,7 @@ const { values: opts } = parseArgs({
     reps: { type: "string", default: "3" },
     warmup: { type: "string", default: "1" },
     duration: { type: "string", default: "3" },
+    gc: { type: "boolean", default: false },
   },
 });
 
@@ -59,6 +65,12 @@ const SERVERS = {
   chunks: (p, n, pin) => [process.execPath, ECHO_JS, "--port", p, "--mode", "chunks", ...(n > 1 ? ["--workers", String(n), ...(pin ? [] : ["--no-pin"])] : [])],
   stream: (p, n, pin) => [process.execPath, ECHO_JS, "--port", p, ...(n > 1 ? ["--workers", String(n), ...(pin ? [] : ["--no-pin"])] : [])],
 };
+// 4 MiB semi-spaces: the process flag on one thread, each worker's resourceLimits on workers.
+const youngGen = (argv, n) => (n > 1 ? [...argv, "--young-generation-mb", "12"] : [argv[0], "--max-semi-space-size=4", ...argv.slice(1)]);
+SERVERS["chunks-yg"] = (p, n, pin) => youngGen(SERVERS.chunks(p, n, pin), n);
+SERVERS["stream-yg"] = (p, n, pin) => youngGen(SERVERS.stream(p, n, pin), n);
+// --gc: every collection on stdout as it happens (V8 prints with stdio, block-buffered on a pipe).
+const traced = (argv) => (opts.gc && argv[0] === process.execPath ? ["stdbuf", "-oL", argv[0], "--trace-gc", ...argv.slice(1)] : argv);
 const PLACEMENTS = {
   "w1-apart": { n: 1, server: C0, lg: C1 },
   "w1-together": { n: 1, server: C0, lg: C0 },
@@ -77,6 +89,7 @@ const placements = pick(opts.placements, PLACEMENTS, "placement");
 if (!fs.existsSync(path.join(BENCH, "bin/loadgen")) || !fs.existsSync(path.join(BENCH, "bin/uring-echo")))
   throw new Error("bench/bin/loadgen or bench/bin/uring-echo missing: `node bench/run.mjs --quick --cases workers --servers c-uring-w1` builds both");
 
+const argvIsNode = (server) => SERVERS[server]("0", 1, false)[0] === process.execPath;
 const taskset = (cpu, argv) => (cpu === undefined ? argv : ["taskset", "-c", cpu, ...argv]);
 const CLK_TCK = 100;
 
@@ -99,7 +112,13 @@ const snapshot = (pid) => ({ cpuNs: treeCpuNs(pid), sys: stimeS(pid), sw: treeSw
 const runOnce = async (server, placement) => {
   const pl = PLACEMENTS[placement];
   const port = String(await freePort());
-  const child = await spawnListening(taskset(pl.server, SERVERS[server](port, pl.n, pl.pin)), `${server}/${placement}`);
+  const child = await spawnListening(taskset(pl.server, traced(SERVERS[server](port, pl.n, pl.pin))), `${server}/${placement}`);
+  // Scavenges (count, summed pause in ms) while the loadgen measures, from --trace-gc's lines.
+  const gc = { on: false, n: 0, ms: 0 };
+  lines(child.stdout, (l) => {
+    const m = gc.on && / Scavenge [^,]*, ([\d.]+) \//.exec(l);
+    if (m) (gc.n++, (gc.ms += Number(m[1])));
+  });
   let log = "";
   child.stderr.on("data", (d) => (log = (log + d).slice(-8000)));
   const lgArgv = taskset(pl.lg, [
@@ -111,8 +130,8 @@ const runOnce = async (server, placement) => {
   let s0, s1;
   lg.stdout.on("data", (d) => (out += d));
   lines(lg.stderr, (l) => {
-    if (l === "#measure-start") s0 = snapshot(child.pid);
-    else if (l === "#measure-end") s1 = snapshot(child.pid);
+    if (l === "#measure-start") (s0 = snapshot(child.pid)), (gc.on = true);
+    else if (l === "#measure-end") (s1 = snapshot(child.pid)), (gc.on = false);
   });
   const code = await new Promise((r) => lg.on("exit", r));
   await new Promise((r) => setTimeout(r, 100));
@@ -130,6 +149,8 @@ const runOnce = async (server, placement) => {
     vol: ((s1.sw.vol - s0.sw.vol) * 1000) / n,
     invol: ((s1.sw.invol - s0.sw.invol) * 1000) / n,
     ipi: ((s1.ipi - s0.ipi) * 1000) / n,
+    scav: opts.gc && argvIsNode(server) ? (gc.n * 1000) / n : undefined,
+    scavUs: opts.gc && argvIsNode(server) ? (gc.ms * 1000) / n : undefined,
     busiest: per.length > 1 ? Math.max(...per) / per.reduce((a, b) => a + b, 0) : undefined,
   };
 };
@@ -151,14 +172,15 @@ for (let rep = 0; rep < Number(opts.reps); rep++)
       process.stderr.write(`rep ${rep + 1} ${s} ${p}: ${f(r.cpu)} µs/req, ${Math.round(r.rps)} req/s, load ${load()}\n`);
     }
 console.log(
-  `${"server placement".padEnd(20)} ${"µs CPU/req [min–max]".padStart(22)} ${"sys".padStart(5)} ${"kreq/s".padStart(7)} ${"vol/invol sw per kreq".padStart(22)} ${"IPIs/kreq".padStart(10)} busiest`,
+  `${"server placement".padEnd(20)} ${"µs CPU/req [min–max]".padStart(22)} ${"sys".padStart(5)} ${"kreq/s".padStart(7)} ${"vol/invol sw per kreq".padStart(22)} ${"IPIs/kreq".padStart(10)} busiest${opts.gc ? "  scav/kreq  scav µs/req" : ""}`,
 );
 for (const [k, rs] of Object.entries(results)) {
   const m = (key) => med(rs.map((r) => r[key]));
   const cpu = rs.map((r) => r.cpu);
   console.log(
     `${k.padEnd(20)} ${`${f(m("cpu"))} [${f(Math.min(...cpu))}–${f(Math.max(...cpu))}]`.padStart(22)} ${f(m("sysShare"), 2).padStart(5)} ${f(m("rps") / 1000, 0).padStart(7)}` +
-      ` ${`${f(m("vol"), 1)} / ${f(m("invol"), 1)}`.padStart(22)} ${f(m("ipi"), 1).padStart(10)} ${m("busiest") === undefined ? "" : f(m("busiest") * 100, 0) + "%"}`,
+      ` ${`${f(m("vol"), 1)} / ${f(m("invol"), 1)}`.padStart(22)} ${f(m("ipi"), 1).padStart(10)} ${(m("busiest") === undefined ? "" : f(m("busiest") * 100, 0) + "%").padStart(7)}` +
+      (m("scav") === undefined ? "" : ` ${f(m("scav"), 2).padStart(10)} ${f(m("scavUs"), 3).padStart(12)}`),
   );
 }
 console.log(`# load after ${load()}`);

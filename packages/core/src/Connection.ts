@@ -37,8 +37,11 @@ export type TypeId = typeof TypeId
 export type ReadResult<A> = InternalReadResult<A>
 
 /**
- * A parser for {@link Connection.read}. It sees every buffered byte as one `Uint8Array` and must
- * be pure: it may be called again on the same bytes once more arrive.
+ * A parser for {@link Connection.read}. It sees the buffered bytes as one `Uint8Array` and must
+ * be pure: it may be called again on the same bytes once more arrive. When the bytes came in
+ * several receive buffers it may first see only the first buffer's (a prefix of what is
+ * buffered: taking it whole lets a write of the view be sent without a copy); if it answers
+ * `needMore` there, or consumes nothing, it is called again at once with every buffered byte.
  *
  * **The bytes may be a view into a kernel-provided receive buffer that goes back to the kernel as
  * soon as the parser returns.** Anything kept past the call (including in the returned value)
@@ -327,7 +330,8 @@ class ConnectionImpl implements Connection {
     this.#onClose = onClose
   }
 
-  // Parsed and consumed in the fiber that returns the value (internal/waiters.ts).
+  // Parsed and consumed in the fiber that returns the value (internal/waiters.ts). Piecewise: the
+  // parser may see the first of several held receive buffers alone (readers.ts "Pieces").
   get read(): Connection["read"] {
     const conn = this.#conn
     return this.#lazy.read ??= <A>(parse: Parser<A>): Effect.Effect<A, ReadError> =>
@@ -335,13 +339,16 @@ class ConnectionImpl implements Connection {
       // function waited (forever, on a quiet peer) before it failed.
       typeof parse !== "function"
         ? Effect.die(new TypeError(`read: parse must be a function, got ${show(parse)}`))
-        : takeInFiber(conn.readers, (w) => conn.tryRead(parse, w))
+        : takeInFiber(conn.readers, (w) => conn.tryRead(parse, w, true))
   }
 
   get recv(): Connection["recv"] {
     const conn = this.#conn
-    // Everything buffered, as memory the caller keeps (the reassembly buffer itself when it can be).
-    return this.#lazy.recv ??= this.read((bytes) =>
+    // Everything buffered, as memory the caller keeps (the reassembly buffer itself when it can
+    // be): whole, not piecewise, since every chunk is copied anyway and more chunks cost more.
+    const take = <A>(parse: Parser<A>): Effect.Effect<A, ReadError> =>
+      takeInFiber(conn.readers, (w) => conn.tryRead(parse, w))
+    return this.#lazy.recv ??= take((bytes) =>
       bytes.length === 0 ? done(0, Option.none()) : done(bytes.length, Option.some(conn.keep(bytes)))
     ) as Connection["recv"]
   }

@@ -85,6 +85,23 @@ export interface LaunchOptions {
   readonly awaitListening?: boolean
   /** Anything structured-clonable, given to every worker as {@link WorkerContext.data}. */
   readonly data?: unknown
+  /**
+   * The most each worker's V8 young generation may grow to, in MiB: Node's `worker_threads`
+   * `resourceLimits.maxYoungGenerationSizeMb`, set per worker from the program (the command
+   * line's `--max-semi-space-size` sets one value for every isolate of the process, workers
+   * included). V8 (Node 20) makes each of the two semi-spaces the power of two at or above a third
+   * of it: 12 gives 4 MiB semi-spaces (8 MiB of young generation, as `--max-semi-space-size=4`),
+   * 24 gives 8, 48 gives 16; an integer from 1 to 4096.
+   *
+   * Default: unset, the process's limit (V8's default, up to 16 MiB semi-spaces, which a program
+   * that imports `effect` reaches). A smaller young generation scavenges more often, each pause
+   * shorter, over less memory: what helps a pipelined server's latency tail and idle memory per
+   * connection on one thread (README, "Many idle connections"). It is not the default because it
+   * did not lower the CPU per request of 2 workers (measured with 4 MiB semi-spaces: 4× the
+   * scavenges, a larger summed pause per request, CPU per request unchanged or higher;
+   * bench/README.md, "Placement").
+   */
+  readonly youngGenerationMb?: number
 }
 
 /**

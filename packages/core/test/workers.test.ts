@@ -12,6 +12,7 @@ const whoamiModule = new URL("./fixtures/workers-whoami.mjs", import.meta.url)
 const layerModule = new URL("./fixtures/workers-layer.mjs", import.meta.url)
 const channelModule = new URL("./fixtures/workers-channel.mjs", import.meta.url)
 const undeliveredModule = new URL("./fixtures/workers-undelivered.mjs", import.meta.url)
+const heapModule = new URL("./fixtures/workers-heap.mjs", import.meta.url)
 const bin = new URL("../dist/bin/echo.js", import.meta.url).pathname
 
 const portOf = (a: { _tag: string; port?: number }) => (a._tag === "TcpAddress" ? a.port! : -1)
@@ -42,6 +43,9 @@ describe("RinglineWorkers", () => {
       expect(yield* field({ module: echoModule, mailboxBytes: 5000 })).toBe("RinglineConfigError:mailboxBytes")
       expect(yield* field({ module: echoModule, balance: "random" })).toBe("RinglineConfigError:balance")
       expect(yield* field({ module: echoModule, config: { sqEntries: 3 } })).toBe("RinglineConfigError:config.sqEntries")
+      expect(yield* field({ module: echoModule, youngGenerationMb: 0 })).toBe("RinglineConfigError:youngGenerationMb")
+      expect(yield* field({ module: echoModule, youngGenerationMb: 2.5 })).toBe("RinglineConfigError:youngGenerationMb")
+      expect(yield* field({ module: echoModule, youngGenerationMb: "12" })).toBe("RinglineConfigError:youngGenerationMb")
       const e: any = yield* Effect.flip(Effect.scoped(RinglineWorkers.launch({ module: echoModule, workers: 0 })))
       expect(e.message).toMatch(/workers: must be an integer between 1 and 1024 \(got 0\)/)
     }))
@@ -101,6 +105,32 @@ describe("RinglineWorkers", () => {
       expect(next.map((c) => c.id)).toEqual([0, 0])
       for (const c of [...first, ...next]) c.s.destroy()
     })), { timeout: 120_000 })
+
+  it.live("youngGenerationMb bounds each worker's young generation (V8's new_space after survivor-heavy allocation)", () =>
+    Effect.gen(function*() {
+      // Each worker allocates until V8 has grown new space as far as its limit lets it, then
+      // answers a connection with its new_space size: both semi-spaces, each the power of two at
+      // or above a third of the limit (12 -> 4 MiB each). Unset, the same program grows past it.
+      const newSpace = (youngGenerationMb: number | undefined) =>
+        Effect.scoped(Effect.gen(function*() {
+          const set = yield* RinglineWorkers.launch({
+            module: heapModule, workers: 1, pin: false, ...(youngGenerationMb === undefined ? {} : { youngGenerationMb })
+          })
+          const port = portOf(yield* set.address)
+          return JSON.parse((yield* Effect.promise(() => exchange(port, new Uint8Array(0)))).toString()) as {
+            newSpace: number
+            resourceLimits: { maxYoungGenerationSizeMb: number }
+          }
+        }))
+      const MiB = 1024 * 1024
+      const limited = yield* newSpace(12)
+      expect(limited.resourceLimits.maxYoungGenerationSizeMb).toBe(12)
+      expect(limited.newSpace).toBe(8 * MiB)
+      const four = yield* newSpace(4)
+      expect(four.newSpace).toBe(4 * MiB)
+      const unset = yield* newSpace(undefined)
+      expect(unset.newSpace).toBeGreaterThan(8 * MiB)
+    }), { timeout: 120_000 })
 
   it.live("a Layer-based server on a fixed port reports listening; connections reach both workers", () =>
     Effect.scoped(Effect.gen(function*() {

@@ -2,7 +2,8 @@
 /**
  * The io_uring echo server: `pnpm run echo --port <p> [--host <h>] [--mode stream|parse]`
  * `[--tls-cert cert.pem --tls-key key.pem [--alpn echo]]` (TLS through @ringline/tls)
- * `[--workers N [--acceptor] [--no-pin]]` (with TLS too: every worker does its own handshakes).
+ * `[--workers N [--acceptor] [--no-pin] [--young-generation-mb M]]` (with TLS too: every worker does
+ * its own handshakes).
  *
  * Every byte received is sent back in order; when the client half-closes, the server finishes
  * sending and then closes. SIGINT/SIGTERM stop it cleanly (connections drained, exit code 0).
@@ -12,7 +13,8 @@
  * `--workers N` (N > 1, or with `--acceptor`) serves on N pinned worker threads (RinglineWorkers):
  * SO_REUSEPORT listeners, or with `--acceptor` one accepting ring handing connections out; the
  * shutdown summary then has one line per worker. `--no-pin` leaves the workers' threads to the
- * scheduler (RinglineWorkers `pin: false`).
+ * scheduler (RinglineWorkers `pin: false`). `--young-generation-mb M` caps each worker's V8 young
+ * generation (RinglineWorkers `youngGenerationMb`); on one thread use `node --max-semi-space-size`.
  */
 import { Effect, type Scope } from "effect"
 import { parseArgs } from "node:util"
@@ -38,7 +40,8 @@ const { values } = parseArgs({
     alpn: { type: "string" },
     workers: { type: "string", default: "1" },
     acceptor: { type: "boolean", default: false },
-    "no-pin": { type: "boolean", default: false }
+    "no-pin": { type: "boolean", default: false },
+    "young-generation-mb": { type: "string" }
   }
 })
 const port = Number(values.port)
@@ -55,6 +58,7 @@ if (!Number.isInteger(workers) || workers < 1 || workers > 1024) {
   console.error(`--workers must be an integer between 1 and 1024, got ${values.workers}`)
   process.exit(2)
 }
+const youngGenerationMb = values["young-generation-mb"] === undefined ? undefined : Number(values["young-generation-mb"])
 
 if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
   console.error("--tls-cert and --tls-key go together")
@@ -119,7 +123,8 @@ const multi = Effect.gen(function*() {
     pin: !values["no-pin"],
     host: values.host,
     port,
-    data
+    data,
+    ...(youngGenerationMb === undefined ? {} : { youngGenerationMb })
   })
   console.log(`listening on ${Address.format(yield* set.address)}${suffix}`)
   // The thread ids let a benchmark tell the workers' CPU time from V8's and libuv's threads.

@@ -52,6 +52,7 @@ interface Validated {
   readonly mailboxBytes: number
   readonly awaitListening: boolean
   readonly data: unknown
+  readonly youngGenerationMb: number | undefined
 }
 
 const bad = (field: string, detail: string, value: unknown) =>
@@ -92,6 +93,10 @@ const validate = (o: LaunchOptions) =>
       return yield* bad("mailboxBytes", "must be a power of two between 4096 and 16777216", mailboxBytes)
     }
     const awaitListening = o.awaitListening ?? true
+    const youngGenerationMb = o.youngGenerationMb
+    if (youngGenerationMb !== undefined && !isInt(youngGenerationMb, 1, 4096)) {
+      return yield* bad("youngGenerationMb", "must be an integer between 1 and 4096 (MiB)", youngGenerationMb)
+    }
     if (workers > MAX_WORKERS) return yield* bad("workers", `at most ${MAX_WORKERS}`, workers)
     // Each worker's ring: the given config, or the environment's (as Ringline.layerConfig does).
     const input = o.config ?? (yield* Effect.mapError(
@@ -104,7 +109,7 @@ const validate = (o: LaunchOptions) =>
     )
     return {
       module, workers, pin, coreOffset, mode, host, port, backlog, balance, maxRestarts, config, mailboxBytes,
-      awaitListening, data: o.data
+      awaitListening, data: o.data, youngGenerationMb
     } satisfies Validated
   })
 
@@ -202,7 +207,10 @@ export const launch = (options: LaunchOptions) =>
         mailboxBytes: v.mailboxBytes,
         data: v.data
       }
-      const worker = new Worker(WORKER_MAIN, { workerData: init })
+      const worker = new Worker(WORKER_MAIN, {
+        workerData: init,
+        ...(v.youngGenerationMb === undefined ? {} : { resourceLimits: { maxYoungGenerationSizeMb: v.youngGenerationMb } })
+      })
       slot.worker = worker
       slot.threadId = worker.threadId
       worker.on("message", (m: any) => {

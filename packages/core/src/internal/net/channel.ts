@@ -14,7 +14,7 @@ import { Errno } from "../errno.js"
 import { lentBuffers, type Transport, type TransportSink } from "../transport.js"
 import { type Waiter as ReadWaiter, WaiterQueue } from "../waiters.js"
 import { copyOf, EMPTY, type ReadError, type ReadResult, Reassembly, runParser } from "./readers.js"
-import { LEND_MIN, remove, segment, SendWaiters } from "./sendQueue.js"
+import { LEND_MAX_PER_CONNECTION, LEND_MIN, remove, segment, SendWaiters } from "./sendQueue.js"
 import type { Addresses, Callbacks, ChannelOptions, Segment, Wire, WireSink } from "./wire.js"
 
 const enum Phase {
@@ -70,8 +70,9 @@ export class Channel implements WireSink {
   /** Readers waiting for bytes, first come first served; a held buffer goes back when none is left. */
   readonly readers = new WaiterQueue(
     (w) => this.bufferedBytes >= w.need || this.ended,
-    () => this.inbound.unhold()
+    () => this.idleReaders()
   )
+  private unholdQueued = false
 
   // send side
   private queue: Array<Segment> = []
@@ -86,6 +87,8 @@ export class Channel implements WireSink {
   private sendPaused = false
   private writeShut = false
   private readonly waiters = new SendWaiters()
+  /** Receive buffers lent to this connection's queued sends (see LEND_MAX_PER_CONNECTION). */
+  private lent = 0
 
   // lifecycle
   private phase = Phase.Open
@@ -203,6 +206,22 @@ export class Channel implements WireSink {
     if (this.phase !== Phase.Open) this.advanceClose()
   }
 
+  /**
+   * The last reader left the line with receive buffers still held (a piecewise read took the
+   * first of several, see readers.ts "Pieces"). They are not copied at once: a reader that reads
+   * again in the same run (an echo loop) takes the next one uncopied. Whatever is still held
+   * when no reader is back by the next microtask is copied and given back, so a connection
+   * whose reader went away pins no receive buffer.
+   */
+  private idleReaders(): void {
+    if (this.inbound.heldCount === 0 || this.unholdQueued) return
+    this.unholdQueued = true
+    queueMicrotask(() => {
+      this.unholdQueued = false
+      if (this.readers.length === 0) this.inbound.unhold()
+    })
+  }
+
   /** Above the high-water mark of unread bytes: stop receiving until reads bring it down. */
   private pauseIfFull(): void {
     if (this.inbound.size > this.highWater && !this.readPaused) {
@@ -247,27 +266,47 @@ export class Channel implements WireSink {
    * a throwing parser, or one answering anything but `done`/`needMore`, fails this read with a
    * defect naming the answer, and the connection stays usable.
    */
-  tryRead<A>(parse: (bytes: Uint8Array) => ReadResult<A>, w: ReadWaiter): Exit.Exit<A, ReadError> | undefined {
+  tryRead<A>(
+    parse: (bytes: Uint8Array) => ReadResult<A>,
+    w: ReadWaiter,
+    piecewise = false
+  ): Exit.Exit<A, ReadError> | undefined {
     if (!this.readers.mayTake(w)) return undefined
-    const exit = this.parseBuffered(parse, w)
+    const exit = this.parseBuffered(parse, w, piecewise)
     if (exit !== undefined) this.readers.withdraw(w)
     return exit
   }
 
-  private parseBuffered<A>(parse: (bytes: Uint8Array) => ReadResult<A>, w: ReadWaiter): Exit.Exit<A, ReadError> | undefined {
+  private parseBuffered<A>(
+    parse: (bytes: Uint8Array) => ReadResult<A>,
+    w: ReadWaiter,
+    piecewise: boolean
+  ): Exit.Exit<A, ReadError> | undefined {
     if (this.phase === Phase.Closed) return Exit.fail(new ConnectionClosed({ operation: "read" }))
     const inbound = this.inbound
     const avail = inbound.size
     if (avail > 0 && avail >= w.need) {
+      // The first of several held receive buffers alone, uncopied (readers.ts "Pieces"); a parser
+      // that needs more than it sees them all, copied together.
+      const piece = piecewise ? inbound.piece() : undefined
+      if (piece !== undefined) {
+        const first = runParser(parse, piece)
+        if (first._tag === "Done" && first.consumed > 0) {
+          inbound.consumePiece(first.consumed)
+          // A take without waiting never leaves the line: the rest must not stay held for good.
+          this.idleReaders()
+          return this.parsed(first.value)
+        }
+        if (first._tag === "Bad") {
+          inbound.unhold()
+          return Exit.die(first.defect)
+        }
+      }
       // Zero-copy: the parser sees a held receive buffer itself.
       const answer = runParser(parse, inbound.view())
       if (answer._tag === "Done") {
         inbound.consume(answer.consumed)
-        if (this.readPaused && inbound.size <= this.lowWater) {
-          this.readPaused = false
-          this.wire.syncReceive()
-        }
-        return Exit.succeed(answer.value)
+        return this.parsed(answer.value)
       }
       if (answer._tag === "Bad") {
         inbound.unhold()
@@ -288,6 +327,15 @@ export class Channel implements WireSink {
     if (answer._tag === "Done") return Exit.succeed(answer.value)
     if (answer._tag === "Bad") return Exit.die(answer.defect)
     return Exit.fail(new EndOfStream({ leftover: EMPTY }))
+  }
+
+  /** A read's value, its bytes consumed: receiving resumes once below the low-water mark. */
+  private parsed<A>(value: A): Exit.Exit<A, ReadError> {
+    if (this.readPaused && this.inbound.size <= this.lowWater) {
+      this.readPaused = false
+      this.wire.syncReceive()
+    }
+    return Exit.succeed(value)
   }
 
   // ---- send -----------------------------------------------------------------------------------
@@ -331,7 +379,8 @@ export class Channel implements WireSink {
     // only large ones need the check (and `.buffer` would materialise small on-heap arrays).
     const borrowed = !small && this.borrowed(bytes)
     let bid: number
-    if (len >= LEND_MIN && (bid = wire.lend(bytes)) >= 0) {
+    if (len >= LEND_MIN && this.lent < LEND_MAX_PER_CONNECTION && (bid = wire.lend(bytes)) >= 0) {
+      this.lent++
       // Echoing a parsed view: send straight from the receive buffer, which goes back to the
       // wire once this send completes (no copy at all).
       this.queue.push(segment(bytes, -1, bid, 0, len, this.enqueued))
@@ -526,7 +575,10 @@ export class Channel implements WireSink {
   /** The wire is done with this segment's memory: return its pool slot, lent buffer or transport memory. */
   private releaseSegment(seg: Segment): void {
     if (seg.pool >= 0) this.wire.giveSlot(seg.pool)
-    if (seg.bid >= 0) this.wire.giveBack(seg.bid)
+    if (seg.bid >= 0) {
+      this.wire.giveBack(seg.bid)
+      this.lent--
+    }
     if (seg.token >= 0) this.transport!.release(seg.token)
     seg.pool = -1
     seg.bid = -1

@@ -6,6 +6,7 @@
 import type { EndOfStream, SocketError, ConnectionClosed, TlsError } from "../../RinglineError.js"
 import { noteRun } from "../mallocPolicy.js"
 import { KeepSlab } from "./keepSlab.js"
+import { LEND_MIN } from "./sendQueue.js"
 import type { Wire } from "./wire.js"
 
 /** What a `read` parser answers. */
@@ -115,6 +116,13 @@ const HOLD_MAX = 8
  * previous size and zeroed what the run left of it. Held buffers, when there are any, come
  * after nothing: either they or the reassembly buffer have bytes, never both once a parse starts.
  *
+ * Pieces. A reader that only needs a prefix (a `read` parser: an echo, a framing parser) can be
+ * shown the first of several held buffers alone (`piece`): when it takes that buffer whole, the
+ * next one becomes the first, still uncopied, and a write of the parsed view is sent from the
+ * receive buffer itself (the channel lends it). Only a parser that needs more than the piece
+ * sees the buffers copied together. (Measured at bulk c16, 64 KiB writes: 75-90 % of received
+ * bytes reached the reader as several held buffers, which copying together made the rule.)
+ *
  * Handing over. A reader that takes the whole buffered run as its own (a `recv` chunk), or a
  * write of a parser's view of it, can have the reassembly memory itself instead of a copy
  * (`keep`): the buffer is then frozen, never written again, and the next append starts a new
@@ -186,14 +194,15 @@ export class Reassembly {
 
   /**
    * Copies the held receive buffers into the reassembly buffer (room for `extra` bytes more
-   * made at the same time) and gives them back.
+   * made at the same time) and gives them back; the first buffer's first `skip` bytes are
+   * dropped (consumed by a parser that saw only that buffer, see `piece`).
    */
-  unhold(extra = 0): void {
+  unhold(extra = 0, skip = 0): void {
     if (this.held === -1) return
-    this.reserve(this.heldLen + extra)
+    this.reserve(this.heldLen - skip + extra)
     const bid = this.held
     this.held = -1
-    this.append(this.wire.view(bid, 0, this.firstLen))
+    if (skip < this.firstLen) this.append(this.wire.view(bid, skip, this.firstLen - skip))
     this.wire.recycleLater(bid)
     const more = this.more
     if (more !== undefined && more.length > 0) {
@@ -297,6 +306,36 @@ export class Reassembly {
   view(): Uint8Array {
     if (this.several) this.unhold()
     return this.held !== -1 ? this.wire.view(this.held, 0, this.firstLen) : this.buf.subarray(this.start, this.end)
+  }
+
+  /**
+   * The first held receive buffer alone when several are held (a parser may take it whole, and
+   * a write of it is then sent from the receive buffer: see "Pieces"), else undefined; also
+   * when it is too small to be lent (LEND_MIN): one copy of small requests costs less than a
+   * read per receive (64 B echo at depth 16 brings several small receives per batch).
+   */
+  piece(): Uint8Array | undefined {
+    return this.several && this.firstLen >= LEND_MIN ? this.wire.view(this.held, 0, this.firstLen) : undefined
+  }
+
+  /**
+   * A parser used `n` bytes of `piece()`: the whole first buffer goes back and the next held
+   * one becomes the first (no copy); a part of it moves its rest and the other held buffers
+   * into the reassembly buffer.
+   */
+  consumePiece(n: number): void {
+    if (n < this.firstLen) return this.unhold(0, n)
+    this.wire.recycleLater(this.held)
+    const more = this.more!
+    this.heldLen -= this.firstLen
+    this.held = more[0]!
+    this.firstLen = more[1]!
+    more.splice(0, 2)
+  }
+
+  /** How many receive buffers are held (0 when none). */
+  get heldCount(): number {
+    return this.held === -1 ? 0 : 1 + (this.more === undefined ? 0 : this.more.length >> 1)
   }
 
   /** The parser used `n` bytes: drop them (a held buffer's rest moves to the reassembly buffer). */

@@ -9,6 +9,13 @@ import type { Segment } from "./wire.js"
 /** Below this size a parsed view is copied into the send pool (and coalesced) rather than lent. */
 export const LEND_MIN = 4096
 
+/**
+ * At most this many receive buffers are lent to one connection's queued sends (the wire caps
+ * all connections together at half its ring): a peer that does not read pins no more than this
+ * until its queue drains; further views are copied.
+ */
+export const LEND_MAX_PER_CONNECTION = 16
+
 export const segment = (data: Uint8Array | null, pool: number, bid: number, addr: number, len: number, start: number): Segment => ({
   data,
   pool,
