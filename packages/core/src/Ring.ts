@@ -662,7 +662,9 @@ export interface WideRing {
   readonly closed: boolean
   /**
    * Submits one 128-byte SQE (its user_data is overwritten) and succeeds with its CQE; `hold` is
-   * pinned until then. Interruption cancels the op and completes after its CQE.
+   * kept alive until then, and the memory of each view or ArrayBuffer in it stays allocated even
+   * if the caller transfers (detaches) its ArrayBuffer meanwhile. Interruption cancels the op and
+   * completes after its CQE.
    */
   submit(sqe: Uint8Array, hold?: Hold): Effect.Effect<Completion, WideRingClosed>
 }

@@ -4,7 +4,10 @@
  *
  * Op slots work as in core's driver.ts: an op's user_data is (slot, generation), a CQE whose
  * generation no longer matches is stale and ignored, and a slot (with whatever memory the op
- * points at, kept in `holds`) is released only at the op's terminal CQE. Interrupting an op
+ * points at, kept in `holds`) is released only at the op's terminal CQE. The memory of each
+ * view in a hold is also pinned natively until then (as driver.ts `pinHold` does): a caller
+ * that transfers the ArrayBuffer meanwhile moves the memory to a new owner, whose collection
+ * would otherwise free it under the kernel. Interrupting an op
  * issues IORING_OP_ASYNC_CANCEL by user_data, and the interruption completes only after the
  * target's own CQE, so the kernel can never write into a buffer JS has already let go.
  *
@@ -68,6 +71,8 @@ export class WideRing {
   private readonly cancelOp: Uint8Array
   /** What an op points at (data buffers, timespecs), kept alive until its CQE. */
   private readonly holds: Array<Hold | undefined>
+  /** Native pins of each slot's hold (see `pinHold`), ended when the slot is released. */
+  private readonly pins: Array<Array<number> | undefined> = []
   private deferredError: unknown = undefined
   closed = false
   /** Ops (not counting cancels) admitted at once: each may need a second slot for its cancel. */
@@ -114,7 +119,27 @@ export class WideRing {
 
   private release(slot: number): void {
     this.cancelOp[slot] = 0
+    const pinned = this.pins[slot]
+    if (pinned !== undefined) {
+      this.pins[slot] = undefined
+      for (const id of pinned) load().unpin(id)
+    }
     this.slots.release(slot)
+  }
+
+  /**
+   * Pins the memory of every view and ArrayBuffer in `hold` until `slot` is released. A
+   * SharedArrayBuffer cannot be detached and needs none.
+   */
+  private pinHold(slot: number, hold: Hold): void {
+    if (Array.isArray(hold)) {
+      for (const h of hold as ReadonlyArray<Hold>) this.pinHold(slot, h)
+      return
+    }
+    if (!ArrayBuffer.isView(hold) && !(hold instanceof ArrayBuffer)) return
+    const buffer = ArrayBuffer.isView(hold) ? hold.buffer : hold
+    if (typeof SharedArrayBuffer !== "undefined" && buffer instanceof SharedArrayBuffer) return
+    ;(this.pins[slot] ??= []).push(load().pin(hold))
   }
 
   /** Copies a 128-byte SQE into the staging area with `slot`'s user_data; returns its byte offset. */
@@ -165,6 +190,7 @@ export class WideRing {
         })
         this.holds[slot] = hold
         try {
+          if (hold !== undefined) this.pinHold(slot, hold)
           this.put(sqe, slot)
         } catch (e) {
           this.release(slot)
