@@ -143,6 +143,12 @@ export class Blocking extends Context.Tag("@ringline/core/Blocking")<Blocking, B
 
 const validate = (options: BlockingOptions | undefined): Effect.Effect<{ size: number; idleTimeoutMs: number }, RinglineConfigError> =>
   Effect.suspend(() => {
+    // From JavaScript anything can come here; a number or null would read as "all defaults".
+    if (options !== undefined && (typeof options !== "object" || options === null)) {
+      return Effect.fail(
+        new RinglineConfigError({ field: "blocking", detail: `options must be an object, got ${options === null ? "null" : typeof options}` })
+      )
+    }
     const size = options?.size ?? Math.max(1, availableParallelism() - 1)
     if (typeof size !== "number" || !Number.isInteger(size) || size < 1 || size > 1024) {
       return Effect.fail(

@@ -12,7 +12,7 @@
 import * as Socket from "@effect/platform/Socket"
 import { Channel, Context, Effect, Exit, Layer, Option, Runtime, Scope } from "effect"
 import type { Chunk, Duration } from "effect"
-import { type Connection, unsafeInternal } from "./Connection.js"
+import { type Connection, isConnection, unsafeInternal } from "./Connection.js"
 import { DirectWrites, pushReads, RunState } from "./internal/socketRun.js"
 import type { ConnectTarget, Ringline } from "./Ringline.js"
 import * as Tcp from "./Tcp.js"
@@ -286,11 +286,18 @@ const fromOpen = <RO>(
  * })
  * ```
  *
+ * Throws a `TypeError` naming `conn` when it is not a ringline `Connection`.
+ *
  * @since 0.1.0
  * @category constructors
  */
-export const fromConnection = (conn: Connection, options?: FromConnectionOptions): Socket.Socket =>
-  fromOpen(
+export const fromConnection = (conn: Connection, options?: FromConnectionOptions): Socket.Socket => {
+  // Checked at the call: anything else would fail only inside the first `run`, as a defect far
+  // from the mistake.
+  if (!isConnection(conn)) {
+    throw new TypeError(`RinglineSocket.fromConnection: conn must be a ringline Connection, got ${conn === null ? "null" : typeof conn}`)
+  }
+  return fromOpen(
     options?.closeWhenDone === false
       ? Effect.succeed(conn)
       // A plain finalizer (not acquireRelease's, which keeps a copy of the fiber's FiberRefs
@@ -298,6 +305,7 @@ export const fromConnection = (conn: Connection, options?: FromConnectionOptions
       : Effect.as(Effect.flatMap(Effect.scope, (scope) => Scope.addFinalizer(scope, conn.close)), conn),
     undefined
   )
+}
 
 /**
  * A platform `Socket` that connects through ringline when `run` is called, like

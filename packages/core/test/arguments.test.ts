@@ -424,6 +424,14 @@ describe("options that are no object", () => {
     })))
 })
 
+describe("RinglineSocket.fromConnection", () => {
+  it("a conn that is no Connection is a TypeError naming it, at the call (it failed only inside run before)", () => {
+    for (const bad of [undefined, null, 42, {}, { close: Effect.void }]) {
+      expect(() => RinglineSocket.fromConnection(bad as any), String(bad)).toThrow(/fromConnection: conn must be a ringline Connection/)
+    }
+  })
+})
+
 describe("connect options", () => {
   it.live("a timeout that is no duration is a typed error, never a throw from a completion", () =>
     withRing(Effect.gen(function*() {

@@ -244,6 +244,12 @@ describe("Blocking", () => {
       }
       const e = yield* Effect.flip(Effect.scoped(Blocking.make({ idleTimeout: "soon" as any })))
       expect(e.field).toBe("blocking.idleTimeout")
+      // From JavaScript: options that are no object were read as "all defaults" before.
+      for (const bad of [42, null, "big"]) {
+        const o = yield* Effect.flip(Effect.scoped(Blocking.make(bad as any)))
+        expect(o, String(bad)).toMatchObject({ _tag: "RinglineConfigError", field: "blocking" })
+        expect(o.message).toContain("options must be an object")
+      }
       const layerError = yield* Effect.flip(Effect.provide(Blocking.stats, Blocking.layer({ size: 0 })))
       expect(layerError.message).toContain("blocking.size")
     }))
