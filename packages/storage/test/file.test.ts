@@ -1,14 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Ringline } from "@ringline/core"
 import { Effect, Exit, Fiber } from "effect"
-import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from "node:fs"
 import { join } from "node:path"
-import { setFlagsFromString } from "node:v8"
-import { runInNewContext } from "node:vm"
 import { File } from "../src/index.js"
-import { fdCount, tempDir, withRing } from "./helpers.js"
+import { detachAndReuse, fdCount, tempDir, tempFifo, withRing } from "./helpers.js"
 
 const text = (s: string) => new TextEncoder().encode(s)
 
@@ -157,9 +154,7 @@ describe("File", () => {
 
   it.live("interrupting a pending read cancels it and leaves the op table empty", () =>
     withRing(Effect.gen(function*() {
-      const dir = yield* tempDir
-      const fifo = join(dir, "fifo")
-      execFileSync("mkfifo", [fifo])
+      const fifo = yield* tempFifo
       const f = yield* File.open(fifo, { flags: "r+" }) // O_RDWR: does not wait for a writer
       const reader = yield* Effect.fork(f.read(new Uint8Array(16)))
       yield* Effect.sleep("100 millis")
@@ -175,25 +170,17 @@ describe("File", () => {
 
   it.live("a read's buffer transferred (detached) while the read waits: the kernel writes into memory still held, never freed memory", () =>
     withRing(Effect.gen(function*() {
-      setFlagsFromString("--expose-gc")
-      const gc = runInNewContext("gc") as () => void
-      const dir = yield* tempDir
-      const fifo = join(dir, "fifo")
-      execFileSync("mkfifo", [fifo])
-      const f = yield* File.open(fifo, { flags: "r+" })
+      const path = yield* tempFifo
+      const f = yield* File.open(path, { flags: "r+" })
       const SIZE = 1024 * 1024
-      let into: Uint8Array | undefined = new Uint8Array(SIZE)
+      const into = new Uint8Array(SIZE)
       const reader = yield* Effect.fork(f.read(into))
       yield* Effect.sleep("50 millis")
-      // The caller moves the memory away and drops it; a collection frees it unless it is held.
-      ;((b: Uint8Array) => void structuredClone(b.buffer, { transfer: [b.buffer as ArrayBuffer] }))(into)
+      // The caller moves the memory away and drops it; memory allocated then may be where the
+      // read's buffer was, unless the read holds it.
+      const junk = detachAndReuse(into, 16)
       expect(into.byteLength).toBe(0)
-      into = undefined
-      gc()
-      gc()
-      // Memory allocated now may be where the read's buffer was.
-      const junk = Array.from({ length: 16 }, () => new Uint8Array(SIZE).fill(0x42))
-      const w = openSync(fifo, "w")
+      const w = openSync(path, "w")
       writeSync(w, new Uint8Array(4096).fill(0x41))
       closeSync(w)
       expect(yield* Fiber.join(reader)).toBe(4096)
@@ -203,9 +190,7 @@ describe("File", () => {
 
   it.live("interrupting an open that blocks (a FIFO without writer) completes and leaks nothing", () =>
     withRing(Effect.gen(function*() {
-      const dir = yield* tempDir
-      const fifo = join(dir, "fifo")
-      execFileSync("mkfifo", [fifo])
+      const fifo = yield* tempFifo
       // O_TRUNC sends the open to io-wq, where a FIFO open waits for a reader.
       const opener = yield* Effect.fork(Effect.scoped(File.open(fifo, { flags: "w" })))
       yield* Effect.sleep("100 millis")
@@ -247,8 +232,7 @@ describe("File", () => {
       yield* Effect.scoped(Effect.flatMap(File.open(path), (f) => f.stat))
       expect(fdCount()).toBe(before)
       // A close that races a pending read completes only after the read.
-      const fifo = join(dir, "fifo")
-      execFileSync("mkfifo", [fifo])
+      const fifo = yield* tempFifo
       const f = yield* File.open(fifo, { flags: "r+" })
       const reader = yield* Effect.fork(f.read(new Uint8Array(4)))
       yield* Effect.sleep("50 millis")

@@ -1,14 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Ring } from "@ringline/core"
 import { Effect, Exit, Fiber, Scope } from "effect"
-import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
-import { constants, tmpdir } from "node:os"
-import { join } from "node:path"
-import { setFlagsFromString } from "node:v8"
-import { runInNewContext } from "node:vm"
+import { constants } from "node:os"
 import * as Nvme from "../src/Nvme.js"
-import { fdCount } from "./helpers.js"
+import { detachAndReuse, fdCount, tempFifo } from "./helpers.js"
 
 // Expected bytes were produced by a C program filling `struct nvme_uring_cmd` / `struct io_uring_sqe`
 // from <linux/nvme_ioctl.h> and <linux/io_uring.h> (kernel 6.18 headers) and hex-dumping them.
@@ -233,50 +229,32 @@ describe("WideRing (SQE128 | CQE32)", () => {
 
   it.live("a READ's buffer transferred (detached) while it waits: the kernel writes into memory still held, never freed memory", () =>
     withWideRing((ring) =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => {
-          const dir = fs.mkdtempSync(join(tmpdir(), "ringline-wide-"))
-          const fifo = join(dir, "fifo")
-          execFileSync("mkfifo", [fifo])
-          // O_RDWR: the open does not wait for a writer.
-          return { dir, fifo, fd: fs.openSync(fifo, "r+") }
-        }),
-        ({ fd, fifo }) =>
-          Effect.gen(function*() {
-            setFlagsFromString("--expose-gc")
-            const gc = runInNewContext("gc") as () => void
-            const SIZE = 1024 * 1024
-            let into: Uint8Array | undefined = new Uint8Array(SIZE)
-            const sqe = Ring.blankSqe(Ring.Op.READ, fd)
-            const s = new DataView(sqe.buffer)
-            s.setBigUint64(Ring.SqeOffset.addr, BigInt(Ring.addressOf(into)), true)
-            s.setUint32(Ring.SqeOffset.len, SIZE, true)
-            s.setBigInt64(Ring.SqeOffset.off, -1n, true)
-            const reader = yield* Effect.fork(ring.submit(sqe, into))
-            yield* Effect.sleep("50 millis")
-            expect(ring.inFlight).toBe(1)
-            // The caller moves the memory away and drops it; a collection frees it unless pinned.
-            ;((b: Uint8Array) => void structuredClone(b.buffer, { transfer: [b.buffer as ArrayBuffer] }))(into)
-            expect(into.byteLength).toBe(0)
-            into = undefined
-            gc()
-            gc()
-            // Memory allocated now may be where the read's buffer was.
-            const junk = Array.from({ length: 16 }, () => new Uint8Array(SIZE).fill(0x42))
-            const w = fs.openSync(fifo, "w")
-            fs.writeSync(w, new Uint8Array(4096).fill(0x41))
-            fs.closeSync(w)
-            // Unpinned, the 1 MiB (mmap'd) buffer is unmapped by then: the read fails with -EFAULT,
-            // or writes into whatever took the memory.
-            expect((yield* Fiber.join(reader)).res).toBe(4096)
-            for (const j of junk) expect(j.every((b) => b === 0x42)).toBe(true)
-          }),
-        ({ dir, fd }) =>
-          Effect.sync(() => {
-            fs.closeSync(fd)
-            fs.rmSync(dir, { recursive: true, force: true })
-          })
-      )
+      Effect.gen(function*() {
+        const path = yield* tempFifo
+        // O_RDWR: the open does not wait for a writer.
+        const fd = yield* Effect.acquireRelease(Effect.sync(() => fs.openSync(path, "r+")), (fd) => Effect.sync(() => fs.closeSync(fd)))
+        const SIZE = 1024 * 1024
+        const into = new Uint8Array(SIZE)
+        const sqe = Ring.blankSqe(Ring.Op.READ, fd)
+        const s = new DataView(sqe.buffer)
+        s.setBigUint64(Ring.SqeOffset.addr, BigInt(Ring.addressOf(into)), true)
+        s.setUint32(Ring.SqeOffset.len, SIZE, true)
+        s.setBigInt64(Ring.SqeOffset.off, -1n, true)
+        const reader = yield* Effect.fork(ring.submit(sqe, into))
+        yield* Effect.sleep("50 millis")
+        expect(ring.inFlight).toBe(1)
+        // The caller moves the memory away and drops it; memory allocated then may be where the
+        // read's buffer was, unless the ring pinned it.
+        const junk = detachAndReuse(into, 16)
+        expect(into.byteLength).toBe(0)
+        const w = fs.openSync(path, "w")
+        fs.writeSync(w, new Uint8Array(4096).fill(0x41))
+        fs.closeSync(w)
+        // Unpinned, the 1 MiB (mmap'd) buffer is unmapped by then: the read fails with -EFAULT,
+        // or writes into whatever took the memory.
+        expect((yield* Fiber.join(reader)).res).toBe(4096)
+        for (const j of junk) expect(j.every((b) => b === 0x42)).toBe(true)
+      })
     ))
 
   it.live("closing the ring's scope cancels an op still in flight: it completes with -ECANCELED, no fd leaks", () =>

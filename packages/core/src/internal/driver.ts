@@ -8,14 +8,14 @@
  * A slot is freed only when its last terminal CQE (no IORING_CQE_F_MORE) arrives, which is what
  * makes "interruption completes after the terminal CQE" and "buffers released exactly once" hold:
  * the memory an op points at (argument area, send data) is pinned by its slot until then, and a
- * caller's memory also natively (`pin`): a detach (a transfer) must not free it under the kernel.
+ * caller's memory also natively (`pinHold`): a detach (a transfer) must not free it under the kernel.
  */
 import type { RinglineConfig } from "../RinglineConfig.js"
 import type { Native } from "./native.js"
 import { CqeFlag, Ctl, Op, putU64, SqeFlag, W } from "./ring/abi.js"
 import type { DispatchScheduler } from "./ring/dispatchScheduler.js"
 import type { FaultInjector } from "./ring/faults.js"
-import type { Hold, OpOwner } from "./ring/op.js"
+import { forEachDetachable, type Hold, type OpOwner } from "./ring/op.js"
 import { prepClose, prepCloseDirect } from "./ring/prep.js"
 import { GEN_MASK, OpSlots } from "./ring/slots.js"
 
@@ -238,7 +238,7 @@ export class Driver {
   private unpinCount = 0
 
   /**
-   * Ends pin `id` (see {@link pin}) at the end of this completion batch, or at once when 256 are
+   * Ends pin `id` (see {@link pinHold}) at the end of this completion batch, or at once when 256 are
    * waiting: the memory is held a little longer, never shorter.
    */
   unpinLater(id: number): void {
@@ -264,30 +264,21 @@ export class Driver {
   private readonly pinOut = new Int32Array(1)
 
   /**
-   * Holds the memory behind `memory` until `slot`'s terminal CQE, even if its ArrayBuffer is
-   * detached meanwhile. A hold in `holds` keeps the view reachable, but a transfer
-   * (postMessage, structuredClone with a transfer list) moves the memory to a new ArrayBuffer
-   * that the collector may free while the kernel still reads or writes it: a send then sent
-   * what the memory held next, or failed half-way with EFAULT; a read wrote into freed memory.
-   * A SharedArrayBuffer cannot be detached (nothing to pin).
+   * Holds the memory of every view and ArrayBuffer in `hold` until `slot`'s terminal CQE, even
+   * if its ArrayBuffer is detached meanwhile. A hold in `holds` keeps the view reachable, but a
+   * transfer (postMessage, structuredClone with a transfer list) moves the memory to a new
+   * ArrayBuffer that the collector may free while the kernel still reads or writes it: a send
+   * then sent what the memory held next, or failed half-way with EFAULT; a read wrote into freed
+   * memory. Anything else in the hold is only kept reachable (see `forEachDetachable`).
    */
-  pin(slot: number, memory: ArrayBufferView | ArrayBuffer): void {
-    const buffer = ArrayBuffer.isView(memory) ? memory.buffer : memory
-    if (typeof SharedArrayBuffer !== "undefined" && buffer instanceof SharedArrayBuffer) return
-    const id = this.native.pin(memory)
-    const pinned = this.pins[slot]
-    if (pinned === undefined) this.pins[slot] = id
-    else if (typeof pinned === "number") this.pins[slot] = [pinned, id]
-    else pinned.push(id)
-  }
-
-  /** {@link pin}s every view and ArrayBuffer of an op's hold (op.ts); anything else it holds is left. */
   pinHold(slot: number, hold: Hold): void {
-    if (Array.isArray(hold)) {
-      for (const h of hold as ReadonlyArray<Hold>) this.pinHold(slot, h)
-    } else if (ArrayBuffer.isView(hold) || hold instanceof ArrayBuffer) {
-      this.pin(slot, hold)
-    }
+    forEachDetachable(hold, (memory) => {
+      const id = this.native.pin(memory)
+      const pinned = this.pins[slot]
+      if (pinned === undefined) this.pins[slot] = id
+      else if (typeof pinned === "number") this.pins[slot] = [pinned, id]
+      else pinned.push(id)
+    })
   }
 
   /**

@@ -175,7 +175,7 @@ export class PipeEnd implements OpOwner {
             this.reading = false
             prepWrite(d, this.slot, this.fd, this.native.addressOf(bytes) + offset, bytes.length - offset, CURRENT_POSITION)
             d.holds[this.slot] = bytes
-            d.pin(this.slot, bytes)
+            d.pinHold(this.slot, bytes)
           },
           (res) => res >= 0 ? Effect.succeed(res) : Effect.fail(errnoError(this.operation, this.command, res))
         )

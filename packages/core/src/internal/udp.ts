@@ -302,7 +302,7 @@ export class UdpSock implements OpOwner {
     this.sends.add(slot)
     const send: Send = { cb, to, pool, interrupted: false, onTerminal: undefined }
     d.holds[slot] = pool >= 0 ? send : [send, data]
-    if (pool < 0 && len > 0) d.pin(slot, data)
+    if (pool < 0 && len > 0) d.pinHold(slot, data)
     const base = slot * ARG_BYTES
     const m = base >> 2
     const words = d.argWords

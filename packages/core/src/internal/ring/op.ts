@@ -23,6 +23,23 @@ export interface OpOwner {
  */
 export type Hold = ArrayBufferView | ArrayBuffer | ReadonlyArray<Hold> | undefined
 
+/**
+ * Calls `f` with each view and ArrayBuffer in `hold` whose memory a transfer (postMessage,
+ * structuredClone with a transfer list) could move to a new owner: what a ring pins natively
+ * until the op's terminal CQE. A SharedArrayBuffer cannot be detached and is left out, as is
+ * anything in a hold that is not memory.
+ */
+export const forEachDetachable = (hold: Hold, f: (memory: ArrayBufferView | ArrayBuffer) => void): void => {
+  if (Array.isArray(hold)) {
+    for (const h of hold as ReadonlyArray<Hold>) forEachDetachable(h, f)
+    return
+  }
+  if (!ArrayBuffer.isView(hold) && !(hold instanceof ArrayBuffer)) return
+  const buffer = ArrayBuffer.isView(hold) ? hold.buffer : hold
+  if (typeof SharedArrayBuffer !== "undefined" && buffer instanceof SharedArrayBuffer) return
+  f(hold)
+}
+
 /** What the helper needs of a ring: staging, op slots, cancel by user_data, and the pins. */
 export interface OpRing extends Stager {
   alloc(owner: OpOwner, tag: number): number

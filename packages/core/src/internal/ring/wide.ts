@@ -5,7 +5,7 @@
  * Op slots work as in core's driver.ts: an op's user_data is (slot, generation), a CQE whose
  * generation no longer matches is stale and ignored, and a slot (with whatever memory the op
  * points at, kept in `holds`) is released only at the op's terminal CQE. The memory of each
- * view in a hold is also pinned natively until then (as driver.ts `pinHold` does): a caller
+ * view in a hold is also pinned natively until then (`forEachDetachable`, as driver.ts does): a caller
  * that transfers the ArrayBuffer meanwhile moves the memory to a new owner, whose collection
  * would otherwise free it under the kernel. Interrupting an op
  * issues IORING_OP_ASYNC_CANCEL by user_data, and the interruption completes only after the
@@ -18,7 +18,7 @@ import { Data, Effect, type Scope } from "effect"
 import { errnoName } from "../errno.js"
 import { load, type Native } from "../native.js"
 import { CQE32_WORDS, CqeFlag, CqeWord, Ctl, Op, SetupFlag, SQE128_BYTES, SqeOffset } from "./abi.js"
-import type { Hold } from "./op.js"
+import { forEachDetachable, type Hold } from "./op.js"
 import { GEN_MASK, OpSlots } from "./slots.js"
 
 /** The setup flags every wide ring has. */
@@ -127,19 +127,9 @@ export class WideRing {
     this.slots.release(slot)
   }
 
-  /**
-   * Pins the memory of every view and ArrayBuffer in `hold` until `slot` is released. A
-   * SharedArrayBuffer cannot be detached and needs none.
-   */
+  /** Pins the memory of every view and ArrayBuffer in `hold` until `slot` is released. */
   private pinHold(slot: number, hold: Hold): void {
-    if (Array.isArray(hold)) {
-      for (const h of hold as ReadonlyArray<Hold>) this.pinHold(slot, h)
-      return
-    }
-    if (!ArrayBuffer.isView(hold) && !(hold instanceof ArrayBuffer)) return
-    const buffer = ArrayBuffer.isView(hold) ? hold.buffer : hold
-    if (typeof SharedArrayBuffer !== "undefined" && buffer instanceof SharedArrayBuffer) return
-    ;(this.pins[slot] ??= []).push(load().pin(hold))
+    forEachDetachable(hold, (memory) => (this.pins[slot] ??= []).push(load().pin(memory)))
   }
 
   /** Copies a 128-byte SQE into the staging area with `slot`'s user_data; returns its byte offset. */
