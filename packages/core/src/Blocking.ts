@@ -16,6 +16,7 @@ import { Context, Data, Duration, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { availableParallelism } from "node:os"
 import { type ErrorInfo, type FailureReason, Pool, type PoolStats, specifier } from "./internal/blocking.js"
+import { show } from "./internal/validate.js"
 import { RinglineConfigError } from "./RinglineError.js"
 
 /**
@@ -146,7 +147,7 @@ const validate = (options: BlockingOptions | undefined): Effect.Effect<{ size: n
     // From JavaScript anything can come here; a number or null would read as "all defaults".
     if (options !== undefined && (typeof options !== "object" || options === null)) {
       return Effect.fail(
-        new RinglineConfigError({ field: "blocking", detail: `options must be an object, got ${options === null ? "null" : typeof options}` })
+        new RinglineConfigError({ field: "blocking", detail: `options must be an object, got ${show(options)}` })
       )
     }
     const size = options?.size ?? Math.max(1, availableParallelism() - 1)

@@ -14,6 +14,7 @@ import { Channel, Context, Effect, Exit, Layer, Option, Runtime, Scope } from "e
 import type { Chunk, Duration } from "effect"
 import { type Connection, isConnection, unsafeInternal } from "./Connection.js"
 import { DirectWrites, pushReads, RunState } from "./internal/socketRun.js"
+import { show } from "./internal/validate.js"
 import type { ConnectTarget, Ringline } from "./Ringline.js"
 import * as Tcp from "./Tcp.js"
 import * as Unix from "./Unix.js"
@@ -295,7 +296,7 @@ export const fromConnection = (conn: Connection, options?: FromConnectionOptions
   // Checked at the call: anything else would fail only inside the first `run`, as a defect far
   // from the mistake.
   if (!isConnection(conn)) {
-    throw new TypeError(`RinglineSocket.fromConnection: conn must be a ringline Connection, got ${conn === null ? "null" : typeof conn}`)
+    throw new TypeError(`RinglineSocket.fromConnection: conn must be a ringline Connection, got ${show(conn)}`)
   }
   return fromOpen(
     options?.closeWhenDone === false
