@@ -9,7 +9,8 @@ import type { Address } from "./Address.js"
 import type { Connection } from "./Connection.js"
 import type { ConnectionClosed, SocketError, TlsError } from "./RinglineError.js"
 import type { ChunkHandler as InternalChunkHandler } from "./internal/net/chunkServe.js"
-import { EMPTY, describe } from "./internal/net/readers.js"
+import { EMPTY } from "./internal/net/readers.js"
+import { show } from "./internal/validate.js"
 import { chunkServer } from "./internal/net/serve.js"
 
 /**
@@ -133,8 +134,8 @@ export const serveChunks = <E = never, R = never, R2 = never>(
   handler: ChunkHandler<E, R>,
   options?: ServeOptions<E | SocketError | TlsError, R2>
 ): Effect.Effect<void, never, R | R2> => {
-  if (typeof listener !== "object" || listener === null) return Effect.dieMessage(`serveChunks: listener must be a Listener, got ${describe(listener)}`)
-  if (typeof handler !== "function") return Effect.dieMessage(`serveChunks: handler must be a function, got ${describe(handler)}`)
+  if (typeof listener !== "object" || listener === null) return Effect.dieMessage(`serveChunks: listener must be a Listener, got ${show(listener)}`)
+  if (typeof handler !== "function") return Effect.dieMessage(`serveChunks: handler must be a function, got ${show(handler)}`)
   const direct = chunkServer(listener)
   return direct !== undefined ? direct(handler, options) : listener.serve((c) => chunksOver(c, handler), options)
 }
@@ -147,7 +148,7 @@ const chunksOver = <E, R>(c: Connection, handler: ChunkHandler<E, R>): Effect.Ef
       if (answer === undefined) return Effect.void
       return Effect.isEffect(answer)
         ? answer as Effect.Effect<unknown, E, R>
-        : Effect.die(new TypeError(`serveChunks handler returned ${describe(answer)}, not undefined or an Effect`))
+        : Effect.die(new TypeError(`serveChunks handler returned ${show(answer)}, not undefined or an Effect`))
     })
   const loop: Effect.Effect<void, E | SocketError | TlsError, R> = Effect.flatMap(
     // The connection closed by the handler itself ends the loop quietly, as on the direct path.

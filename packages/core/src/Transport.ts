@@ -10,7 +10,7 @@
 import type { Effect } from "effect"
 import type { Connection } from "./Connection.js"
 import { unsafeInternal } from "./Connection.js"
-import { describe } from "./internal/net/readers.js"
+import { show } from "./internal/validate.js"
 import { deriveChunkServer } from "./internal/net/serve.js"
 import * as internal from "./internal/transport.js"
 import type { Listener } from "./Listener.js"
@@ -95,8 +95,8 @@ export const serveChunksAfter = (
 ): boolean => {
   // Checked here, not when a connection arrives: a bad `open` would otherwise fail every
   // connection (and `outer` not being an object is a WeakMap's unnamed TypeError).
-  if (typeof outer !== "object" || outer === null) throw new TypeError(`serveChunksAfter: outer must be a Listener, got ${describe(outer)}`)
-  if (typeof inner !== "object" || inner === null) throw new TypeError(`serveChunksAfter: inner must be a Listener, got ${describe(inner)}`)
-  if (typeof open !== "function") throw new TypeError(`serveChunksAfter: open must be a function, got ${describe(open)}`)
+  if (typeof outer !== "object" || outer === null) throw new TypeError(`serveChunksAfter: outer must be a Listener, got ${show(outer)}`)
+  if (typeof inner !== "object" || inner === null) throw new TypeError(`serveChunksAfter: inner must be a Listener, got ${show(inner)}`)
+  if (typeof open !== "function") throw new TypeError(`serveChunksAfter: open must be a function, got ${show(open)}`)
   return deriveChunkServer(outer, inner, open)
 }

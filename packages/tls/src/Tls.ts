@@ -695,12 +695,24 @@ export type UpgradeOptions =
  * STARTTLS: turns an open plaintext connection into a TLS one (after, e.g., an SMTP `STARTTLS`
  * exchange). Bytes the peer sent after its last plaintext message (its ClientHello) may already
  * be buffered: they go through TLS. From then on the same `Connection` reads and writes
- * plaintext over TLS. On failure the connection is closed.
+ * plaintext over TLS. On any failure (bad options included: the peer has already been told to
+ * start TLS) the connection is closed.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const upgrade = (
+  connection: Connection.Connection,
+  options: UpgradeOptions
+): Effect.Effect<void, TlsHandshakeError | TlsConfigError> =>
+  // Any failure closes it, bad options too: the peer has already been told to start TLS, so the
+  // connection cannot go on as plaintext.
+  Effect.onError(
+    upgradeWith(connection, options),
+    () => Connection.isConnection(connection) ? connection.close : Effect.void
+  )
+
+const upgradeWith = (
   connection: Connection.Connection,
   options: UpgradeOptions
 ): Effect.Effect<void, TlsHandshakeError | TlsConfigError> =>
@@ -711,16 +723,13 @@ export const upgrade = (
     // scope ends the rotation fiber at once). Many upgrades should share a `serverContext`.
     ? Effect.flatMap(Effect.scoped(contextOf(options)), (c) => {
       const { native: context, timeout } = c[ServerContextTypeId]
-      return serverHandshake(connection, context, timeout)
+      return handshake(connection, context, undefined, timeout)
     })
     : Effect.gen(function*() {
       const context = yield* clientContext(options)
       const timeout = yield* timeoutOf(options)
       const session = yield* clientSession(options.host, undefined, options)
-      yield* Effect.onError(
-        handshake(connection, context, session, timeout),
-        () => connection.close
-      )
+      yield* handshake(connection, context, session, timeout)
     })
 
 /**

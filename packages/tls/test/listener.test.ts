@@ -81,6 +81,41 @@ describe("STARTTLS", () => {
       expect(got).toBe("secret: hush")
       yield* Effect.fromFiber(server)
     })))
+
+  it.live("an upgrade with bad options fails with TlsConfigError and closes the connection, as any failed upgrade does", () =>
+    RinglineTesting.withFreshRing(Effect.gen(function*() {
+      const p = pki()
+      const bad: ReadonlyArray<unknown> = [
+        { side: "client", host: "", ca: p.ca },
+        { side: "client", host: "localhost", alpn: [""] },
+        { side: "server", cert: p.cert },
+        { side: "server", cert: p.cert, key: p.key, handshakeTimeout: -1 }
+      ]
+      // The peer is node:net: it sees each close as its end of stream.
+      let closed = 0
+      let allClosed!: () => void
+      const ended = new Promise<void>((r) => (allClosed = r))
+      const sockets: Array<net.Socket> = []
+      const peer = net.createServer((s) => {
+        sockets.push(s)
+        s.on("error", () => {})
+        s.on("close", () => ++closed === bad.length && allClosed())
+      })
+      yield* Effect.promise(() => new Promise<void>((r) => peer.listen(0, "127.0.0.1", () => r())))
+      yield* Effect.addFinalizer(() =>
+        Effect.promise(() => new Promise<void>((r) => (sockets.forEach((s) => s.destroy()), peer.close(() => r()))))
+      )
+      const port = (peer.address() as net.AddressInfo).port
+      for (const options of bad) {
+        const c = yield* Tcp.connect(`127.0.0.1:${port}`)
+        const e = yield* Effect.flip(Tls.upgrade(c, options as Tls.UpgradeOptions))
+        expect(e._tag, JSON.stringify(options)).toBe("TlsConfigError")
+        // Closed by the upgrade itself: the connection is unusable and the peer saw its end.
+        expect((yield* Effect.exit(c.send(enc("plaintext after a failed upgrade"))))._tag).toBe("Failure")
+      }
+      yield* Effect.promise(() => ended)
+      expect(closed).toBe(bad.length)
+    })))
 })
 
 describe("TlsSocketServer", () => {

@@ -8,19 +8,28 @@
  * JavaScript type where bytes are expected is a defect (TypeError), see `bytesOf`.
  */
 
-/** A short, bounded description of any value for an error message. */
+/**
+ * A short, bounded description of any value for an error message. It never throws: the value may
+ * be hostile (a Proxy, a getter that throws), and the message must still be built.
+ */
 export const show = (value: unknown): string => {
-  if (typeof value === "string") {
-    const s = JSON.stringify(value.length > 64 ? value.slice(0, 64) + "…" : value)
-    return s
+  try {
+    if (typeof value === "string") return JSON.stringify(value.length > 64 ? value.slice(0, 64) + "…" : value)
+    if (typeof value === "number" || typeof value === "boolean") return String(value)
+    if (typeof value === "bigint") return `${value}n`
+    if (value === null) return "null"
+    if (value === undefined) return "undefined"
+    if (typeof value === "function") return "a function"
+    if (typeof value === "symbol") return value.toString()
+    // A tagged value (an Effect data type, a Connection.done/needMore lookalike) is named by its tag.
+    if (Object.prototype.hasOwnProperty.call(value, "_tag")) {
+      return `an object with _tag ${show((value as { _tag: unknown })._tag)}`
+    }
+    const name = (value as object).constructor?.name
+    return typeof name === "string" && name !== "" && name !== "Object" ? `a ${name}` : "an object"
+  } catch {
+    return "an unprintable value"
   }
-  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value)
-  if (value === null) return "null"
-  if (value === undefined) return "undefined"
-  if (typeof value === "function") return "a function"
-  if (typeof value === "symbol") return value.toString()
-  const name = (value as object).constructor?.name
-  return typeof name === "string" && name !== "" && name !== "Object" ? `a ${name}` : "an object"
 }
 
 /** A TCP/UDP port: an integer 0..65535 (0 asks the kernel for a free one where that makes sense). */

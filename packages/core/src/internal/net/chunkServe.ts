@@ -11,7 +11,8 @@ import type { Connection } from "../../Connection.js"
 import type { SocketError, TlsError } from "../../RinglineError.js"
 import type { Waiter } from "../waiters.js"
 import type { Channel } from "./channel.js"
-import { describe, EMPTY, type ReadResult } from "./readers.js"
+import { EMPTY, type ReadResult } from "./readers.js"
+import { show } from "../validate.js"
 
 /** What a `serveChunks` handler is called with, and may answer. */
 export type ChunkHandler<E, R> = (chunk: Uint8Array, connection: Connection) => void | Effect.Effect<unknown, E, R>
@@ -104,7 +105,7 @@ export class ChunkServe<E, R> implements Waiter {
       return this.channel.readers.wait(this, this.onWake)
     }
     if (!Effect.isEffect(answer)) {
-      return this.end(Cause.die(new TypeError(`serveChunks handler returned ${describe(answer)}, not undefined or an Effect`)))
+      return this.end(Cause.die(new TypeError(`serveChunks handler returned ${show(answer)}, not undefined or an Effect`)))
     }
     this.fiber = this.serving.run(this.await(answer as Effect.Effect<unknown, E, R>, last))
   }

@@ -7,6 +7,7 @@ import type { EndOfStream, SocketError, ConnectionClosed, TlsError } from "../..
 import { noteRun } from "../mallocPolicy.js"
 import { KeepSlab } from "./keepSlab.js"
 import { LEND_MIN } from "./sendQueue.js"
+import { show } from "../validate.js"
 import type { Wire } from "./wire.js"
 
 /** What a `read` parser answers. */
@@ -47,34 +48,20 @@ export const runParser = <A>(parse: (bytes: Uint8Array) => ReadResult<A>, bytes:
       }
       return {
         _tag: "Bad",
-        defect: new RangeError(`read parser consumed ${describe(consumed)} of ${bytes.length} bytes (must be an integer 0..${bytes.length})`)
+        defect: new RangeError(`read parser consumed ${show(consumed)} of ${bytes.length} bytes (must be an integer 0..${bytes.length})`)
       }
     }
     if (tag === "NeedMore") {
       const atLeast = r.atLeast === undefined ? 0 : r.atLeast
       if (typeof atLeast === "number" && atLeast >= 0 && !Number.isNaN(atLeast)) return { _tag: "NeedMore", atLeast }
-      return { _tag: "Bad", defect: new RangeError(`read parser answered needMore(${describe(atLeast)}): atLeast must be a number >= 0`) }
+      return { _tag: "Bad", defect: new RangeError(`read parser answered needMore(${show(atLeast)}): atLeast must be a number >= 0`) }
     }
   } catch (defect) {
     return { _tag: "Bad", defect }
   }
   return {
     _tag: "Bad",
-    defect: new TypeError(`read parser returned ${describe(result)}; expected done(consumed, value) or needMore(atLeast?)`)
-  }
-}
-
-/** A short, never-throwing description of an arbitrary value for an error message. */
-export const describe = (u: unknown): string => {
-  try {
-    if (typeof u === "string") return JSON.stringify(u.length > 40 ? u.slice(0, 40) + "…" : u)
-    if (typeof u === "function") return "a function"
-    if (typeof u === "symbol" || typeof u === "bigint") return String(u) + (typeof u === "bigint" ? "n" : "")
-    if (typeof u !== "object" || u === null) return String(u)
-    const tag = Object.prototype.hasOwnProperty.call(u, "_tag") ? (u as any)._tag : undefined
-    return tag !== undefined ? `an object with _tag ${describe(tag)}` : `an object (${Object.prototype.toString.call(u)})`
-  } catch {
-    return "an unprintable value"
+    defect: new TypeError(`read parser returned ${show(result)}; expected done(consumed, value) or needMore(atLeast?)`)
   }
 }
 

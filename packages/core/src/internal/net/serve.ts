@@ -14,7 +14,7 @@ import type { ConnectionClosed } from "../../RinglineError.js"
 import { takeInFiber, type Waiter, type WaiterQueue } from "../waiters.js"
 import type { Channel } from "./channel.js"
 import { type ChunkHandler, ChunkServe, type ChunkServing, type ReceiveError } from "./chunkServe.js"
-import { describe } from "./readers.js"
+import { show } from "../validate.js"
 
 /** What a Listener accepts from: a listening socket, a handed-off connection inbox, a test source. */
 export interface AcceptSource {
@@ -84,7 +84,7 @@ const opening = (open: Opening, connection: Connection): Effect.Effect<void, unk
     const o: unknown = open(connection)
     return Effect.isEffect(o)
       ? o as Effect.Effect<void, unknown>
-      : Effect.die(new TypeError(`serveChunksAfter's open returned ${describe(o)}, not an Effect`))
+      : Effect.die(new TypeError(`serveChunksAfter's open returned ${show(o)}, not an Effect`))
   })
 
 /** serve's default report of a failed handler. */
@@ -238,7 +238,7 @@ export const acceptLoop = (
               const h: unknown = handler(c)
               return Effect.isEffect(h)
                 ? h as Effect.Effect<unknown, E, R>
-                : Effect.die(new TypeError(`serve handler returned ${describe(h)}, not an Effect`))
+                : Effect.die(new TypeError(`serve handler returned ${show(h)}, not an Effect`))
             })),
             {
               onFailure: (cause) =>
