@@ -82,11 +82,11 @@ export class RingWire implements Wire, OpOwner {
       case TAG_SEND:
       case TAG_SEND_ZC:
         this.onSend(slot, tag, res, flags)
-        if (this.pinned !== undefined && this.pinned.length > 0) this.unpinDone(false)
+        this.unpinSettled()
         break
       case TAG_CHAIN:
         this.onChainLink(slot, res)
-        if (this.pinned !== undefined && this.pinned.length > 0) this.unpinDone(false)
+        this.unpinSettled()
         break
       case TAG_CLOSE:
         this.closeDone = true
@@ -206,6 +206,11 @@ export class RingWire implements Wire, OpOwner {
   /** Segments whose memory is pinned (see addressOf), and their pins; made on first use. */
   private pinned: Array<Segment> | undefined = undefined
   private pinIds: Array<number> | undefined = undefined
+
+  /** After a send's or a chain link's completion: unpins what it settled, if anything is pinned. */
+  private unpinSettled(): void {
+    if (this.pinned !== undefined && this.pinned.length > 0) this.unpinDone(false)
+  }
 
   /** Unpins the segments the kernel is done with (sent whole, notified), or all of them. */
   private unpinDone(all: boolean): void {
