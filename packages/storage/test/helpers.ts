@@ -5,8 +5,6 @@ import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { setFlagsFromString } from "node:v8"
-import { runInNewContext } from "node:vm"
 
 /** Open file descriptors of this process. */
 export const fdCount = RinglineTesting.openFds
@@ -27,19 +25,5 @@ export const tempFifo: Effect.Effect<string, never, Scope.Scope> = Effect.map(te
   return path
 })
 
-/**
- * What a caller may do to memory an op is still using: moves `view`'s memory to a new
- * ArrayBuffer (structuredClone with a transfer list, which detaches `view`) that is dropped at
- * once, collects it, then allocates `count` arrays of `view`'s former size filled with 0x42,
- * which may take that memory (as core's test helper of the same name). An op that did not pin it now reads or writes those arrays, or
- * faults (a freed large buffer is unmapped: EFAULT).
- */
-export const detachAndReuse = (view: Uint8Array, count: number): Array<Uint8Array> => {
-  const size = view.byteLength
-  void structuredClone(view.buffer, { transfer: [view.buffer as ArrayBuffer] })
-  setFlagsFromString("--expose-gc")
-  const gc = runInNewContext("gc") as () => void
-  gc()
-  gc()
-  return Array.from({ length: count }, () => new Uint8Array(size).fill(0x42))
-}
+/** What a caller may do to memory an op is still using: core's test helper, shared. */
+export { detachAndReuse } from "../../core/test/detach.js"
